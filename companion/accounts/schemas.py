@@ -1,0 +1,153 @@
+"""Account bodies in and out. Inbound schemas raise on unknown fields; server-owned fields are named."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
+
+from companion.validation import HourMinute, Instant, StrictSchema, validate_country, validate_timezone
+
+SEXES = ("female", "male", "unspecified")
+GOAL_TYPES = ("abstain", "moderate")
+PLATFORMS = ("ios", "android")
+#: Nudge kinds a member may mute (coach messages can never be muted: DOMAIN.md).
+MUTABLE_NUDGE_KINDS = ("dose_reminder", "log_reminder", "craving_support", "streak", "reengagement", "weekly_summary")
+#: Fields of the member that only the server sets; sending one is a 422 that names it.
+SERVER_OWNED = ("id", "email", "role", "coach", "insurer", "enrolled_at", "created_at", "updated_at")
+
+
+class GoalSchema(StrictSchema):
+    type = fields.String(required=True, validate=validate.OneOf(GOAL_TYPES))
+    weekly_limit = fields.Decimal(
+        allow_none=True,
+        places=1,
+        as_string=False,
+        validate=validate.Range(min=0, max=200),
+        metadata={"description": "Standard drinks per week in the member's country's size; moderate goals only."},
+    )
+
+    @validates_schema
+    def _limit_matches_type(self, data: dict[str, Any], **_: Any) -> None:
+        limit = data.get("weekly_limit")
+        if data.get("type") == "moderate" and limit is None:
+            raise ValidationError({"weekly_limit": ["Required for a moderate goal."]})
+        if data.get("type") == "abstain" and limit is not None:
+            raise ValidationError({"weekly_limit": ["Only a moderate goal has a weekly limit."]})
+
+
+class ConsentsSchema(StrictSchema):
+    outcome_sharing = fields.Boolean(
+        required=True,
+        metadata={"description": "Share de-identified, aggregated outcomes with the member's insurer plan."},
+    )
+
+
+class QuietHoursSchema(StrictSchema):
+    start = HourMinute(required=True)
+    end = HourMinute(required=True)
+
+
+class RemindersSchema(StrictSchema):
+    log_time = HourMinute(metadata={"description": "Local time of the daily log reminder (default 20:00)."})
+    quiet_hours = fields.Nested(QuietHoursSchema, allow_none=True)
+    muted_kinds = fields.List(
+        fields.String(validate=validate.OneOf(MUTABLE_NUDGE_KINDS)), validate=validate.Length(max=10)
+    )
+
+
+class RegisterSchema(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=10, max=1024))
+    timezone = fields.String(required=True, validate=validate_timezone, metadata={"example": "America/New_York"})
+    display_name = fields.String(allow_none=True, validate=validate.Length(min=1, max=80))
+    country = fields.String(load_default="US", validate=validate_country)
+    sex = fields.String(load_default="unspecified", validate=validate.OneOf(SEXES))
+    goal = fields.Nested(GoalSchema, required=True)
+    enrollment_code = fields.String(allow_none=True, validate=validate.Length(min=1, max=64))
+    consents = fields.Nested(ConsentsSchema)
+
+
+class LoginSchema(StrictSchema):
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+
+
+class RefreshSchema(StrictSchema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class PasswordSchema(StrictSchema):
+    password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
+
+
+class MemberPatchSchema(StrictSchema):
+    display_name = fields.String(allow_none=True, validate=validate.Length(min=1, max=80))
+    timezone = fields.String(validate=validate_timezone)
+    country = fields.String(validate=validate_country)
+    sex = fields.String(validate=validate.OneOf(SEXES))
+    goal = fields.Nested(GoalSchema)
+    reminders = fields.Nested(RemindersSchema)
+    consents = fields.Nested(ConsentsSchema)
+
+    @pre_load
+    def _refuse_server_owned(self, data: Any, **_: Any) -> Any:
+        if isinstance(data, dict):
+            owned = sorted(k for k in data if k in SERVER_OWNED)
+            if owned:
+                raise ValidationError({k: ["Set by the server; a member cannot change it."] for k in owned})
+        return data
+
+
+class CoachRefSchema(Schema):
+    id = fields.UUID()
+    display_name = fields.String()
+
+
+class InsurerRefSchema(Schema):
+    name = fields.String()
+    code = fields.String()
+
+
+class MemberSchema(Schema):
+    id = fields.UUID()
+    email = fields.String()
+    role = fields.String()
+    display_name = fields.String(allow_none=True)
+    timezone = fields.String()
+    country = fields.String()
+    sex = fields.String()
+    goal = fields.Nested(GoalSchema)
+    reminders = fields.Nested(RemindersSchema)
+    consents = fields.Dict(keys=fields.String(), values=fields.Raw())
+    coach = fields.Nested(CoachRefSchema, allow_none=True)
+    insurer = fields.Nested(InsurerRefSchema, allow_none=True)
+    enrolled_at = Instant()
+    updated_at = Instant()
+
+
+class TokenSchema(Schema):
+    member = fields.Nested(MemberSchema, allow_none=True, metadata={"description": "null for staff accounts"})
+    role = fields.String()
+    token_type = fields.String(dump_default="Bearer")
+    access_token = fields.String()
+    refresh_token = fields.String()
+    expires_at = Instant(metadata={"description": "When the access token expires."})
+    refresh_expires_at = Instant()
+
+
+class DeviceInputSchema(StrictSchema):
+    platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
+    push_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+
+
+class DeviceSchema(Schema):
+    id = fields.UUID()
+    platform = fields.String()
+    active = fields.Boolean()
+    created_at = Instant()
+    last_seen_at = Instant()
+
+
+class DeviceListSchema(Schema):
+    items = fields.List(fields.Nested(DeviceSchema))

@@ -1,0 +1,122 @@
+"""Opaque bearer tokens: random, stored as SHA-256, expiring, revocable, refresh rotated with reuse detection.
+
+A login makes a token family. Each refresh spends the refresh token and issues a new pair in the same
+family; presenting a spent refresh token again means it was copied, so the whole family is revoked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from companion.accounts.models import AuthToken, TokenKind, User
+from companion.db import session, utcnow
+from companion.domain.errors import Unauthenticated
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_at: datetime
+    refresh_expires_at: datetime
+
+
+def _digest(raw: str) -> bytes:
+    return hashlib.sha256(raw.encode()).digest()
+
+
+def _ttl(name: str) -> timedelta:
+    return timedelta(seconds=current_app.config[f"COMPANION_{name}"])
+
+
+def issue_pair(user: User, *, family_id: uuid.UUID | None = None, now: datetime) -> TokenPair:
+    family_id = family_id or uuid.uuid4()
+    access, refresh = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    access_expires, refresh_expires = now + _ttl("ACCESS_TOKEN_TTL"), now + _ttl("REFRESH_TOKEN_TTL")
+    session.add_all(
+        [
+            AuthToken(
+                user_id=user.id,
+                family_id=family_id,
+                kind=TokenKind.ACCESS,
+                token_hash=_digest(access),
+                created_at=now,
+                expires_at=access_expires,
+            ),
+            AuthToken(
+                user_id=user.id,
+                family_id=family_id,
+                kind=TokenKind.REFRESH,
+                token_hash=_digest(refresh),
+                created_at=now,
+                expires_at=refresh_expires,
+            ),
+        ]
+    )
+    session.flush()
+    return TokenPair(access, refresh, access_expires, refresh_expires)
+
+
+def authenticate_access(raw: str, *, now: datetime | None = None) -> tuple[AuthToken, User] | None:
+    """The live access token and its user, or None (unknown, expired, revoked, erased account)."""
+    now = now or utcnow()
+    row = session.execute(
+        select(AuthToken, User)
+        .join(User, User.id == AuthToken.user_id)
+        .where(
+            AuthToken.token_hash == _digest(raw),
+            AuthToken.kind == TokenKind.ACCESS,
+            AuthToken.revoked_at.is_(None),
+            AuthToken.expires_at > now,
+            User.deleted_at.is_(None),
+        )
+    ).first()
+    return (row[0], row[1]) if row else None
+
+
+def refresh(raw: str, *, now: datetime) -> tuple[User, TokenPair] | None:
+    """Spend a refresh token for a new pair.
+
+    A second use revokes the family (theft detection) and returns None: the caller commits that
+    revocation and then answers 401.
+    """
+    token = session.execute(
+        select(AuthToken).where(AuthToken.token_hash == _digest(raw), AuthToken.kind == TokenKind.REFRESH)
+    ).scalar_one_or_none()
+    if token is None or token.revoked_at is not None or token.expires_at <= now:
+        raise Unauthenticated("The refresh token is not valid.")
+    # Spend it atomically: of two concurrent exchanges, exactly one wins; the other is a reuse.
+    spent = session.execute(
+        update(AuthToken)
+        .where(AuthToken.id == token.id, AuthToken.spent_at.is_(None))
+        .values(spent_at=now)
+        .returning(AuthToken.id)
+    ).first()
+    if spent is None:
+        revoke_family(token.family_id, now=now)
+        return None
+    user = session.get(User, token.user_id)
+    if user is None or not user.is_active:
+        raise Unauthenticated("The refresh token is not valid.")
+    return user, issue_pair(user, family_id=token.family_id, now=now)
+
+
+def revoke_family(family_id: uuid.UUID, *, now: datetime) -> None:
+    session.execute(
+        update(AuthToken)
+        .where(AuthToken.family_id == family_id, AuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+
+
+def revoke_all(user_id: uuid.UUID, *, now: datetime) -> None:
+    session.execute(
+        update(AuthToken).where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None)).values(revoked_at=now)
+    )

@@ -1,0 +1,162 @@
+"""Accounts API (API.md "Accounts"). Thin: validate, call one service, commit once."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import current_app, g
+from flask.views import MethodView
+from flask_login import current_user
+from flask_smorest import Blueprint
+
+from companion.accounts import schemas, services
+from companion.accounts.models import Role
+from companion.auth.access import PUBLIC, allow
+from companion.db import unit_of_work, utcnow
+from companion.domain.errors import Unauthenticated
+from companion.extensions import limiter, login_email_key
+
+blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Registration, sign-in and the member's own account")
+
+
+def _token_body(signed_in: services.SignedIn) -> dict[str, Any]:
+    user, pair = signed_in.user, signed_in.pair
+    return {
+        "member": services.member_view(user) if user.role == Role.MEMBER else None,
+        "role": user.role.value,
+        "token_type": "Bearer",
+        "access_token": pair.access_token,
+        "refresh_token": pair.refresh_token,
+        "expires_at": pair.expires_at,
+        "refresh_expires_at": pair.refresh_expires_at,
+    }
+
+
+def _login_limit() -> str:
+    return current_app.config["COMPANION_RATELIMIT_LOGIN"]
+
+
+def _login_failure_limit() -> str:
+    return current_app.config["COMPANION_RATELIMIT_LOGIN_FAILURES"]
+
+
+def _register_limit() -> str:
+    return current_app.config["COMPANION_RATELIMIT_REGISTER"]
+
+
+@blp.route("/auth/register", methods=["POST"])
+@allow(PUBLIC)
+@limiter.limit(_register_limit)
+@blp.arguments(schemas.RegisterSchema)
+@blp.response(201, schemas.TokenSchema)
+@blp.alt_response(409, description="The email is already registered.")
+@blp.alt_response(429, description="Too many registrations from this address.")
+def register(data: dict[str, Any]):
+    """Create a member account and sign in."""
+    with unit_of_work():
+        signed_in = services.register_member(data, now=utcnow())
+        return _token_body(signed_in)
+
+
+@blp.route("/auth/token", methods=["POST"])
+@allow(PUBLIC)
+@limiter.limit(_login_limit)
+@limiter.limit(_login_failure_limit, key_func=login_email_key, deduct_when=lambda r: r.status_code == 401)
+@blp.arguments(schemas.LoginSchema)
+@blp.response(200, schemas.TokenSchema)
+@blp.alt_response(401, description="Unknown email or wrong password (the same answer for both).")
+@blp.alt_response(429, description="Too many attempts.")
+def token(data: dict[str, Any]):
+    """Sign in with email and password (members and staff alike)."""
+    with unit_of_work():
+        return _token_body(services.sign_in(data["email"], data["password"], now=utcnow()))
+
+
+@blp.route("/auth/refresh", methods=["POST"])
+@allow(PUBLIC)
+@limiter.limit(_login_limit)
+@blp.arguments(schemas.RefreshSchema)
+@blp.response(200, schemas.TokenSchema)
+@blp.alt_response(401, description="Unknown, expired, revoked or already spent refresh token.")
+def refresh(data: dict[str, Any]):
+    """Exchange a refresh token for a new pair. A spent token presented again revokes the whole login."""
+    with unit_of_work():
+        signed_in = services.refresh(data["refresh_token"], now=utcnow())
+    if signed_in is None:
+        raise Unauthenticated("The refresh token was already used; every token of this login is revoked.")
+    return _token_body(signed_in)
+
+
+@blp.route("/auth/logout", methods=["POST"])
+@allow(Role.MEMBER, Role.COACH, Role.ADMIN, Role.INSURER_ANALYST)
+@blp.response(204)
+def logout():
+    """Revoke the access token presented and every token of its login."""
+    with unit_of_work():
+        services.sign_out(g.auth_token.family_id, now=utcnow())
+
+
+@blp.route("/me")
+class Me(MethodView):
+    @allow(Role.MEMBER)
+    @blp.response(200, schemas.MemberSchema)
+    def get(self):
+        """The signed-in member."""
+        return services.member_view(current_user)
+
+    @allow(Role.MEMBER)
+    @blp.arguments(schemas.MemberPatchSchema)
+    @blp.response(200, schemas.MemberSchema)
+    def patch(self, changes: dict[str, Any]):
+        """Change the member's settings. Server-owned fields (id, email, role, coach, insurer) are 422."""
+        with unit_of_work():
+            user = services.update_member(current_user, changes, now=utcnow())
+            return services.member_view(user)
+
+    @allow(Role.MEMBER)
+    @blp.arguments(schemas.PasswordSchema)
+    @blp.response(202)
+    @blp.alt_response(401, description="Wrong password.")
+    def delete(self, data: dict[str, Any]):
+        """Erase the account: it can no longer sign in and its personal data is deleted."""
+        with unit_of_work():
+            services.erase_member(current_user, data["password"], now=utcnow())
+
+
+@blp.route("/me/export")
+@allow(Role.MEMBER)
+@blp.response(200)
+def export():
+    """Every record held about the member, as JSON."""
+    return services.export_member(current_user)
+
+
+@blp.route("/me/devices")
+class Devices(MethodView):
+    @allow(Role.MEMBER)
+    @blp.response(200, schemas.DeviceListSchema)
+    def get(self):
+        """The member's registered phones."""
+        return {"items": services.list_devices(current_user.id)}
+
+    @allow(Role.MEMBER)
+    @blp.arguments(schemas.DeviceInputSchema)
+    @blp.response(201, schemas.DeviceSchema, description="A new device.")
+    @blp.alt_response(200, schema=schemas.DeviceSchema, description="A push token already registered.")
+    def post(self, data: dict[str, Any]):
+        """Register a phone for push notifications (safe to retry)."""
+        with unit_of_work():
+            device, created = services.register_device(
+                current_user.id, data["platform"], data["push_token"], now=utcnow()
+            )
+        return device, 201 if created else 200
+
+
+@blp.route("/me/devices/<uuid:device_id>")
+@allow(Role.MEMBER)
+@blp.response(204)
+def remove_device(device_id: uuid.UUID):
+    """Stop pushing to a device."""
+    with unit_of_work():
+        services.remove_device(current_user.id, device_id)

@@ -1,0 +1,89 @@
+"""Application factory for the Companion API, the coach dashboard and insurer exports."""
+
+from __future__ import annotations
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from companion import api as api_plumbing
+from companion import db, jobs, logs
+from companion.accounts import views as accounts_views
+from companion.auth import loaders
+from companion.auth.access import enforce_access
+from companion.broker import make_celery
+from companion.config import Config
+from companion.docs import bp as docs_bp
+from companion.errors import register_error_handlers
+from companion.extensions import api, csrf, limiter, login_manager
+from companion.health import bp as health_bp
+from companion.runtime import limiter_storage_url
+
+API_BLUEPRINTS = (accounts_views.blp,)
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    if not config.database_url or not config.redis_url:
+        raise RuntimeError("DATABASE_URL and REDIS_URL must be resolved before the app is made (companion.runtime).")
+    app = Flask(__name__, instance_path=config.instance_path)
+    app.config.from_mapping(config.as_flask_config())
+    logs.configure_logging(config.log_level)
+    if config.proxy_fix:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+    register_extensions(app, config)
+    register_request_hooks(app)
+    register_blueprints(app)
+    register_error_handlers(app)
+    return app
+
+
+def register_extensions(app: Flask, config: Config) -> None:
+    engine = db.make_engine(config.database_url)
+    app.extensions["engine"] = engine
+    db.bind(engine)
+    app.teardown_appcontext(lambda _exc: db.session.remove())
+
+    login_manager.init_app(app)
+    loaders.init_app(app, login_manager)
+
+    app.config.update(
+        RATELIMIT_ENABLED=config.ratelimit_enabled,
+        RATELIMIT_STORAGE_URI=limiter_storage_url(config.redis_url),
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.3, "socket_timeout": 0.3},
+        RATELIMIT_STRATEGY="moving-window",
+        RATELIMIT_DEFAULT=config.ratelimit_default,
+        RATELIMIT_HEADERS_ENABLED=True,
+        # Redis down must never turn a request into a 500; fall back to per-process counters meanwhile.
+        RATELIMIT_SWALLOW_ERRORS=True,
+        RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
+        RATELIMIT_KEY_PREFIX="companion-rl",
+    )
+    limiter.init_app(app)
+
+    csrf.init_app(app)
+    api_plumbing.configure_openapi(app)
+    api.init_app(app)
+    jobs.configure(make_celery(app))
+
+
+def register_request_hooks(app: Flask) -> None:
+    logs.init_app(app)
+    # Order matters: authenticate and authorise first, then look at the body.
+    app.before_request(enforce_access)
+    app.before_request(api_plumbing.require_json_object)
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+
+def register_blueprints(app: Flask) -> None:
+    for blp in API_BLUEPRINTS:
+        api.register_blueprint(blp)
+        csrf.exempt(blp)  # bearer tokens, never cookies: nothing to forge
+    app.register_blueprint(health_bp)
+    app.register_blueprint(docs_bp)

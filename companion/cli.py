@@ -1,0 +1,226 @@
+"""The `companion` command line (API.md "Command line")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from companion import migrate
+from companion.config import Config
+from companion.domain.errors import DomainError
+from companion.runtime import Services, resolve
+
+
+def _services() -> tuple[Config, Services]:
+    config = Config.from_env()
+    services = resolve(
+        database_url=config.database_url, redis_url=config.redis_url, instance_path=Path(config.instance_path)
+    )
+    return Config.from_env(database_url=services.database_url, redis_url=services.redis_url), services
+
+
+@contextmanager
+def _app_context() -> Iterator[Services]:
+    from companion.app import create_app
+
+    config, services = _services()
+    app = create_app(config)
+    with app.app_context():
+        yield services
+
+
+@click.group()
+def main() -> None:
+    """Companion: the recovery program's API, dashboard, workers and tools."""
+
+
+def _fail_on_domain_error(fn):  # type: ignore[no-untyped-def]
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        try:
+            return fn(*args, **kwargs)
+        except DomainError as exc:
+            raise click.ClickException(exc.message) from exc
+
+    return wrapper
+
+
+# --- database ---------------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """Alembic migrations: the only way the schema is made."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Upgrade to REVISION (default: head)."""
+    config, _services_handle = _services()
+    migrate.upgrade(config.database_url, revision)
+    click.echo(f"database at {migrate.current(config.database_url)}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Downgrade to REVISION ('base' for an empty database, '-1' for one step)."""
+    config, _services_handle = _services()
+    migrate.downgrade(config.database_url, revision)
+    click.echo(f"database at {migrate.current(config.database_url)}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's revision."""
+    config, _services_handle = _services()
+    click.echo(migrate.current(config.database_url) or "base (empty)")
+
+
+# --- accounts ---------------------------------------------------------------------------------------
+
+
+@main.command("create-insurer")
+@click.option("--name", required=True, help="The plan's name.")
+@click.option("--code", required=True, help="The enrollment code members type at registration.")
+@_fail_on_domain_error
+def create_insurer(name: str, code: str) -> None:
+    """Create an insurer plan and print its enrollment code."""
+    from companion.accounts import services
+    from companion.db import unit_of_work, utcnow
+
+    with _app_context(), unit_of_work():
+        insurer = services.create_insurer(name, code, now=utcnow())
+        click.echo(f"insurer {insurer.name!r} created; enrollment code: {insurer.code}")
+
+
+@main.command("create-staff")
+@click.option("--role", required=True, type=click.Choice(["coach", "admin", "insurer_analyst"]))
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 10 characters.")
+@click.option("--insurer", "insurer_code", default=None, help="The insurer's code (insurer analysts only).")
+@click.option("--name", "display_name", default=None, help="The name members and colleagues see.")
+@_fail_on_domain_error
+def create_staff(role: str, email: str, password: str, insurer_code: str | None, display_name: str | None) -> None:
+    """Create a staff account (staff never self-register)."""
+    from companion.accounts import services
+    from companion.accounts.models import Role
+    from companion.db import unit_of_work, utcnow
+
+    with _app_context(), unit_of_work():
+        user = services.create_staff(
+            Role(role), email, password, insurer_code=insurer_code, display_name=display_name, now=utcnow()
+        )
+        click.echo(f"{role} {user.email} created")
+
+
+@main.command("assign-coach")
+@click.option("--member", "member_email", required=True)
+@click.option("--coach", "coach_email", required=True)
+@_fail_on_domain_error
+def assign_coach(member_email: str, coach_email: str) -> None:
+    """Put a member on a coach's caseload (ending any previous assignment)."""
+    from companion.accounts import services
+    from companion.db import unit_of_work, utcnow
+
+    with _app_context(), unit_of_work():
+        services.assign_coach(member_email, coach_email, now=utcnow())
+        click.echo(f"{member_email} is on {coach_email}'s caseload")
+
+
+# --- running everything -----------------------------------------------------------------------------
+
+
+def _print_demo(logins, port: int) -> None:  # type: ignore[no-untyped-def]
+    click.echo("")
+    click.echo("Demo logins (password for all: %s)" % logins.password)
+    click.echo(f"  coach:    {logins.coach}   dashboard http://127.0.0.1:{port}/dashboard/login")
+    click.echo(f"  admin:    {logins.admin}")
+    click.echo(f"  analyst:  {logins.analyst}")
+    click.echo(f"  members:  {', '.join(logins.members)}")
+    click.echo("")
+
+
+@main.command("up")
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--demo", is_flag=True, help="Add demo accounts and data, and print how to log in.")
+@click.option("--web-workers", default=2, show_default=True, type=int)
+def up(port: int, host: str, demo: bool, web_workers: int) -> None:
+    """Migrate, then run the API and dashboard, a Celery worker and beat together. Ctrl-C stops all."""
+    config, services = _services()
+    click.echo(f"services: {services.describe()}")
+    migrate.upgrade(config.database_url)
+    if demo:
+        from companion.db import unit_of_work, utcnow
+        from companion.demo import ensure_demo
+
+        with _app_context(), unit_of_work():
+            logins = ensure_demo(now=utcnow())
+        _print_demo(logins, port)
+
+    instance = Path(config.instance_path)
+    instance.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url}
+    env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
+    python = sys.executable
+    commands = {
+        "web": [python, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(web_workers),
+                "--worker-class", "gthread", "--threads", "4", "--access-logfile", "-",
+                "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms', "companion.wsgi:app"],
+        "worker": [python, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel", "INFO",
+                   "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
+        "beat": [python, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
+                 "--schedule", str(instance / "celerybeat-schedule")],
+    }
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(*_args: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name, command in commands.items():
+        # Own process groups: one Ctrl-C reaches us, and we stop the children in order.
+        children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+    click.echo(f"companion is up: API http://{host}:{port}/api/v1  docs http://{host}:{port}/api/docs  "
+               f"ready http://{host}:{port}/readyz  (Ctrl-C stops everything)")
+    exit_code = 0
+    try:
+        while not stopping:
+            for name, child in children.items():
+                if child.poll() is not None:
+                    click.echo(f"{name} exited with {child.returncode}; stopping everything", err=True)
+                    exit_code = 1
+                    stopping = True
+            time.sleep(0.5)
+    finally:
+        for child in children.values():
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for child in children.values():
+            try:
+                child.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+        click.echo("stopped")
+    sys.exit(exit_code)
+
+
+if __name__ == "__main__":
+    main()

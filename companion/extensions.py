@@ -1,0 +1,30 @@
+"""Extension instances, unbound; `app.create_app` binds them."""
+
+from __future__ import annotations
+
+from flask import request
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager, current_user
+from flask_smorest import Api
+from flask_wtf import CSRFProtect
+
+
+def rate_limit_key() -> str:
+    """Per account when signed in (carrier NAT puts many phones behind one address), else per address."""
+    if current_user and current_user.is_authenticated:
+        return f"user:{current_user.id}"
+    return f"ip:{get_remote_address()}"
+
+
+def login_email_key() -> str:
+    """Failed sign-ins are counted per email as well as per address, so one address cannot spray."""
+    body = request.get_json(silent=True)
+    email = body.get("email") if isinstance(body, dict) else None
+    return f"login:{str(email).strip().lower()[:254]}" if email else f"ip:{get_remote_address()}"
+
+
+api = Api()
+limiter = Limiter(key_func=rate_limit_key)
+login_manager = LoginManager()
+csrf = CSRFProtect()

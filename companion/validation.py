@@ -1,0 +1,71 @@
+"""Field types and validators shared by every schema. Marshmallow 4: validators raise, never return False."""
+
+from __future__ import annotations
+
+import zoneinfo
+from datetime import UTC, datetime, time
+from functools import cache
+from typing import Any
+
+from iso3166 import countries_by_alpha2
+from marshmallow import Schema, ValidationError, fields
+
+#: Quiet hours, reminder times: "HH:MM", 24-hour clock.
+HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+@cache
+def iana_zones() -> frozenset[str]:
+    return frozenset(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC")
+
+
+def validate_timezone(value: str) -> None:
+    if value not in iana_zones():
+        raise ValidationError("Not an IANA time zone (for example 'America/New_York').")
+
+
+def validate_country(value: str) -> None:
+    if value not in countries_by_alpha2:
+        raise ValidationError("Not an ISO 3166-1 alpha-2 country code (for example 'US').")
+
+
+class HourMinute(fields.Field):
+    """A local wall-clock time as "HH:MM"."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault("pattern", HHMM_PATTERN)
+        kwargs["metadata"].setdefault("example", "20:00")
+        super().__init__(**kwargs)
+
+    def _serialize(self, value: time | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else value.strftime("%H:%M")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> time:
+        if not isinstance(value, str) or len(value) != 5 or value[2] != ":":
+            raise ValidationError('Must be a time of day as "HH:MM".')
+        try:
+            hours, minutes = int(value[:2]), int(value[3:])
+            return time(hours, minutes)
+        except ValueError as exc:
+            raise ValidationError('Must be a time of day as "HH:MM".') from exc
+
+
+class Instant(fields.AwareDateTime):
+    """An instant that must carry its offset; answered in UTC with `Z` (API.md conventions)."""
+
+    def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+class StrictSchema(Schema):
+    """Inbound bodies: an unknown field is a 422 that names it (API.md), never silently dropped."""
+
+    class Meta:
+        unknown = "raise"
+
+
+def one_error(field_name: str, message: str) -> ValidationError:
+    return ValidationError({field_name: [message]})

@@ -1,0 +1,50 @@
+"""PostgreSQL and Redis for the tests: DATABASE_URL/REDIS_URL, else the local servers, else embedded ones.
+
+Each pytest-xdist worker gets its own database (built by the Alembic migrations) and its own Redis
+database number, so workers never see each other's rows, queues or rate-limit counters.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from companion import runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+INSTANCE = ROOT / ".pytest-instance"
+
+
+@dataclass
+class TestServices:
+    admin_database_url: str  # the server, any database
+    redis_base_url: str
+    handles: runtime.Services
+
+    def database_url(self, name: str) -> str:
+        return runtime.with_database(self.admin_database_url, name)
+
+    def redis_url(self, db_number: int) -> str:
+        base = self.redis_base_url
+        if base.startswith("unix://"):
+            return f"{base.split('?')[0]}?db={db_number}"
+        head = base.rstrip("/")
+        if head.count("/") >= 3:  # redis://host:port/N -> drop N
+            head = head.rsplit("/", 1)[0]
+        return f"{head}/{db_number}"
+
+
+def worker_index() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker[2:]) if worker.startswith("gw") else 0
+
+
+def start() -> TestServices:
+    handles = runtime.resolve(
+        database_url=os.environ.get("DATABASE_URL", ""),
+        redis_url=os.environ.get("REDIS_URL", ""),
+        instance_path=INSTANCE,
+        database_name="postgres",
+    )
+    return TestServices(handles.database_url, handles.redis_url, handles)

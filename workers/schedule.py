@@ -1,0 +1,11 @@
+"""Beat's schedule, in UTC. Member-local times are never beat entries: due rows in PostgreSQL are."""
+
+from __future__ import annotations
+
+from typing import Any
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Every minute: proves beat and the worker are alive end to end (the readiness of the queue).
+    # Later issues add the nudge dispatcher and the safety sweep here, each with its reason.
+    "system.heartbeat": {"task": "system.heartbeat", "schedule": 60.0},
+}

@@ -1,0 +1,5 @@
+"""Every task module, imported explicitly: this file is the registry of what the worker runs."""
+
+from workers.tasks import system
+
+__all__ = ["system"]
