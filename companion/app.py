@@ -16,6 +16,7 @@ from companion.docs import bp as docs_bp
 from companion.errors import register_error_handlers
 from companion.extensions import api, csrf, limiter, login_manager
 from companion.health import bp as health_bp
+from companion.jsonprovider import CompanionJSONProvider
 from companion.runtime import limiter_storage_url
 
 API_BLUEPRINTS = (accounts_views.blp,)
@@ -26,6 +27,7 @@ def create_app(config: Config | None = None) -> Flask:
     if not config.database_url or not config.redis_url:
         raise RuntimeError("DATABASE_URL and REDIS_URL must be resolved before the app is made (companion.runtime).")
     app = Flask(__name__, instance_path=config.instance_path)
+    app.json = CompanionJSONProvider(app)
     app.config.from_mapping(config.as_flask_config())
     logs.configure_logging(config.log_level)
     if config.proxy_fix:

@@ -7,6 +7,7 @@ from http import HTTPStatus
 from typing import Any
 
 from flask import Flask, Response, current_app, jsonify, request
+from sqlalchemy.exc import DBAPIError, OperationalError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from companion.domain import errors as domain
@@ -140,7 +141,16 @@ def handle_unexpected(error: BaseException) -> Response:
     return error_response(500, message=message)
 
 
+def handle_database_unavailable(error: DBAPIError) -> Response:
+    """PostgreSQL unreachable or restarting: 503 and a hint to retry, never a 500 (the pool reconnects)."""
+    if isinstance(error, OperationalError) or error.connection_invalidated:
+        log.warning("database unavailable", extra={"path_route": request.url_rule.rule if request.url_rule else None})
+        return error_response(503, headers={"Retry-After": "5"})
+    return handle_unexpected(error)
+
+
 def register_error_handlers(app: Flask) -> None:
+    app.register_error_handler(DBAPIError, handle_database_unavailable)
     app.register_error_handler(HTTPException, handle_http_exception)
     app.register_error_handler(domain.DomainError, handle_domain_error)
     app.register_error_handler(Exception, handle_unexpected)

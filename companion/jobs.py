@@ -8,6 +8,7 @@ the message is lost, so every on-event task has a periodic sweep that catches up
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from celery import Celery
@@ -22,7 +23,11 @@ log = logging.getLogger(__name__)
 PING = "system.ping"
 
 _PENDING = "companion.pending_tasks"
+#: After a failed send, skip sending for this long: the request path never waits on a broker that is
+#: down, and the periodic sweeps re-send from the database what was skipped.
+BROKER_BACKOFF_SECONDS = 15.0
 _celery: Celery | None = None
+_broker_down_until = 0.0
 
 
 def configure(celery: Celery) -> None:
@@ -37,12 +42,17 @@ def enqueue_after_commit(task_name: str, **ids: int | str) -> None:
 
 def send_now(task_name: str, **kwargs: Any) -> bool:
     """Send a task immediately; False (and a log line) when the broker cannot be reached."""
+    global _broker_down_until
     if _celery is None:
         log.warning("task not sent: no celery app", extra={"task": task_name})
+        return False
+    if time.monotonic() < _broker_down_until:
+        log.info("task not sent: broker recently unreachable", extra={"task": task_name})
         return False
     try:
         _celery.send_task(task_name, kwargs=kwargs)
     except Exception:  # the broker may be down; the sweeps catch up from the database
+        _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
         log.warning("task not sent: broker unreachable", extra={"task": task_name})
         return False
     return True

@@ -26,8 +26,6 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        if has_request_context() and "request_id" in g:
-            entry["request_id"] = g.request_id
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = "[redacted]" if key in _FORBIDDEN else value
@@ -37,7 +35,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+_base_factory = logging.getLogRecordFactory()
+
+
+def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    """Stamp every record made while serving a request with that request's id."""
+    record = _base_factory(*args, **kwargs)
+    if has_request_context() and "request_id" in g:
+        record.request_id = g.request_id
+    return record
+
+
 def configure_logging(level: str = "INFO") -> None:
+    logging.setLogRecordFactory(_record_with_request_id)
     root = logging.getLogger()
     if any(getattr(h, "_companion", False) for h in root.handlers):
         root.setLevel(level)

@@ -124,7 +124,7 @@ class Me(MethodView):
             services.erase_member(current_user, data["password"], now=utcnow())
 
 
-@blp.route("/me/export")
+@blp.route("/me/export", methods=["GET"])
 @allow(Role.MEMBER)
 @blp.response(200)
 def export():
@@ -153,7 +153,7 @@ class Devices(MethodView):
         return device, 201 if created else 200
 
 
-@blp.route("/me/devices/<uuid:device_id>")
+@blp.route("/me/devices/<uuid:device_id>", methods=["DELETE"])
 @allow(Role.MEMBER)
 @blp.response(204)
 def remove_device(device_id: uuid.UUID):
