@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import click
@@ -112,7 +112,9 @@ def create_insurer(name: str, code: str) -> None:
 @click.option("--insurer", "insurer_code", default=None, help="The insurer's code (insurer analysts only).")
 @click.option("--name", "display_name", default=None, help="The name members and colleagues see.")
 @_fail_on_domain_error
-def create_staff(role: str, email: str, password: str, insurer_code: str | None, display_name: str | None) -> None:
+def create_staff(
+    role: str, email: str, password: str, insurer_code: str | None, display_name: str | None
+) -> None:
     """Create a staff account (staff never self-register)."""
     from companion.accounts import services
     from companion.accounts.models import Role
@@ -144,12 +146,40 @@ def assign_coach(member_email: str, coach_email: str) -> None:
 
 def _print_demo(logins, port: int) -> None:  # type: ignore[no-untyped-def]
     click.echo("")
-    click.echo("Demo logins (password for all: %s)" % logins.password)
+    click.echo(f"Demo logins (password for all: {logins.password})")
     click.echo(f"  coach:    {logins.coach}   dashboard http://127.0.0.1:{port}/dashboard/login")
     click.echo(f"  admin:    {logins.admin}")
     click.echo(f"  analyst:  {logins.analyst}")
     click.echo(f"  members:  {', '.join(logins.members)}")
     click.echo("")
+
+
+#: Seconds the children get to finish in-flight work after Ctrl-C before they are killed.
+STOP_GRACE = 15
+
+
+def _child_commands(
+    python: str, host: str, port: int, web_workers: int, instance: Path
+) -> dict[str, list[str]]:
+    # fmt: off
+    return {
+        # No gunicorn access log: the app logs every request with its route template, never the
+        # concrete path (which can hold a member's dates and ids).
+        "web": [python, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(web_workers),
+                "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", str(STOP_GRACE - 5),
+                "companion.wsgi:app"],
+        "worker": [python, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel", "INFO",
+                   "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
+        "beat": [python, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
+                 "--schedule", str(instance / "celerybeat-schedule")],
+    }
+    # fmt: on
+
+
+def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
+    """Signal a child and everything it forked (gunicorn workers, the Celery pool): its own process group."""
+    with suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, sig)
 
 
 @main.command("up")
@@ -159,65 +189,82 @@ def _print_demo(logins, port: int) -> None:  # type: ignore[no-untyped-def]
 @click.option("--web-workers", default=2, show_default=True, type=int)
 def up(port: int, host: str, demo: bool, web_workers: int) -> None:
     """Migrate, then run the API and dashboard, a Celery worker and beat together. Ctrl-C stops all."""
-    config, services = _services()
-    click.echo(f"services: {services.describe()}")
-    migrate.upgrade(config.database_url)
-    if demo:
-        from companion.db import unit_of_work, utcnow
-        from companion.demo import ensure_demo
+    from companion.runtime import port_open
 
-        with _app_context(), unit_of_work():
-            logins = ensure_demo(now=utcnow())
-        _print_demo(logins, port)
-
-    instance = Path(config.instance_path)
-    instance.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DATABASE_URL": config.database_url, "REDIS_URL": config.redis_url}
-    env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
-    python = sys.executable
-    commands = {
-        "web": [python, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(web_workers),
-                "--worker-class", "gthread", "--threads", "4", "--access-logfile", "-",
-                "--access-logformat", '%(m)s %(U)s %(s)s %(M)sms', "companion.wsgi:app"],
-        "worker": [python, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel", "INFO",
-                   "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
-        "beat": [python, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
-                 "--schedule", str(instance / "celerybeat-schedule")],
-    }
+    if port_open("127.0.0.1" if host in ("0.0.0.0", "") else host, port):
+        raise click.ClickException(f"port {port} is in use; pick another with --port")
+    signals = 0
     children: dict[str, subprocess.Popen[bytes]] = {}
-    stopping = False
 
-    def stop(*_args: object) -> None:
-        nonlocal stopping
-        stopping = True
+    def on_signal(signum: int, _frame: object) -> None:
+        # First Ctrl-C: stop everything in order. A second one: kill the children now.
+        nonlocal signals
+        signals += 1
+        if not children:
+            if signals == 1:  # still starting: unwind; the finally below lets go of the servers
+                raise KeyboardInterrupt
+            return  # already unwinding: let the servers stop cleanly
+        if signals > 1:
+            click.echo("second interrupt: killing the children", err=True)
+            for child in children.values():
+                _signal_group(child, signal.SIGKILL)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    for name, command in commands.items():
-        # Own process groups: one Ctrl-C reaches us, and we stop the children in order.
-        children[name] = subprocess.Popen(command, env=env, start_new_session=True)
-    click.echo(f"companion is up: API http://{host}:{port}/api/v1  docs http://{host}:{port}/api/docs  "
-               f"ready http://{host}:{port}/readyz  (Ctrl-C stops everything)")
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
     exit_code = 0
+    services: Services | None = None
     try:
-        while not stopping:
+        config, services = _services()
+        click.echo(f"services: {services.describe()}")
+        # Resolved once, here: the children (and anything else this process starts) use these servers.
+        os.environ["DATABASE_URL"] = config.database_url
+        os.environ["REDIS_URL"] = config.redis_url
+        migrate.upgrade(config.database_url)
+        if demo:
+            from companion.db import unit_of_work, utcnow
+            from companion.demo import ensure_demo
+
+            with _app_context(), unit_of_work():
+                logins = ensure_demo(now=utcnow())
+            _print_demo(logins, port)
+
+        instance = Path(config.instance_path)
+        instance.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ}
+        env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
+        for name, command in _child_commands(sys.executable, host, port, web_workers, instance).items():
+            # Own sessions: a terminal's Ctrl-C reaches only us, and we stop the children in order.
+            children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+        click.echo(
+            f"companion is up: API http://{host}:{port}/api/v1  docs http://{host}:{port}/api/docs  "
+            f"ready http://{host}:{port}/readyz  (Ctrl-C stops everything)"
+        )
+        while not signals:
             for name, child in children.items():
                 if child.poll() is not None:
                     click.echo(f"{name} exited with {child.returncode}; stopping everything", err=True)
                     exit_code = 1
-                    stopping = True
-            time.sleep(0.5)
+                    signals = max(signals, 1)
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        exit_code = 130
     finally:
-        for child in children.values():
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for child in children.values():
-            try:
-                child.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                child.kill()
+        if children:
+            click.echo("stopping web, worker and beat ...")
+            for child in children.values():
+                _signal_group(child, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_GRACE
+            for name, child in children.items():
+                try:
+                    child.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    click.echo(f"{name} did not stop in {STOP_GRACE}s; killing it", err=True)
+                # Whatever is left in the group (a stuck pool process, an orphaned gunicorn worker).
+                _signal_group(child, signal.SIGKILL)
                 child.wait()
+        if services is not None:
+            services.close()  # stops the embedded PostgreSQL and Redis this run started
         click.echo("stopped")
     sys.exit(exit_code)
 

