@@ -2,6 +2,11 @@
 
 A record stores the sequence number of its last change and which login made it (the token family),
 so a phone asks for what changed after its cursor, made anywhere but by itself.
+
+Sequence numbers are taken inside transactions that commit in any order: a reader could see change 11
+before change 10 commits and move its cursor past 10 for ever. So each change also records its
+transaction id, and a reader only takes changes older than every transaction still running
+(`pg_snapshot_xmin`); the rest wait for the next call.
 """
 
 from __future__ import annotations
@@ -9,10 +14,11 @@ from __future__ import annotations
 import base64
 import uuid
 
-from sqlalchemy import BigInteger, Sequence, Uuid, select
+from sqlalchemy import BigInteger, Sequence, Uuid, literal_column
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnElement
 
-from companion.db import Base, session
+from companion.db import Base
 from companion.domain.errors import InvalidInput
 
 change_seq = Sequence("sync_change_seq", metadata=Base.metadata)
@@ -22,12 +28,22 @@ class Syncable:
     """Columns every syncable record carries."""
 
     change_seq: Mapped[int] = mapped_column(BigInteger)
+    #: The writing transaction's id (xid8 as bigint): see the module docstring.
+    change_xid: Mapped[int] = mapped_column(BigInteger)
     #: The login (token family) that made the last change; None for staff and the system.
     changed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
-def next_change() -> int:
-    return int(session.execute(select(change_seq.next_value())).scalar_one())
+#: SQL for a change's stamps, evaluated by PostgreSQL in the writing statement (no extra round trip).
+NEXT_CHANGE_SEQ: ColumnElement[int] = change_seq.next_value()
+CURRENT_XID: ColumnElement[int] = literal_column("pg_current_xact_id()::text::bigint")
+#: Changes below this transaction id are committed or gone: safe to hand out.
+VISIBLE_XID_LIMIT: ColumnElement[int] = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+
+
+def stamp_values(origin: uuid.UUID | None) -> dict[str, object]:
+    """Column values for a Core insert/update of a syncable row."""
+    return {"change_seq": NEXT_CHANGE_SEQ, "change_xid": CURRENT_XID, "changed_by": origin}
 
 
 def encode_cursor(seq: int) -> str:

@@ -1,8 +1,8 @@
 """tracking
 
-Revision ID: f7cc3c162f86
+Revision ID: b157fbd4a450
 Revises: 2f80556432e9
-Create Date: 2026-11-23 23:47:52.291147
+Create Date: 2026-11-23 23:49:43.518951
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'f7cc3c162f86'
+revision: str = 'b157fbd4a450'
 down_revision: str | None = '2f80556432e9'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -31,6 +31,7 @@ def upgrade() -> None:
     sa.Column('device_serial', sa.String(length=80), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
+    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint('bac_g_dl >= 0 AND bac_g_dl <= 0.5', name=op.f('ck_bac_readings_bac_range')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_bac_readings_member_id_members'), ondelete='CASCADE'),
@@ -48,6 +49,7 @@ def upgrade() -> None:
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
+    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint('intensity BETWEEN 0 AND 10', name=op.f('ck_cravings_intensity_range')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_cravings_member_id_members'), ondelete='CASCADE'),
@@ -69,6 +71,7 @@ def upgrade() -> None:
     sa.Column('server_updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
+    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint("source IN ('realtime', 'recall')", name=op.f('ck_drink_logs_source')),
     sa.CheckConstraint('grams_ethanol >= 0', name=op.f('ck_drink_logs_grams_nonnegative')),
@@ -89,6 +92,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
+    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint('dose_mg > 0', name=op.f('ck_medication_plans_dose_positive')),
     sa.CheckConstraint('end_date IS NULL OR end_date >= start_date', name=op.f('ck_medication_plans_end_after_start')),
@@ -108,6 +112,7 @@ def upgrade() -> None:
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
+    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint("(status = 'taken') = (taken_at IS NOT NULL)", name=op.f('ck_medication_checkins_taken_at_when_taken')),
     sa.CheckConstraint("status IN ('taken', 'skipped')", name=op.f('ck_medication_checkins_status')),
