@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, request
-from flask_smorest import Api
+from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields
 from werkzeug.exceptions import BadRequest
 
@@ -39,6 +39,10 @@ class CompanionApi(Api):
     def _register_error_handlers(self) -> None:
         """companion.errors registers the one envelope for every error, routing's included."""
 
+
+# webargs would silently drop unknown query arguments; our schemas decide (StrictSchema raises: a 422
+# that names the argument, as for bodies).
+Blueprint.ARGUMENTS_PARSER.unknown = None
 
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 

@@ -1,0 +1,133 @@
+"""Tracking bodies in and out (API.md "Tracking"). Inbound: unknown fields are 422, every field named."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from companion.domain.drinking import DrinkKind
+from companion.validation import Instant, StrictSchema
+
+#: API.md: standard_drinks 0-50 in steps of 0.1.
+MAX_STANDARD_DRINKS = Decimal("50")
+MAX_DRINK_ITEMS = 50
+MAX_NOTE = 1000
+
+
+def _multiple_of_tenth(value: Decimal) -> None:
+    if value != value.quantize(Decimal("0.1")):
+        raise ValidationError("Must be a multiple of 0.1.")
+
+
+def _three_decimals(value: Decimal) -> None:
+    if value != value.quantize(Decimal("0.001")):
+        raise ValidationError("At most three decimals.")
+
+
+class DrinkItemSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf([k.value for k in DrinkKind]))
+    volume_ml = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2000))
+    abv_percent = fields.Decimal(required=True, validate=validate.Range(min=0, max=100))
+    count = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=100))
+
+
+class DrinkLogInputSchema(StrictSchema):
+    """Exactly one of `standard_drinks` or `drinks`."""
+
+    standard_drinks = fields.Decimal(
+        validate=[validate.Range(min=0, max=MAX_STANDARD_DRINKS), _multiple_of_tenth],
+        metadata={"description": "Standard drinks in the member's country's size (US 14 g, UK 8 g ...)."},
+    )
+    drinks = fields.List(fields.Nested(DrinkItemSchema), validate=validate.Length(max=MAX_DRINK_ITEMS))
+    note = fields.String(allow_none=True, validate=validate.Length(max=MAX_NOTE))
+    updated_at = Instant(metadata={"description": "The phone's edit instant: an older one than stored is a 409."})
+
+    @validates_schema
+    def _exactly_one_amount(self, data: dict[str, Any], **_: Any) -> None:
+        given = [name for name in ("standard_drinks", "drinks") if data.get(name) is not None]
+        if len(given) != 1:
+            message = "Give exactly one of standard_drinks or drinks."
+            raise ValidationError({"standard_drinks": [message], "drinks": [message]})
+
+
+class SyncDrinkLogInputSchema(DrinkLogInputSchema):
+    """In a sync batch a drink log carries its own local `date`."""
+
+    date = fields.Date(required=True)
+
+
+class DrinkItemOutSchema(Schema):
+    kind = fields.String()
+    volume_ml = fields.Integer()
+    abv_percent = fields.Decimal(as_string=False)
+    count = fields.Integer()
+
+
+class DrinkLogSchema(Schema):
+    date = fields.Date()
+    standard_drinks = fields.Decimal(as_string=False)
+    grams_ethanol = fields.Decimal(as_string=False)
+    drinks = fields.List(fields.Nested(DrinkItemOutSchema), allow_none=True)
+    note = fields.String(allow_none=True)
+    heavy = fields.Boolean(metadata={"description": "≥ 56 g (women, unspecified) or ≥ 70 g (men)."})
+    source = fields.String(metadata={"enum": ["realtime", "recall"]})
+    created_at = Instant()
+    updated_at = Instant()
+
+
+class DrinkLogPageSchema(Schema):
+    items = fields.List(fields.Nested(DrinkLogSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class CravingInputSchema(StrictSchema):
+    id = fields.UUID(required=True, metadata={"description": "Made on the phone; a retry sends the same id."})
+    recorded_at = Instant(required=True)
+    intensity = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10))
+    triggers = fields.List(
+        fields.String(validate=validate.Length(min=1, max=40)), load_default=list, validate=validate.Length(max=10)
+    )
+    note = fields.String(allow_none=True, validate=validate.Length(max=MAX_NOTE))
+
+
+class CravingSchema(Schema):
+    id = fields.UUID()
+    recorded_at = Instant()
+    date = fields.Date(metadata={"description": "The member's local date when it was recorded."})
+    intensity = fields.Integer()
+    triggers = fields.List(fields.String())
+    note = fields.String(allow_none=True)
+    created_at = Instant()
+
+
+class CravingPageSchema(Schema):
+    items = fields.List(fields.Nested(CravingSchema))
+    next_cursor = fields.String(allow_none=True)
+
+
+class BacDeviceSchema(StrictSchema):
+    model = fields.String(allow_none=True, validate=validate.Length(max=80))
+    serial = fields.String(allow_none=True, validate=validate.Length(max=80))
+
+
+class BacReadingInputSchema(StrictSchema):
+    id = fields.UUID(required=True)
+    measured_at = Instant(required=True)
+    bac_g_dl = fields.Decimal(required=True, validate=[validate.Range(min=0, max=Decimal("0.5")), _three_decimals])
+    device = fields.Nested(BacDeviceSchema, allow_none=True)
+
+
+class BacReadingSchema(Schema):
+    id = fields.UUID()
+    measured_at = Instant()
+    date = fields.Date()
+    bac_g_dl = fields.Decimal(as_string=False)
+    device = fields.Dict(allow_none=True)
+    created_at = Instant()
+
+
+class BacReadingPageSchema(Schema):
+    items = fields.List(fields.Nested(BacReadingSchema))
+    next_cursor = fields.String(allow_none=True)

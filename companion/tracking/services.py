@@ -1,0 +1,341 @@
+"""Drink logs, cravings and breath readings: recorded exactly once, on the member's local date.
+
+Every write is idempotent: a drink log is keyed by (member, local date); a craving or a reading by
+(member, the phone's id), with the database's primary key deciding between concurrent duplicates.
+Services flush, never commit; they return what they did ("created", "updated", "unchanged") so the
+API and the sync batch answer the same way.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, tuple_
+from sqlalchemy.dialects.postgresql import insert
+
+from companion import privacy
+from companion.accounts.models import Member
+from companion.db import session
+from companion.domain import drinking, localtime
+from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.sync_seq import stamp_values
+from companion.tracking.common import DateRange, decode_page_cursor, local_today, page, stamp
+from companion.tracking.models import BacReading, Craving, DrinkLog
+from companion.tracking.schemas import BacReadingSchema, CravingSchema, DrinkLogSchema
+
+CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
+
+#: A phone's clock may run this far ahead of ours before an instant counts as "in the future" (ours).
+CLOCK_SKEW = timedelta(minutes=5)
+
+
+def backfill_days() -> int:
+    return int(current_app.config["COMPANION_BACKFILL_DAYS"])
+
+
+def parse_log_date(raw: str) -> date:
+    try:
+        if len(raw) != 10:
+            raise ValueError(raw)
+        return date.fromisoformat(raw)
+    except ValueError as exc:
+        raise InvalidInput("The request is invalid.", fields={"date": ["Not a date (YYYY-MM-DD)."]}) from exc
+
+
+def check_instant(name: str, instant: datetime, *, member: Member, now: datetime) -> None:
+    """Instants from the phone: not in the future, not older than the backfill window."""
+    if instant > now + CLOCK_SKEW:
+        raise InvalidInput("The request body is invalid.", fields={name: ["Cannot be in the future."]})
+    oldest = local_today(member, now) - timedelta(days=backfill_days())
+    if localtime.local_date(instant, member.timezone) < oldest:
+        raise InvalidInput(
+            "The request body is invalid.", fields={name: [f"Cannot be more than {backfill_days()} days ago."]}
+        )
+
+
+# --- drink logs -------------------------------------------------------------------------------------
+
+
+def drink_log_view(log: DrinkLog, member: Member) -> dict[str, Any]:
+    return {
+        "date": log.date,
+        "standard_drinks": drinking.standard_drinks_from_grams(log.grams_ethanol, member.country),
+        "grams_ethanol": log.grams_ethanol,
+        "drinks": log.drinks,
+        "note": log.note,
+        "heavy": log.heavy,
+        "source": log.source,
+        "created_at": log.created_at,
+        "updated_at": log.updated_at,
+    }
+
+
+def _drink_items(data: dict[str, Any]) -> list[dict[str, Any]] | None:
+    if data.get("drinks") is None:
+        return None
+    return [
+        {"kind": d["kind"], "volume_ml": d["volume_ml"], "abv_percent": str(d["abv_percent"]), "count": d["count"]}
+        for d in data["drinks"]
+    ]
+
+
+def _grams(data: dict[str, Any], country: str) -> Decimal:
+    if data.get("standard_drinks") is not None:
+        return drinking.grams_from_standard_drinks(data["standard_drinks"], country)
+    items = [
+        drinking.DrinkItem(drinking.DrinkKind(d["kind"]), d["volume_ml"], d["abv_percent"], d["count"])
+        for d in data["drinks"]
+    ]
+    return drinking.grams_of(items)
+
+
+def _same_drink_log(log: DrinkLog, data: dict[str, Any], grams: Decimal) -> bool:
+    entered = data.get("standard_drinks")
+    return (
+        log.deleted_at is None
+        and log.grams_ethanol == grams
+        and log.entered_standard_drinks == (Decimal(entered) if entered is not None else None)
+        and log.drinks == _drink_items(data)
+        and log.note == data.get("note")
+    )
+
+
+def put_drink_log(
+    member: Member, day: date, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
+) -> tuple[DrinkLog, str]:
+    """Create or replace the log of one local day. Safe to retry; a stale edit is a 409."""
+    today = local_today(member, now)
+    drinking.check_loggable(day, today=today, backfill_days=backfill_days())
+    grams = _grams(data, member.country)
+    edited_at = data.get("updated_at") or now
+    values = {
+        "grams_ethanol": grams,
+        "entered_standard_drinks": data.get("standard_drinks"),
+        "drinks": _drink_items(data),
+        "heavy": drinking.is_heavy_day(grams, member.sex),
+        "note": data.get("note"),
+        "updated_at": edited_at,
+        "server_updated_at": now,
+        "deleted_at": None,
+    }
+    # Insert unless the day exists: the primary key settles a race between two devices.
+    inserted = session.execute(
+        insert(DrinkLog)
+        .values(
+            member_id=member.id, date=day, source=drinking.log_source(day, today=today).value, created_at=now,
+            **values, **stamp_values(origin),
+        )
+        .on_conflict_do_nothing(index_elements=["member_id", "date"])
+        .returning(DrinkLog.date)
+    ).first()
+    log = session.execute(
+        select(DrinkLog)
+        .where(DrinkLog.member_id == member.id, DrinkLog.date == day)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    if inserted is not None:
+        return log, CREATED
+    if log.deleted_at is not None:
+        # A deleted day logged again is a new log, with today's provenance.
+        values.update(source=drinking.log_source(day, today=today).value, created_at=now)
+        _apply(log, values, origin)
+        return log, CREATED
+    if data.get("updated_at") is not None and data["updated_at"] < log.updated_at:
+        raise Conflict(
+            "A newer version of this day's log is stored.", current=_dump_drink_log(log, member)
+        )
+    if _same_drink_log(log, data, grams):
+        return log, UNCHANGED
+    _apply(log, values, origin)
+    return log, UPDATED
+
+
+def _apply(record: Any, values: dict[str, Any], origin: uuid.UUID | None) -> None:
+    for name, value in values.items():
+        setattr(record, name, value)
+    stamp(record, origin)
+    session.flush()
+
+
+def _dump_drink_log(log: DrinkLog, member: Member) -> dict[str, Any]:
+    return DrinkLogSchema().dump(drink_log_view(log, member))
+
+
+def get_drink_log(member: Member, day: date) -> DrinkLog:
+    log = session.execute(
+        select(DrinkLog).where(DrinkLog.member_id == member.id, DrinkLog.date == day, DrinkLog.deleted_at.is_(None))
+    ).scalar_one_or_none()
+    if log is None:
+        raise NotFound("No drink log for this date.")
+    return log
+
+
+def delete_drink_log(member: Member, day: date, *, origin: uuid.UUID | None, now: datetime) -> None:
+    """A tombstone, so the member's other devices learn of the deletion through sync."""
+    log = get_drink_log(member, day)
+    _apply(log, {"deleted_at": now, "server_updated_at": now}, origin)
+
+
+def list_drink_logs(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    query = select(DrinkLog).where(
+        DrinkLog.member_id == member.id,
+        DrinkLog.deleted_at.is_(None),
+        DrinkLog.date.between(window.start, window.end),
+    )
+    after = decode_page_cursor(cursor)
+    if after:
+        query = query.where(DrinkLog.date > _cursor_date(after[0]))
+    logs = list(session.execute(query.order_by(DrinkLog.date).limit(limit + 1)).scalars())
+    result = page(logs, limit, lambda log: [log.date.isoformat()])
+    result["items"] = [drink_log_view(log, member) for log in result["items"]]
+    return result
+
+
+def _cursor_date(value: Any) -> date:
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}) from exc
+
+
+def _cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
+    try:
+        return datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1]))
+    except (ValueError, IndexError) as exc:
+        raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}) from exc
+
+
+# --- cravings and breath readings: records the phone names by id ------------------------------------
+
+
+def _record_once(model: type, member: Member, record_id: uuid.UUID, values: dict[str, Any],
+                 same, dump, *, origin: uuid.UUID | None, now: datetime):  # type: ignore[no-untyped-def]
+    """Insert (member, id) once. The same id again: unchanged if the body matches, else a 409."""
+    inserted = session.execute(
+        insert(model)
+        .values(member_id=member.id, id=record_id, created_at=now, **values, **stamp_values(origin))
+        .on_conflict_do_nothing(index_elements=["member_id", "id"])
+        .returning(model.id)
+    ).first()
+    record = session.execute(
+        select(model)
+        .where(model.member_id == member.id, model.id == record_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one()
+    if inserted is not None:
+        return record, CREATED
+    if not same(record, values):
+        raise Conflict("A different record with this id is stored.", current=dump(record))
+    return record, UNCHANGED
+
+
+def craving_view(craving: Craving) -> dict[str, Any]:
+    return {
+        "id": craving.id, "recorded_at": craving.recorded_at, "date": craving.date, "intensity": craving.intensity,
+        "triggers": list(craving.triggers), "note": craving.note, "created_at": craving.created_at,
+    }
+
+
+def record_craving(
+    member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
+) -> tuple[Craving, str]:
+    check_instant("recorded_at", data["recorded_at"], member=member, now=now)
+    values = {
+        "recorded_at": data["recorded_at"],
+        "date": localtime.local_date(data["recorded_at"], member.timezone),
+        "intensity": data["intensity"],
+        "triggers": list(data.get("triggers") or []),
+        "note": data.get("note"),
+    }
+
+    def same(stored: Craving, new: dict[str, Any]) -> bool:
+        return (stored.recorded_at, stored.intensity, list(stored.triggers), stored.note) == (
+            new["recorded_at"], new["intensity"], new["triggers"], new["note"],
+        )
+
+    def dump(stored: Craving) -> dict[str, Any]:
+        return CravingSchema().dump(craving_view(stored))
+
+    return _record_once(Craving, member, data["id"], values, same, dump, origin=origin, now=now)
+
+
+def bac_view(reading: BacReading) -> dict[str, Any]:
+    device = None
+    if reading.device_model is not None or reading.device_serial is not None:
+        device = {"model": reading.device_model, "serial": reading.device_serial}
+    return {
+        "id": reading.id, "measured_at": reading.measured_at, "date": reading.date, "bac_g_dl": reading.bac_g_dl,
+        "device": device, "created_at": reading.created_at,
+    }
+
+
+def record_bac_reading(
+    member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
+) -> tuple[BacReading, str]:
+    check_instant("measured_at", data["measured_at"], member=member, now=now)
+    device = data.get("device") or {}
+    values = {
+        "measured_at": data["measured_at"],
+        "date": localtime.local_date(data["measured_at"], member.timezone),
+        "bac_g_dl": data["bac_g_dl"],
+        "device_model": device.get("model"),
+        "device_serial": device.get("serial"),
+    }
+
+    def same(stored: BacReading, new: dict[str, Any]) -> bool:
+        return (stored.measured_at, stored.bac_g_dl, stored.device_model, stored.device_serial) == (
+            new["measured_at"], new["bac_g_dl"], new["device_model"], new["device_serial"],
+        )
+
+    def dump(stored: BacReading) -> dict[str, Any]:
+        return BacReadingSchema().dump(bac_view(stored))
+
+    return _record_once(BacReading, member, data["id"], values, same, dump, origin=origin, now=now)
+
+
+def _list_by_instant(model: type, instant_column, member: Member, window: DateRange,  # type: ignore[no-untyped-def]
+                     cursor: str | None, limit: int, view):
+    query = select(model).where(model.member_id == member.id, model.date.between(window.start, window.end))
+    after = decode_page_cursor(cursor)
+    if after:
+        query = query.where(tuple_(instant_column, model.id) > _cursor_key(after))
+    rows = list(session.execute(query.order_by(instant_column, model.id).limit(limit + 1)).scalars())
+    result = page(rows, limit, lambda r: [getattr(r, instant_column.key).isoformat(), str(r.id)])
+    result["items"] = [view(r) for r in result["items"]]
+    return result
+
+
+def list_cravings(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    return _list_by_instant(Craving, Craving.recorded_at, member, window, cursor, limit, craving_view)
+
+
+def list_bac_readings(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    return _list_by_instant(BacReading, BacReading.measured_at, member, window, cursor, limit, bac_view)
+
+
+# --- GET /me/export ---------------------------------------------------------------------------------
+
+
+def _export(member_id: uuid.UUID) -> dict[str, Any]:
+    member = session.get(Member, member_id)
+    assert member is not None
+    logs = session.execute(
+        select(DrinkLog).where(DrinkLog.member_id == member_id, DrinkLog.deleted_at.is_(None)).order_by(DrinkLog.date)
+    ).scalars()
+    cravings = session.execute(select(Craving).where(Craving.member_id == member_id).order_by(Craving.recorded_at))
+    readings = session.execute(
+        select(BacReading).where(BacReading.member_id == member_id).order_by(BacReading.measured_at)
+    )
+    return {
+        "drink_logs": DrinkLogSchema(many=True).dump([drink_log_view(log, member) for log in logs]),
+        "cravings": CravingSchema(many=True).dump([craving_view(c) for c in cravings.scalars()]),
+        "bac_readings": BacReadingSchema(many=True).dump([bac_view(r) for r in readings.scalars()]),
+    }
+
+
+privacy.register_exporter("tracking", _export)
