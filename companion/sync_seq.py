@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import uuid
+from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Sequence, Uuid, literal_column
 from sqlalchemy.orm import Mapped, mapped_column
@@ -46,18 +47,25 @@ def stamp_values(origin: uuid.UUID | None) -> dict[str, object]:
     return {"change_seq": NEXT_CHANGE_SEQ, "change_xid": CURRENT_XID, "changed_by": origin}
 
 
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"c1:{seq}".encode()).decode().rstrip("=")
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """A position in a member's change stream: changes are read in (transaction id, sequence) order."""
 
+    xid: int = 0
+    seq: int = 0
 
-def decode_cursor(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        version, _, number = raw.partition(":")
-        if version != "c1":
-            raise ValueError(version)
-        return int(number)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The request is invalid.", fields={"since": ["Not a cursor this server issued."]}) from exc
+    def encode(self) -> str:
+        return base64.urlsafe_b64encode(f"c1:{self.xid}:{self.seq}".encode()).decode().rstrip("=")
+
+    @classmethod
+    def decode(cls, cursor: str | None) -> Cursor:
+        if not cursor:
+            return cls()
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+            version, xid, seq = raw.split(":")
+            if version != "c1":
+                raise ValueError(version)
+            return cls(int(xid), int(seq))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise InvalidInput("The request is invalid.", fields={"since": ["Not a cursor this server issued."]}) from exc

@@ -1,8 +1,8 @@
 """tracking
 
-Revision ID: b157fbd4a450
+Revision ID: 45f06920ff0e
 Revises: 2f80556432e9
-Create Date: 2026-11-23 23:49:43.518951
+Create Date: 2026-11-23 23:53:06.528596
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = 'b157fbd4a450'
+revision: str = '45f06920ff0e'
 down_revision: str | None = '2f80556432e9'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -37,7 +37,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_bac_readings_member_id_members'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('member_id', 'id', name=op.f('pk_bac_readings'))
     )
-    op.create_index('ix_bac_readings_member_change', 'bac_readings', ['member_id', 'change_seq'], unique=False)
+    op.create_index('ix_bac_readings_member_change', 'bac_readings', ['member_id', 'change_xid', 'change_seq'], unique=False)
     op.create_index('ix_bac_readings_member_date', 'bac_readings', ['member_id', 'date'], unique=False)
     op.create_table('cravings',
     sa.Column('member_id', sa.Uuid(), nullable=False),
@@ -55,7 +55,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_cravings_member_id_members'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('member_id', 'id', name=op.f('pk_cravings'))
     )
-    op.create_index('ix_cravings_member_change', 'cravings', ['member_id', 'change_seq'], unique=False)
+    op.create_index('ix_cravings_member_change', 'cravings', ['member_id', 'change_xid', 'change_seq'], unique=False)
     op.create_index('ix_cravings_member_date', 'cravings', ['member_id', 'date'], unique=False)
     op.create_table('drink_logs',
     sa.Column('member_id', sa.Uuid(), nullable=False),
@@ -78,7 +78,7 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_drink_logs_member_id_members'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('member_id', 'date', name=op.f('pk_drink_logs'))
     )
-    op.create_index('ix_drink_logs_member_change', 'drink_logs', ['member_id', 'change_seq'], unique=False)
+    op.create_index('ix_drink_logs_member_change', 'drink_logs', ['member_id', 'change_xid', 'change_seq'], unique=False)
     op.create_table('medication_plans',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('member_id', sa.Uuid(), nullable=False),
@@ -101,6 +101,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_medication_plans'))
     )
     op.create_index('ix_medication_plans_member', 'medication_plans', ['member_id'], unique=False)
+    op.create_index('ix_medication_plans_member_change', 'medication_plans', ['member_id', 'change_xid', 'change_seq'], unique=False)
     op.create_table('medication_checkins',
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -121,7 +122,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('member_id', 'id', name=op.f('pk_medication_checkins')),
     sa.UniqueConstraint('plan_id', 'scheduled_for', name='uq_medication_checkins_slot')
     )
-    op.create_index('ix_medication_checkins_member_change', 'medication_checkins', ['member_id', 'change_seq'], unique=False)
+    op.create_index('ix_medication_checkins_member_change', 'medication_checkins', ['member_id', 'change_xid', 'change_seq'], unique=False)
     op.create_index('ix_medication_checkins_member_date', 'medication_checkins', ['member_id', 'date'], unique=False)
     op.create_table('side_effect_reports',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
@@ -147,6 +148,7 @@ def downgrade() -> None:
     op.drop_index('ix_medication_checkins_member_date', table_name='medication_checkins')
     op.drop_index('ix_medication_checkins_member_change', table_name='medication_checkins')
     op.drop_table('medication_checkins')
+    op.drop_index('ix_medication_plans_member_change', table_name='medication_plans')
     op.drop_index('ix_medication_plans_member', table_name='medication_plans')
     op.drop_table('medication_plans')
     op.drop_index('ix_drink_logs_member_change', table_name='drink_logs')
