@@ -165,8 +165,9 @@ def is_tapering(plan: Plan, day: date) -> bool:
     * `day` is within the last TAPER_FINAL_DAYS days up to `end_date`, and some step lowered the
       daily total.
 
-    A lowered dose counts as a taper for as long as it is in force, even with no end date: a coach who
-    lowers a dose for good should say so by starting a new plan.
+    Consequence to keep in view: a lasting dose reduction made as a step (with or without an end date)
+    counts as a taper for as long as it is in force, so the withdrawal-risk rule stays quiet about
+    missed doses on it. That is the specified minimum; narrowing it is a clinical decision.
     """
     index = _in_force(plan, day)
     if index is None:
