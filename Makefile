@@ -9,6 +9,9 @@ UV          := $(TOOLS)/bin/uv
 SYNCED      := $(VENV)/.synced-$(shell cat uv.lock pyproject.toml 2>/dev/null | cksum | cut -d' ' -f1)
 export UV_PROJECT_ENVIRONMENT := $(abspath $(VENV))
 
+# `make run PORT=5001` when 5000 is taken.
+PORT        ?= 5000
+
 # Tests use 2 processes (the machines have 2 cores); T=tests/domain narrows the run.
 T           ?= tests
 PYTEST_ARGS ?= -n 2
@@ -17,6 +20,7 @@ PYTEST_ARGS ?= -n 2
 
 help:
 	@echo "make run       migrate and start API, dashboard, worker and beat with demo data (Ctrl-C stops all)"
+	@echo "               PostgreSQL/Redis: DATABASE_URL/REDIS_URL, else local ones, else embedded (.env.example)"
 	@echo "make test      the whole suite (installs what it needs first)"
 	@echo "make lint      ruff"
 	@echo "make migrate   upgrade the database to head"
@@ -38,7 +42,7 @@ system-deps:
 	@bash .ci/system-deps
 
 run: install
-	$(VENV)/bin/companion up --demo
+	$(VENV)/bin/companion up --demo --port $(PORT)
 
 test: install system-deps
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS) $(T)

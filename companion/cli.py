@@ -16,7 +16,7 @@ import click
 from companion import migrate
 from companion.config import Config
 from companion.domain.errors import DomainError
-from companion.runtime import Services, resolve
+from companion.runtime import Services, port_open, resolve
 
 
 def _services() -> tuple[Config, Services]:
@@ -189,8 +189,6 @@ def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
 @click.option("--web-workers", default=2, show_default=True, type=int)
 def up(port: int, host: str, demo: bool, web_workers: int) -> None:
     """Migrate, then run the API and dashboard, a Celery worker and beat together. Ctrl-C stops all."""
-    from companion.runtime import port_open
-
     if port_open("127.0.0.1" if host in ("0.0.0.0", "") else host, port):
         raise click.ClickException(f"port {port} is in use; pick another with --port")
     signals = 0

@@ -76,6 +76,13 @@ def ensure_database(url: str, *, recreate: bool = False) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
+def drop_database(url: str) -> None:
+    database = libpq_url(url).partition("?")[0].rsplit("/", 1)[1]
+    admin = libpq_url(with_database(url, "postgres"))
+    with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
+
+
 def celery_broker_url(redis_url: str) -> str:
     """Celery spells a unix socket `redis+socket://`; redis-py spells it `unix://`."""
     if redis_url.startswith("unix://"):
