@@ -253,31 +253,29 @@ def test_up_with_embedded_servers(make_up: Callable[[dict[str, str]], Up]) -> No
 
 @pytest.fixture
 def fresh_database(servers: test_services.TestServices) -> Iterator[str]:
-    url = servers.database_url("companion_up_test")
+    """companion_up_test_<pid>: created empty here, dropped after; concurrent runs never share one."""
+    name = f"companion_up_test_{os.getpid()}"
+    url = servers.database_url(name)
     runtime.ensure_database(url, recreate=True)
     yield url
     admin = runtime.libpq_url(servers.database_url("postgres"))
     with psycopg.connect(admin, autocommit=True, connect_timeout=5) as conn:
-        drop = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)")
-        conn.execute(drop.format(sql.Identifier("companion_up_test")))
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 def test_up_with_given_servers(
     fresh_database: str, servers: test_services.TestServices, make_up: Callable[[dict[str, str]], Up]
 ) -> None:
     # fresh_database first: its teardown (the DROP) then runs after make_up's (stop everything).
-    redis_url = servers.redis_url(15)  # a database number no other test uses
+    # Redis database 0: the other tests take 1-15 (tests/services.py). Nothing is flushed: only the
+    # ping key is ours, and it expires.
+    redis_url = servers.redis_url(0)
     up = make_up({**base_env(), "DATABASE_URL": fresh_database, "REDIS_URL": redis_url})
-    try:
-        up.start()
-        ready = up.wait_ready()
-        assert "embedded=none" in up.stdout, up.output()
-        sign_in_with_the_printed_demo_logins(up)
-        task = ping_through_the_worker(redis_url)
-        stopped = stop_and_check_nothing_is_left(up)
-        timings = f"ready in {ready:.1f}s, task in {task:.1f}s, stopped in {stopped:.1f}s"
-        sys.stdout.write(f"given servers: {timings}\n")
-    finally:
-        client = redis_lib.Redis.from_url(redis_url)
-        client.flushdb()
-        client.close()
+    up.start()
+    ready = up.wait_ready()
+    assert "embedded=none" in up.stdout, up.output()
+    sign_in_with_the_printed_demo_logins(up)
+    task = ping_through_the_worker(redis_url)
+    stopped = stop_and_check_nothing_is_left(up)
+    timings = f"ready in {ready:.1f}s, task in {task:.1f}s, stopped in {stopped:.1f}s"
+    sys.stdout.write(f"given servers: {timings}\n")
