@@ -3,10 +3,11 @@
 A record stores the sequence number of its last change and which login made it (the token family),
 so a phone asks for what changed after its cursor, made anywhere but by itself.
 
-Sequence numbers are taken inside transactions that commit in any order: a reader could see change 11
-before change 10 commits and move its cursor past 10 for ever. So each change also records its
-transaction id, and a reader only takes changes older than every transaction still running
-(`pg_snapshot_xmin`); the rest wait for the next call.
+Sequence numbers are taken inside transactions that commit in any order, and a reader must never see
+change 11 before change 10 has committed (its cursor would pass 10 for ever). So a transaction that
+changes a member's records first takes that member's change lock (a transaction-scoped advisory
+lock): one member's changes are numbered and committed one transaction at a time, and a reader of
+that member's stream can never see a later number while an earlier one is still uncommitted.
 """
 
 from __future__ import annotations
@@ -15,57 +16,68 @@ import base64
 import uuid
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Sequence, Uuid, literal_column
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import BigInteger, Sequence, Uuid, event, func, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
 
-from companion.db import Base
+from companion.db import Base, session
 from companion.domain.errors import InvalidInput
 
 change_seq = Sequence("sync_change_seq", metadata=Base.metadata)
+
+#: First key of the two-key advisory locks that guard each member's change stream.
+CHANGE_LOCK_NAMESPACE = 71_001
+_HELD = "companion.change_locks"
 
 
 class Syncable:
     """Columns every syncable record carries."""
 
     change_seq: Mapped[int] = mapped_column(BigInteger)
-    #: The writing transaction's id (xid8 as bigint): see the module docstring.
-    change_xid: Mapped[int] = mapped_column(BigInteger)
     #: The login (token family) that made the last change; None for staff and the system.
     changed_by: Mapped[uuid.UUID | None] = mapped_column(Uuid)
 
 
-#: SQL for a change's stamps, evaluated by PostgreSQL in the writing statement (no extra round trip).
+#: SQL for a change's number, evaluated by PostgreSQL in the writing statement (no extra round trip).
 NEXT_CHANGE_SEQ: ColumnElement[int] = change_seq.next_value()
-CURRENT_XID: ColumnElement[int] = literal_column("pg_current_xact_id()::text::bigint")
-#: Changes below this transaction id are committed or gone: safe to hand out.
-VISIBLE_XID_LIMIT: ColumnElement[int] = literal_column("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
-def stamp_values(origin: uuid.UUID | None) -> dict[str, object]:
-    """Column values for a Core insert/update of a syncable row."""
-    return {"change_seq": NEXT_CHANGE_SEQ, "change_xid": CURRENT_XID, "changed_by": origin}
+def claim_change_stream(member_id: uuid.UUID) -> None:
+    """Take the member's change lock for the rest of the transaction (once per transaction)."""
+    held: set[uuid.UUID] = session().info.setdefault(_HELD, set())
+    if member_id in held:
+        return
+    session.execute(
+        select(func.pg_advisory_xact_lock(CHANGE_LOCK_NAMESPACE, func.hashtext(str(member_id))))
+    )
+    held.add(member_id)
 
 
-@dataclass(frozen=True, order=True)
-class Cursor:
-    """A position in a member's change stream: changes are read in (transaction id, sequence) order."""
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _locks_released(sess: Session) -> None:
+    sess.info.pop(_HELD, None)
 
-    xid: int = 0
-    seq: int = 0
 
-    def encode(self) -> str:
-        return base64.urlsafe_b64encode(f"c1:{self.xid}:{self.seq}".encode()).decode().rstrip("=")
+def stamp_values(origin: uuid.UUID | None, member_id: uuid.UUID | None = None) -> dict[str, object]:
+    """Column values for a Core insert/update of a syncable row; claims the member's change lock."""
+    if member_id is not None:
+        claim_change_stream(member_id)
+    return {"change_seq": NEXT_CHANGE_SEQ, "changed_by": origin}
 
-    @classmethod
-    def decode(cls, cursor: str | None) -> Cursor:
-        if not cursor:
-            return cls()
-        try:
-            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-            version, xid, seq = raw.split(":")
-            if version != "c1":
-                raise ValueError(version)
-            return cls(int(xid), int(seq))
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InvalidInput("The request is invalid.", fields={"since": ["Not a cursor this server issued."]}) from exc
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"c2:{seq}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        version, _, number = raw.partition(":")
+        if version != "c2" or not number.isdigit():
+            raise ValueError(raw)
+        return int(number)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidInput("The request is invalid.", fields={"since": ["Not a cursor this server issued."]}) from exc

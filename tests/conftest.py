@@ -28,16 +28,17 @@ def servers() -> Iterator[test_services.TestServices]:
 
 
 @pytest.fixture(scope="session")
-def database_url(servers: test_services.TestServices) -> str:
-    url = servers.database_url(f"companion_test_{test_services.worker_index()}")
+def database_url(servers: test_services.TestServices) -> Iterator[str]:
+    url = servers.database_url(test_services.database_name())
     runtime.ensure_database(url, recreate=True)
     migrate.upgrade(url)
-    return url
+    yield url
+    runtime.drop_database(url)
 
 
 @pytest.fixture(scope="session")
 def redis_url(servers: test_services.TestServices) -> str:
-    return servers.redis_url(1 + test_services.worker_index())
+    return servers.redis_url(test_services.redis_db_number())
 
 
 @pytest.fixture(scope="session")
@@ -49,6 +50,8 @@ def config(database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathF
         instance_path=str(tmp_path_factory.mktemp("instance")),
         session_cookie_secure=False,
         log_level="INFO",
+        # Tests make many calls per member quickly; the limit tests set their own tight limits.
+        ratelimit_default="100000 per minute",
     )
 
 

@@ -40,6 +40,21 @@ def worker_index() -> int:
     return int(worker[2:]) if worker.startswith("gw") else 0
 
 
+def run_id() -> str:
+    """Unique per pytest run (shared by its xdist workers), so two runs on one machine never collide."""
+    return os.environ.get("PYTEST_XDIST_TESTRUNUID", "")[:8] or f"p{os.getpid()}"
+
+
+def database_name() -> str:
+    return f"companion_test_{run_id()}_{worker_index()}"
+
+
+def redis_db_number() -> int:
+    """Redis databases 1-15; a run's workers take consecutive ones from a run-dependent start."""
+    start = sum(run_id().encode()) % 13
+    return 1 + (start + worker_index()) % 15
+
+
 def start() -> TestServices:
     handles = runtime.resolve(
         database_url=os.environ.get("DATABASE_URL", ""),

@@ -17,9 +17,9 @@ def _tables(url: str) -> set[str]:
 
 
 def test_upgrade_downgrade_upgrade(servers):
-    from tests.services import worker_index
+    from tests.services import database_name
 
-    url = servers.database_url(f"companion_migrations_{worker_index()}")
+    url = servers.database_url(database_name().replace("companion_test", "companion_migrations"))
     runtime.ensure_database(url, recreate=True)
     migrate.upgrade(url)
     assert _tables(url) == set(Base.metadata.tables)
@@ -30,6 +30,7 @@ def test_upgrade_downgrade_upgrade(servers):
     migrate.upgrade(url)
     assert migrate.current(url) == head
     assert _tables(url) == set(Base.metadata.tables)
+    runtime.drop_database(url)
 
 
 def test_models_and_migrations_agree(database_url):

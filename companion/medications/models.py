@@ -36,7 +36,7 @@ class MedicationPlan(Syncable, Base):
         CheckConstraint("dose_mg > 0", name="dose_positive"),
         CheckConstraint("end_date IS NULL OR end_date >= start_date", name="end_after_start"),
         Index("ix_medication_plans_member", "member_id"),
-        Index("ix_medication_plans_member_change", "member_id", "change_xid", "change_seq"),
+        Index("ix_medication_plans_member_change", "member_id", "change_seq"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
@@ -62,7 +62,7 @@ class MedicationCheckin(Syncable, Base):
         CheckConstraint("status IN ('taken', 'skipped')", name="status"),
         CheckConstraint("(status = 'taken') = (taken_at IS NOT NULL)", name="taken_at_when_taken"),
         Index("ix_medication_checkins_member_date", "member_id", "date"),
-        Index("ix_medication_checkins_member_change", "member_id", "change_xid", "change_seq"),
+        Index("ix_medication_checkins_member_change", "member_id", "change_seq"),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)

@@ -15,7 +15,7 @@ from marshmallow import ValidationError, fields, validate, validates_schema
 from companion.accounts.models import Member
 from companion.domain import localtime
 from companion.domain.errors import InvalidInput
-from companion.sync_seq import CURRENT_XID, NEXT_CHANGE_SEQ, Syncable
+from companion.sync_seq import NEXT_CHANGE_SEQ, Syncable, claim_change_stream
 from companion.validation import StrictSchema
 
 #: API.md: `from`/`to` at most 366 days apart.
@@ -38,8 +38,8 @@ def current_login() -> uuid.UUID | None:
 
 def stamp(record: Syncable, origin: uuid.UUID | None) -> None:
     """Mark an ORM record as changed by `origin` (a login, or None for staff and the system)."""
+    claim_change_stream(record.member_id)  # type: ignore[attr-defined]
     record.change_seq = NEXT_CHANGE_SEQ  # type: ignore[assignment]  # SQL, evaluated in the flush
-    record.change_xid = CURRENT_XID  # type: ignore[assignment]
     record.changed_by = origin
 
 

@@ -26,7 +26,7 @@ class DrinkLog(Syncable, Base):
     __table_args__ = (
         CheckConstraint("grams_ethanol >= 0", name="grams_nonnegative"),
         CheckConstraint("source IN ('realtime', 'recall')", name="source"),
-        Index("ix_drink_logs_member_change", "member_id", "change_xid", "change_seq"),
+        Index("ix_drink_logs_member_change", "member_id", "change_seq"),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
@@ -51,7 +51,7 @@ class Craving(Syncable, Base):
     __table_args__ = (
         CheckConstraint("intensity BETWEEN 0 AND 10", name="intensity_range"),
         Index("ix_cravings_member_date", "member_id", "date"),
-        Index("ix_cravings_member_change", "member_id", "change_xid", "change_seq"),
+        Index("ix_cravings_member_change", "member_id", "change_seq"),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
@@ -72,7 +72,7 @@ class BacReading(Syncable, Base):
     __table_args__ = (
         CheckConstraint("bac_g_dl >= 0 AND bac_g_dl <= 0.5", name="bac_range"),
         Index("ix_bac_readings_member_date", "member_id", "date"),
-        Index("ix_bac_readings_member_change", "member_id", "change_xid", "change_seq"),
+        Index("ix_bac_readings_member_change", "member_id", "change_seq"),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)

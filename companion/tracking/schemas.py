@@ -131,3 +131,89 @@ class BacReadingSchema(Schema):
 class BacReadingPageSchema(Schema):
     items = fields.List(fields.Nested(BacReadingSchema))
     next_cursor = fields.String(allow_none=True)
+
+
+class SyncItemSchema(Schema):
+    """Documentation of one batch item; each item is validated on its own (see POST /sync)."""
+
+    type = fields.String(required=True, metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading"]})
+    data = fields.Dict(
+        required=True,
+        metadata={"description": "The body of the single-record call; a drink log's data carries its `date`."},
+    )
+
+
+class SyncBatchSchema(StrictSchema):
+    items = fields.List(
+        fields.Raw(metadata={"type": "object", "description": "{type, data}: see SyncItem."}),
+        required=True,
+        metadata={"description": "At most 500 items (more: 413). Each stands alone."},
+    )
+
+
+class SyncResultSchema(Schema):
+    index = fields.Integer()
+    status = fields.String(metadata={"enum": ["created", "updated", "unchanged", "conflict", "invalid"]})
+    id = fields.String()
+    date = fields.String()
+    errors = fields.Dict(metadata={"description": "Per-field messages (invalid) or why it conflicts."})
+    current = fields.Dict(metadata={"description": "The stored record, when the item conflicts with it."})
+
+
+class SyncResultsSchema(Schema):
+    results = fields.List(fields.Nested(SyncResultSchema))
+
+
+class SyncQuerySchema(StrictSchema):
+    since = fields.String(validate=validate.Length(max=200), metadata={"description": "The cursor of the previous answer; none: everything."})
+
+
+class SyncChangeSchema(Schema):
+    type = fields.String(metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "medication_plan"]})
+    deleted = fields.Boolean()
+    data = fields.Dict()
+
+
+class SyncChangesSchema(Schema):
+    changes = fields.List(fields.Nested(SyncChangeSchema))
+    cursor = fields.String()
+    has_more = fields.Boolean(metadata={"description": "More changes wait: call again with the new cursor."})
+
+
+class StreakSchema(Schema):
+    alcohol_free_days = fields.Integer()
+    within_goal_days = fields.Integer()
+
+
+class WeekSchema(Schema):
+    standard_drinks = fields.Decimal(as_string=False)
+    weekly_limit = fields.Decimal(as_string=False, allow_none=True)
+    heavy_days = fields.Integer()
+
+
+class Last30DaysSchema(Schema):
+    days_logged = fields.Integer()
+    alcohol_free_days = fields.Integer()
+    heavy_days = fields.Integer()
+    drinks_per_drinking_day = fields.Decimal(as_string=False, allow_none=True)
+
+
+class CravingTrendSchema(Schema):
+    avg_7d = fields.Decimal(as_string=False, allow_none=True)
+    avg_prev_7d = fields.Decimal(as_string=False, allow_none=True)
+    trend = fields.String(allow_none=True, metadata={"enum": ["rising", "falling", "flat", None]})
+
+
+class AdherenceSchema(Schema):
+    taken = fields.Integer()
+    scheduled = fields.Integer()
+    rate_7d = fields.Decimal(as_string=False, allow_none=True)
+
+
+class SummarySchema(Schema):
+    as_of = fields.Date(metadata={"description": "The member's local today."})
+    streak = fields.Nested(StreakSchema)
+    week = fields.Nested(WeekSchema)
+    last_30_days = fields.Nested(Last30DaysSchema)
+    cravings = fields.Nested(CravingTrendSchema)
+    adherence = fields.Nested(AdherenceSchema)

@@ -127,7 +127,7 @@ def put_drink_log(
         insert(DrinkLog)
         .values(
             member_id=member.id, date=day, source=drinking.log_source(day, today=today).value, created_at=now,
-            **values, **stamp_values(origin),
+            **values, **stamp_values(origin, member.id),
         )
         .on_conflict_do_nothing(index_elements=["member_id", "date"])
         .returning(DrinkLog.date)
@@ -218,7 +218,7 @@ def _record_once(model: type, member: Member, record_id: uuid.UUID, values: dict
     """Insert (member, id) once. The same id again: unchanged if the body matches, else a 409."""
     inserted = session.execute(
         insert(model)
-        .values(member_id=member.id, id=record_id, created_at=now, **values, **stamp_values(origin))
+        .values(member_id=member.id, id=record_id, created_at=now, **values, **stamp_values(origin, member.id))
         .on_conflict_do_nothing(index_elements=["member_id", "id"])
         .returning(model.id)
     ).first()

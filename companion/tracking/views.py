@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from companion.accounts.models import Role
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
-from companion.tracking import schemas, services
+from companion.tracking import schemas, services, summary, sync
 from companion.tracking.common import RangeArgsSchema, current_login, local_today, resolve_range
 
 blp = Blueprint("tracking", __name__, url_prefix="/api/v1", description="What members log, offline-first")
@@ -118,3 +118,30 @@ class BacReadings(MethodView):
             reading, outcome = services.record_bac_reading(_member(), data, origin=current_login(), now=utcnow())
             body = services.bac_view(reading)
         return body, 201 if outcome == services.CREATED else 200
+
+
+@blp.route("/sync")
+class Sync(MethodView):
+    @allow(Role.MEMBER)
+    @blp.arguments(schemas.SyncQuerySchema, location="query")
+    @blp.response(200, schemas.SyncChangesSchema)
+    def get(self, args: dict[str, Any]):
+        """Records changed since the cursor by the member's other devices or by staff, oldest first."""
+        return sync.changes_since(_member(), args.get("since"), login=current_login())
+
+    @allow(Role.MEMBER)
+    @blp.arguments(schemas.SyncBatchSchema)
+    @blp.response(200, schemas.SyncResultsSchema)
+    @blp.alt_response(413, description="More than 500 items.")
+    def post(self, data: dict[str, Any]):
+        """Store a batch written offline. Each item stands alone and answers its own status; safe to replay."""
+        with unit_of_work():
+            return {"results": sync.apply_batch(_member(), data["items"], origin=current_login(), now=utcnow())}
+
+
+@blp.route("/me/summary", methods=["GET"])
+@allow(Role.MEMBER)
+@blp.response(200, schemas.SummarySchema)
+def member_summary():
+    """Streaks, this week against the goal, the last 30 days, the craving trend and dose adherence."""
+    return summary.member_summary(_member(), now=utcnow())

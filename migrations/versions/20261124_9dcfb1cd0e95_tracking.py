@@ -1,8 +1,8 @@
 """tracking
 
-Revision ID: 45f06920ff0e
+Revision ID: 9dcfb1cd0e95
 Revises: 2f80556432e9
-Create Date: 2026-11-23 23:53:06.528596
+Create Date: 2026-11-24 00:04:28.308080
 """
 
 from collections.abc import Sequence
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = '45f06920ff0e'
+revision: str = '9dcfb1cd0e95'
 down_revision: str | None = '2f80556432e9'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -31,13 +31,12 @@ def upgrade() -> None:
     sa.Column('device_serial', sa.String(length=80), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
-    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint('bac_g_dl >= 0 AND bac_g_dl <= 0.5', name=op.f('ck_bac_readings_bac_range')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_bac_readings_member_id_members'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('member_id', 'id', name=op.f('pk_bac_readings'))
     )
-    op.create_index('ix_bac_readings_member_change', 'bac_readings', ['member_id', 'change_xid', 'change_seq'], unique=False)
+    op.create_index('ix_bac_readings_member_change', 'bac_readings', ['member_id', 'change_seq'], unique=False)
     op.create_index('ix_bac_readings_member_date', 'bac_readings', ['member_id', 'date'], unique=False)
     op.create_table('cravings',
     sa.Column('member_id', sa.Uuid(), nullable=False),
@@ -49,13 +48,12 @@ def upgrade() -> None:
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
-    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint('intensity BETWEEN 0 AND 10', name=op.f('ck_cravings_intensity_range')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_cravings_member_id_members'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('member_id', 'id', name=op.f('pk_cravings'))
     )
-    op.create_index('ix_cravings_member_change', 'cravings', ['member_id', 'change_xid', 'change_seq'], unique=False)
+    op.create_index('ix_cravings_member_change', 'cravings', ['member_id', 'change_seq'], unique=False)
     op.create_index('ix_cravings_member_date', 'cravings', ['member_id', 'date'], unique=False)
     op.create_table('drink_logs',
     sa.Column('member_id', sa.Uuid(), nullable=False),
@@ -71,14 +69,13 @@ def upgrade() -> None:
     sa.Column('server_updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('deleted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
-    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint("source IN ('realtime', 'recall')", name=op.f('ck_drink_logs_source')),
     sa.CheckConstraint('grams_ethanol >= 0', name=op.f('ck_drink_logs_grams_nonnegative')),
     sa.ForeignKeyConstraint(['member_id'], ['members.id'], name=op.f('fk_drink_logs_member_id_members'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('member_id', 'date', name=op.f('pk_drink_logs'))
     )
-    op.create_index('ix_drink_logs_member_change', 'drink_logs', ['member_id', 'change_xid', 'change_seq'], unique=False)
+    op.create_index('ix_drink_logs_member_change', 'drink_logs', ['member_id', 'change_seq'], unique=False)
     op.create_table('medication_plans',
     sa.Column('id', sa.Uuid(), nullable=False),
     sa.Column('member_id', sa.Uuid(), nullable=False),
@@ -92,7 +89,6 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
-    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint('dose_mg > 0', name=op.f('ck_medication_plans_dose_positive')),
     sa.CheckConstraint('end_date IS NULL OR end_date >= start_date', name=op.f('ck_medication_plans_end_after_start')),
@@ -101,7 +97,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_medication_plans'))
     )
     op.create_index('ix_medication_plans_member', 'medication_plans', ['member_id'], unique=False)
-    op.create_index('ix_medication_plans_member_change', 'medication_plans', ['member_id', 'change_xid', 'change_seq'], unique=False)
+    op.create_index('ix_medication_plans_member_change', 'medication_plans', ['member_id', 'change_seq'], unique=False)
     op.create_table('medication_checkins',
     sa.Column('member_id', sa.Uuid(), nullable=False),
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -113,7 +109,6 @@ def upgrade() -> None:
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('change_seq', sa.BigInteger(), nullable=False),
-    sa.Column('change_xid', sa.BigInteger(), nullable=False),
     sa.Column('changed_by', sa.Uuid(), nullable=True),
     sa.CheckConstraint("(status = 'taken') = (taken_at IS NOT NULL)", name=op.f('ck_medication_checkins_taken_at_when_taken')),
     sa.CheckConstraint("status IN ('taken', 'skipped')", name=op.f('ck_medication_checkins_status')),
@@ -122,7 +117,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('member_id', 'id', name=op.f('pk_medication_checkins')),
     sa.UniqueConstraint('plan_id', 'scheduled_for', name='uq_medication_checkins_slot')
     )
-    op.create_index('ix_medication_checkins_member_change', 'medication_checkins', ['member_id', 'change_xid', 'change_seq'], unique=False)
+    op.create_index('ix_medication_checkins_member_change', 'medication_checkins', ['member_id', 'change_seq'], unique=False)
     op.create_index('ix_medication_checkins_member_date', 'medication_checkins', ['member_id', 'date'], unique=False)
     op.create_table('side_effect_reports',
     sa.Column('id', sa.Integer(), autoincrement=True, nullable=False),
