@@ -149,8 +149,10 @@ def put_drink_log(
         raise Conflict(
             "A newer version of this day's log is stored.", current=_dump_drink_log(log, member)
         )
-    if _same_drink_log(log, data, grams):
+    newer_edit = data.get("updated_at") is not None and data["updated_at"] > log.updated_at
+    if _same_drink_log(log, data, grams) and not newer_edit:
         return log, UNCHANGED
+    # A newer edit of the same amounts still moves `updated_at`, or an older edit would later win.
     _apply(log, values, origin)
     return log, UPDATED
 
