@@ -53,7 +53,7 @@ def register_extensions(app: Flask, config: Config) -> None:
     app.config.update(
         RATELIMIT_ENABLED=config.ratelimit_enabled,
         RATELIMIT_STORAGE_URI=limiter_storage_url(config.redis_url),
-        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 0.3, "socket_timeout": 0.3},
+        RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 1, "socket_timeout": 1},
         RATELIMIT_STRATEGY="moving-window",
         RATELIMIT_DEFAULT=config.ratelimit_default,
         RATELIMIT_HEADERS_ENABLED=True,
