@@ -1,0 +1,611 @@
+"""Medication plans (written by coaches and admins) and the member's dose check-ins.
+
+A plan row is converted to the pure `domain.plans.Plan` for every rule: validation, the regimen in
+force on a day, dose slots. A check-in is recorded once per (member, phone id) and once per (plan,
+dose slot); the database's keys decide between concurrent duplicates. Services flush, never commit;
+they return what they did ("created", "unchanged") so the API and the sync batch answer alike.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import select, tuple_
+from sqlalchemy.exc import IntegrityError
+
+from companion import privacy
+from companion.accounts.models import CoachAssignment, Member, Role, User
+from companion.db import session, utcnow
+from companion.domain import localtime, plans
+from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.domain.medications import CATALOGUE, side_effect_codes
+from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
+from companion.medications.schemas import CheckinSchema, PlanSchema
+from companion.tracking.common import DateRange, decode_page_cursor, local_today, page, stamp
+
+CREATED, UNCHANGED = "created", "unchanged"
+#: PostgreSQL's SQLSTATE for a duplicate key.
+UNIQUE_VIOLATION = "23505"
+
+#: A phone's clock may run this far ahead of ours before `taken_at` counts as "in the future" (ours).
+CLOCK_SKEW = timedelta(minutes=5)
+#: A dose may be checked in at most this long before its slot: taken a little early, or skipped
+#: ahead of time; further ahead is a phone bug (ours).
+CHECKIN_LEAD = timedelta(hours=12)
+
+_INVALID = "The request body is invalid."
+
+
+# --- catalogue --------------------------------------------------------------------------------------
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """`GET /medications`: the medications a plan may name, with the side effects a check-in may report."""
+    return [
+        {
+            "code": m.code,
+            "name": m.name,
+            "drug_class": m.drug_class,
+            "side_effects": [{"code": s.code, "label": s.label} for s in m.side_effects],
+        }
+        for m in CATALOGUE
+    ]
+
+
+# --- plans ------------------------------------------------------------------------------------------
+
+
+def _step_from_json(raw: dict[str, Any]) -> plans.PlanStep:
+    return plans.PlanStep(
+        from_date=date.fromisoformat(raw["from_date"]),
+        dose_mg=Decimal(str(raw["dose_mg"])),
+        times=tuple(time.fromisoformat(t) for t in raw["times"]),
+    )
+
+
+def _step_to_json(step: plans.PlanStep) -> dict[str, Any]:
+    """How a step is stored in `medication_plans.steps` (JSONB): exact decimals as strings, "HH:MM" times."""
+    return {
+        "from_date": step.from_date.isoformat(),
+        "dose_mg": str(step.dose_mg),
+        "times": [t.strftime("%H:%M") for t in step.times],
+    }
+
+
+def plan_to_domain(row: MedicationPlan) -> plans.Plan:
+    """The stored plan as the pure domain's `Plan` (regimens, dose slots, tapering)."""
+    return plans.Plan(
+        id=row.id,
+        medication=row.medication,
+        dose_mg=Decimal(row.dose_mg),
+        times=tuple(row.times),
+        start_date=row.start_date,
+        end_date=row.end_date,
+        steps=tuple(_step_from_json(s) for s in row.steps or []),
+    )
+
+
+def _normal(dose: Decimal) -> Decimal:
+    """10.00 -> 10, 7.50 -> 7.5: the JSON answer shows the dose as the coach wrote it."""
+    normal = dose.normalize()
+    return normal.quantize(Decimal(1)) if normal == normal.to_integral_value() else normal
+
+
+def plan_view(row: MedicationPlan, *, today: date) -> dict[str, Any]:
+    """A plan as the API shows it; `active` when it is in force on the member's local `today`."""
+    plan = plan_to_domain(row)
+    return {
+        "id": row.id,
+        "medication": row.medication,
+        "dose_mg": _normal(plan.dose_mg),
+        "times": list(plan.times),
+        "start_date": row.start_date,
+        "end_date": row.end_date,
+        "steps": [
+            {"from_date": s.from_date, "dose_mg": _normal(s.dose_mg), "times": list(s.times)}
+            for s in plan.steps
+        ],
+        "active": plans.is_active(plan, today),
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
+
+
+def plan_view_now(row: MedicationPlan, *, now: datetime) -> dict[str, Any]:
+    """`plan_view` with `active` computed for the plan's member's local date at `now`."""
+    member = session.get(Member, row.member_id)
+    assert member is not None
+    return plan_view(row, today=local_today(member, now))
+
+
+def dump_plan(member: Member, row: MedicationPlan, *, now: datetime | None = None) -> dict[str, Any]:
+    """JSON-ready, as `GET /medication-plans` shows it (what `GET /sync` hands out for a plan)."""
+    return PlanSchema().dump(plan_view(row, today=local_today(member, now or utcnow())))
+
+
+def list_plans(member: Member, *, now: datetime) -> list[dict[str, Any]]:
+    """`GET /medication-plans`: the member's plans, earliest start first."""
+    today = local_today(member, now)
+    rows = session.execute(
+        select(MedicationPlan)
+        .where(MedicationPlan.member_id == member.id)
+        .order_by(MedicationPlan.start_date, MedicationPlan.created_at, MedicationPlan.id)
+    ).scalars()
+    return [plan_view(row, today=today) for row in rows]
+
+
+def member_for_staff(actor: User, member_id: uuid.UUID) -> Member:
+    """The member, if `actor` may manage their plans: an admin always, a coach while the member is on
+    their current caseload. Anything else is the same 404 as a member who does not exist."""
+    member = session.get(Member, member_id)
+    if member is not None and actor.role == Role.ADMIN:
+        return member
+    if member is not None and actor.role == Role.COACH:
+        assigned = session.execute(
+            select(CoachAssignment.id).where(
+                CoachAssignment.member_id == member_id,
+                CoachAssignment.coach_id == actor.id,
+                CoachAssignment.ended_at.is_(None),
+            )
+        ).first()
+        if assigned is not None:
+            return member
+    raise NotFound("No such member on your caseload.")
+
+
+def _sorted_times(raw: Sequence[time]) -> tuple[time, ...]:
+    """Times in order (the order a coach types them in means nothing); repeats are kept for the domain
+    to report."""
+    return tuple(sorted(raw))
+
+
+def _step(raw: dict[str, Any]) -> plans.PlanStep:
+    return plans.PlanStep(raw["from_date"], raw["dose_mg"], _sorted_times(raw["times"]))
+
+
+def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now: datetime) -> MedicationPlan:
+    """`POST /coach/members/{id}/medication-plans`: a new plan for a member `actor` may manage.
+
+    `start_date` defaults to the member's local today and may not be before it: adherence counts
+    doses from the start date, and doses before the plan existed must never count as missed.
+
+    :raises NotFound: the member is not `actor`'s to manage.
+    :raises InvalidInput: naming each bad field (domain.plans.plan_problems).
+    """
+    member = member_for_staff(actor, member_id)
+    today = local_today(member, now)
+    start = data.get("start_date") or today
+    if start < today:
+        raise InvalidInput(_INVALID, fields={"start_date": [_not_before_today(today)]})
+    plan = plans.Plan(
+        id=uuid.uuid4(),
+        medication=data["medication"],
+        dose_mg=data["dose_mg"],
+        times=_sorted_times(data["times"]),
+        start_date=start,
+        end_date=data.get("end_date"),
+        steps=tuple(_step(s) for s in data.get("steps") or []),
+    )
+    plans.validate_plan(plan)
+    row = MedicationPlan(id=plan.id, member_id=member.id, created_by=actor.id, created_at=now)
+    _store(row, plan, now=now)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def _not_before_today(today: date) -> str:
+    return f"Must not be before the member's local today ({today}): days before it are history."
+
+
+def _store(row: MedicationPlan, plan: plans.Plan, *, now: datetime) -> None:
+    row.medication = plan.medication
+    row.dose_mg = plan.dose_mg
+    row.times = list(plan.times)
+    row.start_date = plan.start_date
+    row.end_date = plan.end_date
+    row.steps = [_step_to_json(s) for s in plan.steps]
+    row.updated_at = now
+    stamp(row, None)  # staff changes reach every device of the member through GET /sync
+
+
+def update_plan(
+    actor: User, member_id: uuid.UUID, plan_id: uuid.UUID, changes: dict[str, Any], *, now: datetime
+) -> MedicationPlan:
+    """`PATCH /coach/members/{id}/medication-plans/{plan_id}`; see `patched_plan` for the semantics.
+
+    :raises NotFound: the member is not `actor`'s to manage, or the plan is not the member's.
+    :raises InvalidInput: naming each bad field.
+    """
+    member = member_for_staff(actor, member_id)
+    row = session.execute(
+        select(MedicationPlan)
+        .where(MedicationPlan.id == plan_id, MedicationPlan.member_id == member.id)
+        .with_for_update()
+    ).scalar_one_or_none()
+    if row is None:
+        raise NotFound("No such medication plan.")
+    current = plan_to_domain(row)
+    new = patched_plan(current, changes, today=local_today(member, now))
+    plans.validate_plan(new)
+    if new != current:
+        _store(row, new, now=now)
+        session.flush()
+    return row
+
+
+def patched_plan(current: plans.Plan, changes: dict[str, Any], *, today: date) -> plans.Plan:
+    """The plan after a PATCH, on the member's local `today`. Days before `today` are history: a PATCH
+    never changes what the plan scheduled on them, so adherence already counted stays true.
+
+    * Before the plan's first day has begun (start_date > today), or on it (start_date == today), each
+      field given replaces the stored one; `start_date` only while start_date > today, and not to a
+      day before today.
+    * Once the plan has days behind it (start_date < today):
+      - `dose_mg` / `times` do not rewrite the base regimen: the new regimen becomes a step from today
+        (the missing one of the two is taken from the regimen in force today), replacing the steps from
+        today on. Send `steps` in the same PATCH to schedule later changes after it. A change equal to
+        the regimen in force is no change.
+      - `steps` replace the stored steps from today on; steps before today are kept, and must be sent
+        unchanged or left out (so `[]` removes the steps ahead).
+      - `end_date` may move to today or later (or null: open-ended), never to a day before today.
+    * A plan that ended before today cannot change: start a new one.
+    * A plan already started cannot change its `start_date`.
+
+    :raises InvalidInput: naming the field that would rewrite history.
+    """
+    if not changes:
+        return current
+    if current.end_date is not None and current.end_date < today:
+        message = f"This plan ended on {current.end_date}; start a new plan instead."
+        raise InvalidInput(_INVALID, fields={name: [message] for name in sorted(changes)})
+
+    start_date = current.start_date
+    if "start_date" in changes and changes["start_date"] != current.start_date:
+        if current.start_date <= today:
+            message = f"The plan started on {current.start_date}."
+            raise InvalidInput(_INVALID, fields={"start_date": [message]})
+        if changes["start_date"] < today:
+            raise InvalidInput(_INVALID, fields={"start_date": [_not_before_today(today)]})
+        start_date = changes["start_date"]
+
+    end_date = current.end_date
+    if "end_date" in changes and changes["end_date"] != current.end_date:
+        end_date = changes["end_date"]
+        if current.start_date < today and end_date is not None and end_date < today:
+            raise InvalidInput(_INVALID, fields={"end_date": [_not_before_today(today)]})
+
+    given_steps = tuple(_step(s) for s in changes["steps"]) if "steps" in changes else None
+    dose_times_given = "dose_mg" in changes or "times" in changes
+
+    if current.start_date >= today:
+        # Nothing has been scheduled before today: the PATCH simply replaces what it names.
+        return plans.Plan(
+            id=current.id,
+            medication=current.medication,
+            dose_mg=changes.get("dose_mg", current.dose_mg),
+            times=_sorted_times(changes["times"]) if "times" in changes else current.times,
+            start_date=start_date,
+            end_date=end_date,
+            steps=given_steps if given_steps is not None else current.steps,
+        )
+
+    history = tuple(s for s in current.steps if s.from_date < today)
+    if given_steps is not None:
+        if tuple(s for s in given_steps if s.from_date < today) not in ((), history):
+            raise InvalidInput(
+                _INVALID,
+                fields={"steps": [
+                    f"Steps before the member's local today ({today}) are history: send them unchanged, "
+                    "or send only the steps from today on (they are kept)."
+                ]},
+            )
+        ahead = tuple(s for s in given_steps if s.from_date >= today)
+    else:
+        ahead = tuple(s for s in current.steps if s.from_date >= today)
+
+    if dose_times_given:
+        in_force = plans.regimen_on(current, today)
+        assert in_force is not None  # started before today and not ended before today
+        dose = changes.get("dose_mg", in_force.dose_mg)
+        times = _sorted_times(changes["times"]) if "times" in changes else in_force.times
+        if (dose, times) != (in_force.dose_mg, in_force.times):
+            ahead = (plans.PlanStep(today, dose, times), *(ahead if given_steps is not None else ()))
+
+    return plans.Plan(
+        id=current.id,
+        medication=current.medication,
+        dose_mg=current.dose_mg,
+        times=current.times,
+        start_date=current.start_date,
+        end_date=end_date,
+        steps=history + ahead,
+    )
+
+
+# --- check-ins --------------------------------------------------------------------------------------
+
+
+def backfill_days() -> int:
+    return int(current_app.config["COMPANION_BACKFILL_DAYS"])
+
+
+def _side_effects(
+    member_id: uuid.UUID, checkin_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[SideEffectReport]]:
+    by_checkin: dict[uuid.UUID, list[SideEffectReport]] = defaultdict(list)
+    if checkin_ids:
+        rows = session.execute(
+            select(SideEffectReport)
+            .where(SideEffectReport.member_id == member_id, SideEffectReport.checkin_id.in_(checkin_ids))
+            .order_by(SideEffectReport.id)
+        ).scalars()
+        for row in rows:
+            by_checkin[row.checkin_id].append(row)
+    return by_checkin
+
+
+def _medications(plan_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not plan_ids:
+        return {}
+    rows = session.execute(
+        select(MedicationPlan.id, MedicationPlan.medication).where(MedicationPlan.id.in_(plan_ids))
+    )
+    return dict(rows.all())  # type: ignore[arg-type]  # rows of (id, medication)
+
+
+def _view(checkin: MedicationCheckin, medication: str, effects: list[SideEffectReport]) -> dict[str, Any]:
+    return {
+        "id": checkin.id,
+        "plan_id": checkin.plan_id,
+        "medication": medication,
+        "scheduled_for": checkin.scheduled_for,
+        "date": checkin.date,
+        "status": checkin.status,
+        "taken_at": checkin.taken_at,
+        "side_effects": [{"code": e.code, "severity": e.severity, "note": e.note} for e in effects],
+        "note": checkin.note,
+        "created_at": checkin.created_at,
+    }
+
+
+def checkin_views(checkins: Sequence[MedicationCheckin]) -> list[dict[str, Any]]:
+    """Check-ins as the API shows them (`CheckinSchema`), with their side effects, in two queries."""
+    if not checkins:
+        return []
+    medications = _medications(sorted({c.plan_id for c in checkins}))
+    effects = _side_effects(checkins[0].member_id, [c.id for c in checkins])
+    return [_view(c, medications.get(c.plan_id, ""), effects.get(c.id, [])) for c in checkins]
+
+
+def checkin_view(checkin: MedicationCheckin) -> dict[str, Any]:
+    """One check-in as the API shows it (dump it with `CheckinSchema`)."""
+    return checkin_views([checkin])[0]
+
+
+def dump_checkin(checkin: MedicationCheckin) -> dict[str, Any]:
+    """JSON-ready: what a 409 carries under `error.current`."""
+    return CheckinSchema().dump(checkin_view(checkin))
+
+
+def _effect_key(code: str, severity: str, note: str | None) -> tuple[str, str, str]:
+    return code, severity, note or ""
+
+
+def _same_checkin(stored: MedicationCheckin, data: dict[str, Any]) -> bool:
+    """Whether `data` is the stored check-in sent again: values compared after normalising (instants as
+    UTC instants, absent and null alike, side effects in any order)."""
+    effects = _side_effects(stored.member_id, [stored.id]).get(stored.id, [])
+    stored_effects = sorted(_effect_key(e.code, e.severity, e.note) for e in effects)
+    given_effects = sorted(
+        _effect_key(e["code"], e["severity"], e.get("note")) for e in data.get("side_effects") or []
+    )
+    taken_at = data.get("taken_at")
+    return (
+        stored.plan_id == data["plan_id"]
+        and stored.scheduled_for == localtime.to_utc(data["scheduled_for"])
+        and stored.status == data["status"]
+        and stored.taken_at == (localtime.to_utc(taken_at) if taken_at is not None else None)
+        and (stored.note or "") == (data.get("note") or "")
+        and stored_effects == given_effects
+    )
+
+
+def _stored_checkin(member_id: uuid.UUID, checkin_id: uuid.UUID) -> MedicationCheckin | None:
+    return session.execute(
+        select(MedicationCheckin)
+        .where(MedicationCheckin.member_id == member_id, MedicationCheckin.id == checkin_id)
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
+def _replayed(stored: MedicationCheckin, data: dict[str, Any]) -> tuple[MedicationCheckin, str]:
+    if not _same_checkin(stored, data):
+        raise Conflict("A different check-in with this id is stored.", current=dump_checkin(stored))
+    return stored, UNCHANGED
+
+
+def _dose_slot(
+    member: Member, plan: MedicationPlan, data: dict[str, Any], *, now: datetime
+) -> plans.DoseSlot:
+    """The slot `scheduled_for` names, checked against the plan and the clock."""
+    scheduled_for = data["scheduled_for"]
+    if scheduled_for > now + CHECKIN_LEAD:
+        hours = int(CHECKIN_LEAD.total_seconds() // 3600)
+        message = f"More than {hours} hours ahead: not due yet."
+        raise InvalidInput(_INVALID, fields={"scheduled_for": [message]})
+    slot = plans.slot_matches(plan_to_domain(plan), scheduled_for, member.timezone)
+    if slot is None:
+        raise InvalidInput(
+            _INVALID,
+            fields={"scheduled_for": [
+                "Not a dose this plan schedules: one of its times on a day it is in force, "
+                f"in {member.timezone}."
+            ]},
+        )
+    oldest = local_today(member, now) - timedelta(days=backfill_days())
+    if slot.local_date < oldest:
+        message = f"Cannot be more than {backfill_days()} days ago."
+        raise InvalidInput(_INVALID, fields={"scheduled_for": [message]})
+    return slot
+
+
+def _check_details(plan: MedicationPlan, data: dict[str, Any], *, now: datetime) -> None:
+    taken_at = data.get("taken_at")
+    if taken_at is not None and taken_at > now + CLOCK_SKEW:
+        raise InvalidInput(_INVALID, fields={"taken_at": ["Cannot be in the future."]})
+    allowed = side_effect_codes(plan.medication)
+    message = f"Not a side effect of {plan.medication} (GET /medications); use 'other' with a note."
+    unknown = {
+        str(i): {"code": [message]}
+        for i, effect in enumerate(data.get("side_effects") or [])
+        if effect["code"] not in allowed
+    }
+    if unknown:
+        raise InvalidInput(_INVALID, fields={"side_effects": unknown})  # type: ignore[dict-item]
+
+
+def record_checkin(
+    member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
+) -> tuple[MedicationCheckin, str]:
+    """Record a dose taken or skipped, once. `data` is what `CheckinInputSchema` loads.
+
+    * A new id for a slot not yet checked in: stored with its side effects, "created".
+    * The same id with the same body (a retry): nothing changes, "unchanged", whatever happened to
+      the plan since.
+    * The same id with a different body: Conflict, with the stored check-in as `current`.
+    * Another id for a slot already checked in: Conflict (the (plan, slot) key), with that check-in.
+
+    Concurrent duplicates are settled by the database's keys: the insert runs in a savepoint, the
+    second of two concurrent inserts waits for the first and fails on the key, and then compares
+    with what the first stored. Nothing is written unless "created" is returned.
+
+    :raises NotFound: the plan is not the member's (field `plan_id`).
+    :raises InvalidInput: `scheduled_for` is not a dose slot of the plan, `taken_at` is in the future,
+        a side effect is not one of the medication's.
+    :raises Conflict: see above.
+    """
+    stored = _stored_checkin(member.id, data["id"])
+    if stored is not None:
+        return _replayed(stored, data)
+    plan = session.get(MedicationPlan, data["plan_id"])
+    if plan is None or plan.member_id != member.id:
+        raise NotFound("No such medication plan.", fields={"plan_id": ["No such plan."]})
+    slot = _dose_slot(member, plan, data, now=now)
+    _check_details(plan, data, now=now)
+    taken_at = data.get("taken_at")
+    checkin = MedicationCheckin(
+        member_id=member.id,
+        id=data["id"],
+        plan_id=plan.id,
+        scheduled_for=slot.scheduled_for,
+        date=slot.local_date,
+        status=data["status"],
+        taken_at=localtime.to_utc(taken_at) if taken_at is not None else None,
+        note=data.get("note"),
+        created_at=now,
+    )
+    stamp(checkin, origin)
+    try:
+        # A savepoint, so a duplicate key leaves the transaction usable. A concurrent insert of the same
+        # key waits here for the other transaction, then fails once it commits.
+        with session.begin_nested():
+            session.add(checkin)
+            session.flush()
+    except IntegrityError as exc:
+        if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
+            raise
+        return _already_stored(member, data, plan, slot)
+    session.add_all(
+        SideEffectReport(
+            member_id=member.id,
+            checkin_id=checkin.id,
+            medication=plan.medication,
+            date=slot.local_date,
+            code=effect["code"],
+            severity=effect["severity"],
+            note=effect.get("note"),
+        )
+        for effect in data.get("side_effects") or []
+    )
+    session.flush()
+    return checkin, CREATED
+
+
+def _already_stored(
+    member: Member, data: dict[str, Any], plan: MedicationPlan, slot: plans.DoseSlot
+) -> tuple[MedicationCheckin, str]:
+    """After a duplicate key: the same id (a replay, or a different body), or another id for the slot."""
+    stored = _stored_checkin(member.id, data["id"])
+    if stored is not None:
+        return _replayed(stored, data)
+    other = session.execute(
+        select(MedicationCheckin).where(
+            MedicationCheckin.plan_id == plan.id, MedicationCheckin.scheduled_for == slot.scheduled_for
+        )
+    ).scalar_one_or_none()
+    details = {"current": dump_checkin(other)} if other is not None else {}
+    raise Conflict(
+        "This dose is already checked in.",
+        fields={"scheduled_for": ["This dose slot already has a check-in (with another id)."]},
+        **details,
+    )
+
+
+def _cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
+    try:
+        instant = datetime.fromisoformat(str(after[0]))
+        localtime.to_utc(instant)
+        return instant, uuid.UUID(str(after[1]))
+    except (ValueError, IndexError, OverflowError) as exc:
+        message = "Not a cursor this server issued."
+        raise InvalidInput("The request is invalid.", fields={"cursor": [message]}) from exc
+
+
+def list_checkins(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
+    """`GET /medication-checkins`: check-ins whose slot falls on a local date in `window`, in slot order."""
+    query = select(MedicationCheckin).where(
+        MedicationCheckin.member_id == member.id, MedicationCheckin.date.between(window.start, window.end)
+    )
+    key = tuple_(MedicationCheckin.scheduled_for, MedicationCheckin.id)
+    after = decode_page_cursor(cursor)
+    if after:
+        query = query.where(key > _cursor_key(after))
+    rows = list(session.execute(query.order_by(*key.clauses).limit(limit + 1)).scalars())
+    result = page(rows, limit, lambda c: [c.scheduled_for.isoformat(), str(c.id)])
+    result["items"] = checkin_views(result["items"])
+    return result
+
+
+# --- GET /me/export ---------------------------------------------------------------------------------
+
+
+def _export(member_id: uuid.UUID) -> dict[str, Any]:
+    member = session.get(Member, member_id)
+    assert member is not None
+    today = local_today(member, utcnow())
+    plan_rows = session.execute(
+        select(MedicationPlan)
+        .where(MedicationPlan.member_id == member_id)
+        .order_by(MedicationPlan.start_date, MedicationPlan.created_at)
+    ).scalars()
+    checkins = list(
+        session.execute(
+            select(MedicationCheckin)
+            .where(MedicationCheckin.member_id == member_id)
+            .order_by(MedicationCheckin.scheduled_for, MedicationCheckin.id)
+        ).scalars()
+    )
+    return {
+        "medication_plans": PlanSchema(many=True).dump([plan_view(p, today=today) for p in plan_rows]),
+        "medication_checkins": CheckinSchema(many=True).dump(checkin_views(checkins)),
+    }
+
+
+privacy.register_exporter("medications", _export)
