@@ -14,9 +14,21 @@ class ErrorBodySchema(Schema):
     status = fields.Integer(required=True)
     code = fields.String(
         required=True,
-        metadata={"enum": ["invalid_json", "unauthenticated", "forbidden", "not_found", "method_not_allowed",
-                           "conflict", "payload_too_large", "invalid_payload", "rate_limited", "internal_error",
-                           "unavailable"]},
+        metadata={
+            "enum": [
+                "invalid_json",
+                "unauthenticated",
+                "forbidden",
+                "not_found",
+                "method_not_allowed",
+                "conflict",
+                "payload_too_large",
+                "invalid_payload",
+                "rate_limited",
+                "internal_error",
+                "unavailable",
+            ]
+        },
     )
     message = fields.String(required=True)
     fields_ = fields.Dict(
@@ -71,14 +83,19 @@ def configure_openapi(app: Flask) -> None:
         API_SPEC_OPTIONS={
             "info": {
                 "description": (
-                    "The contract of the phone app, the coach dashboard and insurer tools. Every path is under "
+                    "The contract of the phone app, the coach dashboard and insurer tools. "
+                    "Every path is under "
                     "/api/v1; every error has the envelope {error: {status, code, message, fields}}."
                 )
             },
             "security": [{"bearerAuth": []}],
             "components": {
                 "securitySchemes": {
-                    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "An access token from /auth/token."}
+                    "bearerAuth": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "description": "An access token from /auth/token.",
+                    }
                 }
             },
         },

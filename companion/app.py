@@ -27,7 +27,9 @@ API_BLUEPRINTS = (accounts_views.blp, tracking_views.blp, medications_views.blp)
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     if not config.database_url or not config.redis_url:
-        raise RuntimeError("DATABASE_URL and REDIS_URL must be resolved before the app is made (companion.runtime).")
+        raise RuntimeError(
+            "DATABASE_URL and REDIS_URL must be resolved before the app is made (companion.runtime)."
+        )
     app = Flask(__name__, instance_path=config.instance_path)
     app.json = CompanionJSONProvider(app)
     app.config.from_mapping(config.as_flask_config())

@@ -37,7 +37,12 @@ def celery_settings(redis_url: str, visibility_timeout: int) -> dict[str, Any]:
         "broker_connection_timeout": 1,
         "broker_connection_retry_on_startup": True,
         "task_publish_retry": True,
-        "task_publish_retry_policy": {"max_retries": 1, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2},
+        "task_publish_retry_policy": {
+            "max_retries": 1,
+            "interval_start": 0,
+            "interval_step": 0.2,
+            "interval_max": 0.2,
+        },
         "timezone": "UTC",
         "enable_utc": True,
         # Past-due periodic runs after beat downtime are skipped, not replayed in a burst.

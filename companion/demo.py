@@ -49,16 +49,26 @@ def ensure_demo(*, now: datetime) -> DemoLogins:
     ):
         if not _exists(email):
             services.create_staff(
-                role, email, DEMO_PASSWORD, display_name=name,
-                insurer_code=DEMO_INSURER_CODE if role == Role.INSURER_ANALYST else None, now=now,
+                role,
+                email,
+                DEMO_PASSWORD,
+                display_name=name,
+                insurer_code=DEMO_INSURER_CODE if role == Role.INSURER_ANALYST else None,
+                now=now,
             )
     for email, name, zone, country, sex, goal, limit in MEMBERS:
         if not _exists(email):
             services.register_member(
                 {
-                    "email": email, "password": DEMO_PASSWORD, "display_name": name, "timezone": zone,
-                    "country": country, "sex": sex, "goal": {"type": goal, "weekly_limit": limit},
-                    "enrollment_code": DEMO_INSURER_CODE, "consents": {"outcome_sharing": True},
+                    "email": email,
+                    "password": DEMO_PASSWORD,
+                    "display_name": name,
+                    "timezone": zone,
+                    "country": country,
+                    "sex": sex,
+                    "goal": {"type": goal, "weekly_limit": limit},
+                    "enrollment_code": DEMO_INSURER_CODE,
+                    "consents": {"outcome_sharing": True},
                 },
                 now=now,
             )

@@ -21,7 +21,9 @@ PAGE = """<!doctype html>
 <script src="/api/docs/init.js"></script>
 </body></html>"""
 
-INIT = """window.ui = SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#swagger-ui", deepLinking: true});"""
+INIT = (
+    """window.ui = SwaggerUIBundle({url: "/api/openapi.json", dom_id: "#swagger-ui", deepLinking: true});"""
+)
 
 
 @bp.get("/api/docs")

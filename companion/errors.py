@@ -84,9 +84,15 @@ def flatten_webargs_messages(messages: Any) -> dict[str, Any]:
         return {"_schema": messages if isinstance(messages, list) else [str(messages)]}
     flat: dict[str, Any] = {}
     for location, errors in messages.items():
-        if location in {"json", "query", "querystring", "view_args", "path", "form", "headers"} and isinstance(
-            errors, dict
-        ):
+        if location in {
+            "json",
+            "query",
+            "querystring",
+            "view_args",
+            "path",
+            "form",
+            "headers",
+        } and isinstance(errors, dict):
             flat.update(errors)
         else:
             flat[location] = errors
@@ -126,7 +132,9 @@ def handle_domain_error(error: domain.DomainError) -> Response:
     for cls, mapped in DOMAIN_STATUS.items():
         if isinstance(error, cls):
             status = mapped
-    return error_response(status, code=error.code, message=error.message, fields=error.fields, **error.details)
+    return error_response(
+        status, code=error.code, message=error.message, fields=error.fields, **error.details
+    )
 
 
 def handle_unexpected(error: BaseException) -> Response:
@@ -144,7 +152,9 @@ def handle_unexpected(error: BaseException) -> Response:
 def handle_database_unavailable(error: DBAPIError) -> Response:
     """PostgreSQL unreachable or restarting: 503 and a hint to retry, never a 500 (the pool reconnects)."""
     if isinstance(error, OperationalError) or error.connection_invalidated:
-        log.warning("database unavailable", extra={"path_route": request.url_rule.rule if request.url_rule else None})
+        log.warning(
+            "database unavailable", extra={"path_route": request.url_rule.rule if request.url_rule else None}
+        )
         return error_response(503, headers={"Retry-After": "5"})
     return handle_unexpected(error)
 

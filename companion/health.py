@@ -49,5 +49,8 @@ def readyz():
     """Ready to serve: PostgreSQL and Redis both reachable, else 503 naming what is down."""
     checks = {"postgresql": _postgres_ok(), "redis": _redis_ok()}
     ready = all(checks.values())
-    body = {"status": "ready" if ready else "unavailable", "checks": {k: "ok" if v else "down" for k, v in checks.items()}}
+    body = {
+        "status": "ready" if ready else "unavailable",
+        "checks": {k: "ok" if v else "down" for k, v in checks.items()},
+    }
     return jsonify(body), 200 if ready else 503

@@ -15,7 +15,17 @@ from flask import Flask, Response, g, has_request_context, request
 #: LogRecord attributes that are not ours to print.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 #: Keys that must never reach a log line, even if a caller passes them by mistake.
-_FORBIDDEN = {"email", "password", "token", "access_token", "refresh_token", "note", "body", "display_name", "push_token"}
+_FORBIDDEN = {
+    "email",
+    "password",
+    "token",
+    "access_token",
+    "refresh_token",
+    "note",
+    "body",
+    "display_name",
+    "push_token",
+}
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import base64
 import uuid
-from dataclasses import dataclass
 
 from sqlalchemy import BigInteger, Sequence, Uuid, event, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -47,9 +46,7 @@ def claim_change_stream(member_id: uuid.UUID) -> None:
     held: set[uuid.UUID] = session().info.setdefault(_HELD, set())
     if member_id in held:
         return
-    session.execute(
-        select(func.pg_advisory_xact_lock(CHANGE_LOCK_NAMESPACE, func.hashtext(str(member_id))))
-    )
+    session.execute(select(func.pg_advisory_xact_lock(CHANGE_LOCK_NAMESPACE, func.hashtext(str(member_id)))))
     held.add(member_id)
 
 
@@ -80,4 +77,6 @@ def decode_cursor(cursor: str | None) -> int:
             raise ValueError(raw)
         return int(number)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The request is invalid.", fields={"since": ["Not a cursor this server issued."]}) from exc
+        raise InvalidInput(
+            "The request is invalid.", fields={"since": ["Not a cursor this server issued."]}
+        ) from exc

@@ -51,8 +51,19 @@ class HourMinute(fields.Field):
             raise ValidationError('Must be a time of day as "HH:MM".') from exc
 
 
+#: Instants outside these years are typing mistakes, and near year 1 or 9999 local-time arithmetic overflows.
+EARLIEST_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_INSTANT = datetime(2100, 1, 1, tzinfo=UTC)
+
+
 class Instant(fields.AwareDateTime):
     """An instant that must carry its offset; answered in UTC with `Z` (API.md conventions)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        if not EARLIEST_INSTANT <= instant < LATEST_INSTANT:
+            raise ValidationError("Must be between the years 2000 and 2099.")
+        return instant
 
     def _serialize(self, value: datetime | None, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
         if value is None:

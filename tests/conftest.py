@@ -109,7 +109,9 @@ class Api:
         merged.update(headers or {})
         return merged
 
-    def call(self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any):
+    def call(
+        self, method: str, path: str, json: Any = None, headers: dict[str, str] | None = None, **kw: Any
+    ):
         url = path if path.startswith(("/api/", "/healthz", "/readyz")) else "/api/v1" + path
         return self.client.open(url, method=method, json=json, headers=self._headers(headers), **kw)
 

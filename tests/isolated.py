@@ -39,5 +39,7 @@ def run_app_script(body: str, env: dict[str, str], timeout: float = 60) -> dict[
     )
     marker = [line for line in result.stdout.splitlines() if line.startswith("@@RESULT@@")]
     if result.returncode != 0 or not marker:
-        raise AssertionError(f"child failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise AssertionError(
+            f"child failed ({result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return json.loads(marker[-1][len("@@RESULT@@") :])

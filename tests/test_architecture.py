@@ -8,8 +8,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-FORBIDDEN_IN_DOMAIN = ("flask", "flask_login", "flask_smorest", "sqlalchemy", "celery", "redis", "marshmallow",
-                       "psycopg", "werkzeug")
+FORBIDDEN_IN_DOMAIN = (
+    "flask",
+    "flask_login",
+    "flask_smorest",
+    "sqlalchemy",
+    "celery",
+    "redis",
+    "marshmallow",
+    "psycopg",
+    "werkzeug",
+)
 
 
 def _imports(path: Path) -> set[str]:
@@ -44,7 +53,11 @@ def test_every_task_name_the_web_sends_is_registered_by_the_worker(database_url,
     monkeypatch.setenv("REDIS_URL", redis_url)
     from workers.celery_app import celery
 
-    names = {value for key, value in vars(jobs).items() if key.isupper() and not key.startswith("_") and isinstance(value, str) and "." in value}
+    names = {
+        value
+        for key, value in vars(jobs).items()
+        if key.isupper() and not key.startswith("_") and isinstance(value, str) and "." in value
+    }
     assert names, "jobs declares no task names"
     assert names <= set(celery.tasks), names - set(celery.tasks)
     for entry in celery.conf.beat_schedule.values():

@@ -12,7 +12,14 @@ SEXES = ("female", "male", "unspecified")
 GOAL_TYPES = ("abstain", "moderate")
 PLATFORMS = ("ios", "android")
 #: Nudge kinds a member may mute (coach messages can never be muted: DOMAIN.md).
-MUTABLE_NUDGE_KINDS = ("dose_reminder", "log_reminder", "craving_support", "streak", "reengagement", "weekly_summary")
+MUTABLE_NUDGE_KINDS = (
+    "dose_reminder",
+    "log_reminder",
+    "craving_support",
+    "streak",
+    "reengagement",
+    "weekly_summary",
+)
 #: Fields of the member that only the server sets; sending one is a 422 that names it.
 SERVER_OWNED = ("id", "email", "role", "coach", "insurer", "enrolled_at", "created_at", "updated_at")
 
@@ -24,7 +31,9 @@ class GoalSchema(StrictSchema):
         places=1,
         as_string=False,
         validate=validate.Range(min=0, max=200),
-        metadata={"description": "Standard drinks per week in the member's country's size; moderate goals only."},
+        metadata={
+            "description": "Standard drinks per week in the member's country's size; moderate goals only."
+        },
     )
 
     @validates_schema
@@ -59,7 +68,9 @@ class RemindersSchema(StrictSchema):
 class RegisterSchema(StrictSchema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=10, max=1024))
-    timezone = fields.String(required=True, validate=validate_timezone, metadata={"example": "America/New_York"})
+    timezone = fields.String(
+        required=True, validate=validate_timezone, metadata={"example": "America/New_York"}
+    )
     display_name = fields.String(allow_none=True, validate=validate.Length(min=1, max=80))
     country = fields.String(load_default="US", validate=validate_country)
     sex = fields.String(load_default="unspecified", validate=validate.OneOf(SEXES))

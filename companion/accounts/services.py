@@ -35,7 +35,10 @@ def find_user_by_email(email: str) -> User | None:
 
 
 def _email_taken(email: str) -> bool:
-    return session.execute(select(User.id).where(func.lower(User.email) == email.strip().lower())).first() is not None
+    return (
+        session.execute(select(User.id).where(func.lower(User.email) == email.strip().lower())).first()
+        is not None
+    )
 
 
 def register_member(data: dict[str, Any], *, now: datetime) -> SignedIn:
@@ -50,7 +53,9 @@ def register_member(data: dict[str, Any], *, now: datetime) -> SignedIn:
                 "The request body is invalid.", fields={"enrollment_code": ["Unknown enrollment code."]}
             )
     if _email_taken(data["email"]):
-        raise Conflict("An account with this email already exists.", fields={"email": ["Already registered."]})
+        raise Conflict(
+            "An account with this email already exists.", fields={"email": ["Already registered."]}
+        )
     user = User(
         email=data["email"].strip(),
         password_hash=hash_password(data["password"]),
@@ -78,7 +83,9 @@ def register_member(data: dict[str, Any], *, now: datetime) -> SignedIn:
         with session.begin_nested():
             session.flush()
     except IntegrityError as exc:  # a concurrent registration of the same email won the race
-        raise Conflict("An account with this email already exists.", fields={"email": ["Already registered."]}) from exc
+        raise Conflict(
+            "An account with this email already exists.", fields={"email": ["Already registered."]}
+        ) from exc
     return SignedIn(user, tokens.issue_pair(user, now=now))
 
 
@@ -126,7 +133,11 @@ def member_view(user: User) -> dict[str, Any]:
         "country": member.country,
         "sex": member.sex,
         "goal": {"type": member.goal_type, "weekly_limit": member.weekly_limit},
-        "reminders": {"log_time": member.log_time, "quiet_hours": quiet, "muted_kinds": list(member.muted_kinds)},
+        "reminders": {
+            "log_time": member.log_time,
+            "quiet_hours": quiet,
+            "muted_kinds": list(member.muted_kinds),
+        },
         "consents": {
             "outcome_sharing": member.outcome_sharing,
             "updated_at": member.consents_updated_at.isoformat() if member.consents_updated_at else None,
@@ -167,17 +178,28 @@ def update_member(user: User, changes: dict[str, Any], *, now: datetime) -> User
     return user
 
 
-def register_device(member_id: uuid.UUID, platform: str, push_token: str, *, now: datetime) -> tuple[Device, bool]:
+def register_device(
+    member_id: uuid.UUID, platform: str, push_token: str, *, now: datetime
+) -> tuple[Device, bool]:
     """(device, created). A push token known for another member moves to this one (a shared phone)."""
-    device = session.execute(select(Device).where(Device.push_token == push_token).with_for_update()).scalar_one_or_none()
+    device = session.execute(
+        select(Device).where(Device.push_token == push_token).with_for_update()
+    ).scalar_one_or_none()
     if device is not None and device.member_id == member_id:
-        device.platform, device.active, device.last_seen_at, device.deactivated_reason = platform, True, now, None
+        device.platform, device.active, device.last_seen_at, device.deactivated_reason = (
+            platform,
+            True,
+            now,
+            None,
+        )
         session.flush()
         return device, False
     if device is not None:
         session.delete(device)
         session.flush()
-    device = Device(member_id=member_id, platform=platform, push_token=push_token, created_at=now, last_seen_at=now)
+    device = Device(
+        member_id=member_id, platform=platform, push_token=push_token, created_at=now, last_seen_at=now
+    )
     session.add(device)
     try:
         with session.begin_nested():
@@ -188,7 +210,11 @@ def register_device(member_id: uuid.UUID, platform: str, push_token: str, *, now
 
 
 def list_devices(member_id: uuid.UUID) -> list[Device]:
-    return list(session.execute(select(Device).where(Device.member_id == member_id).order_by(Device.created_at)).scalars())
+    return list(
+        session.execute(
+            select(Device).where(Device.member_id == member_id).order_by(Device.created_at)
+        ).scalars()
+    )
 
 
 def remove_device(member_id: uuid.UUID, device_id: uuid.UUID) -> None:
@@ -211,7 +237,12 @@ def export_member(user: User) -> dict[str, Any]:
         },
         "profile": _jsonable(member_view(user)),
         "devices": [
-            {"id": str(d.id), "platform": d.platform, "active": d.active, "created_at": d.created_at.isoformat()}
+            {
+                "id": str(d.id),
+                "platform": d.platform,
+                "active": d.active,
+                "created_at": d.created_at.isoformat(),
+            }
             for d in list_devices(member_id)
         ],
         "coach_assignments": [
@@ -220,7 +251,9 @@ def export_member(user: User) -> dict[str, Any]:
                 "started_at": a.started_at.isoformat(),
                 "ended_at": a.ended_at.isoformat() if a.ended_at else None,
             }
-            for a in session.execute(select(CoachAssignment).where(CoachAssignment.member_id == member_id)).scalars()
+            for a in session.execute(
+                select(CoachAssignment).where(CoachAssignment.member_id == member_id)
+            ).scalars()
         ],
         **privacy.export_member(member_id),
     }
@@ -280,7 +313,12 @@ def create_insurer(name: str, code: str, *, now: datetime) -> Insurer:
 
 
 def create_staff(
-    role: Role, email: str, password: str, *, insurer_code: str | None = None, display_name: str | None = None,
+    role: Role,
+    email: str,
+    password: str,
+    *,
+    insurer_code: str | None = None,
+    display_name: str | None = None,
     now: datetime,
 ) -> User:
     if role == Role.MEMBER:
@@ -299,8 +337,12 @@ def create_staff(
     if _email_taken(email):
         raise Conflict(f"An account with email {email} already exists.")
     user = User(
-        email=email.strip(), password_hash=hash_password(password), role=role, insurer=insurer,
-        display_name=display_name, created_at=now,
+        email=email.strip(),
+        password_hash=hash_password(password),
+        role=role,
+        insurer=insurer,
+        display_name=display_name,
+        created_at=now,
     )
     session.add(user)
     session.flush()

@@ -118,5 +118,7 @@ def revoke_family(family_id: uuid.UUID, *, now: datetime) -> None:
 
 def revoke_all(user_id: uuid.UUID, *, now: datetime) -> None:
     session.execute(
-        update(AuthToken).where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None)).values(revoked_at=now)
+        update(AuthToken)
+        .where(AuthToken.user_id == user_id, AuthToken.revoked_at.is_(None))
+        .values(revoked_at=now)
     )

@@ -17,7 +17,12 @@ from companion.db import unit_of_work, utcnow
 from companion.domain.errors import Unauthenticated
 from companion.extensions import limiter, login_email_key
 
-blp = Blueprint("accounts", __name__, url_prefix="/api/v1", description="Registration, sign-in and the member's own account")
+blp = Blueprint(
+    "accounts",
+    __name__,
+    url_prefix="/api/v1",
+    description="Registration, sign-in and the member's own account",
+)
 
 
 def _token_body(signed_in: services.SignedIn) -> dict[str, Any]:

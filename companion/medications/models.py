@@ -65,7 +65,9 @@ class MedicationCheckin(Syncable, Base):
         Index("ix_medication_checkins_member_change", "member_id", "change_seq"),
     )
 
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     plan_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("medication_plans.id", ondelete="CASCADE"))
     scheduled_for: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -301,10 +301,12 @@ def patched_plan(current: plans.Plan, changes: dict[str, Any], *, today: date) -
         if tuple(s for s in given_steps if s.from_date < today) not in ((), history):
             raise InvalidInput(
                 _INVALID,
-                fields={"steps": [
-                    f"Steps before the member's local today ({today}) are history: send them unchanged, "
-                    "or send only the steps from today on (they are kept)."
-                ]},
+                fields={
+                    "steps": [
+                        f"Steps before the member's local today ({today}) are history: send them unchanged, "
+                        "or send only the steps from today on (they are kept)."
+                    ]
+                },
             )
         ahead = tuple(s for s in given_steps if s.from_date >= today)
     else:
@@ -444,10 +446,12 @@ def _dose_slot(
     if slot is None:
         raise InvalidInput(
             _INVALID,
-            fields={"scheduled_for": [
-                "Not a dose this plan schedules: one of its times on a day it is in force, "
-                f"in {member.timezone}."
-            ]},
+            fields={
+                "scheduled_for": [
+                    "Not a dose this plan schedules: one of its times on a day it is in force, "
+                    f"in {member.timezone}."
+                ]
+            },
         )
     oldest = local_today(member, now) - timedelta(days=backfill_days())
     if slot.local_date < oldest:

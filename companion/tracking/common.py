@@ -46,9 +46,12 @@ def stamp(record: Syncable, origin: uuid.UUID | None) -> None:
 class RangeArgsSchema(StrictSchema):
     from_ = fields.Date(data_key="from", metadata={"description": "First local date (inclusive)."})
     to = fields.Date(metadata={"description": "Last local date (inclusive); default: the member's today."})
-    cursor = fields.String(validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page."})
+    cursor = fields.String(
+        validate=validate.Length(max=200), metadata={"description": "next_cursor of the previous page."}
+    )
     limit = fields.Integer(
-        load_default=DEFAULT_PAGE_SIZE, validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
+        load_default=DEFAULT_PAGE_SIZE,
+        validate=validate.Range(min=1, max=MAX_PAGE_SIZE),
         metadata={"description": f"Page size, at most {MAX_PAGE_SIZE}."},
     )
 
@@ -86,7 +89,9 @@ def decode_page_cursor(cursor: str | None) -> list[Any] | None:
     try:
         key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}) from exc
+        raise InvalidInput(
+            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
+        ) from exc
     if not isinstance(key, list):
         raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]})
     return key

@@ -11,7 +11,18 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Date, DateTime, ForeignKey, Index, Numeric, SmallInteger, String, Text, Uuid
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Numeric,
+    SmallInteger,
+    String,
+    Text,
+    Uuid,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -29,7 +40,9 @@ class DrinkLog(Syncable, Base):
         Index("ix_drink_logs_member_change", "member_id", "change_seq"),
     )
 
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
     date: Mapped[date] = mapped_column(Date, primary_key=True)
     grams_ethanol: Mapped[Decimal] = mapped_column(Numeric(8, 2))
     #: What the member entered: either a standard drink count (in their country's size then) ...
@@ -54,7 +67,9 @@ class Craving(Syncable, Base):
         Index("ix_cravings_member_change", "member_id", "change_seq"),
     )
 
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     recorded_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     #: The member's local date when it was recorded; a later time zone change does not move it.
@@ -75,7 +90,9 @@ class BacReading(Syncable, Base):
         Index("ix_bac_readings_member_change", "member_id", "change_seq"),
     )
 
-    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
     measured_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     date: Mapped[date] = mapped_column(Date)

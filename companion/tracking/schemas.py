@@ -42,7 +42,9 @@ class DrinkLogInputSchema(StrictSchema):
     )
     drinks = fields.List(fields.Nested(DrinkItemSchema), validate=validate.Length(max=MAX_DRINK_ITEMS))
     note = fields.String(allow_none=True, validate=validate.Length(max=MAX_NOTE))
-    updated_at = Instant(metadata={"description": "The phone's edit instant: an older one than stored is a 409."})
+    updated_at = Instant(
+        metadata={"description": "The phone's edit instant: an older one than stored is a 409."}
+    )
 
     @validates_schema
     def _exactly_one_amount(self, data: dict[str, Any], **_: Any) -> None:
@@ -87,7 +89,9 @@ class CravingInputSchema(StrictSchema):
     recorded_at = Instant(required=True)
     intensity = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10))
     triggers = fields.List(
-        fields.String(validate=validate.Length(min=1, max=40)), load_default=list, validate=validate.Length(max=10)
+        fields.String(validate=validate.Length(min=1, max=40)),
+        load_default=list,
+        validate=validate.Length(max=10),
     )
     note = fields.String(allow_none=True, validate=validate.Length(max=MAX_NOTE))
 
@@ -115,7 +119,9 @@ class BacDeviceSchema(StrictSchema):
 class BacReadingInputSchema(StrictSchema):
     id = fields.UUID(required=True)
     measured_at = Instant(required=True)
-    bac_g_dl = fields.Decimal(required=True, validate=[validate.Range(min=0, max=Decimal("0.5")), _three_decimals])
+    bac_g_dl = fields.Decimal(
+        required=True, validate=[validate.Range(min=0, max=Decimal("0.5")), _three_decimals]
+    )
     device = fields.Nested(BacDeviceSchema, allow_none=True)
 
 
@@ -136,10 +142,14 @@ class BacReadingPageSchema(Schema):
 class SyncItemSchema(Schema):
     """Documentation of one batch item; each item is validated on its own (see POST /sync)."""
 
-    type = fields.String(required=True, metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading"]})
+    type = fields.String(
+        required=True, metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading"]}
+    )
     data = fields.Dict(
         required=True,
-        metadata={"description": "The body of the single-record call; a drink log's data carries its `date`."},
+        metadata={
+            "description": "The body of the single-record call; a drink log's data carries its `date`."
+        },
     )
 
 
@@ -165,11 +175,16 @@ class SyncResultsSchema(Schema):
 
 
 class SyncQuerySchema(StrictSchema):
-    since = fields.String(validate=validate.Length(max=200), metadata={"description": "The cursor of the previous answer; none: everything."})
+    since = fields.String(
+        validate=validate.Length(max=200),
+        metadata={"description": "The cursor of the previous answer; none: everything."},
+    )
 
 
 class SyncChangeSchema(Schema):
-    type = fields.String(metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "medication_plan"]})
+    type = fields.String(
+        metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "medication_plan"]}
+    )
     deleted = fields.Boolean()
     data = fields.Dict()
 

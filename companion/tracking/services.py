@@ -53,7 +53,8 @@ def check_instant(name: str, instant: datetime, *, member: Member, now: datetime
     oldest = local_today(member, now) - timedelta(days=backfill_days())
     if localtime.local_date(instant, member.timezone) < oldest:
         raise InvalidInput(
-            "The request body is invalid.", fields={name: [f"Cannot be more than {backfill_days()} days ago."]}
+            "The request body is invalid.",
+            fields={name: [f"Cannot be more than {backfill_days()} days ago."]},
         )
 
 
@@ -78,7 +79,12 @@ def _drink_items(data: dict[str, Any]) -> list[dict[str, Any]] | None:
     if data.get("drinks") is None:
         return None
     return [
-        {"kind": d["kind"], "volume_ml": d["volume_ml"], "abv_percent": str(d["abv_percent"]), "count": d["count"]}
+        {
+            "kind": d["kind"],
+            "volume_ml": d["volume_ml"],
+            "abv_percent": str(d["abv_percent"]),
+            "count": d["count"],
+        }
         for d in data["drinks"]
     ]
 
@@ -126,8 +132,12 @@ def put_drink_log(
     inserted = session.execute(
         insert(DrinkLog)
         .values(
-            member_id=member.id, date=day, source=drinking.log_source(day, today=today).value, created_at=now,
-            **values, **stamp_values(origin, member.id),
+            member_id=member.id,
+            date=day,
+            source=drinking.log_source(day, today=today).value,
+            created_at=now,
+            **values,
+            **stamp_values(origin, member.id),
         )
         .on_conflict_do_nothing(index_elements=["member_id", "date"])
         .returning(DrinkLog.date)
@@ -146,9 +156,7 @@ def put_drink_log(
         _apply(log, values, origin)
         return log, CREATED
     if data.get("updated_at") is not None and data["updated_at"] < log.updated_at:
-        raise Conflict(
-            "A newer version of this day's log is stored.", current=_dump_drink_log(log, member)
-        )
+        raise Conflict("A newer version of this day's log is stored.", current=_dump_drink_log(log, member))
     newer_edit = data.get("updated_at") is not None and data["updated_at"] > log.updated_at
     if _same_drink_log(log, data, grams) and not newer_edit:
         return log, UNCHANGED
@@ -170,7 +178,9 @@ def _dump_drink_log(log: DrinkLog, member: Member) -> dict[str, Any]:
 
 def get_drink_log(member: Member, day: date) -> DrinkLog:
     log = session.execute(
-        select(DrinkLog).where(DrinkLog.member_id == member.id, DrinkLog.date == day, DrinkLog.deleted_at.is_(None))
+        select(DrinkLog).where(
+            DrinkLog.member_id == member.id, DrinkLog.date == day, DrinkLog.deleted_at.is_(None)
+        )
     ).scalar_one_or_none()
     if log is None:
         raise NotFound("No drink log for this date.")
@@ -202,25 +212,40 @@ def _cursor_date(value: Any) -> date:
     try:
         return date.fromisoformat(str(value))
     except ValueError as exc:
-        raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}) from exc
+        raise InvalidInput(
+            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
+        ) from exc
 
 
 def _cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
     try:
         return datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1]))
     except (ValueError, IndexError) as exc:
-        raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}) from exc
+        raise InvalidInput(
+            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
+        ) from exc
 
 
 # --- cravings and breath readings: records the phone names by id ------------------------------------
 
 
-def _record_once(model: type, member: Member, record_id: uuid.UUID, values: dict[str, Any],
-                 same, dump, *, origin: uuid.UUID | None, now: datetime):  # type: ignore[no-untyped-def]
+def _record_once(
+    model: type,
+    member: Member,
+    record_id: uuid.UUID,
+    values: dict[str, Any],
+    same,
+    dump,
+    *,
+    origin: uuid.UUID | None,
+    now: datetime,
+):  # type: ignore[no-untyped-def]
     """Insert (member, id) once. The same id again: unchanged if the body matches, else a 409."""
     inserted = session.execute(
         insert(model)
-        .values(member_id=member.id, id=record_id, created_at=now, **values, **stamp_values(origin, member.id))
+        .values(
+            member_id=member.id, id=record_id, created_at=now, **values, **stamp_values(origin, member.id)
+        )
         .on_conflict_do_nothing(index_elements=["member_id", "id"])
         .returning(model.id)
     ).first()
@@ -238,8 +263,13 @@ def _record_once(model: type, member: Member, record_id: uuid.UUID, values: dict
 
 def craving_view(craving: Craving) -> dict[str, Any]:
     return {
-        "id": craving.id, "recorded_at": craving.recorded_at, "date": craving.date, "intensity": craving.intensity,
-        "triggers": list(craving.triggers), "note": craving.note, "created_at": craving.created_at,
+        "id": craving.id,
+        "recorded_at": craving.recorded_at,
+        "date": craving.date,
+        "intensity": craving.intensity,
+        "triggers": list(craving.triggers),
+        "note": craving.note,
+        "created_at": craving.created_at,
     }
 
 
@@ -257,7 +287,10 @@ def record_craving(
 
     def same(stored: Craving, new: dict[str, Any]) -> bool:
         return (stored.recorded_at, stored.intensity, list(stored.triggers), stored.note) == (
-            new["recorded_at"], new["intensity"], new["triggers"], new["note"],
+            new["recorded_at"],
+            new["intensity"],
+            new["triggers"],
+            new["note"],
         )
 
     def dump(stored: Craving) -> dict[str, Any]:
@@ -271,8 +304,12 @@ def bac_view(reading: BacReading) -> dict[str, Any]:
     if reading.device_model is not None or reading.device_serial is not None:
         device = {"model": reading.device_model, "serial": reading.device_serial}
     return {
-        "id": reading.id, "measured_at": reading.measured_at, "date": reading.date, "bac_g_dl": reading.bac_g_dl,
-        "device": device, "created_at": reading.created_at,
+        "id": reading.id,
+        "measured_at": reading.measured_at,
+        "date": reading.date,
+        "bac_g_dl": reading.bac_g_dl,
+        "device": device,
+        "created_at": reading.created_at,
     }
 
 
@@ -291,7 +328,10 @@ def record_bac_reading(
 
     def same(stored: BacReading, new: dict[str, Any]) -> bool:
         return (stored.measured_at, stored.bac_g_dl, stored.device_model, stored.device_serial) == (
-            new["measured_at"], new["bac_g_dl"], new["device_model"], new["device_serial"],
+            new["measured_at"],
+            new["bac_g_dl"],
+            new["device_model"],
+            new["device_serial"],
         )
 
     def dump(stored: BacReading) -> dict[str, Any]:
@@ -300,8 +340,15 @@ def record_bac_reading(
     return _record_once(BacReading, member, data["id"], values, same, dump, origin=origin, now=now)
 
 
-def _list_by_instant(model: type, instant_column, member: Member, window: DateRange,  # type: ignore[no-untyped-def]
-                     cursor: str | None, limit: int, view):
+def _list_by_instant(
+    model: type,
+    instant_column,
+    member: Member,
+    window: DateRange,  # type: ignore[no-untyped-def]
+    cursor: str | None,
+    limit: int,
+    view,
+):
     query = select(model).where(model.member_id == member.id, model.date.between(window.start, window.end))
     after = decode_page_cursor(cursor)
     if after:
@@ -327,9 +374,13 @@ def _export(member_id: uuid.UUID) -> dict[str, Any]:
     member = session.get(Member, member_id)
     assert member is not None
     logs = session.execute(
-        select(DrinkLog).where(DrinkLog.member_id == member_id, DrinkLog.deleted_at.is_(None)).order_by(DrinkLog.date)
+        select(DrinkLog)
+        .where(DrinkLog.member_id == member_id, DrinkLog.deleted_at.is_(None))
+        .order_by(DrinkLog.date)
     ).scalars()
-    cravings = session.execute(select(Craving).where(Craving.member_id == member_id).order_by(Craving.recorded_at))
+    cravings = session.execute(
+        select(Craving).where(Craving.member_id == member_id).order_by(Craving.recorded_at)
+    )
     readings = session.execute(
         select(BacReading).where(BacReading.member_id == member_id).order_by(BacReading.measured_at)
     )

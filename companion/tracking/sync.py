@@ -69,17 +69,26 @@ def _key_of(item: Any) -> dict[str, Any]:
     return {}
 
 
-def apply_batch(member: Member, items: list[Any], *, origin: uuid.UUID | None, now: datetime) -> list[dict[str, Any]]:
+def apply_batch(
+    member: Member, items: list[Any], *, origin: uuid.UUID | None, now: datetime
+) -> list[dict[str, Any]]:
     if len(items) > MAX_BATCH:
-        raise TooLarge(f"At most {MAX_BATCH} items a batch.", fields={"items": [f"At most {MAX_BATCH} items."]})
+        raise TooLarge(
+            f"At most {MAX_BATCH} items a batch.", fields={"items": [f"At most {MAX_BATCH} items."]}
+        )
     return [_apply_item(member, index, item, origin=origin, now=now) for index, item in enumerate(items)]
 
 
-def _apply_item(member: Member, index: int, item: Any, *, origin: uuid.UUID | None, now: datetime) -> dict[str, Any]:
+def _apply_item(
+    member: Member, index: int, item: Any, *, origin: uuid.UUID | None, now: datetime
+) -> dict[str, Any]:
     result: dict[str, Any] = {"index": index, **_key_of(item)}
     if not isinstance(item, dict) or set(item) - {"type", "data"} or item.get("type") not in HANDLERS:
-        return {**result, "status": "invalid",
-                "errors": {"type": [f"Must be one of: {', '.join(HANDLERS)}; with `data`, and nothing else."]}}
+        return {
+            **result,
+            "status": "invalid",
+            "errors": {"type": [f"Must be one of: {', '.join(HANDLERS)}; with `data`, and nothing else."]},
+        }
     if not isinstance(item.get("data"), dict):
         return {**result, "status": "invalid", "errors": {"data": ["Must be an object."]}}
     schema_class, handle = HANDLERS[item["type"]]
@@ -106,20 +115,47 @@ def _apply_item(member: Member, index: int, item: Any, *, origin: uuid.UUID | No
 def _drink_log_change(member: Member, log: DrinkLog) -> dict[str, Any]:
     if log.deleted_at is not None:
         return {"type": "drink_log", "deleted": True, "data": {"date": log.date.isoformat()}}
-    return {"type": "drink_log", "deleted": False,
-            "data": schemas.DrinkLogSchema().dump(services.drink_log_view(log, member))}
+    return {
+        "type": "drink_log",
+        "deleted": False,
+        "data": schemas.DrinkLogSchema().dump(services.drink_log_view(log, member)),
+    }
 
 
 SOURCES: tuple[tuple[type, Callable[[Member, Any], dict[str, Any]]], ...] = (
     (DrinkLog, _drink_log_change),
-    (Craving, lambda m, r: {"type": "craving", "deleted": False,
-                             "data": schemas.CravingSchema().dump(services.craving_view(r))}),
-    (BacReading, lambda m, r: {"type": "bac_reading", "deleted": False,
-                                "data": schemas.BacReadingSchema().dump(services.bac_view(r))}),
-    (MedicationCheckin, lambda m, r: {"type": "medication_checkin", "deleted": False,
-                                       "data": medication_services.dump_checkin(r)}),
-    (MedicationPlan, lambda m, r: {"type": "medication_plan", "deleted": False,
-                                    "data": medication_services.dump_plan(m, r)}),
+    (
+        Craving,
+        lambda m, r: {
+            "type": "craving",
+            "deleted": False,
+            "data": schemas.CravingSchema().dump(services.craving_view(r)),
+        },
+    ),
+    (
+        BacReading,
+        lambda m, r: {
+            "type": "bac_reading",
+            "deleted": False,
+            "data": schemas.BacReadingSchema().dump(services.bac_view(r)),
+        },
+    ),
+    (
+        MedicationCheckin,
+        lambda m, r: {
+            "type": "medication_checkin",
+            "deleted": False,
+            "data": medication_services.dump_checkin(r),
+        },
+    ),
+    (
+        MedicationPlan,
+        lambda m, r: {
+            "type": "medication_plan",
+            "deleted": False,
+            "data": medication_services.dump_plan(m, r),
+        },
+    ),
 )
 
 
@@ -138,6 +174,8 @@ def changes_since(member: Member, cursor: str | None, *, login: uuid.UUID | None
     found.sort(key=lambda entry: entry[0])
     has_more = len(found) > MAX_CHANGES
     found = found[:MAX_CHANGES]
-    changes = [render(member, row) for _, row, render in found if row.changed_by is None or row.changed_by != login]
+    changes = [
+        render(member, row) for _, row, render in found if row.changed_by is None or row.changed_by != login
+    ]
     last = found[-1][0] if found else since
     return {"changes": changes, "cursor": encode_cursor(last), "has_more": has_more}

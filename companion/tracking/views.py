@@ -17,7 +17,9 @@ from companion.tracking.common import RangeArgsSchema, current_login, local_toda
 blp = Blueprint("tracking", __name__, url_prefix="/api/v1", description="What members log, offline-first")
 
 DATE_PARAMETER = {
-    "in": "path", "name": "day", "required": True,
+    "in": "path",
+    "name": "day",
+    "required": True,
     "schema": {"type": "string", "format": "date"},
     "description": "The member's local date (YYYY-MM-DD).",
 }
@@ -38,7 +40,9 @@ class DrinkLogs(MethodView):
     @blp.response(200, schemas.DrinkLogPageSchema)
     def get(self, args: dict[str, Any]):
         """The member's drink logs in a local date range (default: the last 30 days), oldest first."""
-        return services.list_drink_logs(_member(), _window(args), cursor=args.get("cursor"), limit=args["limit"])
+        return services.list_drink_logs(
+            _member(), _window(args), cursor=args.get("cursor"), limit=args["limit"]
+        )
 
 
 @blp.route("/drink-logs/<day>", parameters=[DATE_PARAMETER])
@@ -53,9 +57,13 @@ class DrinkLogOfDay(MethodView):
 
     @allow(Role.MEMBER)
     @blp.arguments(schemas.DrinkLogInputSchema)
-    @blp.response(200, schemas.DrinkLogSchema, description="An existing log replaced, or the same body again.")
+    @blp.response(
+        200, schemas.DrinkLogSchema, description="An existing log replaced, or the same body again."
+    )
     @blp.alt_response(201, schema=schemas.DrinkLogSchema, description="The first log of this date.")
-    @blp.alt_response(409, description="`updated_at` is older than the stored log's; `error.current` holds it.")
+    @blp.alt_response(
+        409, description="`updated_at` is older than the stored log's; `error.current` holds it."
+    )
     @blp.alt_response(422, description="Invalid body, or a date after today or more than 60 days ago.")
     def put(self, data: dict[str, Any], day: str):
         """Create or replace one local day's log. Safe to retry."""
@@ -73,7 +81,9 @@ class DrinkLogOfDay(MethodView):
     def delete(self, day: str):
         """Delete one local day's log (the day becomes missing, not zero)."""
         with unit_of_work():
-            services.delete_drink_log(_member(), services.parse_log_date(day), origin=current_login(), now=utcnow())
+            services.delete_drink_log(
+                _member(), services.parse_log_date(day), origin=current_login(), now=utcnow()
+            )
 
 
 @blp.route("/cravings")
@@ -83,13 +93,19 @@ class Cravings(MethodView):
     @blp.response(200, schemas.CravingPageSchema)
     def get(self, args: dict[str, Any]):
         """Cravings in a local date range, oldest first."""
-        return services.list_cravings(_member(), _window(args), cursor=args.get("cursor"), limit=args["limit"])
+        return services.list_cravings(
+            _member(), _window(args), cursor=args.get("cursor"), limit=args["limit"]
+        )
 
     @allow(Role.MEMBER)
     @blp.arguments(schemas.CravingInputSchema)
     @blp.response(201, schemas.CravingSchema)
-    @blp.alt_response(200, schema=schemas.CravingSchema, description="The same id and body again: the stored record.")
-    @blp.alt_response(409, description="The same id with a different body; `error.current` holds the stored one.")
+    @blp.alt_response(
+        200, schema=schemas.CravingSchema, description="The same id and body again: the stored record."
+    )
+    @blp.alt_response(
+        409, description="The same id with a different body; `error.current` holds the stored one."
+    )
     def post(self, data: dict[str, Any]):
         """Record a craving rating (idempotent by the phone's id)."""
         with unit_of_work():
@@ -105,7 +121,9 @@ class BacReadings(MethodView):
     @blp.response(200, schemas.BacReadingPageSchema)
     def get(self, args: dict[str, Any]):
         """Breath alcohol readings in a local date range, oldest first."""
-        return services.list_bac_readings(_member(), _window(args), cursor=args.get("cursor"), limit=args["limit"])
+        return services.list_bac_readings(
+            _member(), _window(args), cursor=args.get("cursor"), limit=args["limit"]
+        )
 
     @allow(Role.MEMBER)
     @blp.arguments(schemas.BacReadingInputSchema)
@@ -115,7 +133,9 @@ class BacReadings(MethodView):
     def post(self, data: dict[str, Any]):
         """Record a breathalyzer reading (idempotent by the phone's id)."""
         with unit_of_work():
-            reading, outcome = services.record_bac_reading(_member(), data, origin=current_login(), now=utcnow())
+            reading, outcome = services.record_bac_reading(
+                _member(), data, origin=current_login(), now=utcnow()
+            )
             body = services.bac_view(reading)
         return body, 201 if outcome == services.CREATED else 200
 
@@ -134,9 +154,11 @@ class Sync(MethodView):
     @blp.response(200, schemas.SyncResultsSchema)
     @blp.alt_response(413, description="More than 500 items.")
     def post(self, data: dict[str, Any]):
-        """Store a batch written offline. Each item stands alone and answers its own status; safe to replay."""
+        """Store a batch written offline. Each item stands alone and answers its own status; replay-safe."""
         with unit_of_work():
-            return {"results": sync.apply_batch(_member(), data["items"], origin=current_login(), now=utcnow())}
+            return {
+                "results": sync.apply_batch(_member(), data["items"], origin=current_login(), now=utcnow())
+            }
 
 
 @blp.route("/me/summary", methods=["GET"])

@@ -20,8 +20,13 @@ def insurer(app):
 
 def test_register_returns_member_and_tokens(api, insurer):
     body = registration(
-        display_name="Robin", country="GB", sex="female", goal={"type": "moderate", "weekly_limit": 14},
-        enrollment_code=insurer.lower(), consents={"outcome_sharing": True}, timezone="Europe/London",
+        display_name="Robin",
+        country="GB",
+        sex="female",
+        goal={"type": "moderate", "weekly_limit": 14},
+        enrollment_code=insurer.lower(),
+        consents={"outcome_sharing": True},
+        timezone="Europe/London",
     )
     r = api.post("/auth/register", body)
     assert r.status_code == 201, r.get_json()
@@ -114,7 +119,9 @@ def test_wrong_password_and_unknown_email_are_the_same_401(api, register):
 def test_token_rate_limited_after_repeated_failures(api, register):
     member = register()
     email = member.body["member"]["email"]
-    statuses = [api.post("/auth/token", {"email": email, "password": "wrong-password"}).status_code for _ in range(6)]
+    statuses = [
+        api.post("/auth/token", {"email": email, "password": "wrong-password"}).status_code for _ in range(6)
+    ]
     assert statuses == [401] * 5 + [429]
     r = api.post("/auth/token", {"email": email, "password": PASSWORD})
     assert r.status_code == 429
@@ -129,7 +136,9 @@ def test_failures_are_counted_per_email_across_addresses(app, register):
     for n in range(6):
         c = app.test_client()
         c.environ_base["REMOTE_ADDR"] = f"192.0.2.{n + 1}"
-        statuses.append(Api(c).post("/auth/token", {"email": email, "password": "wrong-password"}).status_code)
+        statuses.append(
+            Api(c).post("/auth/token", {"email": email, "password": "wrong-password"}).status_code
+        )
     assert statuses[-1] == 429
 
 
@@ -175,7 +184,9 @@ def test_spent_refresh_token_revokes_the_whole_login(api, register):
 
 def test_reuse_revokes_only_that_login(api, register):
     member = register()
-    other_login = api.post("/auth/token", {"email": member.body["member"]["email"], "password": PASSWORD}).get_json()
+    other_login = api.post(
+        "/auth/token", {"email": member.body["member"]["email"], "password": PASSWORD}
+    ).get_json()
     first = member.body["refresh_token"]
     api.post("/auth/refresh", {"refresh_token": first})
     api.post("/auth/refresh", {"refresh_token": first})
@@ -243,8 +254,11 @@ def test_patch_me_changes_settings(register):
             "country": "NZ",
             "sex": "male",
             "goal": {"type": "moderate", "weekly_limit": 10},
-            "reminders": {"log_time": "21:30", "quiet_hours": {"start": "22:00", "end": "07:00"},
-                          "muted_kinds": ["streak", "streak", "weekly_summary"]},
+            "reminders": {
+                "log_time": "21:30",
+                "quiet_hours": {"start": "22:00", "end": "07:00"},
+                "muted_kinds": ["streak", "streak", "weekly_summary"],
+            },
             "consents": {"outcome_sharing": True},
         },
     )
@@ -253,7 +267,9 @@ def test_patch_me_changes_settings(register):
     assert me["timezone"] == "Pacific/Auckland" and me["country"] == "NZ" and me["sex"] == "male"
     assert me["goal"] == {"type": "moderate", "weekly_limit": 10.0}
     assert me["reminders"] == {
-        "log_time": "21:30", "quiet_hours": {"start": "22:00", "end": "07:00"}, "muted_kinds": ["streak", "weekly_summary"]
+        "log_time": "21:30",
+        "quiet_hours": {"start": "22:00", "end": "07:00"},
+        "muted_kinds": ["streak", "weekly_summary"],
     }
     assert me["consents"]["outcome_sharing"] is True and me["consents"]["updated_at"]
     # Clearing quiet hours and going back to abstinence.
@@ -383,7 +399,9 @@ def test_delete_me_erases_and_blocks_sign_in(app, api, register):
     with app.app_context():
         from sqlalchemy import text
 
-        rows = db.session.execute(text("SELECT email, display_name, password_hash, deleted_at FROM users")).all()
+        rows = db.session.execute(
+            text("SELECT email, display_name, password_hash, deleted_at FROM users")
+        ).all()
         assert len(rows) == 1
         assert email not in rows[0].email and rows[0].display_name is None and rows[0].password_hash is None
         assert rows[0].deleted_at is not None

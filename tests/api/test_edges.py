@@ -203,7 +203,8 @@ def test_redis_down_never_500s_and_readyz_says_so(database_url):
         out["register"] = r.status_code
         token = r.get_json()["access_token"]
         out["me"] = client.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).status_code
-        out["login"] = [client.post("/api/v1/auth/token", json={"email": body["email"], "password": "wrong!!!!!!"}).status_code
+        wrong = {"email": body["email"], "password": "wrong!!!!!!"}
+        out["login"] = [client.post("/api/v1/auth/token", json=wrong).status_code
                         for _ in range(7)]
         r = client.get("/readyz")
         out["readyz"] = r.status_code
@@ -222,8 +223,12 @@ def test_postgres_down_readyz_503(redis_url):
         """
         out["readyz"] = client.get("/readyz").status_code
         out["healthz"] = client.get("/healthz").status_code
-        out["token"] = client.post("/api/v1/auth/token", json={"email": "a@b.c", "password": "xxxxxxxxxxxx"}).status_code
+        login = {"email": "a@b.c", "password": "xxxxxxxxxxxx"}
+        out["token"] = client.post("/api/v1/auth/token", json=login).status_code
         """,
-        env={"DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/x", "REDIS_URL": redis_url},
+        env={
+            "DATABASE_URL": f"postgresql+psycopg://postgres@127.0.0.1:{_closed_port()}/x",
+            "REDIS_URL": redis_url,
+        },
     )
     assert out == {"readyz": 503, "healthz": 200, "token": 503}

@@ -11,11 +11,15 @@ from hypothesis import strategies as st
 from tests.conftest import Api
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False), st.text(max_size=30),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=30),
 )
 json_values = st.recursive(
-    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
     max_leaves=8,
 )
 
@@ -24,21 +28,25 @@ def field_values(name: str):
     typical = {
         "email": st.emails() | st.text(max_size=40),
         "password": st.text(min_size=0, max_size=40),
-        "timezone": st.sampled_from(["UTC", "America/New_York", "Nope/Nope", "", "../etc/passwd"]) | st.text(max_size=20),
+        "timezone": st.sampled_from(["UTC", "America/New_York", "Nope/Nope", "", "../etc/passwd"])
+        | st.text(max_size=20),
         "country": st.sampled_from(["US", "GB", "XX", "us", ""]) | st.text(max_size=3),
         "sex": st.sampled_from(["female", "male", "unspecified", "x"]),
         "goal": st.fixed_dictionaries(
             {"type": st.sampled_from(["abstain", "moderate", "x"])},
             optional={"weekly_limit": json_scalars},
-        ) | json_values,
+        )
+        | json_values,
         "reminders": st.fixed_dictionaries(
             {},
             optional={
                 "log_time": st.text(max_size=6) | json_scalars,
-                "quiet_hours": st.none() | st.fixed_dictionaries({"start": st.text(max_size=6), "end": st.text(max_size=6)}),
+                "quiet_hours": st.none()
+                | st.fixed_dictionaries({"start": st.text(max_size=6), "end": st.text(max_size=6)}),
                 "muted_kinds": st.lists(st.text(max_size=15), max_size=4) | json_values,
             },
-        ) | json_values,
+        )
+        | json_values,
         "consents": st.fixed_dictionaries({"outcome_sharing": json_scalars}) | json_values,
     }
     return typical.get(name, json_values)
@@ -48,8 +56,19 @@ def bodies(names: list[str]):
     return st.fixed_dictionaries({}, optional={n: field_values(n) for n in [*names, "extra", "role", "id"]})
 
 
-REGISTER_FIELDS = ["email", "password", "timezone", "display_name", "country", "sex", "goal", "enrollment_code", "consents"]
+REGISTER_FIELDS = [
+    "email",
+    "password",
+    "timezone",
+    "display_name",
+    "country",
+    "sex",
+    "goal",
+    "enrollment_code",
+    "consents",
+]
 PATCH_FIELDS = ["display_name", "timezone", "country", "sex", "goal", "reminders", "consents"]
+
 
 @pytest.fixture
 def member(register):

@@ -132,7 +132,13 @@ def test_catalogue_lists_the_six_medications_for_everyone(member, staff, analyst
         assert r.status_code == 200
     items = r.get_json()["items"]
     assert [m["code"] for m in items] == [
-        "baclofen", "naltrexone", "acamprosate", "gabapentin", "topiramate", "disulfiram"]
+        "baclofen",
+        "naltrexone",
+        "acamprosate",
+        "gabapentin",
+        "topiramate",
+        "disulfiram",
+    ]
     baclofen = items[0]
     assert baclofen["name"] == "Baclofen" and baclofen["drug_class"] == "GABA-B receptor agonist"
     codes = [s["code"] for s in baclofen["side_effects"]]
@@ -170,9 +176,13 @@ def test_coach_starts_a_plan_the_member_sees(app, member, coach):
 
 def test_plan_with_a_titration(member, coach):
     plan = new_plan(
-        coach, member, end_date=str(TODAY + 30 * DAY),
-        steps=[{"from_date": str(TODAY + 3 * DAY), "dose_mg": 7.5, "times": ["20:00", "08:00", "14:00"]},
-               {"from_date": str(TODAY + 6 * DAY), "dose_mg": "10", "times": ["08:00", "14:00", "20:00"]}],
+        coach,
+        member,
+        end_date=str(TODAY + 30 * DAY),
+        steps=[
+            {"from_date": str(TODAY + 3 * DAY), "dose_mg": 7.5, "times": ["20:00", "08:00", "14:00"]},
+            {"from_date": str(TODAY + 6 * DAY), "dose_mg": "10", "times": ["08:00", "14:00", "20:00"]},
+        ],
     )
     assert plan["steps"] == [
         {"from_date": str(TODAY + 3 * DAY), "dose_mg": 7.5, "times": ["08:00", "14:00", "20:00"]},
@@ -276,7 +286,9 @@ def test_plan_writes_by_role(api, member, coach, analyst):
 def test_patch_before_the_start_replaces_each_field(member, coach):
     plan = new_plan(coach, member, start_date=str(TODAY + 2 * DAY))
     changes = {
-        "start_date": str(TODAY + DAY), "dose_mg": 10, "times": ["21:00", "07:00"],
+        "start_date": str(TODAY + DAY),
+        "dose_mg": 10,
+        "times": ["21:00", "07:00"],
         "end_date": str(TODAY + 20 * DAY),
         "steps": [{"from_date": str(TODAY + 5 * DAY), "dose_mg": 20, "times": ["07:00"]}],
     }
@@ -284,7 +296,11 @@ def test_patch_before_the_start_replaces_each_field(member, coach):
     assert r.status_code == 200, r.get_json()
     out = r.get_json()
     assert (out["start_date"], out["dose_mg"], out["times"], out["end_date"]) == (
-        str(TODAY + DAY), 10, ["07:00", "21:00"], str(TODAY + 20 * DAY))
+        str(TODAY + DAY),
+        10,
+        ["07:00", "21:00"],
+        str(TODAY + 20 * DAY),
+    )
     assert out["steps"] == [{"from_date": str(TODAY + 5 * DAY), "dose_mg": 20, "times": ["07:00"]}]
     assert out["updated_at"] >= plan["updated_at"]
     assert coach.patch(plans_path(member, plan["id"]), {"start_date": str(TODAY - DAY)}).status_code == 422
@@ -334,8 +350,10 @@ def test_a_change_is_stamped_for_sync_as_staff(app, member, coach):
 
 
 def test_dose_change_replaces_the_steps_from_today_on(app, member, coach):
-    steps = [{"from_date": str(TODAY - 5 * DAY), "dose_mg": 10, "times": ["08:00", "14:00", "20:00"]},
-             {"from_date": str(TODAY + 5 * DAY), "dose_mg": 15, "times": ["08:00", "14:00", "20:00"]}]
+    steps = [
+        {"from_date": str(TODAY - 5 * DAY), "dose_mg": 10, "times": ["08:00", "14:00", "20:00"]},
+        {"from_date": str(TODAY + 5 * DAY), "dose_mg": 15, "times": ["08:00", "14:00", "20:00"]},
+    ]
     plan_id = plan_made_earlier(app, coach, member, now=NOW - 10 * DAY, steps=steps)
     three = ["08:00", "14:00", "20:00"]
     out = coach.patch(plans_path(member, plan_id), {"dose_mg": 7.5}).get_json()
@@ -431,25 +449,42 @@ def plan(app, member, coach):
 
 
 def test_checkin_is_stored_once_and_replays(app, member, plan):
-    body = checkin(plan, slot(TODAY, "08:00"), note="with breakfast",
-                   side_effects=[{"code": "drowsiness", "severity": "mild"},
-                                 {"code": "other", "severity": "moderate", "note": "dry mouth"}])
+    body = checkin(
+        plan,
+        slot(TODAY, "08:00"),
+        note="with breakfast",
+        side_effects=[
+            {"code": "drowsiness", "severity": "mild"},
+            {"code": "other", "severity": "moderate", "note": "dry mouth"},
+        ],
+    )
     r = member.post("/medication-checkins", body)
     assert r.status_code == 201, r.get_json()
     stored = r.get_json()
     assert stored == {
-        "id": body["id"], "plan_id": plan, "medication": "baclofen",
-        "scheduled_for": "2026-11-20T13:00:00Z", "date": "2026-11-20", "status": "taken",
-        "taken_at": "2026-11-20T13:05:00Z", "note": "with breakfast",
-        "side_effects": [{"code": "drowsiness", "severity": "mild", "note": None},
-                         {"code": "other", "severity": "moderate", "note": "dry mouth"}],
+        "id": body["id"],
+        "plan_id": plan,
+        "medication": "baclofen",
+        "scheduled_for": "2026-11-20T13:00:00Z",
+        "date": "2026-11-20",
+        "status": "taken",
+        "taken_at": "2026-11-20T13:05:00Z",
+        "note": "with breakfast",
+        "side_effects": [
+            {"code": "drowsiness", "severity": "mild", "note": None},
+            {"code": "other", "severity": "moderate", "note": "dry mouth"},
+        ],
         "created_at": stored["created_at"],
     }
     again = member.post("/medication-checkins", body)
     assert again.status_code == 200 and again.get_json() == stored
     # The same values written otherwise (UTC instants, side effects reordered) are the same body.
-    same = {**body, "scheduled_for": "2026-11-20T13:00:00Z", "taken_at": "2026-11-20T13:05:00+00:00",
-            "side_effects": body["side_effects"][::-1]}
+    same = {
+        **body,
+        "scheduled_for": "2026-11-20T13:00:00Z",
+        "taken_at": "2026-11-20T13:05:00+00:00",
+        "side_effects": body["side_effects"][::-1],
+    }
     assert member.post("/medication-checkins", same).status_code == 200
     different = member.post("/medication-checkins", {**body, "note": "after breakfast"})
     assert different.status_code == 409
@@ -482,8 +517,9 @@ def test_record_checkin_for_sync(app, member, plan):
             again, outcome = medications.record_checkin(member_row, data, origin=origin, now=NOW)
             assert outcome == medications.UNCHANGED and again.id == stored.id
         with pytest.raises(Conflict) as conflict, db.unit_of_work():
-            medications.record_checkin(member_row, {**data, "status": "skipped", "taken_at": None},
-                                       origin=origin, now=NOW)
+            medications.record_checkin(
+                member_row, {**data, "status": "skipped", "taken_at": None}, origin=origin, now=NOW
+            )
         assert conflict.value.details["current"]["id"] == str(data["id"])
         assert conflict.value.details["current"]["scheduled_for"] == "2026-11-20T13:00:00Z"
 
@@ -492,8 +528,12 @@ def test_skipped_dose(member, plan):
     body = checkin(plan, slot(TODAY, "14:00"), status="skipped", taken_at=None)
     r = member.post("/medication-checkins", body)
     assert r.status_code == 201 and r.get_json()["taken_at"] is None
-    body = checkin(plan, slot(TODAY - DAY, "20:00"), status="skipped", side_effects=[
-        {"code": "nausea", "severity": "severe"}])
+    body = checkin(
+        plan,
+        slot(TODAY - DAY, "20:00"),
+        status="skipped",
+        side_effects=[{"code": "nausea", "severity": "severe"}],
+    )
     del body["taken_at"]
     assert member.post("/medication-checkins", body).status_code == 201
 
@@ -606,11 +646,13 @@ def test_dst_fall_back_names_the_first_0130(app, clock, member, coach):
     (localtime.local_to_utc: fold=0), so it is scheduled, and checked in, exactly once."""
     clock.move_to(datetime(2026, 11, 1, 17, 0, tzinfo=UTC))  # 12:00 EST on the fall-back day
     fresh = signed_in_again(member)
-    plan_id = plan_made_earlier(app, coach, member, now=datetime(2026, 10, 30, 16, 0, tzinfo=UTC),
-                                times=["01:30", "13:30"])
+    plan_id = plan_made_earlier(
+        app, coach, member, now=datetime(2026, 10, 30, 16, 0, tzinfo=UTC), times=["01:30", "13:30"]
+    )
     taken = "2026-11-01T01:35:00-04:00"
-    second = fresh.post("/medication-checkins", checkin(plan_id, slot(date(2026, 11, 1), "01:30", fold=1),
-                                                        taken_at=taken))
+    second = fresh.post(
+        "/medication-checkins", checkin(plan_id, slot(date(2026, 11, 1), "01:30", fold=1), taken_at=taken)
+    )
     assert slot(date(2026, 11, 1), "01:30", fold=1) == "2026-11-01T01:30:00-05:00"
     assert second.status_code == 422 and "scheduled_for" in fields_of(second)
     first = fresh.post("/medication-checkins", checkin(plan_id, "2026-11-01T01:30:00-04:00", taken_at=taken))
@@ -618,8 +660,12 @@ def test_dst_fall_back_names_the_first_0130(app, clock, member, coach):
     assert first.get_json()["scheduled_for"] == "2026-11-01T05:30:00Z"
     assert first.get_json()["date"] == "2026-11-01"
     # The day before, 01:30 is unambiguous (EDT).
-    assert fresh.post("/medication-checkins", checkin(plan_id, "2026-10-31T01:30:00-04:00",
-                                                      taken_at=taken)).status_code == 201
+    assert (
+        fresh.post(
+            "/medication-checkins", checkin(plan_id, "2026-10-31T01:30:00-04:00", taken_at=taken)
+        ).status_code
+        == 201
+    )
 
 
 def test_dst_spring_forward_gap_time_moves_forward(app, clock, member, coach):
@@ -628,8 +674,10 @@ def test_dst_spring_forward_gap_time_moves_forward(app, clock, member, coach):
     fresh = signed_in_again(member)
     earlier = datetime(2026, 3, 6, 16, 0, tzinfo=UTC)
     plan_id = plan_made_earlier(app, coach, member, now=earlier, times=["02:30"])
-    r = fresh.post("/medication-checkins", checkin(plan_id, "2026-03-08T03:30:00-04:00",
-                                                   taken_at="2026-03-08T03:31:00-04:00"))
+    r = fresh.post(
+        "/medication-checkins",
+        checkin(plan_id, "2026-03-08T03:30:00-04:00", taken_at="2026-03-08T03:31:00-04:00"),
+    )
     assert r.status_code == 201, r.get_json()
     assert r.get_json()["scheduled_for"] == "2026-03-08T07:30:00Z" and r.get_json()["date"] == "2026-03-08"
 
@@ -686,8 +734,9 @@ def test_list_by_local_date_and_pages(member, plan):
     assert r.status_code == 200
     first = r.get_json()
     assert first["items"] == made[1:3] and first["next_cursor"]
-    second = member.get(f"/medication-checkins?from={TODAY - DAY}&to={TODAY}&limit=2"
-                        f"&cursor={first['next_cursor']}")
+    second = member.get(
+        f"/medication-checkins?from={TODAY - DAY}&to={TODAY}&limit=2&cursor={first['next_cursor']}"
+    )
     assert second.get_json() == {"items": made[3:], "next_cursor": None}
     everything = member.get("/medication-checkins").get_json()
     assert everything == {"items": made, "next_cursor": None}
@@ -696,16 +745,19 @@ def test_list_by_local_date_and_pages(member, plan):
     assert member.get(f"/medication-checkins?from={day}&to={day}").get_json()["items"] == made[:1]
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    (f"from={TODAY}&to={TODAY - DAY}", "from"),
-    (f"from={TODAY - 400 * DAY}&to={TODAY}", "to"),
-    ("from=yesterday", "from"),
-    ("limit=0", "limit"),
-    ("limit=501", "limit"),
-    ("cursor=!!!", "cursor"),
-    ("cursor=WyJ4Il0", "cursor"),  # a list, but not a key this list issued
-    ("colour=blue", "colour"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        (f"from={TODAY}&to={TODAY - DAY}", "from"),
+        (f"from={TODAY - 400 * DAY}&to={TODAY}", "to"),
+        ("from=yesterday", "from"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("cursor=!!!", "cursor"),
+        ("cursor=WyJ4Il0", "cursor"),  # a list, but not a key this list issued
+        ("colour=blue", "colour"),
+    ],
+)
 def test_list_arguments_are_validated(member, query, field):
     r = member.get(f"/medication-checkins?{query}")
     assert r.status_code == 422 and field in fields_of(r), r.get_json()
@@ -720,8 +772,10 @@ def test_other_members_check_ins_are_invisible(member, plan, register):
 
 
 def test_export_includes_plans_and_check_ins(member, plan):
-    stored = member.post("/medication-checkins", checkin(plan, slot(TODAY, "08:00"), side_effects=[
-        {"code": "nausea", "severity": "mild"}])).get_json()
+    stored = member.post(
+        "/medication-checkins",
+        checkin(plan, slot(TODAY, "08:00"), side_effects=[{"code": "nausea", "severity": "mild"}]),
+    ).get_json()
     export = member.get("/me/export").get_json()
     assert [p["id"] for p in export["medications"]["medication_plans"]] == [plan]
     assert export["medications"]["medication_checkins"] == [stored]
@@ -746,8 +800,11 @@ def test_openapi_documents_the_medication_endpoints(api):
 # --- no input produces a 500 -------------------------------------------------------------------------
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False), st.text(max_size=20),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.text(max_size=20),
 )
 json_values = st.recursive(
     json_scalars,
@@ -762,19 +819,38 @@ near_instants = st.datetimes(
 ).map(lambda d: d.isoformat())
 dates = st.dates().map(str) | st.dates(min_value=date(2026, 11, 1), max_value=date(2026, 12, 31)).map(str)
 hhmm = st.sampled_from(["08:00", "14:00", "20:00", "23:59", "00:00", "24:00", "8:00", "ab:cd", "-1:00"])
-doses = st.one_of(json_scalars, st.decimals(allow_nan=False, allow_infinity=False).map(str),
-                  st.sampled_from([5, 10, 7.5, 0, -1, 10.001, 1e300, "1e999999", 10**30]))
+doses = st.one_of(
+    json_scalars,
+    st.decimals(allow_nan=False, allow_infinity=False).map(str),
+    st.sampled_from([5, 10, 7.5, 0, -1, 10.001, 1e300, "1e999999", 10**30]),
+)
 times_lists = st.lists(hhmm, max_size=8) | json_values
-steps = st.lists(
-    st.fixed_dictionaries({}, optional={
-        "from_date": dates | json_scalars, "dose_mg": doses, "times": times_lists, "extra": json_scalars}),
-    max_size=3,
-) | json_values
+steps = (
+    st.lists(
+        st.fixed_dictionaries(
+            {},
+            optional={
+                "from_date": dates | json_scalars,
+                "dose_mg": doses,
+                "times": times_lists,
+                "extra": json_scalars,
+            },
+        ),
+        max_size=3,
+    )
+    | json_values
+)
 
 
 def plan_bodies(*, patch: bool):
-    optional = {"dose_mg": doses, "times": times_lists, "start_date": dates | json_scalars,
-                "end_date": dates | json_scalars, "steps": steps, "id": json_scalars}
+    optional = {
+        "dose_mg": doses,
+        "times": times_lists,
+        "start_date": dates | json_scalars,
+        "end_date": dates | json_scalars,
+        "steps": steps,
+        "id": json_scalars,
+    }
     optional["medication"] = st.sampled_from(["baclofen", "naltrexone", "aspirin", ""]) | json_scalars
     return st.fixed_dictionaries({}, optional=optional)
 
@@ -793,9 +869,16 @@ def test_plan_post_never_500(member, coach, body):
 
 @pytest.fixture
 def plans_to_patch(app, member, coach):
-    started = plan_made_earlier(app, coach, member, now=NOW - 10 * DAY, steps=[
-        {"from_date": str(TODAY - 5 * DAY), "dose_mg": 10, "times": ["08:00"]},
-        {"from_date": str(TODAY + 5 * DAY), "dose_mg": 15, "times": ["08:00"]}])
+    started = plan_made_earlier(
+        app,
+        coach,
+        member,
+        now=NOW - 10 * DAY,
+        steps=[
+            {"from_date": str(TODAY - 5 * DAY), "dose_mg": 10, "times": ["08:00"]},
+            {"from_date": str(TODAY + 5 * DAY), "dose_mg": 15, "times": ["08:00"]},
+        ],
+    )
     later = new_plan(coach, member, start_date=str(TODAY + 3 * DAY))["id"]
     return [started, later, str(uuid.uuid4())]
 
@@ -810,22 +893,28 @@ def test_plan_patch_never_500(member, coach, plans_to_patch, body, which):
 
 
 def checkin_bodies(plan_id: str):
-    side_effect = st.fixed_dictionaries({}, optional={
-        "code": st.sampled_from(["nausea", "drowsiness", "other", "metallic_taste", ""]) | json_scalars,
-        "severity": st.sampled_from(["mild", "moderate", "severe", "x"]) | json_scalars,
-        "note": st.text(max_size=10) | json_scalars,
-    })
+    side_effect = st.fixed_dictionaries(
+        {},
+        optional={
+            "code": st.sampled_from(["nausea", "drowsiness", "other", "metallic_taste", ""]) | json_scalars,
+            "severity": st.sampled_from(["mild", "moderate", "severe", "x"]) | json_scalars,
+            "note": st.text(max_size=10) | json_scalars,
+        },
+    )
     slots = st.sampled_from([slot(TODAY - n * DAY, w) for n in range(3) for w in ("08:00", "14:00", "20:00")])
-    return st.fixed_dictionaries({}, optional={
-        "id": st.sampled_from([str(uuid.UUID(int=n)) for n in range(1, 4)]) | json_scalars,
-        "plan_id": st.sampled_from([plan_id, str(uuid.uuid4())]) | json_scalars,
-        "scheduled_for": slots | near_instants | instants | json_scalars,
-        "status": st.sampled_from(["taken", "skipped"]) | json_scalars,
-        "taken_at": near_instants | instants | json_scalars,
-        "side_effects": st.lists(side_effect, max_size=3) | json_values,
-        "note": st.text(max_size=10) | json_scalars,
-        "extra": json_scalars,
-    })
+    return st.fixed_dictionaries(
+        {},
+        optional={
+            "id": st.sampled_from([str(uuid.UUID(int=n)) for n in range(1, 4)]) | json_scalars,
+            "plan_id": st.sampled_from([plan_id, str(uuid.uuid4())]) | json_scalars,
+            "scheduled_for": slots | near_instants | instants | json_scalars,
+            "status": st.sampled_from(["taken", "skipped"]) | json_scalars,
+            "taken_at": near_instants | instants | json_scalars,
+            "side_effects": st.lists(side_effect, max_size=3) | json_values,
+            "note": st.text(max_size=10) | json_scalars,
+            "extra": json_scalars,
+        },
+    )
 
 
 @FUZZ

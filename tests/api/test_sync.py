@@ -51,28 +51,48 @@ def test_batch_items_stand_alone(member):
         {"type": "craving", "data": {"id": "nope", "intensity": 99}},
         {"type": "teleport", "data": {}},
         "not an object",
-        {"type": "bac_reading", "data": {"id": str(uuid.uuid4()), "measured_at": datetime.now(UTC).isoformat(),
-                                         "bac_g_dl": 0.02}},
+        {
+            "type": "bac_reading",
+            "data": {"id": str(uuid.uuid4()), "measured_at": datetime.now(UTC).isoformat(), "bac_g_dl": 0.02},
+        },
         drink_item(today_utc() + timedelta(days=3), 1),
     ]
     r = member.post("/sync", {"items": items})
     assert r.status_code == 200, r.get_json()
     results = r.get_json()["results"]
     assert [x["index"] for x in results] == list(range(len(items)))
-    assert [x["status"] for x in results] == ["created", "created", "invalid", "invalid", "invalid", "created", "invalid"]
+    assert [x["status"] for x in results] == [
+        "created",
+        "created",
+        "invalid",
+        "invalid",
+        "invalid",
+        "created",
+        "invalid",
+    ]
     assert results[0]["id"] == good["data"]["id"] and results[1]["date"] == today_utc().isoformat()
     assert {"id", "intensity", "recorded_at"} <= set(results[2]["errors"])
     assert "date" in results[6]["errors"]
     # Replaying the whole batch stores nothing twice.
     again = member.post("/sync", {"items": items}).get_json()["results"]
-    assert [x["status"] for x in again] == ["unchanged", "unchanged", "invalid", "invalid", "invalid", "unchanged", "invalid"]
+    assert [x["status"] for x in again] == [
+        "unchanged",
+        "unchanged",
+        "invalid",
+        "invalid",
+        "invalid",
+        "unchanged",
+        "invalid",
+    ]
     assert len(member.get("/cravings").get_json()["items"]) == 1
     assert len(member.get("/bac-readings").get_json()["items"]) == 1
 
 
 def test_duplicate_inside_one_batch_is_stored_once(member):
     item = craving_item()
-    results = member.post("/sync", {"items": [item, item, {**item, "data": {**item["data"], "intensity": 9}}]})
+    results = member.post(
+        "/sync", {"items": [item, item, {**item, "data": {**item["data"], "intensity": 9}}]}
+    )
     assert [x["status"] for x in results.get_json()["results"]] == ["created", "unchanged", "conflict"]
     conflict = results.get_json()["results"][2]
     assert conflict["current"]["intensity"] == 5
@@ -82,7 +102,9 @@ def test_duplicate_inside_one_batch_is_stored_once(member):
 def test_stale_drink_log_in_a_batch_conflicts(member):
     day = today_utc()
     newer, older = datetime.now(UTC) - timedelta(minutes=1), datetime.now(UTC) - timedelta(minutes=10)
-    results = member.post("/sync", {"items": [drink_item(day, 3, newer), drink_item(day, 1, older)]}).get_json()
+    results = member.post(
+        "/sync", {"items": [drink_item(day, 3, newer), drink_item(day, 1, older)]}
+    ).get_json()
     assert [x["status"] for x in results["results"]] == ["created", "conflict"]
     assert member.get(f"/drink-logs/{day}").get_json()["standard_drinks"] == 3
 
@@ -167,9 +189,19 @@ class OfflineSync(RuleBasedStateMachine):
         self.client.environ_base["REMOTE_ADDR"] = f"203.0.{n // 250}.{n % 250 + 1}"
         r = Api(self.client).post("/auth/register", body)
         assert r.status_code == 201
-        self.phones = {"A": {"api": Api(self.client, r.get_json()["access_token"]), "outbox": [], "cursor": None,
-                             "seen": {}}}
-        token_b = Api(self.client).post("/auth/token", {"email": email, "password": PASSWORD}).get_json()["access_token"]
+        self.phones = {
+            "A": {
+                "api": Api(self.client, r.get_json()["access_token"]),
+                "outbox": [],
+                "cursor": None,
+                "seen": {},
+            }
+        }
+        token_b = (
+            Api(self.client)
+            .post("/auth/token", {"email": email, "password": PASSWORD})
+            .get_json()["access_token"]
+        )
         self.phones["B"] = {"api": Api(self.client, token_b), "outbox": [], "cursor": None, "seen": {}}
         return "A"
 
@@ -183,7 +215,9 @@ class OfflineSync(RuleBasedStateMachine):
 
     @rule(phone=devices, intensity=st.integers(0, 10))
     def log_craving(self, phone, intensity):
-        self.phones[phone]["outbox"].append(craving_item(intensity=intensity, recorded_at=self._tick().isoformat()))
+        self.phones[phone]["outbox"].append(
+            craving_item(intensity=intensity, recorded_at=self._tick().isoformat())
+        )
 
     @rule(phone=devices, days_ago=st.integers(0, 3), drinks=st.sampled_from([0, 0.5, 1, 2, 4.5, 7]))
     def log_drinks(self, phone, days_ago, drinks):
@@ -277,7 +311,11 @@ class OfflineSync(RuleBasedStateMachine):
 
 def test_offline_sync_state_machine(app):
     OfflineSync.app = app
-    run = settings(max_examples=20, stateful_step_count=25, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    run = settings(
+        max_examples=20,
+        stateful_step_count=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
     OfflineSync.TestCase.settings = run
     OfflineSync.TestCase().runTest()

@@ -46,8 +46,12 @@ def test_put_creates_then_replaces(member):
 
 
 def test_drinks_become_grams(member):
-    body = {"drinks": [{"kind": "beer", "volume_ml": 355, "abv_percent": 5, "count": 2},
-                       {"kind": "wine", "volume_ml": 150, "abv_percent": 12.5}]}
+    body = {
+        "drinks": [
+            {"kind": "beer", "volume_ml": 355, "abv_percent": 5, "count": 2},
+            {"kind": "wine", "volume_ml": 150, "abv_percent": 12.5},
+        ]
+    }
     log = member.put(f"/drink-logs/{TODAY}", body).get_json()
     # 355 * 0.05 * 0.789 * 2 = 28.0095; 150 * 0.125 * 0.789 = 14.79375; total 42.80325 g -> 42.80
     assert log["grams_ethanol"] == 42.8
@@ -55,9 +59,16 @@ def test_drinks_become_grams(member):
     assert log["drinks"][1] == {"kind": "wine", "volume_ml": 150, "abv_percent": 12.5, "count": 1}
 
 
-@pytest.mark.parametrize(("sex", "drinks", "heavy"), [
-    ("female", 3.9, False), ("female", 4, True), ("unspecified", 4, True), ("male", 4.9, False), ("male", 5, True),
-])
+@pytest.mark.parametrize(
+    ("sex", "drinks", "heavy"),
+    [
+        ("female", 3.9, False),
+        ("female", 4, True),
+        ("unspecified", 4, True),
+        ("male", 4.9, False),
+        ("male", 5, True),
+    ],
+)
 def test_heavy_day_by_sex(clock, register, sex, drinks, heavy):
     member = register(sex=sex)
     assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": drinks}).get_json()["heavy"] is heavy
@@ -70,8 +81,14 @@ def test_country_sets_the_standard_drink(clock, register):
 
 
 def test_recall_when_entered_after_the_next_day(member):
-    assert member.put(f"/drink-logs/{TODAY - timedelta(days=1)}", {"standard_drinks": 0}).get_json()["source"] == "realtime"
-    assert member.put(f"/drink-logs/{TODAY - timedelta(days=2)}", {"standard_drinks": 0}).get_json()["source"] == "recall"
+    assert (
+        member.put(f"/drink-logs/{TODAY - timedelta(days=1)}", {"standard_drinks": 0}).get_json()["source"]
+        == "realtime"
+    )
+    assert (
+        member.put(f"/drink-logs/{TODAY - timedelta(days=2)}", {"standard_drinks": 0}).get_json()["source"]
+        == "recall"
+    )
 
 
 @pytest.mark.parametrize("day", [TODAY + timedelta(days=1), TODAY - timedelta(days=61)])
@@ -99,26 +116,34 @@ def test_stale_update_is_409_with_the_stored_log(member):
     error = r.get_json()["error"]
     assert error["code"] == "conflict" and error["current"]["standard_drinks"] == 3
     assert error["current"]["updated_at"] == "2026-11-20T19:00:00Z"
-    assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": 1, "updated_at": "2026-11-20T14:30:00-05:00"}).status_code == 200
+    assert (
+        member.put(
+            f"/drink-logs/{TODAY}", {"standard_drinks": 1, "updated_at": "2026-11-20T14:30:00-05:00"}
+        ).status_code
+        == 200
+    )
 
 
-@pytest.mark.parametrize(("body", "fields"), [
-    ({}, {"standard_drinks", "drinks"}),
-    ({"standard_drinks": 1, "drinks": []}, {"standard_drinks", "drinks"}),
-    ({"standard_drinks": 50.1}, {"standard_drinks"}),
-    ({"standard_drinks": -1}, {"standard_drinks"}),
-    ({"standard_drinks": 1.25}, {"standard_drinks"}),
-    ({"standard_drinks": "two"}, {"standard_drinks"}),
-    ({"drinks": [{"kind": "cider", "volume_ml": 300, "abv_percent": 5}]}, {"drinks"}),
-    ({"drinks": [{"kind": "beer", "volume_ml": 0, "abv_percent": 5}]}, {"drinks"}),
-    ({"drinks": [{"kind": "beer", "volume_ml": 2001, "abv_percent": 5}]}, {"drinks"}),
-    ({"drinks": [{"kind": "beer", "volume_ml": 330, "abv_percent": 101}]}, {"drinks"}),
-    ({"drinks": [{"kind": "beer", "volume_ml": 330, "abv_percent": 5, "count": 0}]}, {"drinks"}),
-    ({"drinks": [{"kind": "beer", "volume_ml": 330.5, "abv_percent": 5}]}, {"drinks"}),
-    ({"standard_drinks": 1, "note": "x" * 1001}, {"note"}),
-    ({"standard_drinks": 1, "updated_at": "2026-11-20T10:00:00"}, {"updated_at"}),
-    ({"standard_drinks": 1, "heavy": True}, {"heavy"}),
-])
+@pytest.mark.parametrize(
+    ("body", "fields"),
+    [
+        ({}, {"standard_drinks", "drinks"}),
+        ({"standard_drinks": 1, "drinks": []}, {"standard_drinks", "drinks"}),
+        ({"standard_drinks": 50.1}, {"standard_drinks"}),
+        ({"standard_drinks": -1}, {"standard_drinks"}),
+        ({"standard_drinks": 1.25}, {"standard_drinks"}),
+        ({"standard_drinks": "two"}, {"standard_drinks"}),
+        ({"drinks": [{"kind": "cider", "volume_ml": 300, "abv_percent": 5}]}, {"drinks"}),
+        ({"drinks": [{"kind": "beer", "volume_ml": 0, "abv_percent": 5}]}, {"drinks"}),
+        ({"drinks": [{"kind": "beer", "volume_ml": 2001, "abv_percent": 5}]}, {"drinks"}),
+        ({"drinks": [{"kind": "beer", "volume_ml": 330, "abv_percent": 101}]}, {"drinks"}),
+        ({"drinks": [{"kind": "beer", "volume_ml": 330, "abv_percent": 5, "count": 0}]}, {"drinks"}),
+        ({"drinks": [{"kind": "beer", "volume_ml": 330.5, "abv_percent": 5}]}, {"drinks"}),
+        ({"standard_drinks": 1, "note": "x" * 1001}, {"note"}),
+        ({"standard_drinks": 1, "updated_at": "2026-11-20T10:00:00"}, {"updated_at"}),
+        ({"standard_drinks": 1, "heavy": True}, {"heavy"}),
+    ],
+)
 def test_drink_log_validation_names_fields(member, body, fields):
     r = member.put(f"/drink-logs/{TODAY}", body)
     assert r.status_code == 422, r.get_json()
@@ -144,25 +169,33 @@ def test_list_by_range_and_pages(member):
         member.put(f"/drink-logs/{TODAY - timedelta(days=n)}", {"standard_drinks": n})
     r = member.get(f"/drink-logs?from={TODAY - timedelta(days=5)}&to={TODAY - timedelta(days=1)}&limit=2")
     body = r.get_json()
-    assert [i["date"] for i in body["items"]] == [str(TODAY - timedelta(days=5)), str(TODAY - timedelta(days=4))]
+    assert [i["date"] for i in body["items"]] == [
+        str(TODAY - timedelta(days=5)),
+        str(TODAY - timedelta(days=4)),
+    ]
     seen = [i["date"] for i in body["items"]]
     while body["next_cursor"]:
-        body = member.get(f"/drink-logs?from={TODAY - timedelta(days=5)}&to={TODAY - timedelta(days=1)}"
-                          f"&limit=2&cursor={body['next_cursor']}").get_json()
+        body = member.get(
+            f"/drink-logs?from={TODAY - timedelta(days=5)}&to={TODAY - timedelta(days=1)}"
+            f"&limit=2&cursor={body['next_cursor']}"
+        ).get_json()
         seen += [i["date"] for i in body["items"]]
     assert seen == [str(TODAY - timedelta(days=n)) for n in range(5, 0, -1)]
     assert len(member.get("/drink-logs").get_json()["items"]) == 7  # default: the last 30 days
 
 
-@pytest.mark.parametrize(("query", "field"), [
-    ("from=2026-11-10&to=2026-11-01", "from"),
-    ("from=2025-01-01&to=2026-11-01", "to"),
-    ("limit=0", "limit"),
-    ("limit=501", "limit"),
-    ("from=nope", "from"),
-    ("cursor=%%%", "cursor"),
-    ("surprise=1", "surprise"),
-])
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("from=2026-11-10&to=2026-11-01", "from"),
+        ("from=2025-01-01&to=2026-11-01", "to"),
+        ("limit=0", "limit"),
+        ("limit=501", "limit"),
+        ("from=nope", "from"),
+        ("cursor=%%%", "cursor"),
+        ("surprise=1", "surprise"),
+    ],
+)
 def test_list_arguments_are_validated(member, query, field):
     r = member.get(f"/drink-logs?{query}")
     assert r.status_code == 422, r.get_json()
@@ -189,7 +222,9 @@ def test_concurrent_first_logs_store_one_row(app, member):
     def put():
         client = app.test_client()
         barrier.wait()
-        statuses.append(Api(client, member.token).put(f"/drink-logs/{TODAY}", {"standard_drinks": 2}).status_code)
+        statuses.append(
+            Api(client, member.token).put(f"/drink-logs/{TODAY}", {"standard_drinks": 2}).status_code
+        )
 
     threads = [threading.Thread(target=put) for _ in range(4)]
     for t in threads:
@@ -204,8 +239,13 @@ def test_concurrent_first_logs_store_one_row(app, member):
 
 
 def craving(**overrides):
-    body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T14:30:00-05:00", "intensity": 7,
-            "triggers": ["stress", "friends"], "note": "after work"}
+    body = {
+        "id": str(uuid.uuid4()),
+        "recorded_at": "2026-11-20T14:30:00-05:00",
+        "intensity": 7,
+        "triggers": ["stress", "friends"],
+        "note": "after work",
+    }
     body.update(overrides)
     return body
 
@@ -239,13 +279,23 @@ def test_craving_local_date_in_auckland(clock, register):
     assert r.get_json()["date"] == "2026-11-21"
 
 
-@pytest.mark.parametrize(("change", "field"), [
-    ({"intensity": 11}, "intensity"), ({"intensity": -1}, "intensity"), ({"intensity": 7.5}, "intensity"),
-    ({"intensity": "7"}, "intensity"), ({"id": "not-a-uuid"}, "id"), ({"recorded_at": "2026-11-20T14:30:00"}, "recorded_at"),
-    ({"recorded_at": "2026-11-21T14:30:00-05:00"}, "recorded_at"), ({"recorded_at": "2026-09-01T14:30:00-05:00"}, "recorded_at"),
-    ({"triggers": ["x"] * 11}, "triggers"), ({"triggers": ["x" * 41]}, "triggers"), ({"note": "x" * 1001}, "note"),
-    ({"date": "2026-11-20"}, "date"),
-])
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"intensity": 11}, "intensity"),
+        ({"intensity": -1}, "intensity"),
+        ({"intensity": 7.5}, "intensity"),
+        ({"intensity": "7"}, "intensity"),
+        ({"id": "not-a-uuid"}, "id"),
+        ({"recorded_at": "2026-11-20T14:30:00"}, "recorded_at"),
+        ({"recorded_at": "2026-11-21T14:30:00-05:00"}, "recorded_at"),
+        ({"recorded_at": "2026-09-01T14:30:00-05:00"}, "recorded_at"),
+        ({"triggers": ["x"] * 11}, "triggers"),
+        ({"triggers": ["x" * 41]}, "triggers"),
+        ({"note": "x" * 1001}, "note"),
+        ({"date": "2026-11-20"}, "date"),
+    ],
+)
 def test_craving_validation(member, change, field):
     r = member.post("/cravings", craving(**change))
     assert r.status_code == 422, r.get_json()
@@ -253,8 +303,12 @@ def test_craving_validation(member, change, field):
 
 
 def test_bac_reading(member):
-    body = {"id": str(uuid.uuid4()), "measured_at": "2026-11-20T08:00:00-05:00", "bac_g_dl": 0.045,
-            "device": {"model": "BACtrack C8", "serial": "A1"}}
+    body = {
+        "id": str(uuid.uuid4()),
+        "measured_at": "2026-11-20T08:00:00-05:00",
+        "bac_g_dl": 0.045,
+        "device": {"model": "BACtrack C8", "serial": "A1"},
+    }
     first = member.post("/bac-readings", body)
     assert first.status_code == 201
     assert first.get_json()["bac_g_dl"] == 0.045 and first.get_json()["date"] == str(TODAY)
@@ -263,9 +317,13 @@ def test_bac_reading(member):
     assert len(member.get("/bac-readings").get_json()["items"]) == 1
 
 
-@pytest.mark.parametrize(("value", "ok"), [(0, True), (0.5, True), (0.501, False), (-0.001, False), (0.0455, False)])
+@pytest.mark.parametrize(
+    ("value", "ok"), [(0, True), (0.5, True), (0.501, False), (-0.001, False), (0.0455, False)]
+)
 def test_bac_range(member, value, ok):
-    r = member.post("/bac-readings", {"id": str(uuid.uuid4()), "measured_at": "2026-11-20T08:00:00Z", "bac_g_dl": value})
+    r = member.post(
+        "/bac-readings", {"id": str(uuid.uuid4()), "measured_at": "2026-11-20T08:00:00Z", "bac_g_dl": value}
+    )
     assert r.status_code == (201 if ok else 422), r.get_json()
 
 
