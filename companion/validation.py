@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import zoneinfo
 from datetime import UTC, datetime, time
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
@@ -27,6 +28,22 @@ def validate_timezone(value: str) -> None:
 def validate_country(value: str) -> None:
     if value not in countries_by_alpha2:
         raise ValidationError("Not an ISO 3166-1 alpha-2 country code (for example 'US').")
+
+
+def at_most_places(places: int, message: str | None = None):  # type: ignore[no-untyped-def]
+    """A Decimal validator: no more than `places` decimals ("step 0.1" is places=1)."""
+    quantum = Decimal(1).scaleb(-places)
+    text = message or (f"Must be a multiple of {quantum}." if places else "Must be a whole number.")
+
+    def check(value: Decimal) -> None:
+        try:
+            exact = value == value.quantize(quantum)
+        except InvalidOperation:  # too many digits to round at all: the range check names the problem
+            return
+        if not exact:
+            raise ValidationError(text)
+
+    return check
 
 
 class HourMinute(fields.Field):

@@ -7,14 +7,14 @@ are the domain's and the services', and come back as 422s naming the same fields
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
 from companion.domain.medications import CATALOGUE, OTHER, Severity
 from companion.domain.plans import MAX_TIMES_PER_DAY, CheckInStatus
-from companion.validation import HourMinute, Instant, StrictSchema
+from companion.validation import HourMinute, Instant, StrictSchema, at_most_places
 
 #: The largest single dose a plan may name, mg (ours): far above any AUD regimen, inside the column.
 MAX_DOSE_MG = Decimal(10000)
@@ -37,18 +37,9 @@ SEVERITIES = [s.label for s in Severity]
 STATUSES = [s.value for s in CheckInStatus]
 
 
-def _two_decimals(value: Decimal) -> None:
-    try:
-        exact = value == value.quantize(Decimal("0.01"))
-    except InvalidOperation:  # too many digits to even round: the Range check names the problem
-        return
-    if not exact:
-        raise ValidationError("At most two decimals.")
-
-
 def dose_field(**kwargs: Any) -> fields.Decimal:
     return fields.Decimal(
-        validate=[validate.Range(max=MAX_DOSE_MG), _two_decimals],
+        validate=[validate.Range(max=MAX_DOSE_MG), at_most_places(2, "At most two decimals.")],
         metadata={"description": "Milligrams per dose; positive, at most two decimals.", "example": 10},
         **kwargs,
     )

@@ -8,22 +8,12 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from companion.domain.drinking import DrinkKind
-from companion.validation import Instant, StrictSchema
+from companion.validation import Instant, StrictSchema, at_most_places
 
 #: API.md: standard_drinks 0-50 in steps of 0.1.
 MAX_STANDARD_DRINKS = Decimal("50")
 MAX_DRINK_ITEMS = 50
 MAX_NOTE = 1000
-
-
-def _multiple_of_tenth(value: Decimal) -> None:
-    if value != value.quantize(Decimal("0.1")):
-        raise ValidationError("Must be a multiple of 0.1.")
-
-
-def _three_decimals(value: Decimal) -> None:
-    if value != value.quantize(Decimal("0.001")):
-        raise ValidationError("At most three decimals.")
 
 
 class DrinkItemSchema(StrictSchema):
@@ -37,7 +27,7 @@ class DrinkLogInputSchema(StrictSchema):
     """Exactly one of `standard_drinks` or `drinks`."""
 
     standard_drinks = fields.Decimal(
-        validate=[validate.Range(min=0, max=MAX_STANDARD_DRINKS), _multiple_of_tenth],
+        validate=[validate.Range(min=0, max=MAX_STANDARD_DRINKS), at_most_places(1)],
         metadata={"description": "Standard drinks in the member's country's size (US 14 g, UK 8 g ...)."},
     )
     drinks = fields.List(fields.Nested(DrinkItemSchema), validate=validate.Length(max=MAX_DRINK_ITEMS))
@@ -120,7 +110,8 @@ class BacReadingInputSchema(StrictSchema):
     id = fields.UUID(required=True)
     measured_at = Instant(required=True)
     bac_g_dl = fields.Decimal(
-        required=True, validate=[validate.Range(min=0, max=Decimal("0.5")), _three_decimals]
+        required=True,
+        validate=[validate.Range(min=0, max=Decimal("0.5")), at_most_places(3, "At most three decimals.")],
     )
     device = fields.Nested(BacDeviceSchema, allow_none=True)
 
@@ -155,7 +146,7 @@ class SyncItemSchema(Schema):
 
 class SyncBatchSchema(StrictSchema):
     items = fields.List(
-        fields.Raw(metadata={"type": "object", "description": "{type, data}: see SyncItem."}),
+        fields.Raw(allow_none=True, metadata={"type": "object", "description": "{type, data}: a SyncItem."}),
         required=True,
         metadata={"description": "At most 500 items (more: 413). Each stands alone."},
     )

@@ -4,7 +4,7 @@ day and the 2026-11-01 fall-back in New York inside the window, every record ent
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import time_machine
@@ -130,6 +130,6 @@ def test_summary_equals_the_hand_computed_example(app, client, staff, register):
             },
             # This week (10-27..11-02): 6, 8, 4 -> 6.0; the week before (10-20..10-26): 3, 5 -> 4.0; rising.
             "cravings": {"avg_7d": 6.0, "avg_prev_7d": 4.0, "trend": "rising"},
-            # Scheduled by the plan in force each day: 4 x 2 + 3 x 1 = 11; taken 11 - 1 skipped - 1 missing = 9.
+            # Scheduled by the plan in force each day: 4 x 2 + 3 x 1 = 11; taken 11 - skipped - missing = 9.
             "adherence": {"taken": 9, "scheduled": 11, "rate_7d": 0.82},
         }
