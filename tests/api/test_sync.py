@@ -319,3 +319,36 @@ def test_offline_sync_state_machine(app):
     )
     OfflineSync.TestCase.settings = run
     OfflineSync.TestCase().runTest()
+
+
+def test_checkins_sync_and_staff_plan_edits_reach_the_phone(app, member, staff):
+    from companion import db
+    from companion.accounts import services as accounts
+
+    coach = staff("coach")
+    with app.app_context(), db.unit_of_work():
+        accounts.assign_coach(member.body["member"]["email"], coach.email, now=db.utcnow())
+    start = member.get("/sync").get_json()["cursor"]
+    plan = coach.post(
+        f"/coach/members/{member.body['member']['id']}/medication-plans",
+        {"medication": "naltrexone", "dose_mg": 50, "times": ["00:00"]},
+    ).get_json()
+    changes = member.get(f"/sync?since={start}").get_json()
+    assert [(c["type"], c["data"]["id"]) for c in changes["changes"]] == [("medication_plan", plan["id"])]
+    assert changes["changes"][0]["data"]["dose_mg"] == 50
+    slot = datetime.combine(today_utc(), datetime.min.time(), tzinfo=UTC).isoformat()
+    item = {
+        "type": "medication_checkin",
+        "data": {
+            "id": str(uuid.uuid4()),
+            "plan_id": plan["id"],
+            "scheduled_for": slot,
+            "status": "taken",
+            "taken_at": slot,
+        },
+    }
+    other_slot = {**item, "data": {**item["data"], "id": str(uuid.uuid4())}}
+    results = member.post("/sync", {"items": [item, item, other_slot]}).get_json()["results"]
+    assert [r["status"] for r in results] == ["created", "unchanged", "conflict"]
+    assert results[2]["errors"]
+    assert len(member.get("/medication-checkins").get_json()["items"]) == 1
