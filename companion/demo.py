@@ -1,15 +1,27 @@
-"""Demo accounts for `companion up --demo`: a coach with a small caseload, an admin and an insurer analyst."""
+"""Demo accounts for `companion up --demo`: a coach with a small caseload, an admin and an insurer analyst,
+and three weeks of member history (drink logs, cravings, a medication plan and its check-ins).
+
+The history goes through the same services as the API, each record at the moment it would have been
+entered, so it obeys every rule a phone's data does. `companion simulate` (performance work) writes
+large populations in bulk instead.
+"""
 
 from __future__ import annotations
 
+import random
+import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time, timedelta
+from decimal import Decimal
 
 from sqlalchemy import func, select
 
 from companion.accounts import services
-from companion.accounts.models import Insurer, Role, User
+from companion.accounts.models import Insurer, Member, Role, User
 from companion.db import session
+from companion.domain import localtime, plans
+from companion.medications import services as medication_services
+from companion.tracking import services as tracking_services
 
 DEMO_INSURER_CODE = "DEMO-HEALTH"
 DEMO_PASSWORD = "companion-demo"  # demo only; printed at start
@@ -34,6 +46,78 @@ class DemoLogins:
     members: tuple[str, ...]
 
 
+#: Days of history each demo member gets.
+HISTORY_DAYS = 21
+#: (medication, dose mg, local dose times) for the demo members, in MEMBERS order.
+DEMO_PLANS = (
+    ("baclofen", "10", ("08:00", "14:00", "20:00")),
+    ("naltrexone", "50", ("09:00",)),
+    ("acamprosate", "666", ("08:00", "14:00", "20:00")),
+    ("gabapentin", "300", ("08:00", "20:00")),
+    ("disulfiram", "250", ("09:00",)),
+)
+
+
+def _history(member: Member, coach: User, *, seed: int, now: datetime) -> None:
+    """Three weeks of a plausible member, improving slowly; deterministic for a given seed."""
+    rnd = random.Random(seed)
+    today = localtime.local_date(now, member.timezone)
+    first = today - timedelta(days=HISTORY_DAYS)
+    medication, dose, times = DEMO_PLANS[seed % len(DEMO_PLANS)]
+    plan_created = localtime.local_to_utc(first, time(7, 0), member.timezone)
+    plan = medication_services.create_plan(
+        coach,
+        member.id,
+        {
+            "medication": medication,
+            "dose_mg": Decimal(dose),
+            "times": [time.fromisoformat(t) for t in times],
+            "start_date": first,
+        },
+        now=plan_created,
+    )
+    for offset in range(HISTORY_DAYS + 1):
+        day = first + timedelta(days=offset)
+        evening = localtime.local_to_utc(day, time(21, 30), member.timezone)
+        if evening > now:
+            break
+        heaviness = max(0.0, 4.0 - offset * 0.15) if medication != "disulfiram" else 0.0
+        if rnd.random() < 0.85:  # some days are missing, never zero
+            drinks = max(0.0, round(rnd.gauss(heaviness, 1.2), 1))
+            tracking_services.put_drink_log(
+                member, day, {"standard_drinks": Decimal(str(drinks))}, origin=None, now=evening
+            )
+        if rnd.random() < 0.7:
+            tracking_services.record_craving(
+                member,
+                {
+                    "id": uuid.UUID(int=rnd.getrandbits(128)),
+                    "recorded_at": evening - timedelta(hours=3),
+                    "intensity": max(0, min(10, round(rnd.gauss(6 - offset * 0.15, 1.5)))),
+                    "triggers": [],
+                },
+                origin=None,
+                now=evening,
+            )
+        for slot in plans.dose_slots(medication_services.plan_to_domain(plan), day, member.timezone):
+            if slot.scheduled_for > now or rnd.random() < 0.12:
+                continue  # due later, or missed
+            effects = [{"code": "drowsiness", "severity": "mild"}] if rnd.random() < 0.1 and seed == 0 else []
+            medication_services.record_checkin(
+                member,
+                {
+                    "id": uuid.UUID(int=rnd.getrandbits(128)),
+                    "plan_id": plan.id,
+                    "scheduled_for": slot.scheduled_for,
+                    "status": "taken",
+                    "taken_at": slot.scheduled_for + timedelta(minutes=rnd.randint(0, 40)),
+                    "side_effects": effects,
+                },
+                origin=None,
+                now=slot.scheduled_for + timedelta(hours=1),
+            )
+
+
 def _exists(email: str) -> bool:
     return session.execute(select(User.id).where(func.lower(User.email) == email)).first() is not None
 
@@ -56,9 +140,10 @@ def ensure_demo(*, now: datetime) -> DemoLogins:
                 insurer_code=DEMO_INSURER_CODE if role == Role.INSURER_ANALYST else None,
                 now=now,
             )
-    for email, name, zone, country, sex, goal, limit in MEMBERS:
+    coach = services.find_user_by_email(COACH_EMAIL)
+    for index, (email, name, zone, country, sex, goal, limit) in enumerate(MEMBERS):
         if not _exists(email):
-            services.register_member(
+            signed_in = services.register_member(
                 {
                     "email": email,
                     "password": DEMO_PASSWORD,
@@ -70,7 +155,9 @@ def ensure_demo(*, now: datetime) -> DemoLogins:
                     "enrollment_code": DEMO_INSURER_CODE,
                     "consents": {"outcome_sharing": True},
                 },
-                now=now,
+                now=now - timedelta(days=HISTORY_DAYS + 1),
             )
             services.assign_coach(email, COACH_EMAIL, now=now)
+            assert coach is not None and signed_in.user.member is not None
+            _history(signed_in.user.member, coach, seed=index, now=now)
     return DemoLogins(DEMO_PASSWORD, COACH_EMAIL, ADMIN_EMAIL, ANALYST_EMAIL, tuple(m[0] for m in MEMBERS))
