@@ -15,7 +15,6 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import IntegrityError
 
@@ -27,7 +26,15 @@ from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.domain.medications import CATALOGUE, side_effect_codes
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.medications.schemas import CheckinSchema, PlanSchema
-from companion.tracking.common import DateRange, decode_page_cursor, local_today, page, stamp
+from companion.tracking.common import (
+    DateRange,
+    backfill_days,
+    decode_page_cursor,
+    instant_cursor_key,
+    local_today,
+    page,
+    stamp,
+)
 
 CREATED, UNCHANGED = "created", "unchanged"
 #: PostgreSQL's SQLSTATE for a duplicate key.
@@ -334,10 +341,6 @@ def patched_plan(current: plans.Plan, changes: dict[str, Any], *, today: date) -
 # --- check-ins --------------------------------------------------------------------------------------
 
 
-def backfill_days() -> int:
-    return int(current_app.config["COMPANION_BACKFILL_DAYS"])
-
-
 def _side_effects(
     member_id: uuid.UUID, checkin_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[SideEffectReport]]:
@@ -562,16 +565,6 @@ def _already_stored(
     )
 
 
-def _cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
-    try:
-        instant = datetime.fromisoformat(str(after[0]))
-        localtime.to_utc(instant)
-        return instant, uuid.UUID(str(after[1]))
-    except (ValueError, IndexError, OverflowError) as exc:
-        message = "Not a cursor this server issued."
-        raise InvalidInput("The request is invalid.", fields={"cursor": [message]}) from exc
-
-
 def list_checkins(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
     """`GET /medication-checkins`: check-ins whose slot falls on a local date in `window`, in slot order."""
     query = select(MedicationCheckin).where(
@@ -580,7 +573,7 @@ def list_checkins(member: Member, window: DateRange, *, cursor: str | None, limi
     key = tuple_(MedicationCheckin.scheduled_for, MedicationCheckin.id)
     after = decode_page_cursor(cursor)
     if after:
-        query = query.where(key > _cursor_key(after))
+        query = query.where(key > instant_cursor_key(after))
     rows = list(session.execute(query.order_by(*key.clauses).limit(limit + 1)).scalars())
     result = page(rows, limit, lambda c: [c.scheduled_for.isoformat(), str(c.id)])
     result["items"] = checkin_views(result["items"])

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import g
+from flask import current_app, g
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from companion.accounts.models import Member
@@ -95,6 +95,23 @@ def decode_page_cursor(cursor: str | None) -> list[Any] | None:
     if not isinstance(key, list):
         raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]})
     return key
+
+
+def backfill_days() -> int:
+    """How many days before today a member may still log (API.md: 60; the BACKFILL_DAYS setting)."""
+    return int(current_app.config["COMPANION_BACKFILL_DAYS"])
+
+
+def instant_cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
+    """The (instant, id) a keyset page of instant-ordered records continues after."""
+    try:
+        instant = datetime.fromisoformat(str(after[0]))
+        localtime.to_utc(instant)  # an offset that overflows is not one we issued
+        return instant, uuid.UUID(str(after[1]))
+    except (ValueError, IndexError, OverflowError) as exc:
+        raise InvalidInput(
+            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
+        ) from exc
 
 
 def page(items: list[Any], limit: int, key_of) -> dict[str, Any]:  # type: ignore[no-untyped-def]

@@ -13,7 +13,6 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from flask import current_app
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
@@ -23,7 +22,15 @@ from companion.db import session
 from companion.domain import drinking, localtime
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.sync_seq import stamp_values
-from companion.tracking.common import DateRange, decode_page_cursor, local_today, page, stamp
+from companion.tracking.common import (
+    DateRange,
+    backfill_days,
+    decode_page_cursor,
+    instant_cursor_key,
+    local_today,
+    page,
+    stamp,
+)
 from companion.tracking.models import BacReading, Craving, DrinkLog
 from companion.tracking.schemas import BacReadingSchema, CravingSchema, DrinkLogSchema
 
@@ -31,10 +38,6 @@ CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 
 #: A phone's clock may run this far ahead of ours before an instant counts as "in the future" (ours).
 CLOCK_SKEW = timedelta(minutes=5)
-
-
-def backfill_days() -> int:
-    return int(current_app.config["COMPANION_BACKFILL_DAYS"])
 
 
 def parse_log_date(raw: str) -> date:
@@ -217,15 +220,6 @@ def _cursor_date(value: Any) -> date:
         ) from exc
 
 
-def _cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
-    try:
-        return datetime.fromisoformat(str(after[0])), uuid.UUID(str(after[1]))
-    except (ValueError, IndexError) as exc:
-        raise InvalidInput(
-            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
-        ) from exc
-
-
 # --- cravings and breath readings: records the phone names by id ------------------------------------
 
 
@@ -352,7 +346,7 @@ def _list_by_instant(
     query = select(model).where(model.member_id == member.id, model.date.between(window.start, window.end))
     after = decode_page_cursor(cursor)
     if after:
-        query = query.where(tuple_(instant_column, model.id) > _cursor_key(after))
+        query = query.where(tuple_(instant_column, model.id) > instant_cursor_key(after))
     rows = list(session.execute(query.order_by(instant_column, model.id).limit(limit + 1)).scalars())
     result = page(rows, limit, lambda r: [getattr(r, instant_column.key).isoformat(), str(r.id)])
     result["items"] = [view(r) for r in result["items"]]
