@@ -1,0 +1,941 @@
+"""Safety rules (DOMAIN.md "Safety rules"): side-effect, medication and drinking patterns a coach must see.
+
+Pure: values in, values out; the clock is an argument (`MemberHistory.now`). The same rules run after
+each new entry, in the periodic sweep and in an analyst's notebook. The persistence layer turns each
+`Finding` into a flag: one open flag per member and rule (and `key`), updated when the finding's
+evidence grows, re-opened after resolution only on new evidence.
+
+Every rule is a function `(history, settings) -> Finding | None`, registered in `RULES` under its
+name with a version and a tier; `evaluate` runs them all in registry order. Thresholds are fields of
+`SafetySettings`, whose defaults are DOMAIN.md's; each default marked *(ours)* is a product choice.
+
+**Evidence ids.** A finding cites the entries it rests on as strings, sorted, each naming its kind:
+
+* ``side_effect:<id>`` a side-effect report; ``checkin:<uuid>`` a dose check-in (a `skipped` dose);
+* ``dose:<plan uuid>:<UTC instant>`` a dose slot that is past due with no check-in at all (absence
+  has no entry to cite, so the slot itself is named, as `plans.dose_slots` computes it);
+* ``drink_log:<YYYY-MM-DD>`` a drink log (one per member and local day);
+* ``craving:<uuid>`` a craving rating; ``breath:<uuid>`` a breath alcohol reading.
+
+`first_seen` and `last_seen` are the earliest and latest local dates among the evidence. Summaries
+are built from codes, labels, counts and dates only: no record here carries a member's free-text
+note, so none can be copied into a flag.
+
+**What callers load** (`lookback_days(settings)`, `LOOKBACK_DAYS` for the defaults; per rule in
+`RULE_LOOKBACK_DAYS`): entries whose local date is within the last LOOKBACK_DAYS local days, today
+included (dose check-ins and side effects by their slot's local date), the member's plans in force on
+any of those days (steps included), the local date of the member's latest entry of any kind ever
+(`last_entry_date`) and the enrolment date. Rules read only their own window, so loading more
+changes nothing.
+
+Semantics where DOMAIN.md is silent (each one a setting where it is a number):
+
+* **Missed dose**: a slot of a plan (`plans.dose_slots`, in the member's zone, DST aware) that has a
+  `skipped` check-in, or no check-in and is at least `missed_dose_grace` past due. A `taken` check-in
+  means taken. A slot not yet that late and unanswered is neither taken nor missed.
+* **Missed day** (withdrawal): a local day on which a withdrawal-risk medication had due slots on
+  plans not tapering that day, and ANY of them was missed (`MissedDay.ANY_DOSE`, the default) - or,
+  with `MissedDay.EVERY_DOSE`, all of them. ANY is the safer reading: a missed check-in cannot be told
+  from a missed dose, and an abrupt *reduction* (two of three daily baclofen doses dropped) also
+  precipitates withdrawal; a false alarm costs the coach a message, a missed one can cost a seizure.
+  Days of every plan of one medication are pooled, so a stop across a plan change still counts.
+* **Consecutive days**: calendar-consecutive missed days, all within `withdrawal_window_days`, while
+  a plan of that medication is still in force today (a plan that has ended is a prescriber's stop,
+  not a missed dose).
+* **Tapering** (`taper_in_progress`): narrower than `plans.is_tapering`, which treats any lowered step
+  as a taper for as long as it is in force (a permanent dose cut would silence this rule forever).
+* **After missed doses**: a withdrawal sign reported on local day D, with a missed dose of baclofen or
+  gabapentin on D or the `withdrawal_sign_days` days before it (tapering or not).
+* **"While on" a medication**: the report was made on that medication's check-in, or a plan of it was
+  in force on the report's local day.
+* **Same side effect**: the same code, on any medication. `other` is never "the same" as another
+  `other` (what it is lives in the note, which rules do not read); the severe rule still sees it.
+* **Consecutive reports**: the reports of one code in time order (local day, then the check-in's slot
+  instant, then report id), whether or not check-ins without it came between.
+* **Craving means**: every rating counts (two on one day weigh twice, as in the member summary);
+  days without a rating are missing, not zero; without a rating in both windows there is no finding.
+* **Relapse**: the `relapse_free_days` days before the earliest heavy day of the window hold no heavy
+  day and at least `relapse_min_logged_days` logged days: silence is not a heavy-free stretch, and a
+  new member's first heavy week is their baseline, not a relapse.
+* **Disengagement**: days since the latest entry of any kind, today counting as a day without one
+  (or since enrolment when there is none).
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+from types import MappingProxyType
+from typing import TypeVar
+from uuid import UUID
+
+from companion.domain import localtime
+from companion.domain.drinking import standard_drinks_from_grams
+from companion.domain.medications import (
+    CONTRAINDICATED_MEDICATIONS,
+    CONTRAINDICATION_SIGNS,
+    LABELS,
+    LIVER_SIGNS,
+    LIVER_WATCH_MEDICATIONS,
+    OTHER,
+    SEDATING_MEDICATIONS,
+    SEDATION_SIGNS,
+    WITHDRAWAL_RISK_MEDICATIONS,
+    WITHDRAWAL_SIGNS,
+    Severity,
+    get_medication,
+)
+from companion.domain.plans import CheckInStatus, Plan, dose_slots, is_active, regimens
+from companion.domain.summary import CRAVING_MAX, CRAVING_MIN, DayLog
+from companion.domain.types import DateRange
+
+#: Medications with which any drinking causes a reaction: the disulfiram-with-drinking rule.
+ALCOHOL_REACTION_MEDICATIONS = frozenset({"disulfiram"})
+
+#: Highest breath alcohol reading accepted, g/dL (DOMAIN.md: 0.000-0.500).
+BAC_MAX = Decimal("0.500")
+
+_DAY = timedelta(days=1)
+_LAST_INSTANT = datetime.max.replace(tzinfo=UTC)
+
+
+class Tier(enum.IntEnum):
+    """A finding's tier (ours, not CTCAE grades). Ordered: `tier >= Tier.WARNING` reads naturally."""
+
+    INFO = 1
+    WARNING = 2
+    URGENT = 3
+
+    @property
+    def label(self) -> str:
+        """The API's spelling: `info`, `warning`, `urgent`."""
+        return self.name.lower()
+
+
+class MissedDay(enum.StrEnum):
+    """When a local day counts as a missed day for the withdrawal-risk rule."""
+
+    #: Any due dose of the day was missed (the default: see the module docstring).
+    ANY_DOSE = "any_dose"
+    #: Every due dose of the day was missed.
+    EVERY_DOSE = "every_dose"
+
+
+@dataclass(frozen=True, slots=True)
+class SafetySettings:
+    """Every threshold of the safety rules. Defaults are DOMAIN.md's; *(ours)* marks product choices.
+
+    Windows are whole local days ending on the member's local today, today included.
+    """
+
+    #: Point-event rules (severe side effect, sedation with drinking, disulfiram with drinking, liver
+    #: signs, contraindication) read entries of this many local days (ours): the Timeline Followback's
+    #: reliable recall span (DOMAIN.md), so a recall entry up to two weeks back still raises its flag.
+    recent_days: int = 14
+
+    #: Persistent side effect: the same side effect at this severity or worse ...
+    persistent_min_severity: Severity = Severity.MODERATE
+    #: ... on at least this many distinct local days ...
+    persistent_min_days: int = 3
+    #: ... of the last this-many local days.
+    persistent_window_days: int = 5
+
+    #: Escalating side effect: this many consecutive reports of one side effect never fall in
+    #: severity and end higher than they start (mild, moderate, moderate rises; with three levels a
+    #: strict rise at every report would only ever be mild, moderate, severe, which the severe rule
+    #: already flags) ...
+    escalating_reports: int = 3
+    #: ... all within the last this-many local days (ours).
+    escalating_window_days: int = 14
+
+    #: Withdrawal risk: this many consecutive missed days of baclofen or gabapentin ...
+    withdrawal_missed_days: int = 2
+    #: ... where a day is missed when any (or every) due dose of it was (ours; see MissedDay) ...
+    withdrawal_missed_day: MissedDay = MissedDay.ANY_DOSE
+    #: ... within the last this-many local days (ours); withdrawal signs are looked for here too.
+    withdrawal_window_days: int = 7
+    #: A dose with no check-in counts as missed once it is this late (ours).
+    missed_dose_grace: timedelta = timedelta(hours=3)
+    #: A withdrawal sign counts as "after missed doses" when a dose was missed on its day or this many
+    #: days before (ours).
+    withdrawal_sign_days: int = 3
+    #: A lowering step counts as a taper for this many days from the day it takes effect (ours),
+    #: unless a decreasing regimen leads to the plan's end (a planned taper: see taper_in_progress).
+    taper_grace_days: int = 14
+
+    #: Sedation with drinking: a breath alcohol reading at or above this, g/dL, on the report's day.
+    sedation_bac_g_dl: Decimal = Decimal("0.080")
+
+    #: Craving escalation: the mean rating of the last this-many local days ...
+    craving_recent_days: int = 3
+    #: ... at least this high ...
+    craving_high_mean: Decimal = Decimal("7")
+    #: ... and at least this many points above the mean of ...
+    craving_min_rise: Decimal = Decimal("2")
+    #: ... the this-many local days before them.
+    craving_baseline_days: int = 7
+
+    #: Relapse pattern: at least this many heavy drinking days ...
+    relapse_heavy_days: int = 3
+    #: ... in the last this-many local days ...
+    relapse_window_days: int = 7
+    #: ... after this many local days without one ...
+    relapse_free_days: int = 14
+    #: ... of which at least this many were logged (ours: half the stretch, so silence is not sobriety).
+    relapse_min_logged_days: int = 7
+
+    #: Disengagement: this many days since the latest entry of any kind.
+    disengagement_days: int = 5
+
+    #: An urgent flag not acknowledged within this escalates (ours). Read by the flag worker.
+    urgent_sla: timedelta = timedelta(hours=2)
+
+    def __post_init__(self) -> None:
+        problems = [
+            f"{name} must be at least {least}"
+            for name, least in (
+                ("recent_days", 1),
+                ("persistent_min_days", 1),
+                ("escalating_reports", 2),
+                ("escalating_window_days", 1),
+                ("withdrawal_missed_days", 1),
+                ("withdrawal_window_days", 1),
+                ("withdrawal_sign_days", 0),
+                ("taper_grace_days", 0),
+                ("craving_recent_days", 1),
+                ("craving_baseline_days", 1),
+                ("relapse_heavy_days", 1),
+                ("relapse_free_days", 1),
+                ("relapse_min_logged_days", 0),
+                ("disengagement_days", 1),
+            )
+            if getattr(self, name) < least
+        ]
+        for count, window in (
+            ("persistent_min_days", "persistent_window_days"),
+            ("relapse_heavy_days", "relapse_window_days"),
+            ("relapse_min_logged_days", "relapse_free_days"),
+        ):
+            if getattr(self, count) > getattr(self, window):
+                problems.append(f"{count} must not exceed {window}")
+        if self.missed_dose_grace < timedelta(0) or self.urgent_sla <= timedelta(0):
+            problems.append("missed_dose_grace must not be negative, urgent_sla must be positive")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+
+#: DOMAIN.md's thresholds.
+DEFAULT = SafetySettings()
+
+
+# Inputs: what the rules read, converted from rows at the edge. None carries a free-text note.
+
+
+@dataclass(frozen=True, slots=True)
+class DoseRecord:
+    """A dose check-in: its slot (`plan_id`, `scheduled_for`, aware) and that slot's local date."""
+
+    id: UUID
+    plan_id: UUID
+    scheduled_for: datetime
+    status: CheckInStatus
+    day: date
+
+    @property
+    def evidence_id(self) -> str:
+        return f"checkin:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class SideEffectRecord:
+    """A side effect reported with a check-in: on `medication`, on the check-in's slot's local day."""
+
+    id: int
+    checkin_id: UUID
+    medication: str
+    day: date
+    code: str
+    severity: Severity
+
+    @property
+    def evidence_id(self) -> str:
+        return f"side_effect:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class CravingRecord:
+    id: UUID
+    day: date
+    intensity: int
+
+    def __post_init__(self) -> None:
+        if not CRAVING_MIN <= self.intensity <= CRAVING_MAX:
+            raise ValueError(f"craving intensity out of range: {self.intensity}")
+
+    @property
+    def evidence_id(self) -> str:
+        return f"craving:{self.id}"
+
+
+@dataclass(frozen=True, slots=True)
+class BreathRecord:
+    """A breath alcohol reading, g/dL, on its local day."""
+
+    id: UUID
+    day: date
+    g_dl: Decimal
+
+    def __post_init__(self) -> None:
+        if not Decimal(0) <= self.g_dl <= BAC_MAX:
+            raise ValueError(f"breath alcohol out of range: {self.g_dl}")
+
+    @property
+    def evidence_id(self) -> str:
+        return f"breath:{self.id}"
+
+
+def drink_log_evidence(day: date) -> str:
+    """The evidence id of the drink log of local `day` (a member has one per day)."""
+    return f"drink_log:{day.isoformat()}"
+
+
+def dose_evidence(plan_id: UUID, scheduled_for: datetime) -> str:
+    """The evidence id of an unanswered dose slot: its plan and UTC instant."""
+    return f"dose:{plan_id}:{localtime.to_utc(scheduled_for).isoformat()}"
+
+
+@dataclass(frozen=True, slots=True)
+class MemberHistory:
+    """One member's recent history, as of `now` (aware); `today` is the local date then, in `zone`.
+
+    `last_entry_date` is the local date the member last entered anything (a log, craving, reading or
+    check-in, by when it was made: a recall log entered today counts today), ever; the rules also take
+    the latest date among the entries given, so an omitted one only makes the disengagement rule
+    cautious. `sex` is not read by version 1 of any rule (each DayLog's stored `heavy` applies it);
+    `country` sizes the standard drinks in summaries.
+
+    :raises ValueError: `now` is naive, or two drink logs share a day.
+    """
+
+    now: datetime
+    zone: str
+    country: str = "US"
+    sex: str | None = None
+    enrolled_on: date | None = None
+    last_entry_date: date | None = None
+    plans: Sequence[Plan] = ()
+    doses: Sequence[DoseRecord] = ()
+    side_effects: Sequence[SideEffectRecord] = ()
+    day_logs: Sequence[DayLog] = ()
+    cravings: Sequence[CravingRecord] = ()
+    breath: Sequence[BreathRecord] = ()
+    today: date = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "today", localtime.local_date(self.now, self.zone))
+        days = [log.day for log in self.day_logs]
+        if len(set(days)) != len(days):
+            raise ValueError("two drink logs for one day")  # one log per member and day is the record
+
+
+# Outputs.
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What one rule found for one member: the persistence layer's flag, before it has an id.
+
+    `key` tells apart flags of one rule for one member; every version-1 rule raises at most one
+    finding per member, with key "": which side effects and medications are involved is in
+    `symptoms` and `medications` (codes, sorted), for the coach view to filter on, and in `summary`.
+    """
+
+    rule: str
+    version: int
+    tier: Tier
+    key: str
+    evidence: tuple[str, ...]
+    first_seen: date
+    last_seen: date
+    summary: str
+    symptoms: tuple[str, ...] = ()
+    medications: tuple[str, ...] = ()
+
+
+Check = Callable[[MemberHistory, SafetySettings], Finding | None]
+_C = TypeVar("_C", bound=Callable[..., Finding | None])
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A registered rule: `check(history, settings)`, and `window(settings)`, the local days it reads."""
+
+    name: str
+    version: int
+    tier: Tier
+    window: Callable[[SafetySettings], int]
+    check: Check
+
+
+_RULES: dict[str, Rule] = {}
+
+
+def _rule(name: str, version: int, tier: Tier, window: Callable[[SafetySettings], int]) -> Callable[[_C], _C]:
+    def register(check: _C) -> _C:
+        _RULES[name] = Rule(name, version, tier, window, check)
+        return check
+
+    return register
+
+
+# Helpers.
+
+
+def _found(
+    name: str,
+    hits: Iterable[tuple[date, str]],
+    summary: str,
+    *,
+    symptoms: Iterable[str] = (),
+    medications: Iterable[str] = (),
+) -> Finding:
+    """The finding of rule `name` citing `hits` (local day, evidence id); at least one hit."""
+    pairs = sorted(set(hits))
+    rule = _RULES[name]
+    days = [day for day, _ in pairs]
+    return Finding(
+        rule.name,
+        rule.version,
+        rule.tier,
+        "",
+        tuple(sorted({evidence_id for _, evidence_id in pairs})),
+        min(days),
+        max(days),
+        summary,
+        tuple(sorted(set(symptoms))),
+        tuple(sorted(set(medications))),
+    )
+
+
+def _medication_name(code: str) -> str:
+    medication = get_medication(code)
+    return medication.name if medication else code
+
+
+def _names(codes: Iterable[str]) -> str:
+    return ", ".join(sorted({_medication_name(c) for c in codes}))
+
+
+def _labels(codes: Iterable[str]) -> str:
+    return ", ".join(sorted({LABELS.get(c, c) for c in codes}))
+
+
+def _medications_on(
+    history: MemberHistory, medications: frozenset[str], report: SideEffectRecord
+) -> set[str]:
+    """Which of `medications` the member was on when `report` was made: its own check-in's medication,
+    and any of them with a plan in force on the report's local day."""
+    found = {report.medication} & medications
+    found |= {p.medication for p in history.plans if p.medication in medications and is_active(p, report.day)}
+    return found
+
+
+def _reports_on(
+    history: MemberHistory, codes: frozenset[str], medications: frozenset[str], window: DateRange
+) -> list[tuple[SideEffectRecord, set[str]]]:
+    """Reports of `codes` in `window` made while on any of `medications`, with those medications."""
+    found = []
+    for report in history.side_effects:
+        if report.code in codes and report.day in window:
+            on = _medications_on(history, medications, report)
+            if on:
+                found.append((report, on))
+    return found
+
+
+def _mean(values: Sequence[int]) -> Fraction:
+    return Fraction(sum(values), len(values))
+
+
+def _shown(value: Fraction) -> Decimal:
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal("0.1"), ROUND_HALF_UP)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+# Tapers.
+
+
+def taper_in_progress(plan: Plan, day: date, *, grace_days: int = DEFAULT.taper_grace_days) -> bool:
+    """Whether `plan` is being tapered on local `day`, for the withdrawal-risk rule. Either:
+
+    * **a planned taper**: the plan has an `end_date`, its regimens from some step on never rise again
+      and lower the daily total at least once, and `day` is on or after the first lowering of that
+      final descent (the taper runs from its first lower step to the end of the plan); or
+    * **a recent cut**: a step lowering the daily total took effect within `grace_days` days up to
+      `day` (`day - from_date < grace_days`), with no rise in the daily total since.
+
+    So a permanent dose cut (a lowered step, no end date) quiets the rule for `grace_days` days and
+    not for ever, unlike `plans.is_tapering`; and a planned taper's full-dose days before its first
+    lower step are not a taper. A plan not in force on `day` is not tapering. Limitation: a lasting
+    cut on a plan whose `end_date` is far off reads as a planned taper until that date, so end dates
+    should be real ones.
+    """
+    if not is_active(plan, day):
+        return False
+    steps = regimens(plan)
+    totals = [r.daily_mg for r in steps]
+    index = max(i for i, r in enumerate(steps) if r.since <= day)
+    for k in range(index, 0, -1):
+        if totals[k] > totals[k - 1]:
+            break
+        if totals[k] < totals[k - 1] and (day - steps[k].since).days < grace_days:
+            return True
+    if plan.end_date is None:
+        return False
+    start = len(totals) - 1
+    while start > 0 and totals[start] <= totals[start - 1]:
+        start -= 1
+    first_lowering = next((k for k in range(start + 1, len(totals)) if totals[k] < totals[k - 1]), None)
+    return first_lowering is not None and index >= first_lowering
+
+
+# Dose outcomes for the withdrawal-risk rule.
+
+
+@dataclass(frozen=True, slots=True)
+class _Outcome:
+    """A due dose slot of a withdrawal-risk medication: taken or missed, and what to cite."""
+
+    medication: str
+    day: date
+    missed: bool
+    tapering: bool
+    evidence_id: str
+
+
+def _answer_rank(record: DoseRecord) -> tuple[bool, str]:
+    # One check-in per slot is the record; if two arrive anyway, `taken` wins, then the smaller id.
+    return record.status != CheckInStatus.TAKEN, str(record.id)
+
+
+def _dose_outcomes(history: MemberHistory, settings: SafetySettings, window: DateRange) -> list[_Outcome]:
+    """Every due slot of a withdrawal-risk plan on the days of `window`. Slots not yet
+    `missed_dose_grace` late and unanswered are left out: not taken, not missed yet."""
+    answers: dict[tuple[UUID, datetime], DoseRecord] = {}
+    for record in history.doses:
+        slot_key = (record.plan_id, localtime.to_utc(record.scheduled_for))
+        current = answers.get(slot_key)
+        if current is None or _answer_rank(record) < _answer_rank(current):
+            answers[slot_key] = record
+    late = localtime.to_utc(history.now) - settings.missed_dose_grace
+    outcomes = []
+    for plan in history.plans:
+        if plan.medication not in WITHDRAWAL_RISK_MEDICATIONS:
+            continue
+        for day in window.days():
+            slots = dose_slots(plan, day, history.zone)
+            if not slots:
+                continue
+            tapering = taper_in_progress(plan, day, grace_days=settings.taper_grace_days)
+            for slot in slots:
+                answer = answers.get((plan.id, slot.scheduled_for))
+                if answer is not None:
+                    missed, evidence_id = answer.status != CheckInStatus.TAKEN, answer.evidence_id
+                elif slot.scheduled_for <= late:
+                    missed, evidence_id = True, dose_evidence(plan.id, slot.scheduled_for)
+                else:
+                    continue
+                outcomes.append(_Outcome(plan.medication, day, missed, tapering, evidence_id))
+    return outcomes
+
+
+def _missed_runs(
+    outcomes: Sequence[_Outcome], medication: str, settings: SafetySettings, window: DateRange
+) -> list[list[_Outcome]]:
+    """Runs of at least `withdrawal_missed_days` consecutive missed days of `medication` in `window`
+    (plans tapering that day left out), each as the missed doses of its days."""
+    by_day: dict[date, list[_Outcome]] = {}
+    for outcome in outcomes:
+        if outcome.medication == medication and not outcome.tapering and outcome.day in window:
+            by_day.setdefault(outcome.day, []).append(outcome)
+    needs = any if settings.withdrawal_missed_day == MissedDay.ANY_DOSE else all
+    missed_days = sorted(day for day, due in by_day.items() if needs(o.missed for o in due))
+    runs: list[list[date]] = []
+    for day in missed_days:
+        if runs and runs[-1][-1] == day - _DAY:
+            runs[-1].append(day)
+        else:
+            runs.append([day])
+    return [
+        [o for day in run for o in by_day[day] if o.missed]
+        for run in runs
+        if len(run) >= settings.withdrawal_missed_days
+    ]
+
+
+# The rules, in DOMAIN.md's order: `evaluate` runs them in this order.
+
+
+@_rule("severe_side_effect", 1, Tier.URGENT, lambda s: s.recent_days)
+def severe_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Any side effect reported `severe` in the last `recent_days` days (`other` included)."""
+    window = DateRange.ending(history.today, settings.recent_days)
+    reports = [r for r in history.side_effects if r.day in window and r.severity >= Severity.SEVERE]
+    if not reports:
+        return None
+    what = "; ".join(
+        f"{LABELS.get(code, code)} ({_names(r.medication for r in reports if r.code == code)})"
+        for code in sorted({r.code for r in reports})
+    )
+    last = max(r.day for r in reports)
+    return _found(
+        "severe_side_effect",
+        ((r.day, r.evidence_id) for r in reports),
+        f"Severe side effect reported: {what}; latest on {last}.",
+        symptoms=(r.code for r in reports),
+        medications=(r.medication for r in reports),
+    )
+
+
+@_rule("persistent_side_effect", 1, Tier.WARNING, lambda s: s.persistent_window_days)
+def persistent_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """The same side effect at `persistent_min_severity` or worse on at least `persistent_min_days`
+    distinct local days of the last `persistent_window_days`."""
+    window = DateRange.ending(history.today, settings.persistent_window_days)
+    by_code: dict[str, list[SideEffectRecord]] = {}
+    for report in history.side_effects:
+        if (
+            report.code != OTHER
+            and report.day in window
+            and report.severity >= settings.persistent_min_severity
+        ):
+            by_code.setdefault(report.code, []).append(report)
+    persistent = {
+        code: reports
+        for code, reports in sorted(by_code.items())
+        if len({r.day for r in reports}) >= settings.persistent_min_days
+    }
+    if not persistent:
+        return None
+    severity = settings.persistent_min_severity.label
+    what = "; ".join(
+        f"{LABELS.get(code, code)} ({_names(r.medication for r in reports)}) on "
+        f"{len({r.day for r in reports})} of the last {settings.persistent_window_days} days"
+        for code, reports in persistent.items()
+    )
+    return _found(
+        "persistent_side_effect",
+        ((r.day, r.evidence_id) for reports in persistent.values() for r in reports),
+        f"Side effect {severity} or worse, persisting: {what}.",
+        symptoms=persistent,
+        medications=(r.medication for reports in persistent.values() for r in reports),
+    )
+
+
+@_rule("escalating_side_effect", 1, Tier.WARNING, lambda s: s.escalating_window_days)
+def escalating_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """The same side effect over `escalating_reports` consecutive reports in the last
+    `escalating_window_days` days: never falls in severity and ends higher than it starts."""
+    window = DateRange.ending(history.today, settings.escalating_window_days)
+    slot_of = {d.id: localtime.to_utc(d.scheduled_for) for d in history.doses}
+    by_code: dict[str, list[SideEffectRecord]] = {}
+    for report in history.side_effects:
+        if report.code != OTHER and report.day in window:
+            by_code.setdefault(report.code, []).append(report)
+    escalating: dict[str, list[SideEffectRecord]] = {}
+    n = settings.escalating_reports
+    for code, reports in sorted(by_code.items()):
+        reports.sort(
+            key=lambda r: (r.day, slot_of.get(r.checkin_id, _LAST_INSTANT), r.id, r.severity, r.medication)
+        )
+        for i in range(len(reports) - n + 1):
+            run = reports[i : i + n]
+            levels = [r.severity for r in run]
+            if levels[0] < levels[-1] and all(a <= b for a, b in itertools.pairwise(levels)):
+                escalating.setdefault(code, []).extend(run)
+    if not escalating:
+        return None
+    what = "; ".join(
+        f"{LABELS.get(code, code)} ({_names(r.medication for r in reports)}) rising to "
+        f"{max(r.severity for r in reports).label}"
+        for code, reports in escalating.items()
+    )
+    return _found(
+        "escalating_side_effect",
+        ((r.day, r.evidence_id) for reports in escalating.values() for r in reports),
+        f"Side effect getting worse over {n} reports: {what}.",
+        symptoms=escalating,
+        medications=(r.medication for reports in escalating.values() for r in reports),
+    )
+
+
+@_rule("withdrawal_risk", 1, Tier.URGENT, lambda s: s.withdrawal_window_days + s.withdrawal_sign_days)
+def withdrawal_risk(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Baclofen or gabapentin doses missed on `withdrawal_missed_days` consecutive days in the last
+    `withdrawal_window_days`, on plans not tapering, while a plan of the medication is in force
+    today; or a withdrawal sign (hallucinations, seizure, confusion, agitation) reported in that window
+    on or within `withdrawal_sign_days` days after a missed dose. See the module docstring."""
+    today = history.today
+    recent = DateRange.ending(today, settings.withdrawal_window_days)
+    loaded = DateRange(recent.start - timedelta(days=settings.withdrawal_sign_days), today)
+    outcomes = _dose_outcomes(history, settings, loaded)
+    hits: list[tuple[date, str]] = []
+    parts: list[str] = []
+    involved: set[str] = set()
+    in_force = sorted(
+        {
+            p.medication
+            for p in history.plans
+            if p.medication in WITHDRAWAL_RISK_MEDICATIONS and is_active(p, today)
+        }
+    )
+    for medication in in_force:
+        runs = _missed_runs(outcomes, medication, settings, recent)
+        for run in runs:
+            hits += [(o.day, o.evidence_id) for o in run]
+        if runs:
+            involved.add(medication)
+            days = sorted({o.day for o in runs[-1]})
+            parts.append(
+                f"{_medication_name(medication)} doses missed on {len(days)} days running "
+                f"({days[0]} to {days[-1]}), not during a taper."
+            )
+    missed = [o for o in outcomes if o.missed]
+    signs = []
+    medications: set[str] = set()
+    for report in history.side_effects:
+        if report.code in WITHDRAWAL_SIGNS and report.day in recent:
+            since = report.day - timedelta(days=settings.withdrawal_sign_days)
+            before = [o for o in missed if since <= o.day <= report.day]
+            if before:
+                signs.append(report)
+                medications |= {o.medication for o in before}
+                hits += [(report.day, report.evidence_id), *((o.day, o.evidence_id) for o in before)]
+    if signs:
+        parts.append(
+            f"{_labels(s.code for s in signs)} reported after missed {_names(medications)} doses; "
+            f"latest on {max(s.day for s in signs)}."
+        )
+    if not hits:
+        return None
+    return _found(
+        "withdrawal_risk",
+        hits,
+        " ".join(parts),
+        symptoms=(s.code for s in signs),
+        medications=involved | medications,
+    )
+
+
+@_rule("sedation_with_drinking", 1, Tier.URGENT, lambda s: s.recent_days)
+def sedation_with_drinking(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Drowsiness, dizziness or confusion reported on a local day that was a heavy drinking day, or
+    had a breath reading at or above `sedation_bac_g_dl`, while on baclofen or gabapentin; last
+    `recent_days` days. Same local day only: the danger is the two together."""
+    window = DateRange.ending(history.today, settings.recent_days)
+    heavy = {log.day for log in history.day_logs if log.heavy and log.day in window}
+    high: dict[date, list[BreathRecord]] = {}
+    for reading in history.breath:
+        if reading.day in window and reading.g_dl >= settings.sedation_bac_g_dl:
+            high.setdefault(reading.day, []).append(reading)
+    hits: list[tuple[date, str]] = []
+    medications: set[str] = set()
+    codes: set[str] = set()
+    heavy_seen = high_seen = False
+    for report, on in _reports_on(history, SEDATION_SIGNS, SEDATING_MEDICATIONS, window):
+        if report.day in heavy or report.day in high:
+            hits.append((report.day, report.evidence_id))
+            if report.day in heavy:
+                hits.append((report.day, drink_log_evidence(report.day)))
+                heavy_seen = True
+            if report.day in high:
+                hits += [(report.day, r.evidence_id) for r in high[report.day]]
+                high_seen = True
+            medications |= on
+            codes.add(report.code)
+    if not hits:
+        return None
+    days = {day for day, _ in hits}
+    reasons = [
+        *(["heavy drinking"] if heavy_seen else []),
+        *([f"breath alcohol of {settings.sedation_bac_g_dl} g/dL or more"] if high_seen else []),
+    ]
+    return _found(
+        "sedation_with_drinking",
+        hits,
+        f"{_labels(codes)} reported on {_plural(len(days), 'day')} with {' or '.join(reasons)}, "
+        f"while on {_names(medications)}; latest on {max(days)}.",
+        symptoms=codes,
+        medications=medications,
+    )
+
+
+@_rule("disulfiram_with_drinking", 1, Tier.URGENT, lambda s: s.recent_days)
+def disulfiram_with_drinking(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Any drinking logged (grams > 0) on a local day a disulfiram plan was in force; last
+    `recent_days` days. A log of 0 g is an alcohol-free day, not drinking."""
+    window = DateRange.ending(history.today, settings.recent_days)
+    plans = [p for p in history.plans if p.medication in ALCOHOL_REACTION_MEDICATIONS]
+    logs = [
+        log
+        for log in history.day_logs
+        if log.day in window and log.grams > 0 and any(is_active(p, log.day) for p in plans)
+    ]
+    if not logs:
+        return None
+    medications = {p.medication for p in plans for log in logs if is_active(p, log.day)}
+    drinks = standard_drinks_from_grams(sum((log.grams for log in logs), start=Decimal(0)), history.country)
+    return _found(
+        "disulfiram_with_drinking",
+        ((log.day, drink_log_evidence(log.day)) for log in logs),
+        f"Drinking logged on {_plural(len(logs), 'day')} while on {_names(medications)} "
+        f"({drinks} standard drinks in all); latest on {max(log.day for log in logs)}.",
+        medications=medications,
+    )
+
+
+@_rule("liver_signs", 1, Tier.URGENT, lambda s: s.recent_days)
+def liver_signs(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Dark urine, jaundice or abdominal pain reported, any severity, while on naltrexone or
+    disulfiram; last `recent_days` days."""
+    return _sign_rule(
+        "liver_signs", history, settings, LIVER_SIGNS, LIVER_WATCH_MEDICATIONS, "Liver injury signs"
+    )
+
+
+@_rule("contraindication", 1, Tier.URGENT, lambda s: s.recent_days)
+def contraindication(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Pregnancy or kidney problems reported while on baclofen, acamprosate or gabapentin; last
+    `recent_days` days."""
+    return _sign_rule(
+        "contraindication",
+        history,
+        settings,
+        CONTRAINDICATION_SIGNS,
+        CONTRAINDICATED_MEDICATIONS,
+        "Contraindication reported",
+    )
+
+
+def _sign_rule(
+    name: str,
+    history: MemberHistory,
+    settings: SafetySettings,
+    codes: frozenset[str],
+    medications: frozenset[str],
+    title: str,
+) -> Finding | None:
+    window = DateRange.ending(history.today, settings.recent_days)
+    found = _reports_on(history, codes, medications, window)
+    if not found:
+        return None
+    on = set().union(*(meds for _, meds in found))
+    return _found(
+        name,
+        ((r.day, r.evidence_id) for r, _ in found),
+        f"{title}: {_labels(r.code for r, _ in found)}, while on {_names(on)}; "
+        f"latest on {max(r.day for r, _ in found)}.",
+        symptoms=(r.code for r, _ in found),
+        medications=on,
+    )
+
+
+@_rule("craving_escalation", 1, Tier.WARNING, lambda s: s.craving_recent_days + s.craving_baseline_days)
+def craving_escalation(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Mean craving of the last `craving_recent_days` days at least `craving_high_mean`, and at least
+    `craving_min_rise` above the mean of the `craving_baseline_days` days before. Every rating
+    counts; no finding without a rating in both windows. Means are exact (fractions)."""
+    recent = DateRange.ending(history.today, settings.craving_recent_days)
+    baseline = DateRange.ending(recent.start - _DAY, settings.craving_baseline_days)
+    now = [c for c in history.cravings if c.day in recent]
+    before = [c.intensity for c in history.cravings if c.day in baseline]
+    if not now or not before:
+        return None
+    mean_now, mean_before = _mean([c.intensity for c in now]), _mean(before)
+    if mean_now < Fraction(settings.craving_high_mean) or mean_now - mean_before < Fraction(
+        settings.craving_min_rise
+    ):
+        return None
+    return _found(
+        "craving_escalation",
+        ((c.day, c.evidence_id) for c in now),
+        f"Craving averaged {_shown(mean_now)} over the last {settings.craving_recent_days} days, "
+        f"up from {_shown(mean_before)} over the {settings.craving_baseline_days} days before.",
+    )
+
+
+@_rule("relapse_pattern", 1, Tier.WARNING, lambda s: s.relapse_window_days + s.relapse_free_days)
+def relapse_pattern(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """At least `relapse_heavy_days` heavy days in the last `relapse_window_days`, and the
+    `relapse_free_days` days before the earliest of them hold no heavy day and at least
+    `relapse_min_logged_days` logged days."""
+    window = DateRange.ending(history.today, settings.relapse_window_days)
+    heavy = sorted(log.day for log in history.day_logs if log.heavy and log.day in window)
+    if len(heavy) < settings.relapse_heavy_days:
+        return None
+    stretch = DateRange.ending(heavy[0] - _DAY, settings.relapse_free_days)
+    before = [log for log in history.day_logs if log.day in stretch]
+    if any(log.heavy for log in before) or len(before) < settings.relapse_min_logged_days:
+        return None
+    return _found(
+        "relapse_pattern",
+        ((day, drink_log_evidence(day)) for day in heavy),
+        f"{len(heavy)} heavy drinking days in the last {settings.relapse_window_days} days, after "
+        f"{settings.relapse_free_days} or more days without one; latest on {heavy[-1]}.",
+    )
+
+
+@_rule("disengagement", 1, Tier.INFO, lambda s: s.disengagement_days)
+def disengagement(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """At least `disengagement_days` days since the latest entry of any kind (today counts as one
+    without an entry), or since enrolment when there is none; no finding when neither is known.
+    Cites no entry: absence has none. `first_seen` is the first day without an entry."""
+    today = history.today
+    dates = [
+        *(d.day for d in history.doses),
+        *(r.day for r in history.side_effects),
+        *(log.day for log in history.day_logs),
+        *(c.day for c in history.cravings),
+        *(b.day for b in history.breath),
+    ]
+    if history.last_entry_date is not None:
+        dates.append(history.last_entry_date)
+    known = [d for d in dates if d <= today]
+    last = max(known) if known else None
+    since = last if last is not None else history.enrolled_on
+    if since is None or (today - since).days < settings.disengagement_days:
+        return None
+    idle = (today - since).days
+    what = f"last on {last}" if last is not None else f"none since enrolling on {since}"
+    rule = _RULES["disengagement"]
+    return Finding(
+        rule.name, rule.version, rule.tier, "", (), since + _DAY, today, f"No entry for {idle} days ({what})."
+    )
+
+
+#: Every rule by name, in evaluation order. The persistence layer stores `name` and `version`.
+RULES: Mapping[str, Rule] = MappingProxyType(dict(_RULES))
+
+
+def lookback_days(settings: SafetySettings = DEFAULT) -> int:
+    """Local days, today included, of entries a caller must load for every rule under `settings`."""
+    return max(rule.window(settings) for rule in RULES.values())
+
+
+#: The local days each rule reads under the default settings.
+RULE_LOOKBACK_DAYS: Mapping[str, int] = MappingProxyType({n: r.window(DEFAULT) for n, r in RULES.items()})
+#: The local days, today included, a caller loads to run every rule under the default settings.
+LOOKBACK_DAYS = lookback_days(DEFAULT)
+
+
+def evaluate(history: MemberHistory, settings: SafetySettings = DEFAULT) -> list[Finding]:
+    """Every rule's finding for `history`, in `RULES` order; rules that find nothing are left out."""
+    return [finding for rule in RULES.values() if (finding := rule.check(history, settings)) is not None]
