@@ -246,6 +246,14 @@ def adherence_rate(
     return Measure(_ratio(taken, scheduled, RATE_QUANTUM) if scheduled else None, scheduled)
 
 
+def dose_counts(
+    plans: Sequence[Plan], checkins: Sequence[CheckIn], *, zone: str, window: DateRange, now: datetime
+) -> tuple[int, int]:
+    """(doses taken, doses scheduled) in `window`, counted as `adherence_rate` counts them: the counts
+    a cohort adds up (insurer reports pool them over members)."""
+    return _dose_counts(plans, checkins, zone=zone, window=window, now=now)
+
+
 def _dose_counts(
     plans: Sequence[Plan], checkins: Sequence[CheckIn], *, zone: str, window: DateRange, now: datetime
 ) -> tuple[int, int]:
