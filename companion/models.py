@@ -1,11 +1,14 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
 from companion.accounts.models import AuthToken, CoachAssignment, Device, Insurer, Member, User
+from companion.audit.models import AuditEntry
 from companion.db import Base
+from companion.exports.models import ExportJob
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 __all__ = [
+    "AuditEntry",
     "AuthToken",
     "BacReading",
     "Base",
@@ -13,6 +16,7 @@ __all__ = [
     "Craving",
     "Device",
     "DrinkLog",
+    "ExportJob",
     "Insurer",
     "MedicationCheckin",
     "MedicationPlan",
