@@ -6,8 +6,9 @@ from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
-from flask_smorest import Api
 from flask_wtf import CSRFProtect
+
+from companion.api import CompanionApi
 
 
 def rate_limit_key() -> str:
@@ -24,7 +25,7 @@ def login_email_key() -> str:
     return f"login:{str(email).strip().lower()[:254]}" if email else f"ip:{get_remote_address()}"
 
 
-api = Api()
+api = CompanionApi()  # our error envelope in the OpenAPI document
 limiter = Limiter(key_func=rate_limit_key)
 login_manager = LoginManager()
 csrf = CSRFProtect()
