@@ -1,0 +1,259 @@
+"""Random members and their day rows, written with bulk inserts, and the same members as the pure
+domain sees them (`outcomes.MemberRecord`), so a test can compare the SQL with the definition.
+
+Built to be awkward: several zones, enrollment before and inside the period, logs before enrollment
+and after the period, deleted logs, dose times that the clocks skip or repeat (01:30, 02:30) on DST
+days, titration and taper steps, check-ins answered early, non-consenting members and another
+insurer's members (who must never count).
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from companion.accounts.models import Insurer, Member, Role, User
+from companion.domain import localtime
+from companion.domain.drinking import is_heavy_day
+from companion.domain.medications import CATALOGUE
+from companion.domain.outcomes import MemberRecord
+from companion.domain.plans import CheckIn, CheckInStatus, Plan, PlanStep, dose_slots
+from companion.domain.summary import CravingRating, DayLog
+from companion.medications.models import MedicationCheckin, MedicationPlan
+from companion.sync_seq import NEXT_CHANGE_SEQ
+from companion.tracking.models import BacReading, Craving, DrinkLog
+
+ZONES = ("America/New_York", "Europe/London", "Asia/Tokyo", "Pacific/Auckland", "America/Los_Angeles")
+#: Grams that sit on thresholds: a US drink, heavy for women (56) and men (70), WHO bands x 1 day.
+GRAMS = (0, 0, 0, 14, 20, 28, Decimal("28.50"), 40, 42, 56, 60, 70, 84, 101, Decimal("13.45"))
+TIMES = (time(1, 30), time(2, 30), time(8), time(12), time(20), time(22, 15))
+
+
+@dataclass
+class Population:
+    insurer_id: uuid.UUID
+    other_insurer_id: uuid.UUID
+    #: The target insurer's members, consenting or not, as the pure domain sees them.
+    records: dict[uuid.UUID, MemberRecord] = field(default_factory=dict)
+    consenting: set[uuid.UUID] = field(default_factory=set)
+
+
+def _instant(day: date, zone: str, rng: random.Random) -> datetime:
+    return localtime.local_to_utc(day, time(rng.randrange(24), rng.randrange(60)), zone)
+
+
+def build(
+    s: Session,
+    *,
+    rng: random.Random,
+    members: int,
+    first_day: date,
+    last_day: date,
+    others: int = 3,
+    consent_rate: float = 0.8,
+) -> Population:
+    """`members` of the target insurer (about `consent_rate` consenting) and `others` of another one,
+    with day rows from a little before `first_day` to a little after `last_day`."""
+    insurer = Insurer(name="Target plan", code=f"T{uuid.uuid4().hex[:8]}")
+    other = Insurer(name="Other plan", code=f"O{uuid.uuid4().hex[:8]}")
+    s.add_all([insurer, other])
+    s.flush()
+    population = Population(insurer.id, other.id)
+    rows: dict[str, list[dict]] = {
+        k: [] for k in ("users", "members", "logs", "cravings", "bac", "plans", "checkins")
+    }
+    for n in range(members + others):
+        ours = n < members
+        member_id = uuid.uuid4()
+        # The first two members take doses at 01:30 and 02:30 in zones whose clocks change in the
+        # period: on those nights one time happens twice and the other not at all.
+        zone = ("America/New_York", "Europe/London")[n] if n < 2 else rng.choice(ZONES)
+        sex = rng.choice(("female", "male", "unspecified"))
+        goal = rng.choice(("abstain", "moderate"))
+        enrolled_on = first_day + timedelta(days=rng.randrange(-120, (last_day - first_day).days + 20))
+        if n < 2:
+            enrolled_on = first_day - timedelta(days=30)
+        enrolled_at = _instant(enrolled_on, zone, rng)
+        consenting = n < 2 or rng.random() < consent_rate
+        rows["users"].append(
+            {
+                "id": member_id,
+                "email": f"p{member_id.hex}@example.org",
+                "role": Role.MEMBER,
+                "created_at": enrolled_at,
+            }
+        )
+        rows["members"].append(
+            {
+                "id": member_id,
+                "timezone": zone,
+                "country": rng.choice(("US", "GB", "US")),
+                "sex": sex,
+                "goal_type": goal,
+                "weekly_limit": Decimal(7) if goal == "moderate" else None,
+                "insurer_id": insurer.id if ours else other.id,
+                "outcome_sharing": consenting,
+                "muted_kinds": [],
+                "enrolled_at": enrolled_at,
+                "updated_at": enrolled_at,
+            }
+        )
+        start = max(enrolled_on - timedelta(days=5), first_day - timedelta(days=10))
+        end = max(last_day + timedelta(days=5), start + timedelta(days=10))
+        logs: list[DayLog] = []
+        entries: set[date] = set()
+        sober = rng.random()  # how often this member logs an alcohol-free day
+        day = start
+        while day <= end:
+            if rng.random() < 0.55:
+                grams = Decimal(0) if rng.random() < sober else Decimal(rng.choice(GRAMS))
+                deleted = rng.random() < 0.05
+                rows["logs"].append(
+                    {
+                        "member_id": member_id,
+                        "date": day,
+                        "grams_ethanol": grams,
+                        "heavy": is_heavy_day(grams, sex),
+                        "source": "realtime",
+                        "deleted_at": enrolled_at if deleted else None,
+                    }
+                )
+                if not deleted:
+                    logs.append(DayLog(day, grams, is_heavy_day(grams, sex)))
+                    entries.add(day)
+            day += timedelta(days=1)
+        cravings = []
+        for _ in range(rng.randrange(0, 25)):
+            day = start + timedelta(days=rng.randrange((end - start).days + 1))
+            intensity = rng.randrange(11)
+            rows["cravings"].append(
+                {
+                    "member_id": member_id,
+                    "id": uuid.uuid4(),
+                    "recorded_at": _instant(day, zone, rng),
+                    "date": day,
+                    "intensity": intensity,
+                    "triggers": [],
+                }
+            )
+            cravings.append(CravingRating(day, intensity))
+            entries.add(day)
+        for _ in range(rng.randrange(0, 4)):
+            day = start + timedelta(days=rng.randrange((end - start).days + 1))
+            rows["bac"].append(
+                {
+                    "member_id": member_id,
+                    "id": uuid.uuid4(),
+                    "measured_at": _instant(day, zone, rng),
+                    "date": day,
+                    "bac_g_dl": Decimal("0.020"),
+                }
+            )
+            entries.add(day)
+        plans, checkins = _plans(rng, rows, member_id, zone, enrolled_on, start, end, dst=n < 2)
+        entries |= checkins_days(rows, member_id)
+        if ours:
+            population.records[member_id] = MemberRecord(
+                enrolled_on=localtime.local_date(enrolled_at, zone),
+                zone=zone,
+                sex=sex,
+                goal_type=goal,
+                day_logs=tuple(logs),
+                cravings=tuple(cravings),
+                plans=tuple(plans),
+                checkins=tuple(checkins),
+                entry_days=frozenset(entries),
+            )
+            if consenting:
+                population.consenting.add(member_id)
+    s.execute(insert(User), rows["users"])
+    s.execute(insert(Member), rows["members"])
+    for model, key in (
+        (DrinkLog, "logs"),
+        (Craving, "cravings"),
+        (BacReading, "bac"),
+        (MedicationPlan, "plans"),
+        (MedicationCheckin, "checkins"),
+    ):
+        if rows[key]:
+            s.execute(insert(model).values(change_seq=NEXT_CHANGE_SEQ), rows[key])
+    s.flush()
+    return population
+
+
+def checkins_days(rows: dict[str, list[dict]], member_id: uuid.UUID) -> set[date]:
+    return {c["date"] for c in rows["checkins"] if c["member_id"] == member_id}
+
+
+def _plans(rng, rows, member_id, zone, enrolled_on, start, end, *, dst=False):
+    plans: list[Plan] = []
+    checkins: list[CheckIn] = []
+    for _ in range(1 if dst else rng.choice((0, 1, 1, 1, 2))):
+        medication = rng.choice(CATALOGUE).code
+        p_start = start if dst else enrolled_on + timedelta(days=rng.randrange(-10, 40))
+        p_end = p_start + timedelta(days=rng.randrange(10, 150)) if rng.random() < 0.5 and not dst else None
+        times = (time(1, 30), time(2, 30)) if dst else tuple(sorted(rng.sample(TIMES, rng.randrange(1, 3))))
+        steps = []
+        step_day = p_start
+        for _ in range(0 if dst else rng.randrange(0, 3)):
+            step_day = step_day + timedelta(days=rng.randrange(3, 40))
+            if p_end is not None and step_day > p_end:
+                break
+            steps.append(
+                PlanStep(
+                    step_day,
+                    Decimal(rng.choice((5, 10, 15))),
+                    tuple(sorted(rng.sample(TIMES, rng.randrange(1, 3)))),
+                )
+            )
+        plan = Plan(uuid.uuid4(), medication, Decimal(10), times, p_start, p_end, tuple(steps))
+        plans.append(plan)
+        rows["plans"].append(
+            {
+                "id": plan.id,
+                "member_id": member_id,
+                "medication": medication,
+                "dose_mg": plan.dose_mg,
+                "times": list(times),
+                "start_date": p_start,
+                "end_date": p_end,
+                "steps": [
+                    {
+                        "from_date": st.from_date.isoformat(),
+                        "dose_mg": str(st.dose_mg),
+                        "times": [t.strftime("%H:%M") for t in st.times],
+                    }
+                    for st in steps
+                ],
+            }
+        )
+        day = max(p_start, start)
+        last = min(p_end or end, end)
+        while day <= last:
+            for slot in dose_slots(plan, day, zone):
+                if dst or rng.random() < 0.7:
+                    status = CheckInStatus.TAKEN if rng.random() < 0.75 else CheckInStatus.SKIPPED
+                    rows["checkins"].append(
+                        {
+                            "member_id": member_id,
+                            "id": uuid.uuid4(),
+                            "plan_id": plan.id,
+                            "scheduled_for": slot.scheduled_for,
+                            "date": slot.local_date,
+                            "status": status.value,
+                            "taken_at": slot.scheduled_for if status == CheckInStatus.TAKEN else None,
+                        }
+                    )
+                    checkins.append(CheckIn(plan.id, slot.scheduled_for, status))
+            day += timedelta(days=1)
+    return plans, checkins
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
