@@ -1,0 +1,66 @@
+"""The three files: the same report, no identifiers, no dates finer than a month, FHIR that validates."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+
+from fhir.resources.R4B.measurereport import MeasureReport
+
+from companion.domain import outcomes as o
+from companion.exports import formats
+from tests.domain.test_outcomes import NOW, PERIOD, hand_member
+
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-", re.I)
+DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _report() -> o.Report:
+    members = [hand_member() for _ in range(12)] + [hand_member(goal_type="moderate") for _ in range(3)]
+    breakdowns = [o.Breakdown.GOAL_TYPE, o.Breakdown.PROGRAM_MONTH]
+    totals = o.cohort_totals(members, period=PERIOD, breakdowns=breakdowns, now=NOW)
+    return o.build_report(totals, period=PERIOD, breakdowns=breakdowns)
+
+
+def test_csv_has_a_row_per_cell_and_measure():
+    report = _report()
+    text = formats.to_csv(report).decode()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == report.row_count
+    assert tuple(rows[0]) == formats.CSV_COLUMNS
+    pda = next(r for r in rows if (r["breakdown"], r["measure"]) == ("total", "pda"))
+    assert (pda["value"], pda["members"], pda["denominator"], pda["denominator_unit"]) == (
+        "62.5",
+        "15",
+        "120",
+        "logged days",
+    )
+    hidden = next(r for r in rows if (r["category"], r["measure"]) == ("moderate", "pda"))
+    assert (hidden["value"], hidden["members"], hidden["suppressed"]) == ("", "", "true")
+    assert {r["period_start"] for r in rows} == {"2026-01"}
+    assert not UUID.search(text) and not DAY.search(text)
+
+
+def test_json_nulls_what_is_suppressed():
+    body = json.loads(formats.to_json(_report()))
+    assert body["period"] == {"start": "2026-01", "end": "2026-02"}
+    moderate = next(c for c in body["cells"] if c["category"] == "moderate")
+    assert moderate["suppressed"] and all(m["value"] is None for m in moderate["measures"])
+    weekly = next(m for m in body["cells"][0]["measures"] if m["measure"] == "weekly_drinks")
+    assert (weekly["baseline"], weekly["follow_up"], weekly["value"]) == (12.3, 1.8, -10.5)
+    raw = formats.to_json(_report()).decode()
+    assert not UUID.search(raw) and not DAY.search(raw)
+
+
+def test_fhir_measure_report_validates_and_masks():
+    raw = formats.to_fhir(_report())
+    resource = MeasureReport.model_validate_json(raw)
+    assert (resource.status, resource.type, resource.period.start) == ("complete", "summary", "2026-01")
+    pda = next(g for g in resource.group if g.code.text == "pda")
+    assert float(pda.measureScore.value) == 62.5
+    goal = next(s for s in pda.stratifier if s.code[0].text == "goal_type")
+    moderate = next(st for st in goal.stratum if st.value.text == "moderate")
+    assert moderate.measureScore.extension[0].valueCode == "masked" and not moderate.population
+    assert not DAY.search(raw.decode())
