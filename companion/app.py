@@ -14,6 +14,7 @@ from companion.broker import make_celery
 from companion.config import Config
 from companion.docs import bp as docs_bp
 from companion.errors import register_error_handlers
+from companion.exports import views as exports_views
 from companion.extensions import api, csrf, limiter, login_manager
 from companion.health import bp as health_bp
 from companion.jsonprovider import CompanionJSONProvider
@@ -21,7 +22,7 @@ from companion.medications import views as medications_views
 from companion.runtime import limiter_storage_url
 from companion.tracking import views as tracking_views
 
-API_BLUEPRINTS = (accounts_views.blp, tracking_views.blp, medications_views.blp)
+API_BLUEPRINTS = (accounts_views.blp, tracking_views.blp, medications_views.blp, exports_views.blp)
 
 
 def create_app(config: Config | None = None) -> Flask:

@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 
 #: Task names: the contract between the web side and `workers/`.
 PING = "system.ping"
+#: Build one insurer export (its id); `exports.sweep` re-sends what a lost message left queued.
+BUILD_EXPORT = "exports.build"
+SWEEP_EXPORTS = "exports.sweep"
 
 _PENDING = "companion.pending_tasks"
 #: After a failed send, skip sending for this long: the request path never waits on a broker that is

@@ -1,0 +1,317 @@
+"""Insurer exports: request (a row, then a message), build (the worker or the command line), download.
+
+An analyst sees only their own insurer's exports; anything else is a 404. A job is a row first and
+`exports.build` is sent after commit; a message lost on the way (Redis down, a worker killed) is
+caught by `resend_stale`, which beat runs every minute: a queued job not started within
+STALE_QUEUED is sent again, and a running job whose heartbeat stopped for STALE_RUNNING is queued
+again, up to MAX_ATTEMPTS builds. Building is idempotent: it claims the job (queued -> running)
+under a row lock, so a duplicate message finds nothing to do.
+
+Every export is audited: requested, built, downloaded, and built by the command line.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+
+from companion import jobs
+from companion.accounts.models import Insurer, User
+from companion.audit import services as audit
+from companion.db import session, unit_of_work, utcnow
+from companion.domain import outcomes
+from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.exports import formats, queries
+from companion.exports.models import ExportJob, ExportStatus
+
+log = logging.getLogger(__name__)
+
+#: A queued job whose build has not started this long after its message was sent is sent again.
+STALE_QUEUED = timedelta(minutes=3)
+#: A running job whose heartbeat is this old lost its worker; it is queued again.
+STALE_RUNNING = timedelta(minutes=15)
+#: Builds tried before a job is failed for good.
+MAX_ATTEMPTS = 3
+#: Progress is written to the job at most this often (every chunk would be a write per 2,000 members).
+PROGRESS_EVERY = timedelta(seconds=2)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportFile:
+    content: bytes
+    content_type: str
+    filename: str
+    row_count: int
+
+
+# --- the report itself (shared by the worker and the command line) --------------------------------
+
+
+def build_file(
+    insurer_id: uuid.UUID,
+    period: outcomes.Period,
+    fmt: str,
+    breakdowns: Sequence[outcomes.Breakdown],
+    *,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportFile:
+    """Compute the report in PostgreSQL, suppress it and render it.
+
+    The cohort and its rows are read in one REPEATABLE READ, READ ONLY transaction on a connection
+    of its own: who consents, and what they logged, hold still while the chunks run.
+    """
+    engine = session.get_bind()
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        with conn.begin():
+            totals = queries.cohort_totals(
+                conn, insurer_id=insurer_id, period=period, breakdowns=breakdowns, now=now, progress=progress
+            )
+    report = outcomes.build_report(totals, period=period, breakdowns=breakdowns)
+    content = formats.render(report, fmt)
+    name = f"outcomes-{period.start}-{period.end}.{formats.EXTENSIONS[fmt]}"
+    return ExportFile(content, formats.CONTENT_TYPES[fmt], name, report.row_count)
+
+
+def _breakdowns(values: Sequence[str]) -> list[outcomes.Breakdown]:
+    return [outcomes.Breakdown(v) for v in dict.fromkeys(values)]
+
+
+def _period(job: ExportJob) -> outcomes.Period:
+    return outcomes.Period(outcomes.Month.of(job.start_month), outcomes.Month.of(job.end_month))
+
+
+# --- the API's side ------------------------------------------------------------------------------
+
+
+def request_export(user: User, data: dict[str, Any], *, now: datetime) -> ExportJob:
+    """Queue an export of the analyst's own insurer; `exports.build` is sent once this commits."""
+    if user.insurer_id is None:
+        raise NotFound("No insurer plan.")
+    period = outcomes.make_period(data["period"]["start"], data["period"]["end"], today=now.date())
+    job = ExportJob(
+        insurer_id=user.insurer_id,
+        requested_by=user.id,
+        start_month=period.start.first_day,
+        end_month=period.end.first_day,
+        format=data["format"],
+        breakdown=[b.value for b in _breakdowns(data.get("breakdown") or [])],
+        status=ExportStatus.QUEUED.value,
+        progress=0,
+        attempts=0,
+        created_at=now,
+        sent_at=now,
+    )
+    session.add(job)
+    session.flush()
+    audit.record(
+        "export.requested",
+        actor_id=user.id,
+        now=now,
+        export_id=str(job.id),
+        insurer_id=str(job.insurer_id),
+        period={"start": str(period.start), "end": str(period.end)},
+        format=job.format,
+        breakdown=job.breakdown,
+    )
+    jobs.enqueue_after_commit(jobs.BUILD_EXPORT, export_id=str(job.id))
+    return job
+
+
+def own_export(user: User, export_id: uuid.UUID) -> ExportJob:
+    """The analyst's insurer's export; another insurer's, or none, is the same 404."""
+    job = session.get(ExportJob, export_id)
+    if job is None or user.insurer_id is None or job.insurer_id != user.insurer_id:
+        raise NotFound("No such export.")
+    return job
+
+
+def export_view(job: ExportJob) -> dict[str, Any]:
+    done = job.status == ExportStatus.DONE
+    return {
+        "id": job.id,
+        "status": job.status,
+        "period": {
+            "start": str(outcomes.Month.of(job.start_month)),
+            "end": str(outcomes.Month.of(job.end_month)),
+        },
+        "format": job.format,
+        "breakdown": list(job.breakdown),
+        "progress": job.progress,
+        "created_at": job.created_at,
+        "finished_at": job.finished_at,
+        "row_count": job.row_count,
+        "download_url": f"/api/v1/insurer/exports/{job.id}/file" if done else None,
+        # Never the exception text: it could hold data. The log has the details.
+        "error": "The export could not be built." if job.status == ExportStatus.FAILED else None,
+    }
+
+
+def download(user: User, export_id: uuid.UUID, *, now: datetime) -> ExportFile:
+    """The built file; 409 until the job is done."""
+    job = own_export(user, export_id)
+    if job.status != ExportStatus.DONE or job.content is None:
+        raise Conflict(f"The export is {job.status}, not done.", export_status=job.status)
+    audit.record(
+        "export.downloaded", actor_id=user.id, now=now, export_id=str(job.id), insurer_id=str(job.insurer_id)
+    )
+    name = f"outcomes-{outcomes.Month.of(job.start_month)}-{outcomes.Month.of(job.end_month)}"
+    return ExportFile(
+        job.content,
+        job.content_type or "application/octet-stream",
+        f"{name}.{formats.EXTENSIONS[job.format]}",
+        job.row_count or 0,
+    )
+
+
+# --- the worker's side ---------------------------------------------------------------------------
+
+
+def claim(export_id: uuid.UUID, *, now: datetime) -> ExportJob | None:
+    """queued -> running, under a row lock; None when there is nothing to do (done, failed, running,
+    or claimed by another worker right now). Flushes; the caller commits."""
+    job = session.execute(
+        select(ExportJob).where(ExportJob.id == export_id).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if job is None or job.status != ExportStatus.QUEUED:
+        return None
+    job.status = ExportStatus.RUNNING.value
+    job.attempts += 1
+    job.started_at = job.heartbeat_at = now
+    job.progress = 0
+    job.error = None
+    session.flush()
+    return job
+
+
+def build_export(export_id: uuid.UUID, *, now: datetime) -> str:
+    """The whole task body: claim, build with progress, store. Commits its own steps; returns what
+    happened ("done", "failed", "requeued", "skipped")."""
+    with unit_of_work():
+        job = claim(export_id, now=now)
+        if job is None:
+            return "skipped"
+        insurer_id, period, fmt = job.insurer_id, _period(job), job.format
+        breakdowns = _breakdowns(job.breakdown)
+    last_write = [now]
+
+    def progress(done: int, total: int) -> None:
+        at = utcnow()
+        if at - last_write[0] < PROGRESS_EVERY and done < total:
+            return
+        last_write[0] = at
+        percent = min(99, done * 100 // total) if total else 99
+        with unit_of_work():
+            session.execute(
+                update(ExportJob)
+                .where(ExportJob.id == export_id, ExportJob.status == ExportStatus.RUNNING)
+                .values(progress=percent, heartbeat_at=at)
+            )
+
+    try:
+        built = build_file(insurer_id, period, fmt, breakdowns, now=now, progress=progress)
+    except Exception:
+        log.exception("export build failed", extra={"export_id": str(export_id)})
+        with unit_of_work():
+            job = session.get(ExportJob, export_id, with_for_update=True)
+            if job is None or job.status != ExportStatus.RUNNING:
+                return "skipped"
+            retry = job.attempts < MAX_ATTEMPTS
+            job.status = (ExportStatus.QUEUED if retry else ExportStatus.FAILED).value
+            job.finished_at = None if retry else utcnow()
+            job.error = "build raised an error"
+            job.sent_at = None if retry else job.sent_at  # the sweep sends it again soon
+            return "requeued" if retry else "failed"
+    with unit_of_work():
+        job = session.get(ExportJob, export_id, with_for_update=True)
+        if job is None or job.status != ExportStatus.RUNNING:
+            return "skipped"  # re-queued by the sweep meanwhile: the newer build will store its file
+        job.status = ExportStatus.DONE.value
+        job.progress = 100
+        job.content = built.content
+        job.content_type = built.content_type
+        job.row_count = built.row_count
+        job.finished_at = utcnow()
+        audit.record(
+            "export.built",
+            actor_id=job.requested_by,
+            now=job.finished_at,
+            export_id=str(job.id),
+            insurer_id=str(job.insurer_id),
+            period={"start": str(period.start), "end": str(period.end)},
+            format=fmt,
+            rows=built.row_count,
+        )
+    return "done"
+
+
+def resend_stale(*, now: datetime) -> int:
+    """The safety net beat runs: re-send queued jobs whose message seems lost, re-queue running jobs
+    whose worker died (or fail them after MAX_ATTEMPTS). Returns how many were sent. Flushes."""
+    stale = session.execute(
+        select(ExportJob)
+        .where(
+            or_(
+                (ExportJob.status == ExportStatus.QUEUED)
+                & (or_(ExportJob.sent_at.is_(None), ExportJob.sent_at < now - STALE_QUEUED)),
+                (ExportJob.status == ExportStatus.RUNNING) & (ExportJob.heartbeat_at < now - STALE_RUNNING),
+            )
+        )
+        .order_by(ExportJob.created_at)
+        .with_for_update(skip_locked=True)
+    ).scalars()
+    sent = 0
+    for job in stale:
+        if job.status == ExportStatus.RUNNING and job.attempts >= MAX_ATTEMPTS:
+            job.status = ExportStatus.FAILED.value
+            job.error = "the worker building it was lost"
+            job.finished_at = now
+            continue
+        job.status = ExportStatus.QUEUED.value
+        job.sent_at = now
+        jobs.enqueue_after_commit(jobs.BUILD_EXPORT, export_id=str(job.id))
+        sent += 1
+    session.flush()
+    return sent
+
+
+# --- the command line's side ---------------------------------------------------------------------
+
+
+def export_for_insurer(
+    code: str,
+    start: str,
+    end: str,
+    fmt: str,
+    breakdowns: Sequence[str],
+    *,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+) -> ExportFile:
+    """`companion export`: the same file as the API's, built here and now, and audited."""
+    insurer = session.execute(
+        select(Insurer).where(Insurer.code == code.strip().upper())
+    ).scalar_one_or_none()
+    if insurer is None:
+        raise NotFound(f"No insurer with code {code}.")
+    if fmt not in formats.CONTENT_TYPES:
+        raise InvalidInput(f"Unknown format {fmt}.")
+    period = outcomes.make_period(start, end, today=now.date())
+    built = build_file(insurer.id, period, fmt, _breakdowns(breakdowns), now=now, progress=progress)
+    audit.record(
+        "export.built_by_command_line",
+        actor_id=None,
+        now=now,
+        insurer_id=str(insurer.id),
+        period={"start": str(period.start), "end": str(period.end)},
+        format=fmt,
+        rows=built.row_count,
+    )
+    return built

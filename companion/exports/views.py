@@ -1,0 +1,61 @@
+"""Insurer API (API.md "Insurer"): role insurer_analyst, their own plan's aggregates only."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Response
+from flask_login import current_user
+from flask_smorest import Blueprint
+
+from companion.accounts.models import Role
+from companion.auth.access import allow
+from companion.db import unit_of_work, utcnow
+from companion.exports import schemas, services
+
+blp = Blueprint(
+    "insurer",
+    __name__,
+    url_prefix="/api/v1/insurer",
+    description="De-identified, small-cell-suppressed outcome reports of the analyst's own plan",
+)
+
+
+@blp.route("/exports", methods=["POST"])
+@allow(Role.INSURER_ANALYST)
+@blp.arguments(schemas.ExportRequestSchema)
+@blp.response(202, schemas.ExportQueuedSchema)
+def request_export(data: dict[str, Any]):
+    """Queue an outcome report of the plan's consenting members over whole months (built by a worker)."""
+    with unit_of_work():
+        job = services.request_export(current_user, data, now=utcnow())
+        return {"id": job.id, "status": job.status}
+
+
+@blp.route("/exports/<uuid:export_id>", methods=["GET"])
+@allow(Role.INSURER_ANALYST)
+@blp.response(200, schemas.ExportSchema)
+def export_status(export_id: uuid.UUID):
+    """The export's status and progress, and where to download it once done."""
+    return services.export_view(services.own_export(current_user, export_id))
+
+
+@blp.route("/exports/<uuid:export_id>/file", methods=["GET"])
+@allow(Role.INSURER_ANALYST)
+@blp.response(
+    200,
+    content_type="text/csv",
+    description="The file: text/csv, application/json or application/fhir+json as requested.",
+)
+@blp.alt_response(409, description="The export is not done yet.")
+def export_file(export_id: uuid.UUID):
+    """The report file; every cell counting 1-10 members (or revealing one) is suppressed."""
+    with unit_of_work():
+        built = services.download(current_user, export_id, now=utcnow())
+    return Response(
+        built.content,
+        status=200,
+        content_type=built.content_type,
+        headers={"Content-Disposition": f'attachment; filename="{built.filename}"'},
+    )

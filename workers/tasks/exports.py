@@ -1,0 +1,36 @@
+"""Insurer exports: build one (sent after the request commits) and the sweep that re-sends lost ones."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import shared_task
+from sqlalchemy.exc import OperationalError
+
+from companion import jobs
+from companion.db import unit_of_work, utcnow
+from companion.exports import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(
+    name=jobs.BUILD_EXPORT, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3
+)
+def build(export_id: str) -> str:
+    """Build one export. Idempotent: it claims the job (queued -> running) under a row lock, so a
+    duplicate or late message, or one for a job already done, does nothing."""
+    outcome = services.build_export(uuid.UUID(export_id), now=utcnow())
+    log.info("export build", extra={"export_id": export_id, "outcome": outcome})
+    return outcome
+
+
+@shared_task(name=jobs.SWEEP_EXPORTS)
+def sweep() -> int:
+    """Beat, every minute: re-send queued exports whose message was lost, re-queue those whose worker died."""
+    with unit_of_work():
+        sent = services.resend_stale(now=utcnow())
+    if sent:
+        log.info("exports re-sent", extra={"count": sent})
+    return sent
