@@ -84,10 +84,12 @@ def drop_database(url: str) -> None:
 
 
 def celery_broker_url(redis_url: str) -> str:
-    """Celery spells a unix socket `redis+socket://`; redis-py spells it `unix://`."""
+    """Celery spells a unix socket `redis+socket://` and its database `virtual_host=N`; redis-py spells
+    them `unix://` and `db=N` (kombu ignores `db`: every broker on the socket would use database 0)."""
     if redis_url.startswith("unix://"):
         path, _, query = redis_url[len("unix://") :].partition("?")
-        return f"redis+socket://{path}" + (f"?{query}" if query else "")
+        params = [f"virtual_host={p[3:]}" if p.startswith("db=") else p for p in query.split("&") if p]
+        return f"redis+socket://{path}" + (f"?{'&'.join(params)}" if params else "")
     return redis_url
 
 
