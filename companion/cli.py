@@ -141,6 +141,57 @@ def assign_coach(member_email: str, coach_email: str) -> None:
         click.echo(f"{member_email} is on {coach_email}'s caseload")
 
 
+# --- insurer reports ------------------------------------------------------------------------------
+
+
+@main.command("export")
+@click.option("--insurer", "insurer_code", required=True, help="The insurer's code.")
+@click.option("--from", "start", required=True, metavar="YYYY-MM", help="The first month.")
+@click.option("--to", "end", required=True, metavar="YYYY-MM", help="The last month (one that is over).")
+@click.option("--format", "fmt", required=True, type=click.Choice(["csv", "json", "fhir"]))
+@click.option(
+    "--breakdown",
+    "breakdowns",
+    multiple=True,
+    type=click.Choice(["medication", "program_month", "goal_type"]),
+    help="A breakdown beside the total; repeat for several.",
+)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None, help="Write here, not stdout.")
+@_fail_on_domain_error
+def export(
+    insurer_code: str, start: str, end: str, fmt: str, breakdowns: tuple[str, ...], output: str | None
+) -> None:
+    """The insurer report, built here without the API or a worker: the same file, and audited.
+
+    The progress bar goes to stderr, so the report can go to stdout.
+    """
+    from companion.db import unit_of_work, utcnow
+    from companion.exports import services
+
+    with (
+        _app_context(),
+        unit_of_work(),
+        click.progressbar(length=100, label="members", file=sys.stderr, show_percent=True) as bar,
+    ):
+        shown = [0]
+
+        def progress(done: int, total: int) -> None:
+            percent = done * 100 // total if total else 100
+            bar.update(percent - shown[0])
+            shown[0] = percent
+
+        built = services.export_for_insurer(
+            insurer_code, start, end, fmt, breakdowns, now=utcnow(), progress=progress
+        )
+        bar.update(100 - shown[0])
+    if output is None:
+        sys.stdout.buffer.write(built.content)
+        sys.stdout.buffer.flush()
+    else:
+        Path(output).write_bytes(built.content)
+        click.echo(f"{built.row_count} rows written to {output}", err=True)
+
+
 # --- running everything -----------------------------------------------------------------------------
 
 

@@ -1,0 +1,183 @@
+"""Issue 7's done criteria, through the API as members and analysts use it: a plan of 12 consenting
+members is reported with the values worked out by hand, a plan of 8 is suppressed, a withdrawn consent
+leaves every later export, and `companion export` writes the same file as the API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import time_machine
+
+from companion import db
+from companion.accounts import services as accounts
+from tests.conftest import PASSWORD, Api, registration
+
+# The hand-worked member of tests/domain/test_outcomes.py (`hand_member`), entered through the API:
+# enrolled 2026-01-10 in New York, a woman with an abstain goal, US standard drinks.
+DRINKS = {
+    "2026-01-10": 5,  # 70 g: heavy
+    "2026-01-11": 2,
+    "2026-01-12": 0,
+    "2026-01-13": 0,
+    "2026-02-02": 1,
+    "2026-02-03": 0,
+    "2026-02-04": 0,
+    "2026-02-05": 0,
+}
+CRAVINGS = [
+    ("2026-01-11T12:00:00-05:00", 6),
+    ("2026-01-12T12:00:00-05:00", 8),
+    ("2026-02-03T12:00:00-05:00", 3),
+]
+BODY = {"period": {"start": "2026-01", "end": "2026-02"}, "format": "json"}
+ENROLL = datetime(2026, 1, 10, 15, 0, tzinfo=UTC)
+LOGGED = datetime(2026, 2, 6, 15, 0, tzinfo=UTC)
+REPORTED = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
+
+_addresses = iter(range(1, 10_000))
+COMPANION = Path(sys.executable).with_name("companion")
+
+
+def _client(app):
+    client = app.test_client()
+    n = next(_addresses)
+    client.environ_base["REMOTE_ADDR"] = f"10.77.{n // 250}.{n % 250 + 1}"
+    return client
+
+
+def _register(app, code: str, *, consent: bool) -> str:
+    """A member through POST /auth/register (a client of their own: registrations are rate-limited)."""
+    body = registration(
+        timezone="America/New_York",
+        sex="female",
+        country="US",
+        enrollment_code=code,
+        consents={"outcome_sharing": consent},
+    )
+    r = Api(_client(app)).post("/auth/register", body)
+    assert r.status_code == 201, r.get_json()
+    return body["email"]
+
+
+def _sign_in(app, email: str) -> Api:
+    client = _client(app)
+    r = Api(client).post("/auth/token", {"email": email, "password": PASSWORD})
+    assert r.status_code == 200, r.get_json()
+    return Api(client, r.get_json()["access_token"])
+
+
+def _log_the_hand_worked_days(member: Api) -> None:
+    for day, drinks in DRINKS.items():
+        assert member.put(f"/drink-logs/{day}", {"standard_drinks": drinks}).status_code == 201
+    for at, intensity in CRAVINGS:
+        r = member.post("/cravings", {"id": str(uuid.uuid4()), "recorded_at": at, "intensity": intensity})
+        assert r.status_code == 201, r.get_json()
+
+
+def _export(app, analyst: Api) -> dict:
+    r = analyst.post("/insurer/exports", BODY)
+    assert r.status_code == 202, r.get_json()
+    from workers.tasks import exports as export_tasks
+
+    with app.app_context():
+        assert export_tasks.build.run(r.get_json()["id"]) == "done"
+    status = analyst.get(f"/insurer/exports/{r.get_json()['id']}").get_json()
+    file = analyst.get(status["download_url"])
+    assert file.status_code == 200
+    return {"raw": file.get_data(), **file.get_json()}
+
+
+def _measures(report: dict, breakdown: str = "total", category: str = "all") -> dict[str, dict]:
+    cell = next(c for c in report["cells"] if (c["breakdown"], c["category"]) == (breakdown, category))
+    return {m["measure"]: m for m in cell["measures"]}
+
+
+def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_url, redis_url, tmp_path):
+    with app.app_context(), db.unit_of_work():
+        accounts.create_insurer("Plan A", "PLANA", now=db.utcnow())
+        accounts.create_insurer("Plan B", "PLANB", now=db.utcnow())
+    with time_machine.travel(ENROLL, tick=False):
+        plan_a = [_register(app, "PLANA", consent=True) for _ in range(12)]
+        revoker = _register(app, "PLANA", consent=True)
+        silent = _register(app, "PLANA", consent=False)
+        plan_b = [_register(app, "PLANB", consent=True) for _ in range(8)]
+    with time_machine.travel(LOGGED, tick=False):
+        for email in [*plan_a, revoker, silent, *plan_b]:
+            _log_the_hand_worked_days(_sign_in(app, email))
+
+    with time_machine.travel(REPORTED, tick=False):
+        analyst_a = staff("insurer_analyst", insurer_code="PLANA")
+        analyst_b = staff("insurer_analyst", insurer_code="PLANB")
+        before = _export(app, analyst_a)
+        assert _measures(before)["members"]["value"] == 13  # the revoker still consents; `silent` never did
+        r = _sign_in(app, revoker).patch("/me", {"consents": {"outcome_sharing": False}})
+        assert r.status_code == 200, r.get_json()
+        after = _export(app, analyst_a)
+        small = _export(app, analyst_b)
+
+    # 12 consenting members: reported, every value as worked out by hand (tests/domain/test_outcomes.py).
+    got = _measures(after)
+    assert got["members"]["value"] == 12
+    expected = {
+        "pda": (62.5, 12, 96),  # 5 of 8 logged days alcohol-free, for each member
+        "phdd": (12.5, 12, 96),
+        "drinks_per_drinking_day": (2.7, 12, 36),  # 112 g / 3 drinking days / 14 g
+        "engagement": (16, 12, 600),  # 8 days with an entry of 50 enrolled days
+    }
+    for name, (value, members, units) in expected.items():
+        assert (got[name]["value"], got[name]["members"], got[name]["denominator"]) == (value, members, units)
+    weekly = got["weekly_drinks"]
+    assert (weekly["baseline"], weekly["follow_up"], weekly["value"], weekly["members"]) == (
+        12.3,
+        1.8,
+        -10.5,
+        12,
+    )
+    assert (got["who_improved_1_level"]["value"], got["who_improved_1_level"]["numerator"]) == (100, 12)
+    assert got["who_improved_2_levels"]["value"] == 0
+    assert (got["craving"]["baseline"], got["craving"]["follow_up"], got["craving"]["value"]) == (7, 3, -4)
+    assert (got["psnhdd"]["value"], got["retention_30d"]["value"]) == (0, 0)
+    assert not any(m["suppressed"] for m in got.values())
+
+    # 8 consenting members: nothing but suppressed cells.
+    (cell,) = small["cells"]
+    assert cell["suppressed"] and all(m["suppressed"] and m["value"] is None for m in cell["measures"])
+
+    # The command line builds the same file, and is audited like the API.
+    out = tmp_path / "report.json"
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url}
+    env.pop("COMPANION_EMBEDDED", None)
+    done = subprocess.run(
+        [
+            str(COMPANION),
+            "export",
+            *("--insurer", "plana", "--from", "2026-01", "--to", "2026-02"),
+            "-o",
+            str(out),
+            "--format",
+            "json",
+        ],
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    # The progress bar (on a terminal it redraws; piped, click prints its label) and a summary line.
+    assert done.stderr.decode().startswith("members") and "14 rows written" in done.stderr.decode()
+    assert out.read_bytes() == after["raw"]
+    from sqlalchemy import select
+
+    from companion.audit.models import AuditEntry
+
+    with app.app_context():
+        actions = db.session.execute(select(AuditEntry.action)).scalars().all()
+    assert actions.count("export.built_by_command_line") == 1
+    assert actions.count("export.requested") == 3 and actions.count("export.downloaded") == 3
+
+    assert Decimal(str(got["pda"]["value"])) == Decimal("62.5")
