@@ -293,7 +293,13 @@ class EmbeddedRedis(_Shared):
         try:
             pid = int(self.pidfile.read_text().strip())
             process = psutil.Process(pid)
-            if process.status() != psutil.STATUS_ZOMBIE and str(self.config) in " ".join(process.cmdline()):
+            # Its title names the config file but is cut at 255 bytes (long paths): the working
+            # directory, which redis-server sets to `dir`, is the sure sign.
+            if (
+                process.status() != psutil.STATUS_ZOMBIE
+                and process.name().startswith("redis")
+                and Path(process.cwd()) == self.dir
+            ):
                 return pid
         except (OSError, ValueError, psutil.Error):
             pass

@@ -25,3 +25,19 @@ def test_celery_on_a_unix_socket_uses_the_database_in_the_url(tmp_path: Path) ->
     finally:
         sender.close()
         server.release()
+
+
+def test_embedded_redis_under_a_long_path_is_stopped_by_its_last_user(tmp_path: Path) -> None:
+    """redis-server's title (which names its config file) is cut at 255 bytes: under a deep instance
+    folder the server was not recognised as ours, so it was never stopped (and a second one started)."""
+    import psutil
+
+    instance = tmp_path / ("deep" * 30) / "i"
+    _url, server = runtime.embedded_redis(instance)
+    pid = int(server.pidfile.read_text())
+    try:
+        assert str(server.config) not in " ".join(psutil.Process(pid).cmdline())  # the title is cut
+        assert server._server_pid() == pid  # still known as ours: the next user joins, the last stops it
+    finally:
+        server.release()
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
