@@ -5,6 +5,7 @@ from companion.audit.models import AuditEntry
 from companion.db import Base
 from companion.exports.models import ExportJob
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
+from companion.safety.models import Flag, FlagAlert, StaffNotification
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 __all__ = [
@@ -17,10 +18,13 @@ __all__ = [
     "Device",
     "DrinkLog",
     "ExportJob",
+    "Flag",
+    "FlagAlert",
     "Insurer",
     "MedicationCheckin",
     "MedicationPlan",
     "Member",
     "SideEffectReport",
+    "StaffNotification",
     "User",
 ]
