@@ -20,9 +20,16 @@ from companion.health import bp as health_bp
 from companion.jsonprovider import CompanionJSONProvider
 from companion.medications import views as medications_views
 from companion.runtime import limiter_storage_url
+from companion.safety import views as safety_views
 from companion.tracking import views as tracking_views
 
-API_BLUEPRINTS = (accounts_views.blp, tracking_views.blp, medications_views.blp, exports_views.blp)
+API_BLUEPRINTS = (
+    accounts_views.blp,
+    tracking_views.blp,
+    medications_views.blp,
+    exports_views.blp,
+    safety_views.blp,
+)
 
 
 def create_app(config: Config | None = None) -> Flask:

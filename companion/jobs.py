@@ -24,6 +24,10 @@ PING = "system.ping"
 #: Build one insurer export (its id); `exports.sweep` re-sends what a lost message left queued.
 BUILD_EXPORT = "exports.build"
 SWEEP_EXPORTS = "exports.sweep"
+#: Re-run the safety rules for one member after a new or changed entry (debounced by the worker).
+SCAN_MEMBER = "safety.scan_member"
+#: Hand pending staff notifications (urgent flags, escalations) to their channels.
+DELIVER_NOTIFICATIONS = "safety.deliver_notifications"
 
 _PENDING = "companion.pending_tasks"
 #: After a failed send, skip sending for this long: the request path never waits on a broker that is
@@ -41,6 +45,14 @@ def configure(celery: Celery) -> None:
 def enqueue_after_commit(task_name: str, **ids: int | str) -> None:
     """Queue a task to be sent after COMMIT; dropped on ROLLBACK. Ids and small values only, no PHI."""
     session().info.setdefault(_PENDING, []).append((task_name, ids))
+
+
+def enqueue_once_after_commit(task_name: str, **ids: int | str) -> None:
+    """`enqueue_after_commit`, unless the same task with the same ids is already pending in this
+    transaction (a sync batch of 500 entries asks for one member scan, not 500)."""
+    pending = session().info.setdefault(_PENDING, [])
+    if (task_name, ids) not in pending:
+        pending.append((task_name, ids))
 
 
 def send_now(task_name: str, **kwargs: Any) -> bool:
@@ -63,10 +75,14 @@ def send_now(task_name: str, **kwargs: Any) -> bool:
 
 @event.listens_for(Session, "after_commit")
 def _send_pending(sess: Session) -> None:
+    if sess.in_nested_transaction():
+        return  # a savepoint was released (SQLAlchemy fires after_commit for it): nothing is committed yet
     for task_name, ids in sess.info.pop(_PENDING, []):
         send_now(task_name, **ids)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(sess: Session) -> None:
+    if sess.in_nested_transaction():
+        return  # a savepoint rolled back (one sync item): what the transaction asked for still stands
     sess.info.pop(_PENDING, None)

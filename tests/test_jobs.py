@@ -36,6 +36,21 @@ def test_dropped_on_rollback(app, redis):
     assert _queued(redis) == []
 
 
+def test_savepoints_neither_send_nor_drop(app, redis):
+    """SQLAlchemy fires after_commit/after_rollback for savepoints too (a sync batch runs each item in
+    one): only the outer transaction's commit sends, and only its rollback drops."""
+    with app.app_context(), db.unit_of_work() as session:
+        with session.begin_nested():
+            jobs.enqueue_after_commit(jobs.PING, token="in-a-savepoint")
+        assert _queued(redis) == []  # released, not committed
+        try:
+            with session.begin_nested():
+                raise RuntimeError("one item failed")
+        except RuntimeError:
+            pass
+    assert [m["headers"]["task"] for m in _queued(redis)] == [jobs.PING]
+
+
 def test_broker_down_never_raises_and_backs_off(monkeypatch):
     """A real Celery client pointed at a port where no Redis listens."""
     import socket

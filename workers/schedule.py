@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from celery.schedules import crontab
+
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every minute: proves beat and the worker are alive end to end (the readiness of the queue).
-    # Later issues add the nudge dispatcher and the safety sweep here, each with its reason.
+    # Later issues add the nudge dispatcher here, with its reason.
     "system.heartbeat": {"task": "system.heartbeat", "schedule": 60.0},
     # Every minute: an insurer export is a row before it is a message; a queued export whose
     # message was lost (Redis down at commit, a worker killed) is sent again after a few minutes,
     # and a running one whose worker died is queued again (companion/exports/services.py).
     "exports.sweep": {"task": "exports.sweep", "schedule": 60.0},
+    # Hourly at :07: what only absence reveals (doses missed past their grace, no entry for days) and
+    # windows that slide with the date raise no entry event; this finds them within the hour, and
+    # catches up any scan whose message Redis lost. Set-based: one query picks the members, batches
+    # of 500 fan out to the workers (bench/safety_sweep.py measures it).
+    "safety.sweep": {"task": "safety.sweep", "schedule": crontab(minute=7)},
+    # Every minute: urgent flags not acknowledged within the SLA (2 h) reach the admins within a
+    # minute of it; escalated_at is set once, so a repeated run notifies no one twice.
+    "safety.escalate_overdue": {"task": "safety.escalate_overdue", "schedule": 60.0},
+    # Every minute: the safety net for staff notifications whose after-commit send was lost.
+    "safety.deliver_notifications": {"task": "safety.deliver_notifications", "schedule": 60.0},
 }

@@ -139,15 +139,16 @@ crav AS (
     WHERE cr.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}
        OR cr.date BETWEEN c.p_start AND :pe
 ),
-base AS (
+base AS MATERIALIZED (
     SELECT c.member_id,
-           (SELECT count(*) FROM logs l WHERE l.member_id = c.member_id
+           (SELECT count(*) FROM drink_logs l WHERE l.member_id = c.member_id AND l.deleted_at IS NULL
               AND l.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}) AS b_logged,
-           (SELECT coalesce(sum(l.grams), 0) FROM logs l WHERE l.member_id = c.member_id
+           (SELECT coalesce(sum(l.grams_ethanol), 0) FROM drink_logs l
+             WHERE l.member_id = c.member_id AND l.deleted_at IS NULL
               AND l.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}) AS b_grams,
-           (SELECT count(*) FROM crav cr WHERE cr.member_id = c.member_id
+           (SELECT count(*) FROM cravings cr WHERE cr.member_id = c.member_id
               AND cr.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}) AS b_ratings,
-           (SELECT coalesce(sum(cr.intensity), 0) FROM crav cr WHERE cr.member_id = c.member_id
+           (SELECT coalesce(sum(cr.intensity), 0) FROM cravings cr WHERE cr.member_id = c.member_id
               AND cr.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}) AS b_intensity,
            greatest(
                (SELECT max(x.date) FROM drink_logs x
@@ -341,8 +342,13 @@ def chunk_boundaries(
 
     The ids stream through a server-side cursor; only every chunk-th one is kept.
     """
-    result = conn.execution_options(stream_results=True, yield_per=chunk).execute(
-        text(_COHORT + " ORDER BY m.id"), {"insurer_id": insurer_id, "pe": period.days.end}
+    # Options for this statement only: `Connection.execution_options` would change the connection
+    # in place, and every chunk after it would run through a server-side cursor too (planned for
+    # its first rows, cursor_tuple_fraction), not as one plain statement.
+    result = conn.execute(
+        text(_COHORT + " ORDER BY m.id"),
+        {"insurer_id": insurer_id, "pe": period.days.end},
+        execution_options={"stream_results": True, "yield_per": chunk},
     )
     ranges: list[tuple[uuid.UUID, uuid.UUID]] = []
     after, last, count = _ZERO_ID, None, 0
@@ -401,6 +407,9 @@ def cohort_totals(
 
     Run it inside one REPEATABLE READ transaction (`snapshot`) so consent and data hold still.
     """
+    # The chunk statement's estimates are large (date ranges, generate_series), which switches on
+    # JIT compilation, and compiling it costs seconds per chunk, more than running it.
+    conn.execute(text("SET LOCAL jit = off"))
     ranges, members = chunk_boundaries(conn, insurer_id=insurer_id, period=period, chunk=chunk)
     totals: dict[o.CellKey, o.CellTotals] = {(o.TOTAL, o.ALL): o.CellTotals()}
     done = 0

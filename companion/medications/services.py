@@ -35,6 +35,7 @@ from companion.tracking.common import (
     page,
     stamp,
 )
+from companion.tracking.services import request_safety_scan
 
 CREATED, UNCHANGED = "created", "unchanged"
 #: PostgreSQL's SQLSTATE for a duplicate key.
@@ -542,6 +543,7 @@ def record_checkin(
         for effect in data.get("side_effects") or []
     )
     session.flush()
+    request_safety_scan(member)
     return checkin, CREATED
 
 

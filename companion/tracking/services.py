@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
-from companion import privacy
+from companion import jobs, privacy
 from companion.accounts.models import Member
 from companion.db import session
 from companion.domain import drinking, localtime
@@ -38,6 +38,11 @@ CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 
 #: A phone's clock may run this far ahead of ours before an instant counts as "in the future" (ours).
 CLOCK_SKEW = timedelta(minutes=5)
+
+
+def request_safety_scan(member: Member) -> None:
+    """A new or changed entry: the safety rules run again for the member once this commits."""
+    jobs.enqueue_once_after_commit(jobs.SCAN_MEMBER, member_id=str(member.id))
 
 
 def parse_log_date(raw: str) -> date:
@@ -152,11 +157,13 @@ def put_drink_log(
         .execution_options(populate_existing=True)
     ).scalar_one()
     if inserted is not None:
+        request_safety_scan(member)
         return log, CREATED
     if log.deleted_at is not None:
         # A deleted day logged again is a new log, with today's provenance.
         values.update(source=drinking.log_source(day, today=today).value, created_at=now)
         _apply(log, values, origin)
+        request_safety_scan(member)
         return log, CREATED
     if data.get("updated_at") is not None and data["updated_at"] < log.updated_at:
         raise Conflict("A newer version of this day's log is stored.", current=_dump_drink_log(log, member))
@@ -165,6 +172,7 @@ def put_drink_log(
         return log, UNCHANGED
     # A newer edit of the same amounts still moves `updated_at`, or an older edit would later win.
     _apply(log, values, origin)
+    request_safety_scan(member)
     return log, UPDATED
 
 
@@ -249,6 +257,7 @@ def _record_once(
         .execution_options(populate_existing=True)
     ).scalar_one()
     if inserted is not None:
+        request_safety_scan(member)
         return record, CREATED
     if not same(record, values):
         raise Conflict("A different record with this id is stored.", current=dump(record))

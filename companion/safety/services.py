@@ -1,0 +1,737 @@
+"""Safety flags: run the pure rules (companion/domain/safety.py) over members' records and keep flags.
+
+**Scanning.** `scan_members(ids, now=...)` loads each member's history for the rules' lookback
+window in a handful of set-based queries (one per table, whatever the number of members), runs
+`domain.safety.evaluate`, and records the findings. The same function serves one member after an
+entry (task `safety.scan_member`) and a batch of the periodic sweep (`safety.scan_batch`).
+
+**Flags** (DOMAIN.md "Safety rules", issue 5), the semantics chosen:
+
+* One flag per member and rule is unresolved (open or acknowledged): a finding for a rule that has
+  one updates it. Its evidence becomes the union of what it held and what the finding cites; first
+  and last seen widen; summary, symptoms, medications and rule version follow the latest finding.
+  A finding that no longer holds leaves the flag as it is: only a coach resolves a flag.
+* A resolved flag stays resolved. A finding opens a new flag only when it cites evidence that no
+  resolved flag of that member and rule already holds ("re-opens only on new evidence"); the new
+  flag carries the finding's whole evidence, so the coach sees the full picture again.
+* The disengagement rule cites no entry (absence has none). Its flag's evidence is the synthetic id
+  `no_entry_since:<first day without an entry>`: stable while the member stays away, new when they
+  come back and go quiet again.
+* Routing: each flag is assigned to the member's current coach, or to the admins' queue (NULL) when
+  there is none; a scan re-routes an unresolved flag when the caseload changed. Never dropped.
+* Alerts: an urgent flag that opens, or gains evidence, raises an alert, at most one per member,
+  rule and member-local day (`flag_alerts`' unique key). The alert notifies the coach, or every
+  admin when the member has no coach, on every enabled channel (companion/safety/channels.py).
+* Escalation: an urgent flag still `open` (not acknowledged) `urgent_sla` after it opened is
+  escalated once (`escalated_at`), notifying every admin.
+
+**Concurrency.** Writing a member's flags takes a transaction-scoped advisory lock on the member, so
+two scans of one member (an entry and the sweep) write one after the other; the partial unique index
+is the last guard. Unresolved flags are read `FOR UPDATE`: a coach resolving a flag during a scan
+either waits for the scan's update or, having resolved first, is seen as resolved.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ARRAY,
+    Uuid,
+    and_,
+    any_,
+    bindparam,
+    func,
+    or_,
+    select,
+    text,
+    tuple_,
+    union,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert
+
+from companion import jobs
+from companion.accounts.models import CoachAssignment, Member, Role, User
+from companion.audit import services as audit
+from companion.db import session
+from companion.domain import localtime
+from companion.domain import safety as rules
+from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.domain.medications import Severity
+from companion.domain.plans import CheckInStatus
+from companion.domain.summary import DayLog
+from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
+from companion.medications.services import plan_to_domain
+from companion.safety import channels
+from companion.safety.models import Flag, FlagAlert, FlagStatus, NotificationKind, StaffNotification
+from companion.tracking.common import decode_page_cursor, encode_page_cursor
+from companion.tracking.models import BacReading, Craving, DrinkLog
+
+#: The rules' thresholds. One place to change them; SafetySettings documents each.
+SETTINGS = rules.DEFAULT
+#: First key of the advisory locks that serialise writes of one member's flags.
+FLAG_LOCK_NAMESPACE = 71_002
+#: The synthetic evidence of a finding that cites no entry (disengagement): absence since that day.
+NO_ENTRY_SINCE = "no_entry_since:"
+#: The sweep hands members to `scan_batch` in groups of this many: one transaction and a few
+#: queries per group, small enough that a batch holds its members' locks for well under a second.
+SWEEP_BATCH = 500
+#: The outbox is drained this many notifications at a time.
+DELIVERY_BATCH = 200
+
+_SEVERITIES = {s.label: s for s in Severity}
+_UNRESOLVED = (FlagStatus.OPEN.value, FlagStatus.ACKNOWLEDGED.value)
+
+
+def _ids_param(name: str, ids: Sequence[uuid.UUID]):  # type: ignore[no-untyped-def]
+    """`= ANY(:ids)` with one array parameter, however many ids."""
+    return any_(bindparam(name, list(ids), type_=ARRAY(Uuid)))
+
+
+def _window_start(now: datetime, settings: rules.SafetySettings) -> date:
+    """A lower bound of every member's lookback window: local dates are within a day of UTC's, and
+    loading a day more changes nothing (each rule reads only its own window)."""
+    return localtime.to_utc(now).date() - timedelta(days=rules.lookback_days(settings))
+
+
+# --- loading histories ------------------------------------------------------------------------------
+
+
+@dataclass
+class Loaded:
+    """One member's history as the rules read it, and where their flags go."""
+
+    history: rules.MemberHistory
+    coach_id: uuid.UUID | None
+
+
+def _last_entry_at(member_id_column: Any) -> Any:
+    """The instant of the member's latest entry of any kind: each table's newest change, by index."""
+
+    def newest(model: Any, instant: Any) -> Any:
+        return (
+            select(instant)
+            .where(model.member_id == member_id_column)
+            .order_by(model.change_seq.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+
+    return func.greatest(
+        newest(DrinkLog, DrinkLog.server_updated_at),
+        newest(Craving, Craving.created_at),
+        newest(BacReading, BacReading.created_at),
+        newest(MedicationCheckin, MedicationCheckin.created_at),
+    )
+
+
+def load_histories(
+    member_ids: Sequence[uuid.UUID], *, now: datetime, settings: rules.SafetySettings = SETTINGS
+) -> dict[uuid.UUID, Loaded]:
+    """Every member's history for the rules' lookback window, in seven queries. Members that no
+    longer exist (erased) are left out."""
+    if not member_ids:
+        return {}
+    start = _window_start(now, settings)
+    ids = _ids_param("ids", member_ids)
+    members = session.execute(
+        select(
+            Member.id,
+            Member.timezone,
+            Member.country,
+            Member.sex,
+            Member.enrolled_at,
+            _last_entry_at(Member.id).label("last_entry_at"),
+            CoachAssignment.coach_id,
+        )
+        .outerjoin(
+            CoachAssignment, and_(CoachAssignment.member_id == Member.id, CoachAssignment.ended_at.is_(None))
+        )
+        .where(Member.id == ids)
+    ).all()
+    if not members:
+        return {}
+
+    def rows(*columns: Any, where: Any) -> dict[uuid.UUID, list[Any]]:
+        grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for row in session.execute(select(*columns).where(where)):
+            grouped[row[0]].append(row)
+        return grouped
+
+    logs = rows(
+        DrinkLog.member_id,
+        DrinkLog.date,
+        DrinkLog.grams_ethanol,
+        DrinkLog.heavy,
+        where=and_(DrinkLog.member_id == ids, DrinkLog.date >= start, DrinkLog.deleted_at.is_(None)),
+    )
+    cravings = rows(
+        Craving.member_id,
+        Craving.id,
+        Craving.date,
+        Craving.intensity,
+        where=and_(Craving.member_id == ids, Craving.date >= start),
+    )
+    breath = rows(
+        BacReading.member_id,
+        BacReading.id,
+        BacReading.date,
+        BacReading.bac_g_dl,
+        where=and_(BacReading.member_id == ids, BacReading.date >= start),
+    )
+    doses = rows(
+        MedicationCheckin.member_id,
+        MedicationCheckin.id,
+        MedicationCheckin.plan_id,
+        MedicationCheckin.scheduled_for,
+        MedicationCheckin.status,
+        MedicationCheckin.date,
+        where=and_(MedicationCheckin.member_id == ids, MedicationCheckin.date >= start),
+    )
+    effects = rows(
+        SideEffectReport.member_id,
+        SideEffectReport.id,
+        SideEffectReport.checkin_id,
+        SideEffectReport.medication,
+        SideEffectReport.date,
+        SideEffectReport.code,
+        SideEffectReport.severity,
+        where=and_(SideEffectReport.member_id == ids, SideEffectReport.date >= start),
+    )
+    latest_today = localtime.to_utc(now).date() + timedelta(days=1)
+    plans = rows(
+        MedicationPlan.member_id,
+        MedicationPlan.id,
+        MedicationPlan.medication,
+        MedicationPlan.dose_mg,
+        MedicationPlan.times,
+        MedicationPlan.start_date,
+        MedicationPlan.end_date,
+        MedicationPlan.steps,
+        where=and_(
+            MedicationPlan.member_id == ids,
+            MedicationPlan.start_date <= latest_today,
+            or_(MedicationPlan.end_date.is_(None), MedicationPlan.end_date >= start),
+        ),
+    )
+
+    loaded = {}
+    for m in members:
+        zone = m.timezone
+        history = rules.MemberHistory(
+            now=now,
+            zone=zone,
+            country=m.country,
+            sex=m.sex,
+            enrolled_on=localtime.local_date(m.enrolled_at, zone),
+            last_entry_date=localtime.local_date(m.last_entry_at, zone) if m.last_entry_at else None,
+            plans=tuple(plan_to_domain(p) for p in plans.get(m.id, ())),
+            doses=tuple(
+                rules.DoseRecord(d.id, d.plan_id, d.scheduled_for, CheckInStatus(d.status), d.date)
+                for d in doses.get(m.id, ())
+            ),
+            side_effects=tuple(
+                rules.SideEffectRecord(
+                    e.id, e.checkin_id, e.medication, e.date, e.code, _SEVERITIES[e.severity]
+                )
+                for e in effects.get(m.id, ())
+            ),
+            day_logs=tuple(DayLog(log.date, log.grams_ethanol, log.heavy) for log in logs.get(m.id, ())),
+            cravings=tuple(rules.CravingRecord(c.id, c.date, c.intensity) for c in cravings.get(m.id, ())),
+            breath=tuple(rules.BreathRecord(b.id, b.date, b.bac_g_dl) for b in breath.get(m.id, ())),
+        )
+        loaded[m.id] = Loaded(history, m.coach_id)
+    return loaded
+
+
+# --- recording findings -----------------------------------------------------------------------------
+
+
+@dataclass
+class ScanResult:
+    """What a scan did, in counts: ids and counts are all a task may log."""
+
+    members: int = 0
+    findings: int = 0
+    opened: int = 0
+    updated: int = 0
+    alerts: int = 0
+    notifications: int = 0
+    flag_ids: list[uuid.UUID] = field(default_factory=list)
+
+    def __iadd__(self, other: ScanResult) -> ScanResult:
+        for name in ("members", "findings", "opened", "updated", "alerts", "notifications"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.flag_ids += other.flag_ids
+        return self
+
+
+def evidence_of(finding: rules.Finding) -> frozenset[str]:
+    """The evidence a flag stores for `finding`: its ids, or for a finding that cites none the day
+    absence began (disengagement)."""
+    if finding.evidence:
+        return frozenset(finding.evidence)
+    return frozenset({f"{NO_ENTRY_SINCE}{finding.first_seen.isoformat()}"})
+
+
+def lock_members(member_ids: Iterable[uuid.UUID]) -> None:
+    """Take each member's flag lock for the rest of the transaction, in one order (no deadlocks)."""
+    keys = sorted({_lock_key(m) for m in member_ids})
+    if keys:
+        session.execute(
+            # unnest yields the keys in array order, so every transaction takes them in one order.
+            text("SELECT pg_advisory_xact_lock(:ns, k) FROM unnest(CAST(:keys AS int[])) AS t(k)"),
+            {"ns": FLAG_LOCK_NAMESPACE, "keys": keys},
+        )
+
+
+def _lock_key(member_id: uuid.UUID) -> int:
+    # A stable 32-bit key; two members sharing one only ever wait for each other.
+    return int.from_bytes(member_id.bytes[:4], "big", signed=True)
+
+
+def record_findings(
+    found: dict[uuid.UUID, tuple[Loaded, list[rules.Finding]]], *, now: datetime
+) -> ScanResult:
+    """Open, update or leave each member's flags for their findings; alert on urgent news."""
+    result = ScanResult(members=len(found))
+    with_findings = {m: v for m, v in found.items() if v[1]}
+    result.findings = sum(len(f) for _, f in with_findings.values())
+    if not with_findings:
+        return result
+    lock_members(with_findings)
+    ids = _ids_param("ids", list(with_findings))
+    unresolved = {
+        (flag.member_id, flag.rule): flag
+        for flag in session.execute(
+            select(Flag)
+            .where(Flag.member_id == ids, Flag.status.in_(_UNRESOLVED))
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalars()
+    }
+    oldest = min(f.first_seen for _, findings in with_findings.values() for f in findings)
+    resolved: dict[tuple[uuid.UUID, str], set[str]] = defaultdict(set)
+    for member_id, rule, evidence in session.execute(
+        select(Flag.member_id, Flag.rule, Flag.evidence).where(
+            Flag.member_id == ids, Flag.status == FlagStatus.RESOLVED.value, Flag.last_seen >= oldest
+        )
+    ):
+        resolved[(member_id, rule)].update(evidence)
+
+    alerts: list[tuple[Flag, Loaded, str]] = []
+    for member_id, (loaded, findings) in with_findings.items():
+        for finding in findings:
+            evidence = evidence_of(finding)
+            flag = unresolved.get((member_id, finding.rule))
+            if flag is not None:
+                grew = not evidence <= set(flag.evidence)
+                if _update(flag, finding, evidence, loaded.coach_id, now=now):
+                    result.updated += 1
+                    result.flag_ids.append(flag.id)
+                if grew and finding.tier == rules.Tier.URGENT:
+                    alerts.append((flag, loaded, "new_evidence"))
+            elif not evidence <= resolved.get((member_id, finding.rule), set()):
+                flag = _open(member_id, finding, evidence, loaded.coach_id, now=now)
+                if flag is not None:
+                    result.opened += 1
+                    result.flag_ids.append(flag.id)
+                    if finding.tier == rules.Tier.URGENT:
+                        alerts.append((flag, loaded, "opened"))
+    session.flush()
+    for flag, loaded, reason in alerts:
+        sent = _alert(flag, loaded, reason, now=now)
+        if sent is not None:
+            result.alerts += 1
+            result.notifications += sent
+    if result.notifications:
+        jobs.enqueue_once_after_commit(jobs.DELIVER_NOTIFICATIONS)
+    return result
+
+
+def _open(
+    member_id: uuid.UUID,
+    finding: rules.Finding,
+    evidence: frozenset[str],
+    coach_id: uuid.UUID | None,
+    *,
+    now: datetime,
+) -> Flag | None:
+    """Insert a flag; None when an unresolved one appeared meanwhile (the index decides)."""
+    flag_id = session.execute(
+        insert(Flag)
+        .values(
+            id=uuid.uuid4(),
+            member_id=member_id,
+            rule=finding.rule,
+            rule_version=finding.version,
+            tier=int(finding.tier),
+            status=FlagStatus.OPEN.value,
+            evidence=sorted(evidence),
+            summary=finding.summary,
+            symptoms=list(finding.symptoms),
+            medications=list(finding.medications),
+            first_seen=finding.first_seen,
+            last_seen=finding.last_seen,
+            created_at=now,
+            updated_at=now,
+            assigned_coach_id=coach_id,
+        )
+        .on_conflict_do_nothing(
+            index_elements=["member_id", "rule"], index_where=text("status <> 'resolved'")
+        )
+        .returning(Flag.id)
+    ).scalar_one_or_none()
+    return session.get(Flag, flag_id) if flag_id is not None else None
+
+
+def _update(
+    flag: Flag, finding: rules.Finding, evidence: frozenset[str], coach_id: uuid.UUID | None, *, now: datetime
+) -> bool:
+    """Fold `finding` into an unresolved flag; whether anything changed."""
+    values = {
+        "evidence": sorted(set(flag.evidence) | evidence),
+        "first_seen": min(flag.first_seen, finding.first_seen),
+        "last_seen": max(flag.last_seen, finding.last_seen),
+        "summary": finding.summary,
+        "symptoms": sorted(set(flag.symptoms) | set(finding.symptoms)),
+        "medications": sorted(set(flag.medications) | set(finding.medications)),
+        "rule_version": finding.version,
+        "tier": int(finding.tier),
+        "assigned_coach_id": coach_id,
+    }
+    changed = {k: v for k, v in values.items() if getattr(flag, k) != v}
+    if not changed:
+        return False
+    for name, value in changed.items():
+        setattr(flag, name, value)
+    flag.updated_at = now
+    return True
+
+
+def _admin_ids() -> list[uuid.UUID]:
+    return list(
+        session.execute(
+            select(User.id).where(User.role == Role.ADMIN, User.deleted_at.is_(None)).order_by(User.id)
+        ).scalars()
+    )
+
+
+def _alert(flag: Flag, loaded: Loaded, reason: str, *, now: datetime) -> int | None:
+    """Raise today's alert for the flag's member and rule, unless one was raised already; the number
+    of notifications written, or None when today's alert existed."""
+    alert_id = session.execute(
+        insert(FlagAlert)
+        .values(
+            flag_id=flag.id,
+            member_id=flag.member_id,
+            rule=flag.rule,
+            day=loaded.history.today,
+            reason=reason,
+            recipient_id=loaded.coach_id,
+            created_at=now,
+        )
+        .on_conflict_do_nothing(constraint="uq_flag_alerts_member_rule_day")
+        .returning(FlagAlert.id)
+    ).scalar_one_or_none()
+    if alert_id is None:
+        return None
+    recipients = [loaded.coach_id] if loaded.coach_id is not None else _admin_ids()
+    return _notify(recipients, flag.id, NotificationKind.URGENT_FLAG, alert_id=alert_id, now=now)
+
+
+def _notify(
+    recipients: Sequence[uuid.UUID],
+    flag_id: uuid.UUID,
+    kind: NotificationKind,
+    *,
+    alert_id: int | None = None,
+    now: datetime,
+) -> int:
+    rows = [
+        {
+            "recipient_id": recipient,
+            "flag_id": flag_id,
+            "alert_id": alert_id,
+            "kind": kind.value,
+            "channel": name,
+            "created_at": now,
+            "sent_at": now if channels.CHANNELS[name].immediate else None,
+        }
+        for recipient in recipients
+        for name in channels.ENABLED
+    ]
+    if not rows:
+        return 0
+    inserted = session.execute(
+        insert(StaffNotification).values(rows).on_conflict_do_nothing().returning(StaffNotification.id)
+    ).all()
+    return len(inserted)
+
+
+# --- scans ------------------------------------------------------------------------------------------
+
+
+def scan_members(
+    member_ids: Sequence[uuid.UUID], *, now: datetime, settings: rules.SafetySettings = SETTINGS
+) -> ScanResult:
+    """Run every rule for these members as of `now` and record the findings. Idempotent: the same
+    records scanned again change nothing and alert no one. The caller commits."""
+    loaded = load_histories(member_ids, now=now, settings=settings)
+    found = {m: (data, rules.evaluate(data.history, settings)) for m, data in loaded.items()}
+    return record_findings(found, now=now)
+
+
+def scan_member(member_id: uuid.UUID, *, now: datetime) -> ScanResult:
+    """`scan_members` for one member: what runs after each new or changed entry."""
+    return scan_members([member_id], now=now)
+
+
+def sweep_candidates(*, now: datetime, settings: rules.SafetySettings = SETTINGS) -> list[uuid.UUID]:
+    """The members the periodic sweep visits, in one query: anyone with an entry in the lookback
+    window, a plan in force in it (missed doses show only as absence), or enrolled within it with no
+    entry yet (disengagement). A member quiet for longer than the window was visited every sweep
+    while crossing the disengagement threshold, and their finding can no longer change."""
+    start = _window_start(now, settings)
+    latest_today = localtime.to_utc(now).date() + timedelta(days=1)
+    enrolled_since = localtime.to_utc(now) - timedelta(days=rules.lookback_days(settings) + 1)
+    candidates = union(
+        select(DrinkLog.member_id).where(DrinkLog.date >= start, DrinkLog.deleted_at.is_(None)),
+        select(Craving.member_id).where(Craving.date >= start),
+        select(BacReading.member_id).where(BacReading.date >= start),
+        select(MedicationCheckin.member_id).where(MedicationCheckin.date >= start),
+        select(MedicationPlan.member_id).where(
+            MedicationPlan.start_date <= latest_today,
+            or_(MedicationPlan.end_date.is_(None), MedicationPlan.end_date >= start),
+        ),
+        select(Member.id).where(Member.enrolled_at >= enrolled_since),
+    ).subquery()
+    column = candidates.c[0]
+    return list(session.execute(select(column).order_by(column)).scalars())
+
+
+def batches(ids: Sequence[uuid.UUID], size: int = SWEEP_BATCH) -> Iterator[list[uuid.UUID]]:
+    for i in range(0, len(ids), size):
+        yield list(ids[i : i + size])
+
+
+# --- escalation and delivery ------------------------------------------------------------------------
+
+
+def escalate_overdue(*, now: datetime, settings: rules.SafetySettings = SETTINGS) -> int:
+    """Escalate every urgent flag still open `urgent_sla` after it opened: set `escalated_at` once
+    and notify every admin. Set-based and idempotent; the number of flags escalated."""
+    escalated = list(
+        session.execute(
+            update(Flag)
+            .where(
+                Flag.id.in_(
+                    select(Flag.id)
+                    .where(
+                        Flag.tier == int(rules.Tier.URGENT),
+                        Flag.status == FlagStatus.OPEN.value,
+                        Flag.escalated_at.is_(None),
+                        Flag.created_at <= now - settings.urgent_sla,
+                    )
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            .values(escalated_at=now)
+            .returning(Flag.id)
+        ).scalars()
+    )
+    if not escalated:
+        return 0
+    admins = _admin_ids()
+    written = sum(_notify(admins, flag_id, NotificationKind.ESCALATION, now=now) for flag_id in escalated)
+    if written:
+        jobs.enqueue_once_after_commit(jobs.DELIVER_NOTIFICATIONS)
+    return len(escalated)
+
+
+def deliver_pending(*, now: datetime, limit: int = DELIVERY_BATCH) -> int:
+    """Hand unsent notifications to their channels, claiming them so two workers never send one
+    twice; the number sent. A channel that raises leaves the rest of the batch for the next run."""
+    pending = list(
+        session.execute(
+            select(StaffNotification)
+            .where(StaffNotification.sent_at.is_(None))
+            .order_by(StaffNotification.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    sent = 0
+    for notification in pending:
+        channel = channels.CHANNELS.get(notification.channel)
+        if channel is None:
+            continue  # a channel this process does not know: left for one that does
+        channel.send(notification)
+        notification.sent_at = now
+        sent += 1
+    session.flush()
+    return sent
+
+
+# --- the coach side ---------------------------------------------------------------------------------
+
+
+def _visible(actor: User) -> Any:
+    """The flags `actor` may see: an admin all of them; a coach those of members on their caseload."""
+    query = select(Flag)
+    if actor.role != Role.ADMIN:
+        query = query.join(
+            CoachAssignment,
+            and_(
+                CoachAssignment.member_id == Flag.member_id,
+                CoachAssignment.coach_id == actor.id,
+                CoachAssignment.ended_at.is_(None),
+            ),
+        )
+    return query
+
+
+def flag_view(flag: Flag) -> dict[str, Any]:
+    return {
+        "id": flag.id,
+        "member_id": flag.member_id,
+        "rule": flag.rule,
+        "rule_version": flag.rule_version,
+        "severity": rules.Tier(flag.tier).label,
+        "status": flag.status,
+        "summary": flag.summary,
+        "symptoms": list(flag.symptoms),
+        "medications": list(flag.medications),
+        "evidence": list(flag.evidence),
+        "first_seen": flag.first_seen,
+        "last_seen": flag.last_seen,
+        "created_at": flag.created_at,
+        "updated_at": flag.updated_at,
+        "acknowledged_by": flag.acknowledged_by,
+        "acknowledged_at": flag.acknowledged_at,
+        "resolved_by": flag.resolved_by,
+        "resolved_at": flag.resolved_at,
+        "resolution_note": flag.resolution_note,
+        "escalated_at": flag.escalated_at,
+        "queue": "coach" if flag.assigned_coach_id is not None else "admins",
+        "assigned_coach_id": flag.assigned_coach_id,
+    }
+
+
+def list_flags(
+    actor: User,
+    *,
+    status: str | None,
+    severity: str | None,
+    cursor: str | None,
+    limit: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """`GET /coach/flags`: most urgent first, then oldest (by when the flag opened), keyset-paged.
+    Without `status`, the flags still to handle (open and acknowledged)."""
+    query = _visible(actor).where(Flag.status.in_([status] if status else _UNRESOLVED))
+    if severity:
+        query = query.where(Flag.tier == int(rules.Tier[severity.upper()]))
+    after = decode_page_cursor(cursor)
+    if after:
+        tier, created_at, flag_id = _flag_cursor(after)
+        query = query.where(
+            or_(
+                Flag.tier < tier,
+                and_(Flag.tier == tier, tuple_(Flag.created_at, Flag.id) > (created_at, flag_id)),
+            )
+        )
+    flags = list(
+        session.execute(query.order_by(Flag.tier.desc(), Flag.created_at, Flag.id).limit(limit + 1)).scalars()
+    )
+    more = len(flags) > limit
+    flags = flags[:limit]
+    for member_id in sorted({f.member_id for f in flags}):
+        audit.record("flags.listed", actor_id=actor.id, now=now, subject_member_id=member_id)
+    last = flags[-1] if flags else None
+    return {
+        "items": [flag_view(f) for f in flags],
+        "next_cursor": encode_page_cursor([last.tier, last.created_at.isoformat(), str(last.id)])
+        if more and last
+        else None,
+    }
+
+
+def _flag_cursor(after: list[Any]) -> tuple[int, datetime, uuid.UUID]:
+    try:
+        tier, created_at, flag_id = after
+        instant = datetime.fromisoformat(str(created_at))
+        localtime.to_utc(instant)
+        return int(tier), instant, uuid.UUID(str(flag_id))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInput(
+            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
+        ) from exc
+
+
+def _flag_for(actor: User, flag_id: uuid.UUID) -> Flag:
+    flag = session.execute(
+        _visible(actor).where(Flag.id == flag_id).with_for_update(of=Flag)
+    ).scalar_one_or_none()
+    if flag is None:
+        raise NotFound("No such flag on your caseload.")
+    return flag
+
+
+def acknowledge(actor: User, flag_id: uuid.UUID, *, now: datetime) -> Flag:
+    """`POST /coach/flags/{id}/acknowledge`: the flag is being handled; it no longer escalates.
+    Acknowledging it again changes nothing (the first who and when stay).
+
+    :raises NotFound: not a flag `actor` may see.
+    :raises Conflict: the flag is resolved.
+    """
+    flag = _flag_for(actor, flag_id)
+    if flag.status == FlagStatus.RESOLVED:
+        raise Conflict("This flag is resolved.", current=_dumped(flag))
+    if flag.status == FlagStatus.OPEN:
+        flag.status = FlagStatus.ACKNOWLEDGED.value
+        flag.acknowledged_by = actor.id
+        flag.acknowledged_at = now
+        flag.updated_at = now
+        session.flush()
+        audit.record(
+            "flag.acknowledged",
+            actor_id=actor.id,
+            now=now,
+            subject_member_id=flag.member_id,
+            flag_id=str(flag.id),
+        )
+    return flag
+
+
+def resolve(actor: User, flag_id: uuid.UUID, note: str, *, now: datetime) -> Flag:
+    """`POST /coach/flags/{id}/resolve`: closed, with the coach's note. From open or acknowledged.
+
+    :raises NotFound: not a flag `actor` may see.
+    :raises Conflict: already resolved (the stored flag under `error.current`).
+    """
+    flag = _flag_for(actor, flag_id)
+    if flag.status == FlagStatus.RESOLVED:
+        raise Conflict("This flag is already resolved.", current=_dumped(flag))
+    flag.status = FlagStatus.RESOLVED.value
+    flag.resolved_by = actor.id
+    flag.resolved_at = now
+    flag.resolution_note = note
+    flag.updated_at = now
+    session.flush()
+    audit.record(
+        "flag.resolved", actor_id=actor.id, now=now, subject_member_id=flag.member_id, flag_id=str(flag.id)
+    )
+    return flag
+
+
+def _dumped(flag: Flag) -> dict[str, Any]:
+    from companion.safety.schemas import FlagSchema
+
+    return FlagSchema().dump(flag_view(flag))
