@@ -1,0 +1,625 @@
+"""Benchmark of the insurer export (issue 7) against one raw SQL GROUP BY pass, in the same run (issue 8).
+
+    .venv/bin/python bench/export.py --members 100000 --days 180 [--seed 1] [--keep]
+
+1. A scratch database on DATABASE_URL's server (else the local 127.0.0.1:5432 one), migrated to head.
+2. A synthetic population bulk-loaded with COPY: one insurer; members across zones, sexes and goals,
+   enrolled over the months before and during the window; a drink log on ~70-85% of days (each
+   member their own rate), cravings, medication plans (baclofen titrated by steps, the others
+   fixed) and dose check-ins, a few breath readings. Day rows are written day by day across all
+   members, as a live system writes them, so one member's rows are spread over the whole table.
+3. `companion export` (the CLI, the same service and SQL the API's worker runs) over the whole
+   period, json, every breakdown, in a child process: wall time and the child's peak RSS.
+4. The baseline: one GROUP BY statement over the same day rows (drink logs, cravings, check-ins of
+   the insurer's consenting members in the period, per month, goal and kind), run before and after
+   the export; the ratio uses their mean.
+5. One table on stdout, figures in bench/results/export.json; the scratch database is dropped
+   unless --keep.
+
+The machine is shared: the load average at start and end is printed beside the figures.
+"""
+
+# ruff: noqa: T201  (a benchmark reports on stdout)
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from companion import migrate  # noqa: E402
+from companion.runtime import (  # noqa: E402
+    LOCAL_HOST,
+    LOCAL_POSTGRES_PORT,
+    drop_database,
+    ensure_database,
+    libpq_url,
+    sqlalchemy_url,
+    with_database,
+)
+
+GOAL_RATIO = 2.0
+GOAL_PEAK_MB = 200.0
+RESULTS = ROOT / "bench" / "results" / "export.json"
+BREAKDOWNS = ("medication", "program_month", "goal_type")
+
+ZONES = (
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "America/Anchorage",
+    "Pacific/Honolulu",
+    "Europe/London",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Asia/Tokyo",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
+#: Dose times away from the hours clocks skip or repeat (tests/exports covers those).
+DOSE_TIMES = ("08:00", "12:00", "20:00", "22:15")
+FIXED_MEDICATIONS = ("naltrexone", "acamprosate", "gabapentin", "topiramate", "disulfiram")
+US_DRINK_G = 14
+#: Heavy-day thresholds (grams) as domain.drinking defines them, read once below.
+_HEAVY: dict[str, int] = {}
+
+
+def heavy_threshold(sex: str) -> int:
+    from companion.domain.drinking import is_heavy_day
+
+    if sex not in _HEAVY:
+        _HEAVY[sex] = next(g for g in range(0, 400) if is_heavy_day(Decimal(g), sex))
+    return _HEAVY[sex]
+
+
+# --- the machine --------------------------------------------------------------------------------
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_mb = None
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_mb = int(line.split()[1]) // 1024
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu": cpu,
+        "memory_mb": mem_mb,
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+# --- the population -----------------------------------------------------------------------------
+
+
+def _u(rng: random.Random) -> str:
+    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+
+
+class Seq:
+    """The sync change sequence, filled here and handed to the real sequence at the end."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
+
+
+COLUMNS = {
+    "users": "id, email, role, created_at",
+    "members": (
+        "id, timezone, country, sex, goal_type, weekly_limit, insurer_id, outcome_sharing, "
+        "consents_updated_at, log_time, muted_kinds, enrolled_at, updated_at"
+    ),
+    "medication_plans": (
+        "id, member_id, medication, dose_mg, times, start_date, end_date, steps, created_at, updated_at, "
+        "change_seq"
+    ),
+    "drink_logs": (
+        "member_id, date, grams_ethanol, entered_standard_drinks, heavy, source, created_at, updated_at, "
+        "server_updated_at, change_seq"
+    ),
+    "cravings": "member_id, id, recorded_at, date, intensity, triggers, created_at, change_seq",
+    "medication_checkins": (
+        "member_id, id, plan_id, scheduled_for, date, status, taken_at, created_at, change_seq"
+    ),
+    "bac_readings": "member_id, id, measured_at, date, bac_g_dl, created_at, change_seq",
+}
+DAY_TABLES = ("drink_logs", "cravings", "medication_checkins", "bac_readings")
+
+
+class Writers:
+    """One connection and one open COPY per table, so PostgreSQL parses and indexes the tables in
+    parallel while Python generates; text is buffered and sent in blocks."""
+
+    BLOCK = 1 << 20
+
+    def __init__(self, url: str, tables: tuple[str, ...]):
+        self.stack = contextlib.ExitStack()
+        self.copies = {}
+        self.buffers: dict[str, list[str]] = {}
+        self.sizes: dict[str, int] = {}
+        self.rows: dict[str, int] = dict.fromkeys(tables, 0)
+        for table in tables:
+            conn = self.stack.enter_context(psycopg.connect(url))
+            # Foreign keys are right by construction; their per-row triggers would dominate the load.
+            # CHECK and NOT NULL constraints and unique indexes still apply.
+            conn.execute("SET session_replication_role = replica")
+            conn.execute("SET synchronous_commit = off")
+            cur = self.stack.enter_context(conn.cursor())
+            self.copies[table] = self.stack.enter_context(
+                cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN")
+            )
+            self.buffers[table] = []
+            self.sizes[table] = 0
+
+    def row(self, table: str, line: str) -> None:
+        buf = self.buffers[table]
+        buf.append(line)
+        self.rows[table] += 1
+        if len(buf) >= 8192:
+            self.copies[table].write("".join(buf))
+            buf.clear()
+
+    def close(self) -> None:
+        for table, buf in self.buffers.items():
+            if buf:
+                self.copies[table].write("".join(buf))
+                buf.clear()
+        self.stack.close()  # ends every COPY and commits each connection
+
+
+def window(days: int, today: date) -> tuple[date, date]:
+    """`days` days ending on the last day of the last month that is over."""
+    end = today.replace(day=1) - timedelta(days=1)
+    return end - timedelta(days=days - 1), end
+
+
+def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
+    rng = random.Random(seed)
+    first, last = window(days, today)
+    ts = "2000-01-01 00:00:00+00"
+    seq = Seq()
+    insurer_id = _u(rng)
+    code = f"BENCH{seed}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO insurers (id, name, code, created_at) VALUES (%s, 'Bench plan', %s, now())",
+            (insurer_id, code),
+        )
+    started = time.perf_counter()
+
+    # Members, their plans, and what each does day by day.
+    people = []
+    w = Writers(url, ("users", "members", "medication_plans"))
+    zones = {z: ZoneInfo(z) for z in ZONES}
+    for n in range(members):
+        mid = _u(rng)
+        zone = rng.choice(ZONES)
+        sex = rng.choices(("female", "male", "unspecified"), (48, 48, 4))[0]
+        goal = rng.choice(("abstain", "moderate"))
+        # Enrolled over the four months before the window and its first five weeks.
+        enrolled_on = first + timedelta(days=rng.randrange(-120, 36))
+        enrolled_at = datetime.combine(
+            enrolled_on, dtime(rng.randrange(7, 22), rng.randrange(60)), zones[zone]
+        )
+        enrolled_at = enrolled_at.astimezone(UTC)
+        w.row("users", f"{mid}\tm{n}@bench.example\tmember\t{enrolled_at.isoformat()}\n")
+        weekly = "7.0" if goal == "moderate" else "\\N"
+        w.row(
+            "members",
+            f"{mid}\t{zone}\tUS\t{sex}\t{goal}\t{weekly}\t{insurer_id}\tt\t{enrolled_at.isoformat()}\t"
+            f"20:00\t{{}}\t{enrolled_at.isoformat()}\t{enrolled_at.isoformat()}\n",
+        )
+        plans = []
+        for _ in range(rng.choices((0, 1, 2), (40, 50, 10))[0]):
+            pid = _u(rng)
+            p_start = enrolled_on + timedelta(days=rng.randrange(0, 30))
+            p_end = p_start + timedelta(days=rng.randrange(30, 200)) if rng.random() < 0.4 else None
+            if rng.random() < 0.35:  # baclofen, titrated up in weekly steps
+                medication, times = "baclofen", ["08:00", "20:00"]
+                steps = [
+                    (p_start + timedelta(days=7 * k), 5 * (k + 1), DOSE_TIMES[: 2 + (k >= 1)])
+                    for k in range(1, rng.randrange(2, 5))
+                ]
+            else:
+                medication = rng.choice(FIXED_MEDICATIONS)
+                times, steps = sorted(rng.sample(DOSE_TIMES, rng.randrange(1, 3))), []
+            steps = [s for s in steps if p_end is None or s[0] <= p_end]
+            steps_json = json.dumps(
+                [{"from_date": d.isoformat(), "dose_mg": str(mg), "times": list(t)} for d, mg, t in steps]
+            )
+            w.row(
+                "medication_plans",
+                f"{pid}\t{mid}\t{medication}\t5\t{{{','.join(times)}}}\t{p_start}\t"
+                f"{p_end if p_end else chr(92) + 'N'}\t{steps_json}\t{ts}\t{ts}\t{seq()}\n",
+            )
+            regimen = [(p_start, tuple(times))] + [(d, tuple(t)) for d, _, t in steps]
+            plans.append((pid, p_start, p_end, regimen, rng.uniform(0.5, 0.95)))
+        # Trajectories: drinking days thin out (improve), stay (drift) or come back (relapse).
+        drink_p0 = rng.uniform(0.2, 0.9)
+        drink_p1 = drink_p0 * rng.choice((0.3, 0.6, 1.0, 1.2))
+        people.append(
+            (
+                mid,
+                zones[zone],
+                sex,
+                enrolled_on,
+                rng.uniform(0.70, 0.85),  # share of days logged
+                drink_p0,
+                min(drink_p1, 0.95),
+                rng.randrange(1, 7),  # usual drinks on a drinking day
+                heavy_threshold(sex),
+                plans,
+                rng.uniform(0.1, 0.5),  # craving rating on a logged day
+            )
+        )
+    w.close()
+
+    # Day rows, day-major across all members.
+    w = Writers(url, DAY_TABLES)
+    horizon = (last - first).days
+    for offset in range(horizon + 1):
+        day = first + timedelta(days=offset)
+        iso = day.isoformat()
+        stamp = f"{iso} 21:00:00+00"
+        for mid, tz, _sex, enrolled_on, log_p, p0, p1, usual, heavy_g, plans, crave_p in people:
+            if day < enrolled_on:
+                continue
+            if rng.random() < log_p:
+                progress = min(1.0, (day - enrolled_on).days / 120)
+                p = p0 + (p1 - p0) * progress
+                drinks = max(1, usual + rng.randrange(-2, 4)) if rng.random() < p else 0
+                grams = drinks * US_DRINK_G
+                w.row(
+                    "drink_logs",
+                    f"{mid}\t{iso}\t{grams}\t{drinks}\t{'t' if grams >= heavy_g else 'f'}\t"
+                    f"{'realtime' if rng.random() < 0.8 else 'recall'}\t{stamp}\t{stamp}\t{stamp}\t{seq()}\n",
+                )
+                if rng.random() < crave_p:
+                    intensity = min(10, max(0, drinks + rng.randrange(-2, 4)))
+                    w.row(
+                        "cravings",
+                        f"{mid}\t{_u(rng)}\t{stamp}\t{iso}\t{intensity}\t{{}}\t{stamp}\t{seq()}\n",
+                    )
+                if rng.random() < 0.01:
+                    w.row("bac_readings", f"{mid}\t{_u(rng)}\t{stamp}\t{iso}\t0.020\t{stamp}\t{seq()}\n")
+            for pid, p_start, p_end, regimen, adherence in plans:
+                if day < p_start or (p_end is not None and day > p_end):
+                    continue
+                times = regimen[0][1]
+                for since, t in regimen:
+                    if since <= day:
+                        times = t
+                for hhmm in times:
+                    if rng.random() < 0.8:  # answered at all
+                        at = datetime(
+                            day.year, day.month, day.day, int(hhmm[:2]), int(hhmm[3:]), tzinfo=tz
+                        ).astimezone(UTC)
+                        at_s = at.isoformat()
+                        taken = rng.random() < adherence
+                        w.row(
+                            "medication_checkins",
+                            f"{mid}\t{_u(rng)}\t{pid}\t{at_s}\t{iso}\t{'taken' if taken else 'skipped'}\t"
+                            f"{at_s if taken else chr(92) + 'N'}\t{at_s}\t{seq()}\n",
+                        )
+        if offset % 30 == 0 or offset == horizon:
+            print(
+                f"  day {offset + 1}/{horizon + 1}: {w.rows['drink_logs']:,} drink logs, "
+                f"{time.perf_counter() - started:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+    w.close()
+    copied = time.perf_counter() - started
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT setval('sync_change_seq', %s)", (seq.n + 1,))
+        conn.execute("VACUUM (ANALYZE) users, members, medication_plans, " + ", ".join(DAY_TABLES))
+        counts = {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("members", "medication_plans", *DAY_TABLES)
+        }
+        size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
+    return {
+        "insurer_code": code,
+        "insurer_id": insurer_id,
+        "first_day": first.isoformat(),
+        "last_day": last.isoformat(),
+        "copy_seconds": round(copied, 1),
+        "load_seconds": round(time.perf_counter() - started, 1),
+        "rows": counts,
+        "database_size": size,
+    }
+
+
+# --- the export, in a child process -------------------------------------------------------------
+
+
+def child_export(spec: dict) -> None:
+    """Runs `companion export` in this (child) process; writes its timings to spec['report']."""
+    os.environ["DATABASE_URL"] = spec["url"]
+    from companion import cli
+    from companion.app import create_app  # noqa: F401  (imported before the clock starts)
+    from companion.exports import services  # noqa: F401
+
+    before = rss_kb()
+    args = [
+        "export",
+        "--insurer",
+        spec["code"],
+        "--from",
+        spec["from"],
+        "--to",
+        spec["to"],
+        "--format",
+        "json",
+    ]
+    for b in spec["breakdowns"]:
+        args += ["--breakdown", b]
+    args += ["-o", spec["output"]]
+    t0 = time.perf_counter()
+    cli.main.main(args=args, standalone_mode=False)
+    seconds = time.perf_counter() - t0
+    Path(spec["report"]).write_text(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "rss_before_export_kb": before,
+                "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                "output_bytes": Path(spec["output"]).stat().st_size,
+            }
+        )
+    )
+
+
+def run_export(url: str, code: str, start: str, end: str, breakdowns: tuple[str, ...], work: Path) -> dict:
+    spec = {
+        "url": url,
+        "code": code,
+        "from": start,
+        "to": end,
+        "breakdowns": list(breakdowns),
+        "output": str(work / "export.json"),
+        "report": str(work / "child.json"),
+    }
+    t0 = time.perf_counter()
+    with open(work / "child.stderr", "wb") as err:
+        child = subprocess.Popen(
+            [sys.executable, __file__, "--child-export", json.dumps(spec)],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+    process_seconds = time.perf_counter() - t0
+    if child.returncode != 0:
+        sys.stderr.write((work / "child.stderr").read_text()[-4000:])
+        raise SystemExit(f"the export failed (exit {child.returncode})")
+    report = json.loads((work / "child.json").read_text())
+    report["process_seconds"] = process_seconds
+    report["wait4_peak_rss_kb"] = usage.ru_maxrss
+    report["cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    report["document"] = json.loads((work / "export.json").read_text())
+    return report
+
+
+# --- the baseline -------------------------------------------------------------------------------
+
+BASELINE = """
+WITH cohort AS (
+    SELECT id, goal_type FROM members WHERE insurer_id = %(insurer)s AND outcome_sharing
+),
+day_rows AS (
+    SELECT 'log' AS kind, l.member_id, l.date, l.grams_ethanol AS value, l.heavy AS flag
+    FROM drink_logs l WHERE l.deleted_at IS NULL AND l.date BETWEEN %(ps)s AND %(pe)s
+    UNION ALL
+    SELECT 'craving', c.member_id, c.date, c.intensity, c.intensity >= 7
+    FROM cravings c WHERE c.date BETWEEN %(ps)s AND %(pe)s
+    UNION ALL
+    SELECT 'dose', x.member_id, x.date, 1, x.status = 'taken'
+    FROM medication_checkins x WHERE x.date BETWEEN %(ps)s AND %(pe)s
+)
+SELECT date_trunc('month', d.date)::date AS month, c.goal_type, d.kind,
+       count(*) AS n, sum(d.value) AS total, count(*) FILTER (WHERE d.flag) AS flagged,
+       count(*) FILTER (WHERE d.value = 0) AS zeros
+FROM day_rows d JOIN cohort c ON c.id = d.member_id
+GROUP BY 1, 2, 3
+"""
+
+
+def run_baseline(url: str, insurer_id: str, start: date, end: date) -> dict:
+    with psycopg.connect(url) as conn:
+        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        t0 = time.perf_counter()
+        rows = conn.execute(BASELINE, {"insurer": insurer_id, "ps": start, "pe": end}).fetchall()
+        seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "groups": len(rows), "rows_aggregated": sum(r[3] for r in rows)}
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def month_span(first: date, last: date) -> tuple[str, str]:
+    return f"{first:%Y-%m}", f"{last:%Y-%m}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--days", type=int, default=180)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--keep", action="store_true", help="Keep the scratch database (its URL is printed).")
+    parser.add_argument(
+        "--breakdown",
+        action="append",
+        choices=BREAKDOWNS,
+        help="Breakdowns beside the total (default: all three); repeat for several.",
+    )
+    parser.add_argument("--child-export", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_export:
+        child_export(json.loads(args.child_export))
+        return
+
+    breakdowns = tuple(args.breakdown or BREAKDOWNS)
+    box = machine()
+    load_start = loadavg()
+    print(f"machine: {box['nproc']} cpus ({box['cpu']}), {box['memory_mb']} MB, load {load_start}")
+    server = (
+        os.environ.get("DATABASE_URL")
+        or f"postgresql+psycopg://postgres@{LOCAL_HOST}:{LOCAL_POSTGRES_PORT}/postgres"
+    )
+    name = f"companion_bench_export_{os.getpid()}"
+    url = sqlalchemy_url(with_database(sqlalchemy_url(server), name))
+    pg = libpq_url(url)
+    ensure_database(url, recreate=True)
+    try:
+        t0 = time.perf_counter()
+        migrate.upgrade(url)
+        print(f"scratch database {name}, migrated in {time.perf_counter() - t0:.1f} s")
+        with psycopg.connect(pg) as conn:
+            server_version = conn.execute("SHOW server_version").fetchone()[0]
+            settings = {
+                s: conn.execute(f"SHOW {s}").fetchone()[0] for s in ("shared_buffers", "work_mem", "jit")
+            }
+        today = datetime.now(UTC).date()
+        print(f"loading {args.members:,} members x {args.days} days ...", flush=True)
+        loaded = load(pg, members=args.members, days=args.days, seed=args.seed, today=today)
+        print(
+            f"loaded in {loaded['load_seconds']} s (COPY {loaded['copy_seconds']} s, then vacuum/analyze), "
+            f"database {loaded['database_size']}"
+        )
+        for table, n in loaded["rows"].items():
+            print(f"  {table:<20} {n:>12,}")
+        first, last = date.fromisoformat(loaded["first_day"]), date.fromisoformat(loaded["last_day"])
+        start, end = month_span(first, last)
+        period_start = first.replace(day=1)
+
+        with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+            work = Path(tmp)
+            base1 = run_baseline(pg, loaded["insurer_id"], period_start, last)
+            print(f"baseline (before): {base1['seconds']:.2f} s over {base1['rows_aggregated']:,} rows")
+            print(f"export {start}..{end}, json, breakdowns {','.join(breakdowns)} ...", flush=True)
+            exp = run_export(url, loaded["insurer_code"], start, end, breakdowns, work)
+            print(f"export: {exp['seconds']:.2f} s, peak RSS {exp['wait4_peak_rss_kb'] / 1024:.0f} MB")
+            base2 = run_baseline(pg, loaded["insurer_id"], period_start, last)
+            print(f"baseline (after): {base2['seconds']:.2f} s")
+        load_end = loadavg()
+
+        baseline = (base1["seconds"] + base2["seconds"]) / 2
+        ratio = exp["seconds"] / baseline
+        peak_mb = exp["wait4_peak_rss_kb"] / 1024
+        document = exp.pop("document")
+        cells = document["cells"]
+        total = next(c for c in cells if c["breakdown"] == "total")
+        report = {
+            "cells": len(cells),
+            "suppressed_cells": sum(c["suppressed"] for c in cells),
+            "total_members": max((m["members"] or 0) for m in total["measures"]),
+            "total": {m["measure"]: m["value"] for m in total["measures"]},
+        }
+        results = {
+            "benchmark": "insurer export (issue 7)",
+            "command": (
+                f".venv/bin/python bench/export.py --members {args.members} --days {args.days}"
+                f" --seed {args.seed}"
+            ),
+            "when": datetime.now(UTC).isoformat(timespec="seconds"),
+            "machine": box | {"postgresql": server_version, **settings},
+            "load_average_start": load_start,
+            "load_average_end": load_end,
+            "population": {"members": args.members, "days": args.days, "seed": args.seed} | loaded,
+            "period": {"start": start, "end": end},
+            "breakdowns": list(breakdowns),
+            "export": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in exp.items()},
+            "baseline": {
+                "statement": "one GROUP BY over the cohort's logs, cravings, check-ins (month, goal, kind)",
+                "before_seconds": round(base1["seconds"], 3),
+                "after_seconds": round(base2["seconds"], 3),
+                "mean_seconds": round(baseline, 3),
+                "rows_aggregated": base1["rows_aggregated"],
+            },
+            "ratio": round(ratio, 2),
+            "goal_ratio": GOAL_RATIO,
+            "ratio_met": ratio <= GOAL_RATIO,
+            "peak_rss_mb": round(peak_mb, 1),
+            "rss_before_export_mb": round(exp["rss_before_export_kb"] / 1024, 1),
+            "goal_peak_mb": GOAL_PEAK_MB,
+            "peak_met": peak_mb <= GOAL_PEAK_MB,
+            "report": report,
+        }
+        RESULTS.parent.mkdir(parents=True, exist_ok=True)
+        RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+        def line(what: str, value: str, goal: str = "", met: str = "") -> None:
+            print(f"| {what:<32} | {value:>24} | {goal:>10} | {met:>4} |")
+
+        print()
+        line("insurer export", f"{args.members:,} members x {args.days} d")
+        print(f"|{'-' * 34}|{'-' * 26}|{'-' * 12}|{'-' * 6}|")
+        line("export wall time", f"{exp['seconds']:.2f} s")
+        line("  (child process, incl. start)", f"{exp['process_seconds']:.2f} s")
+        line("baseline GROUP BY (mean of 2)", f"{baseline:.2f} s")
+        line("  before / after", f"{base1['seconds']:.2f} / {base2['seconds']:.2f} s")
+        line("ratio export / baseline", f"{ratio:.2f}x", "<= 2x", "yes" if ratio <= GOAL_RATIO else "NO")
+        line(
+            "peak RSS (export process)",
+            f"{peak_mb:.0f} MB",
+            "<= 200 MB",
+            "yes" if peak_mb <= GOAL_PEAK_MB else "NO",
+        )
+        line("  RSS before export", f"{exp['rss_before_export_kb'] / 1024:.0f} MB")
+        line("load (rows COPYed + vacuum)", f"{loaded['load_seconds']:.0f} s")
+        line("machine", f"{box['nproc']} cpus, {box['memory_mb'] // 1024} GB")
+        line("load average start / end", f"{load_start[0]:.1f} / {load_end[0]:.1f}")
+        print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
+    finally:
+        if args.keep:
+            print(f"kept: {url}")
+        else:
+            drop_database(url)
+            print(f"dropped {name}")
+
+
+if __name__ == "__main__":
+    main()
