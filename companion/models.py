@@ -5,6 +5,7 @@ from companion.audit.models import AuditEntry
 from companion.db import Base
 from companion.exports.models import ExportJob
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
+from companion.nudges.models import Delivery, Message, Nudge, NudgePlanning
 from companion.safety.models import Flag, FlagAlert, StaffNotification
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
@@ -15,6 +16,7 @@ __all__ = [
     "Base",
     "CoachAssignment",
     "Craving",
+    "Delivery",
     "Device",
     "DrinkLog",
     "ExportJob",
@@ -24,6 +26,9 @@ __all__ = [
     "MedicationCheckin",
     "MedicationPlan",
     "Member",
+    "Message",
+    "Nudge",
+    "NudgePlanning",
     "SideEffectReport",
     "StaffNotification",
     "User",
