@@ -19,6 +19,7 @@ from companion.extensions import api, csrf, limiter, login_manager
 from companion.health import bp as health_bp
 from companion.jsonprovider import CompanionJSONProvider
 from companion.medications import views as medications_views
+from companion.nudges import views as nudges_views
 from companion.runtime import limiter_storage_url
 from companion.safety import views as safety_views
 from companion.tracking import views as tracking_views
@@ -29,6 +30,7 @@ API_BLUEPRINTS = (
     medications_views.blp,
     exports_views.blp,
     safety_views.blp,
+    nudges_views.blp,
 )
 
 

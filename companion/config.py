@@ -55,6 +55,24 @@ class Config:
     backfill_days: int = 60
     #: Trust one proxy's X-Forwarded-For (behind a load balancer).
     proxy_fix: bool = False
+    #: Push to Android through FCM HTTP v1 when set (the Firebase project id); empty: the log channel.
+    fcm_project_id: str = ""
+    #: OAuth 2.0 bearer token for FCM (scope firebase.messaging).
+    fcm_access_token: str = ""
+    fcm_base_url: str = "https://fcm.googleapis.com"
+    #: Push to iOS through APNs when set (path of the .p8 signing key); empty: the log channel.
+    apns_key_file: str = ""
+    apns_key_id: str = ""
+    apns_team_id: str = ""
+    #: The app's bundle id.
+    apns_topic: str = ""
+    apns_base_url: str = "https://api.push.apple.com"
+    #: Timeout of every push request, seconds.
+    push_timeout_seconds: int = 10
+    #: How often beat runs the nudge dispatcher, seconds.
+    nudge_dispatch_seconds: int = 60
+    #: A claimed nudge whose delivery task has not finished after this long is sent to a worker again.
+    nudge_send_lease_seconds: int = 120
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Config:
@@ -75,6 +93,17 @@ class Config:
             "session_cookie_secure": _env_bool("SESSION_COOKIE_SECURE", cls.session_cookie_secure),
             "backfill_days": _env_int("BACKFILL_DAYS", cls.backfill_days),
             "proxy_fix": _env_bool("PROXY_FIX", cls.proxy_fix),
+            "fcm_project_id": _env("FCM_PROJECT_ID", cls.fcm_project_id),
+            "fcm_access_token": _env("FCM_ACCESS_TOKEN", cls.fcm_access_token),
+            "fcm_base_url": _env("FCM_BASE_URL", cls.fcm_base_url),
+            "apns_key_file": _env("APNS_KEY_FILE", cls.apns_key_file),
+            "apns_key_id": _env("APNS_KEY_ID", cls.apns_key_id),
+            "apns_team_id": _env("APNS_TEAM_ID", cls.apns_team_id),
+            "apns_topic": _env("APNS_TOPIC", cls.apns_topic),
+            "apns_base_url": _env("APNS_BASE_URL", cls.apns_base_url),
+            "push_timeout_seconds": _env_int("PUSH_TIMEOUT_SECONDS", cls.push_timeout_seconds),
+            "nudge_dispatch_seconds": _env_int("NUDGE_DISPATCH_SECONDS", cls.nudge_dispatch_seconds),
+            "nudge_send_lease_seconds": _env_int("NUDGE_SEND_LEASE_SECONDS", cls.nudge_send_lease_seconds),
         }
         values.update(overrides)
         known = {f.name for f in fields(cls)}

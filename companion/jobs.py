@@ -21,6 +21,10 @@ log = logging.getLogger(__name__)
 
 #: Task names: the contract between the web side and `workers/`.
 PING = "system.ping"
+#: Deliver nudges by id (claims those still due, pushes them); the dispatcher re-sends what is lost.
+DELIVER_NUDGES = "nudges.deliver"
+#: Craving support right after a high rating (member and craving ids); its row is made first.
+CRAVING_SUPPORT = "nudges.craving_support"
 #: Build one insurer export (its id); `exports.sweep` re-sends what a lost message left queued.
 BUILD_EXPORT = "exports.build"
 SWEEP_EXPORTS = "exports.sweep"

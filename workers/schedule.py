@@ -6,7 +6,17 @@ from typing import Any
 
 from celery.schedules import crontab
 
+from companion.config import Config
+
+#: The dispatcher's period, from the settings (tests run it every few seconds).
+_NUDGE_SECONDS = Config.from_env().nudge_dispatch_seconds
+
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Every minute (NUDGE_DISPATCH_SECONDS): plan the nudges falling due within the hour, claim the
+    # due rows (FOR UPDATE SKIP LOCKED) and hand them to `nudges.deliver` in batches. Reminders are
+    # rows with a UTC due time, never eta/countdown messages: Redis re-delivers an unacked message
+    # after visibility_timeout (a double nudge) and loses everything when it goes down; a row waits.
+    "nudges.dispatch_due": {"task": "nudges.dispatch_due", "schedule": float(_NUDGE_SECONDS)},
     # Every minute: proves beat and the worker are alive end to end (the readiness of the queue).
     # Later issues add the nudge dispatcher here, with its reason.
     "system.heartbeat": {"task": "system.heartbeat", "schedule": 60.0},

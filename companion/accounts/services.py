@@ -20,6 +20,7 @@ from companion.accounts.models import CoachAssignment, Device, Insurer, Member, 
 from companion.accounts.passwords import hash_password, verify_password
 from companion.db import session
 from companion.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from companion.nudges import hooks as nudge_hooks
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ def update_member(user: User, changes: dict[str, Any], *, now: datetime) -> User
     """Apply a PATCH /me. A time zone change applies from now on; past entries keep their dates."""
     member = user.member
     assert member is not None
+    zone_before, log_time_before = member.timezone, member.log_time
     if "display_name" in changes:
         user.display_name = changes["display_name"]
     for name in ("timezone", "country", "sex"):
@@ -175,6 +177,7 @@ def update_member(user: User, changes: dict[str, Any], *, now: datetime) -> User
         member.consents_updated_at = now
     member.updated_at = now
     session.flush()
+    nudge_hooks.settings_changed(member, zone_before=zone_before, log_time_before=log_time_before, now=now)
     return user
 
 

@@ -26,6 +26,7 @@ from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.domain.medications import CATALOGUE, side_effect_codes
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.medications.schemas import CheckinSchema, PlanSchema
+from companion.nudges import hooks as nudge_hooks
 from companion.tracking.common import (
     DateRange,
     backfill_days,
@@ -205,6 +206,7 @@ def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now:
     _store(row, plan, now=now)
     session.add(row)
     session.flush()
+    nudge_hooks.plan_changed(member.id, row.id, now=now)
     return row
 
 
@@ -245,6 +247,7 @@ def update_plan(
     if new != current:
         _store(row, new, now=now)
         session.flush()
+        nudge_hooks.plan_changed(member.id, row.id, now=now)
     return row
 
 

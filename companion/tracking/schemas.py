@@ -174,7 +174,16 @@ class SyncQuerySchema(StrictSchema):
 
 class SyncChangeSchema(Schema):
     type = fields.String(
-        metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "medication_plan"]}
+        metadata={
+            "enum": [
+                "drink_log",
+                "craving",
+                "medication_checkin",
+                "bac_reading",
+                "medication_plan",
+                "message",
+            ]
+        }
     )
     deleted = fields.Boolean()
     data = fields.Dict()

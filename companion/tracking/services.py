@@ -21,6 +21,7 @@ from companion.accounts.models import Member
 from companion.db import session
 from companion.domain import drinking, localtime
 from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.nudges import hooks as nudge_hooks
 from companion.sync_seq import stamp_values
 from companion.tracking.common import (
     DateRange,
@@ -299,7 +300,10 @@ def record_craving(
     def dump(stored: Craving) -> dict[str, Any]:
         return CravingSchema().dump(craving_view(stored))
 
-    return _record_once(Craving, member, data["id"], values, same, dump, origin=origin, now=now)
+    craving, outcome = _record_once(Craving, member, data["id"], values, same, dump, origin=origin, now=now)
+    if outcome == CREATED:
+        nudge_hooks.craving_recorded(member, craving, now=now)  # support after a high rating
+    return craving, outcome
 
 
 def bac_view(reading: BacReading) -> dict[str, Any]:

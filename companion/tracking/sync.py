@@ -23,6 +23,8 @@ from companion.domain.errors import Conflict, DomainError, TooLarge
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medication_services
 from companion.medications.models import MedicationCheckin, MedicationPlan
+from companion.nudges.models import Message
+from companion.nudges.services import message_change
 from companion.sync_seq import decode_cursor, encode_cursor
 from companion.tracking import schemas, services
 from companion.tracking.models import BacReading, Craving, DrinkLog
@@ -156,6 +158,7 @@ SOURCES: tuple[tuple[type, Callable[[Member, Any], dict[str, Any]]], ...] = (
             "data": medication_services.dump_plan(m, r),
         },
     ),
+    (Message, message_change),
 )
 
 

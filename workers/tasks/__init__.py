@@ -1,5 +1,5 @@
 """Every task module, imported explicitly: this file is the registry of what the worker runs."""
 
-from workers.tasks import exports, safety, system
+from workers.tasks import exports, nudges, safety, system
 
-__all__ = ["exports", "safety", "system"]
+__all__ = ["exports", "nudges", "safety", "system"]

@@ -1,0 +1,131 @@
+"""Apple Push Notification service: `POST {base}/3/device/{token}` with a provider token (ES256 JWT).
+
+The JWT names the key (`kid`) and team (`iss`), is signed with the .p8 key from the settings, and is
+reused for 40 minutes (Apple refuses tokens older than an hour and rate-limits new ones). Errors, as
+APNs reports them (HTTP status and `reason`): 410 Unregistered, BadDeviceToken and
+DeviceTokenNotForTopic deactivate the device; other 400s are never retried; 429 TooManyRequests backs
+off at least 60 s; 500/503 honour Retry-After with jittered backoff; an expired or refused provider
+token (403) is minted again and retried.
+
+Production APNs speaks HTTP/2 only: the client turns HTTP/2 on when the `h2` package is installed
+(`httpx[http2]`); the local fake gateway in the tests speaks HTTP/1.1.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+from companion.db import utcnow
+from companion.notifications.base import PushMessage, PushOutcome, PushResult, parse_retry_after
+
+NAME = "apns"
+#: A provider token is minted again after this many seconds (Apple: between 20 and 60 minutes).
+TOKEN_REUSE_SECONDS = 40 * 60
+DEACTIVATE_REASONS = frozenset({"Unregistered", "BadDeviceToken", "DeviceTokenNotForTopic"})
+TOKEN_REASONS = frozenset({"ExpiredProviderToken", "InvalidProviderToken", "MissingProviderToken"})
+
+
+def payload(message: PushMessage) -> dict[str, Any]:
+    """The request body: the template texts and the nudge id, nothing else."""
+    return {
+        "aps": {"alert": {"title": message.title, "body": message.body}, "sound": "default"},
+        "nudge_id": message.nudge_id,
+    }
+
+
+class ProviderToken:
+    """The APNs provider JWT, minted at most every TOKEN_REUSE_SECONDS, shared by the sending threads."""
+
+    def __init__(self, *, key_pem: str, key_id: str, team_id: str) -> None:
+        self._key, self._key_id, self._team_id = key_pem, key_id, team_id
+        self._lock = threading.Lock()
+        self._token: str | None = None
+        self._minted = 0.0
+
+    def get(self, *, fresh: bool = False) -> str:
+        with self._lock:
+            now = time.time()
+            if fresh or self._token is None or now - self._minted >= TOKEN_REUSE_SECONDS:
+                self._token = jwt.encode(
+                    {"iss": self._team_id, "iat": int(now)},
+                    self._key,
+                    algorithm="ES256",
+                    headers={"kid": self._key_id},
+                )
+                self._minted = now
+            return self._token
+
+    def invalidate(self, used: str) -> None:
+        with self._lock:
+            if self._token == used:
+                self._token = None
+
+
+class ApnsChannel:
+    name = NAME
+
+    def __init__(
+        self, *, key_file: str, key_id: str, team_id: str, topic: str, base_url: str, timeout: float
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.topic = topic
+        self.provider_token = ProviderToken(
+            key_pem=Path(key_file).read_text(), key_id=key_id, team_id=team_id
+        )
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            http2=importlib.util.find_spec("h2") is not None,
+        )
+
+    def send(self, token: str, message: PushMessage) -> PushResult:
+        bearer = self.provider_token.get()
+        headers = {
+            "authorization": f"bearer {bearer}",
+            "apns-topic": self.topic,
+            "apns-push-type": "alert",
+            "apns-priority": "10",
+            "apns-id": str(uuid.uuid4()),
+            "apns-collapse-id": message.nudge_id,
+            "apns-expiration": str(message.expires_epoch or 0),
+        }
+        try:
+            response = self._client.post(
+                f"{self.base_url}/3/device/{token}", json=payload(message), headers=headers
+            )
+        except httpx.HTTPError as exc:  # timeouts and connection failures: transient
+            return PushResult(PushOutcome.RETRY, NAME, error=f"network:{type(exc).__name__}")
+        result = classify(response)
+        if result.error is not None and any(reason in result.error for reason in TOKEN_REASONS):
+            self.provider_token.invalidate(bearer)
+        return result
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def classify(response: httpx.Response) -> PushResult:
+    status = response.status_code
+    if status == 200:
+        return PushResult(PushOutcome.SENT, NAME, provider_message_id=response.headers.get("apns-id"))
+    try:
+        reason = str(response.json().get("reason") or "")
+    except ValueError:
+        reason = ""
+    error = f"{status} {reason}".strip()
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=utcnow())
+    if status == 410 or reason in DEACTIVATE_REASONS:
+        return PushResult(PushOutcome.DEACTIVATE, NAME, error=error)
+    if status == 429:
+        return PushResult(PushOutcome.RETRY, NAME, error=error, retry_after=retry_after, quota=True)
+    if status >= 500 or reason in TOKEN_REASONS:
+        return PushResult(PushOutcome.RETRY, NAME, error=error, retry_after=retry_after)
+    return PushResult(PushOutcome.FAILED, NAME, error=error)

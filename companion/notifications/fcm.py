@@ -1,0 +1,93 @@
+"""Firebase Cloud Messaging HTTP v1: `POST {base}/v1/projects/{project}/messages:send`, a message a request.
+
+The OAuth 2.0 bearer token (scope firebase.messaging) comes from the settings. Errors, as FCM reports
+them (`error.status` and the FcmError `errorCode` in `error.details`), map to what to do next:
+UNREGISTERED / 404 (and SENDER_ID_MISMATCH: the token belongs to another project) deactivate the
+device; INVALID_ARGUMENT / 400 is never retried; QUOTA_EXCEEDED / 429 backs off at least 60 s;
+UNAVAILABLE / INTERNAL / 503 / 500 honour Retry-After with jittered exponential backoff; a bad bearer
+(401) is retried, so a rotated token recovers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from companion.db import utcnow
+from companion.notifications.base import PushMessage, PushOutcome, PushResult, parse_retry_after
+
+NAME = "fcm"
+DEACTIVATE_CODES = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
+QUOTA_CODES = frozenset({"QUOTA_EXCEEDED", "RESOURCE_EXHAUSTED"})
+TRANSIENT_CODES = frozenset({"UNAVAILABLE", "INTERNAL", "THIRD_PARTY_AUTH_ERROR", "UNAUTHENTICATED"})
+
+
+def payload(token: str, message: PushMessage, *, now_epoch: int) -> dict[str, Any]:
+    """The request body: the template texts and the nudge id, nothing else."""
+    android: dict[str, Any] = {"priority": "high", "collapse_key": message.nudge_id}
+    if message.expires_epoch is not None:
+        android["ttl"] = f"{max(0, message.expires_epoch - now_epoch)}s"  # not delivered once expired
+    return {
+        "message": {
+            "token": token,
+            "notification": {"title": message.title, "body": message.body},
+            "data": {"nudge_id": message.nudge_id},
+            "android": android,
+        }
+    }
+
+
+class FcmChannel:
+    name = NAME
+
+    def __init__(self, *, project_id: str, access_token: str, base_url: str, timeout: float) -> None:
+        self.url = f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
+        self._client = httpx.Client(
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"},
+        )
+
+    def send(self, token: str, message: PushMessage) -> PushResult:
+        body = payload(token, message, now_epoch=int(utcnow().timestamp()))
+        try:
+            response = self._client.post(self.url, json=body)
+        except httpx.HTTPError as exc:  # timeouts and connection failures: transient
+            return PushResult(PushOutcome.RETRY, NAME, error=f"network:{type(exc).__name__}")
+        return classify(response)
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        error = response.json().get("error") or {}
+    except ValueError:
+        return None
+    for detail in error.get("details") or []:
+        if isinstance(detail, dict) and detail.get("errorCode"):
+            return str(detail["errorCode"])
+    status = error.get("status")
+    return str(status) if status else None
+
+
+def classify(response: httpx.Response) -> PushResult:
+    status = response.status_code
+    if status == 200:
+        try:
+            name = response.json().get("name")
+        except ValueError:
+            name = None
+        return PushResult(PushOutcome.SENT, NAME, provider_message_id=name)
+    code = _error_code(response)
+    error = f"{status} {code}" if code else str(status)
+    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=utcnow())
+    if code in DEACTIVATE_CODES or status == 404:
+        return PushResult(PushOutcome.DEACTIVATE, NAME, error=error)
+    if code in QUOTA_CODES or status == 429:
+        return PushResult(PushOutcome.RETRY, NAME, error=error, retry_after=retry_after, quota=True)
+    if code in TRANSIENT_CODES or status >= 500 or status == 401:
+        return PushResult(PushOutcome.RETRY, NAME, error=error, retry_after=retry_after)
+    return PushResult(PushOutcome.FAILED, NAME, error=error)  # INVALID_ARGUMENT / 400 and other 4xx

@@ -1,0 +1,266 @@
+"""Claiming: decide each due row with the pure `domain.nudges.delivery_decisions`, in batches.
+
+`claim_due` locks a batch of pending rows whose `due_at` has come (`SELECT ... FOR UPDATE SKIP
+LOCKED`, so concurrent dispatchers never take the same row), loads what the decisions need for the
+whole batch (settings, what each member was sent on their local day, check-ins, logged days, last
+entries), and writes the outcome with one UPDATE per outcome:
+
+* send: `sending`, leased to a delivery task until `next_attempt_at`;
+* hold (quiet hours, or not yet due in the member's new zone): `due_at` moves to the hold's end;
+* skip (expired, done, muted, over the cap): `skipped`, with the reason.
+
+A snoozed row coming due again (`send_round` > 0) was already decided and sent once: it is sent again
+unless it has expired or its kind has been muted since; it is neither capped nor held, as the member
+chose the time.
+
+`claim_stale` takes back `sending` rows whose lease ran out (a delivery task lost with Redis, or a
+worker killed) or whose push retry is due, for another delivery task.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import bindparam, func, select, update
+
+from companion.db import session
+from companion.domain.nudges import (
+    DEFAULT_POLICY,
+    MemberSettings,
+    NudgeKind,
+    NudgePolicy,
+    Outcome,
+    PlannedNudge,
+    cap_window,
+    delivery_decisions,
+    is_done,
+)
+from companion.nudges import inputs
+from companion.nudges.models import Nudge, NudgeStatus
+
+log = logging.getLogger(__name__)
+
+#: Rows decided per transaction.
+CLAIM_BATCH = 1000
+#: The longest local day (25 h) and some: sent rows older than this cannot count toward today's cap.
+CAP_LOOKBACK = timedelta(hours=27)
+
+_N = Nudge.__table__.c
+_COLUMNS = (
+    _N.id,
+    _N.member_id,
+    _N.kind,
+    _N.dedupe_key,
+    _N.local_date,
+    _N.local_slot,
+    _N.zone,
+    _N.due_at,
+    _N.expires_at,
+    _N.template,
+    _N.subject_id,
+    _N.send_round,
+)
+#: Statuses of rows that were (or are being) sent: what the daily cap counts.
+SENT_STATUSES = (NudgeStatus.SENDING.value, NudgeStatus.SENT.value, NudgeStatus.FAILED.value)
+
+
+@dataclass
+class Claimed:
+    send: list[uuid.UUID] = field(default_factory=list)
+    held: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def decided(self) -> int:
+        return len(self.send) + self.held + sum(self.skipped.values())
+
+
+def planned_of(row: Any) -> PlannedNudge | None:
+    """The row as the domain's `PlannedNudge`; None when it can no longer be sent (due at or after expiry)."""
+    if row.expires_at is not None and row.due_at >= row.expires_at:
+        return None
+    return PlannedNudge(
+        kind=NudgeKind(row.kind),
+        dedupe_key=row.dedupe_key,
+        local_date=row.local_date,
+        local_slot=row.local_slot,
+        zone=row.zone,
+        due_at=row.due_at,
+        expires_at=row.expires_at,
+        template=row.template,
+        subject_id=row.subject_id,
+    )
+
+
+def claim_due(
+    now: datetime,
+    *,
+    lease: timedelta,
+    limit: int = CLAIM_BATCH,
+    nudge_ids: Sequence[uuid.UUID] | None = None,
+    policy: NudgePolicy = DEFAULT_POLICY,
+) -> Claimed:
+    """Decide a batch of due pending rows (all due rows, or those of `nudge_ids`). Flushes only."""
+    query = select(*_COLUMNS).where(_N.status == NudgeStatus.PENDING.value, _N.due_at <= now)
+    if nudge_ids is not None:
+        query = query.where(_N.id.in_(list(nudge_ids)))
+    rows = session.execute(query.order_by(_N.due_at).limit(limit).with_for_update(skip_locked=True)).all()
+    claimed = Claimed()
+    if not rows:
+        return claimed
+    by_member: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for row in rows:
+        by_member[row.member_id].append(row)
+    settings = inputs.member_settings(list(by_member))
+    sent_today = _sent_today(settings, now=now, policy=policy)
+    done = _done(rows, settings, policy=policy)
+
+    send: list[uuid.UUID] = []
+    holds: list[dict[str, Any]] = []
+    skips: dict[str, list[uuid.UUID]] = defaultdict(list)
+    resent_back: list[uuid.UUID] = []
+    refused: list[uuid.UUID] = []
+    for member_id, member_rows in by_member.items():
+        member = settings.get(member_id)
+        if member is None:
+            refused.extend(row.id for row in member_rows)
+            continue
+        fresh: dict[str, Any] = {}
+        planned: list[PlannedNudge] = []
+        for row in member_rows:
+            nudge = planned_of(row)
+            if row.send_round > 0:
+                expired = row.expires_at is not None and now >= row.expires_at
+                muted = NudgeKind(row.kind) in member.muted_kinds
+                (resent_back if expired or muted else send).append(row.id)
+            elif nudge is None:
+                skips["expired"].append(row.id)
+            else:
+                fresh[row.dedupe_key] = row
+                planned.append(nudge)
+        decisions = delivery_decisions(
+            planned,
+            settings=member,
+            sent_today_count=sent_today.get(member_id, 0),
+            now=now,
+            done_keys={key for key in fresh if fresh[key].id in done},
+            policy=policy,
+        )
+        for nudge, decision in decisions:
+            row_id = fresh[nudge.dedupe_key].id
+            if decision.outcome is Outcome.SEND:
+                send.append(row_id)
+            elif decision.outcome is Outcome.HOLD_UNTIL:
+                holds.append({"b_id": row_id, "b_until": decision.until})
+            else:
+                skips[decision.outcome.value.removeprefix("skip_")].append(row_id)
+
+    if send:
+        session.execute(
+            update(Nudge.__table__)
+            .where(_N.id.in_(send))
+            .values(status=NudgeStatus.SENDING.value, next_attempt_at=now + lease)
+        )
+    if holds:
+        session.execute(
+            update(Nudge.__table__).where(_N.id == bindparam("b_id")).values(due_at=bindparam("b_until")),
+            holds,
+        )
+    for reason, ids in skips.items():
+        session.execute(
+            update(Nudge.__table__)
+            .where(_N.id.in_(ids))
+            .values(status=NudgeStatus.SKIPPED.value, skip_reason=reason)
+        )
+    if resent_back:  # a snoozed nudge that can no longer go out stays in the inbox as it was
+        session.execute(
+            update(Nudge.__table__).where(_N.id.in_(resent_back)).values(status=NudgeStatus.SENT.value)
+        )
+    if refused:
+        session.execute(
+            update(Nudge.__table__)
+            .where(_N.id.in_(refused))
+            .values(status=NudgeStatus.FAILED.value, last_error="member settings refused")
+        )
+    claimed.send, claimed.held = send, len(holds)
+    claimed.skipped = {reason: len(ids) for reason, ids in skips.items()}
+    if resent_back:
+        claimed.skipped["snooze_expired"] = len(resent_back)
+    return claimed
+
+
+def claim_stale(now: datetime, *, lease: timedelta, limit: int = CLAIM_BATCH) -> list[uuid.UUID]:
+    """`sending` rows whose lease ended or whose push retry is due, leased again. Flushes only."""
+    ids = list(
+        session.execute(
+            select(_N.id)
+            .where(_N.status == NudgeStatus.SENDING.value, _N.next_attempt_at <= now)
+            .order_by(_N.next_attempt_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+    if ids:
+        session.execute(update(Nudge.__table__).where(_N.id.in_(ids)).values(next_attempt_at=now + lease))
+    return ids
+
+
+def _sent_today(
+    settings: dict[uuid.UUID, MemberSettings], *, now: datetime, policy: NudgePolicy
+) -> dict[uuid.UUID, int]:
+    """Nudges counting toward the cap sent (or being sent) on each member's local day of `now`."""
+    if not settings:
+        return {}
+    when = func.coalesce(_N.sent_at, _N.due_at)
+    rows = session.execute(
+        select(_N.member_id, _N.kind, when).where(
+            _N.member_id.in_(list(settings)),
+            _N.status.in_(SENT_STATUSES),
+            _N.kind != NudgeKind.COACH_MESSAGE.value,
+            when >= now - CAP_LOOKBACK,
+        )
+    )
+    windows = {member_id: cap_window(now, s.zone) for member_id, s in settings.items()}
+    counts: dict[uuid.UUID, int] = defaultdict(int)
+    for member_id, kind, at in rows:
+        start, end = windows[member_id]
+        if start <= at < end and policy.counts_toward_cap(NudgeKind(kind)):
+            counts[member_id] += 1
+    return counts
+
+
+def _done(
+    rows: Sequence[Any], settings: dict[uuid.UUID, MemberSettings], *, policy: NudgePolicy
+) -> set[uuid.UUID]:
+    """Ids of the rows whose ask has happened since planning (`domain.nudges.is_done`)."""
+    doses = [r for r in rows if r.kind == NudgeKind.DOSE_REMINDER and r.member_id in settings]
+    days = [r for r in rows if r.kind == NudgeKind.LOG_REMINDER and r.member_id in settings]
+    quiet = [r for r in rows if r.kind == NudgeKind.REENGAGEMENT and r.member_id in settings]
+    done: set[uuid.UUID] = set()
+    if doses:
+        first = min(r.local_date for r in doses) - timedelta(days=1)
+        last = max(r.local_date for r in doses) + timedelta(days=1)
+        checkins = inputs.checkins(sorted({r.member_id for r in doses}), first=first, last=last)
+        for row in doses:
+            nudge = planned_of(row)
+            zone = settings[row.member_id].zone
+            if nudge is not None and is_done(nudge, zone=zone, checkins=checkins.get(row.member_id, ())):
+                done.add(row.id)
+    if days:
+        logged = inputs.logged_days((r.member_id, r.local_date) for r in days)
+        done.update(r.id for r in days if (r.member_id, r.local_date) in logged)
+    if quiet:
+        entries = inputs.last_entry_dates({r.member_id: settings[r.member_id] for r in quiet})
+        for row in quiet:
+            nudge = planned_of(row)
+            zone = settings[row.member_id].zone
+            last_entry = entries.get(row.member_id)
+            if nudge is not None and is_done(nudge, zone=zone, last_entry_date=last_entry, policy=policy):
+                done.add(row.id)
+    return done

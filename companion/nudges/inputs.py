@@ -1,0 +1,165 @@
+"""What the nudge decisions need to know about a batch of members, loaded with one query per kind of
+record for the whole batch (never a query per member)."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select, union_all
+
+from companion.accounts.models import Member
+from companion.db import session
+from companion.domain import localtime
+from companion.domain.nudges import MemberSettings, NudgeKind
+from companion.domain.plans import CheckIn, CheckInStatus, Plan
+from companion.domain.summary import DayLog, Goal, GoalType
+from companion.medications.models import MedicationCheckin, MedicationPlan
+from companion.medications.services import plan_to_domain
+from companion.nudges.models import Nudge
+from companion.tracking.models import BacReading, Craving, DrinkLog
+
+log = logging.getLogger(__name__)
+
+MEMBER_COLUMNS = (
+    Member.id,
+    Member.timezone,
+    Member.log_time,
+    Member.quiet_start,
+    Member.quiet_end,
+    Member.muted_kinds,
+    Member.goal_type,
+    Member.weekly_limit,
+    Member.country,
+)
+
+
+def settings_of(row: Any) -> MemberSettings:
+    """`MemberSettings` from a row of MEMBER_COLUMNS. :raises ValueError: settings the domain refuses."""
+    limit = row.weekly_limit
+    return MemberSettings(
+        zone=row.timezone,
+        log_time=row.log_time,
+        quiet_start=row.quiet_start,
+        quiet_end=row.quiet_end,
+        muted_kinds=frozenset(row.muted_kinds or ()),
+        goal=Goal(GoalType(row.goal_type), Decimal(limit) if limit is not None else None),
+        country=row.country,
+    )
+
+
+def member_settings(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemberSettings]:
+    """Settings by member; a member whose stored settings the domain refuses is left out (and logged)."""
+    found: dict[uuid.UUID, MemberSettings] = {}
+    for row in session.execute(select(*MEMBER_COLUMNS).where(Member.id.in_(member_ids))):
+        try:
+            found[row.id] = settings_of(row)
+        except ValueError:
+            log.error("member nudge settings refused", extra={"member_id": str(row.id)})
+    return found
+
+
+def plans(member_ids: Sequence[uuid.UUID], *, first: date, last: date) -> dict[uuid.UUID, list[Plan]]:
+    """Plans in force on some day in [first, last], by member."""
+    rows = session.execute(
+        select(MedicationPlan).where(
+            MedicationPlan.member_id.in_(member_ids),
+            MedicationPlan.start_date <= last,
+            (MedicationPlan.end_date.is_(None)) | (MedicationPlan.end_date >= first),
+        )
+    ).scalars()
+    found: dict[uuid.UUID, list[Plan]] = defaultdict(list)
+    for row in rows:
+        found[row.member_id].append(plan_to_domain(row))
+    return found
+
+
+def checkins(member_ids: Sequence[uuid.UUID], *, first: date, last: date) -> dict[uuid.UUID, list[CheckIn]]:
+    """Dose check-ins whose slot's local date is in [first, last], by member."""
+    rows = session.execute(
+        select(
+            MedicationCheckin.member_id,
+            MedicationCheckin.plan_id,
+            MedicationCheckin.scheduled_for,
+            MedicationCheckin.status,
+        ).where(MedicationCheckin.member_id.in_(member_ids), MedicationCheckin.date.between(first, last))
+    )
+    found: dict[uuid.UUID, list[CheckIn]] = defaultdict(list)
+    for member_id, plan_id, at, status in rows:
+        found[member_id].append(CheckIn(plan_id, at, CheckInStatus(status)))
+    return found
+
+
+def day_logs(member_ids: Sequence[uuid.UUID], *, first: date) -> dict[uuid.UUID, list[DayLog]]:
+    """Drink logs from `first` on, by member."""
+    found: dict[uuid.UUID, list[DayLog]] = defaultdict(list)
+    if not member_ids:
+        return found
+    rows = session.execute(
+        select(DrinkLog.member_id, DrinkLog.date, DrinkLog.grams_ethanol, DrinkLog.heavy).where(
+            DrinkLog.member_id.in_(member_ids), DrinkLog.deleted_at.is_(None), DrinkLog.date >= first
+        )
+    )
+    for member_id, day, grams, heavy in rows:
+        found[member_id].append(DayLog(day, grams, heavy))
+    return found
+
+
+def logged_days(pairs: Iterable[tuple[uuid.UUID, date]]) -> set[tuple[uuid.UUID, date]]:
+    """Which (member, local date) pairs have a drink log."""
+    pairs = set(pairs)
+    if not pairs:
+        return set()
+    members = sorted({m for m, _ in pairs})
+    days = sorted({d for _, d in pairs})
+    rows = session.execute(
+        select(DrinkLog.member_id, DrinkLog.date).where(
+            DrinkLog.member_id.in_(members), DrinkLog.date.in_(days), DrinkLog.deleted_at.is_(None)
+        )
+    )
+    return {(m, d) for m, d in rows} & pairs
+
+
+def last_entry_dates(settings: dict[uuid.UUID, MemberSettings]) -> dict[uuid.UUID, date]:
+    """The member's local date of their latest entry of any kind (when it was made, not what day it is
+    about: a day logged late is still a sign of life)."""
+    if not settings:
+        return {}
+    ids = list(settings)
+    made = union_all(
+        select(DrinkLog.member_id, func.max(DrinkLog.server_updated_at).label("at"))
+        .where(DrinkLog.member_id.in_(ids))
+        .group_by(DrinkLog.member_id),
+        select(Craving.member_id, func.max(Craving.created_at).label("at"))
+        .where(Craving.member_id.in_(ids))
+        .group_by(Craving.member_id),
+        select(MedicationCheckin.member_id, func.max(MedicationCheckin.created_at).label("at"))
+        .where(MedicationCheckin.member_id.in_(ids))
+        .group_by(MedicationCheckin.member_id),
+        select(BacReading.member_id, func.max(BacReading.created_at).label("at"))
+        .where(BacReading.member_id.in_(ids))
+        .group_by(BacReading.member_id),
+    ).subquery()
+    rows = session.execute(select(made.c.member_id, func.max(made.c.at)).group_by(made.c.member_id))
+    return {m: localtime.local_date(at, settings[m].zone) for m, at in rows if at is not None}
+
+
+def last_reengagement_dates(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, date]:
+    if not member_ids:
+        return {}
+    rows = session.execute(
+        select(Nudge.member_id, func.max(Nudge.local_date))
+        .where(Nudge.member_id.in_(member_ids), Nudge.kind == NudgeKind.REENGAGEMENT.value)
+        .group_by(Nudge.member_id)
+    )
+    return dict(rows.all())  # type: ignore[arg-type]
+
+
+def utc_dates(start: datetime, end: datetime) -> tuple[date, date]:
+    """Local dates anywhere on Earth during [start, end]: the UTC dates, a day either side."""
+    return start.date() - timedelta(days=1), end.date() + timedelta(days=1)

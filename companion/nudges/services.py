@@ -1,0 +1,310 @@
+"""Nudges: the dispatcher's tick, the member's inbox, and coach messages.
+
+The dispatcher (`dispatch_due`, run by beat every minute) plans, claims and hands out batches:
+planning.py inserts the rows of what falls due within the next hour, dispatch.py decides each due
+row, delivery.py pushes the claimed ones (in `nudges.deliver` tasks, sent by name once the claim has
+committed). A task lost with Redis leaves its rows `sending` with a lease; the next tick after the
+lease sends them to a worker again.
+
+The inbox (`GET /me/messages`) is every nudge that reached the member, newest first, and every coach
+message from the moment it is written, whether or not its push has gone out.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from flask import current_app
+from sqlalchemy import func, or_, select, tuple_, update
+
+from companion import jobs, privacy
+from companion.accounts.models import Member, User
+from companion.db import session, unit_of_work, utcnow
+from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.domain.nudges import DEFAULT_POLICY, TEMPLATES, NudgeKind, NudgePolicy, coach_message_nudge
+from companion.notifications import Channels, channels_for
+from companion.nudges import delivery, dispatch, hooks, planning
+from companion.nudges.models import Message, Nudge, NudgeStatus
+from companion.nudges.rows import insert_one
+from companion.tracking.common import decode_page_cursor, encode_page_cursor, instant_cursor_key, stamp
+from companion.tracking.models import Craving
+
+log = logging.getLogger(__name__)
+
+#: Nudge ids per `nudges.deliver` task.
+DELIVER_BATCH = 200
+#: A tick stops starting new batches after this long (the next tick, a minute later, goes on).
+TICK_BUDGET = timedelta(seconds=45)
+#: A coach message is at most this long (ours).
+MAX_MESSAGE_LENGTH = 4000
+INBOX_PAGE = 50
+INBOX_MAX_PAGE = 200
+#: Snooze bounds (API.md).
+SNOOZE_MINUTES = (10, 240)
+
+_N = Nudge.__table__.c
+
+
+def lease() -> timedelta:
+    return timedelta(seconds=int(current_app.config["COMPANION_NUDGE_SEND_LEASE_SECONDS"]))
+
+
+def channels() -> Channels:
+    return channels_for(current_app.config)
+
+
+def send_deliveries(nudge_ids: Sequence[uuid.UUID]) -> None:
+    """Hand claimed nudges to the workers, DELIVER_BATCH per task. A send that fails leaves them to the
+    lease: the dispatcher hands them out again."""
+    for start in range(0, len(nudge_ids), DELIVER_BATCH):
+        chunk = [str(i) for i in nudge_ids[start : start + DELIVER_BATCH]]
+        jobs.send_now(jobs.DELIVER_NUDGES, nudge_ids=chunk)
+
+
+@dataclass
+class Tick:
+    """What one dispatcher tick did (counts only: it is logged)."""
+
+    members_planned: int = 0
+    planned: int = 0
+    claimed: int = 0
+    held: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    resent: int = 0
+
+
+def dispatch_due(
+    *,
+    now: Callable[[], datetime] = utcnow,
+    send: Callable[[Sequence[uuid.UUID]], None] = send_deliveries,
+    budget: timedelta = TICK_BUDGET,
+    policy: NudgePolicy = DEFAULT_POLICY,
+) -> Tick:
+    """One dispatcher tick: plan the members whose window needs it, claim the due rows, hand them out."""
+    deadline = time.monotonic() + budget.total_seconds()
+    tick = Tick()
+    first = True
+    while time.monotonic() < deadline:
+        with unit_of_work():
+            if first:
+                planning.track_new_members(now())
+                first = False
+            planned = planning.plan_batch(now(), policy=policy)
+        tick.members_planned += planned.members
+        tick.planned += planned.inserted
+        if not planned.members:
+            break
+    held_for = lease()
+    while time.monotonic() < deadline:
+        with unit_of_work():
+            claimed = dispatch.claim_due(now(), lease=held_for, policy=policy)
+        send(claimed.send)
+        tick.claimed += len(claimed.send)
+        tick.held += claimed.held
+        for reason, count in claimed.skipped.items():
+            tick.skipped[reason] = tick.skipped.get(reason, 0) + count
+        if not claimed.decided:
+            break
+    while time.monotonic() < deadline:
+        with unit_of_work():
+            stale = dispatch.claim_stale(now(), lease=held_for)
+        send(stale)
+        tick.resent += len(stale)
+        if not stale:
+            break
+    return tick
+
+
+def deliver(nudge_ids: Sequence[uuid.UUID], *, now: Callable[[], datetime] = utcnow) -> delivery.Delivered:
+    return delivery.deliver(nudge_ids, channels=channels(), lease=lease(), now=now)
+
+
+def craving_support(member_id: uuid.UUID, craving_id: uuid.UUID, *, now: datetime) -> uuid.UUID | None:
+    """The support nudge of a craving (made if it is due and missing). Flushes; the caller delivers it."""
+    member = session.get(Member, member_id)
+    craving = session.execute(
+        select(Craving).where(Craving.member_id == member_id, Craving.id == craving_id)
+    ).scalar_one_or_none()
+    if member is None or craving is None:
+        return None
+    return hooks.plan_craving_support(member, craving.id, craving.intensity, craving.recorded_at, now=now)
+
+
+# --- coach messages ----------------------------------------------------------------------------------
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "member_id": message.member_id,
+        "sender_id": message.sender_id,
+        "body": message.body,
+        "created_at": message.created_at,
+    }
+
+
+def send_coach_message(actor: User, member_id: uuid.UUID, body: str, *, now: datetime) -> Message:
+    """`POST /coach/members/{id}/messages`: the message, and its nudge (same id), pushed after commit.
+
+    Never capped or muted (DOMAIN.md); quiet hours hold the push, not the inbox.
+
+    :raises NotFound: the member is not on `actor`'s caseload (admins: no such member).
+    """
+    from companion.medications.services import member_for_staff
+
+    member = member_for_staff(actor, member_id)
+    message = Message(id=uuid.uuid4(), member_id=member.id, sender_id=actor.id, body=body, created_at=now)
+    stamp(message, None)  # staff changes reach every device of the member through GET /sync
+    session.add(message)
+    session.flush()
+    nudge = coach_message_nudge(message.id, now, hooks.member_settings(member))
+    insert_one(member.id, nudge, now=now, id=message.id)
+    jobs.enqueue_after_commit(jobs.DELIVER_NUDGES, nudge_ids=[str(message.id)])  # type: ignore[arg-type]
+    return message
+
+
+def message_change(member: Member, message: Message) -> dict[str, Any]:
+    """A coach message as `GET /sync` hands it out: the inbox item's id, kind and texts."""
+    title, _ = TEMPLATES[NudgeKind.COACH_MESSAGE.value]
+    return {
+        "type": "message",
+        "deleted": False,
+        "data": {
+            "id": str(message.id),
+            "kind": NudgeKind.COACH_MESSAGE.value,
+            "title": title,
+            "body": message.body,
+            "sender_id": str(message.sender_id) if message.sender_id else None,
+            "created_at": message.created_at.isoformat().replace("+00:00", "Z"),
+        },
+    }
+
+
+# --- the inbox -----------------------------------------------------------------------------------------
+
+_SHOWN_AT = func.coalesce(_N.sent_at, _N.created_at)
+
+
+def _visible(member_id: uuid.UUID, now: datetime):  # type: ignore[no-untyped-def]
+    """In the member's inbox: reached them (or a coach message), and not snoozed."""
+    return (
+        (_N.member_id == member_id)
+        & or_(_N.sent_at.is_not(None), _N.kind == NudgeKind.COACH_MESSAGE.value)
+        & or_(_N.snoozed_until.is_(None), _N.snoozed_until <= now)
+    )
+
+
+def inbox(member: Member, *, cursor: str | None, limit: int, now: datetime) -> dict[str, Any]:
+    """`GET /me/messages`: newest first, keyset-paged."""
+    query = (
+        select(
+            _N.id, _N.kind, _N.template, _N.sent_at, _N.read_at, _N.expires_at, _SHOWN_AT.label("shown_at"),
+            Message.body.label("message_body"),
+        )
+        .outerjoin(
+            Message,
+            (Message.id == _N.subject_id)
+            & (Message.member_id == _N.member_id)
+            & (_N.kind == NudgeKind.COACH_MESSAGE.value),
+        )
+        .where(_visible(member.id, now))
+    )  # fmt: skip
+    after = decode_page_cursor(cursor)
+    if after:
+        query = query.where(tuple_(_SHOWN_AT, _N.id) < instant_cursor_key(after))
+    rows = session.execute(query.order_by(_SHOWN_AT.desc(), _N.id.desc()).limit(limit + 1)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = []
+    for row in rows:
+        title, body = TEMPLATES[row.template]
+        if row.kind == NudgeKind.COACH_MESSAGE and row.message_body is not None:
+            body = row.message_body
+        items.append(
+            {
+                "id": row.id,
+                "kind": row.kind,
+                "title": title,
+                "body": body,
+                "sent_at": row.sent_at,
+                "read_at": row.read_at,
+                "expires_at": row.expires_at,
+            }
+        )
+    next_cursor = (
+        encode_page_cursor([rows[-1].shown_at.isoformat(), str(rows[-1].id)]) if more and rows else None
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def mark_read(member: Member, nudge_id: uuid.UUID, *, now: datetime) -> None:
+    """`POST /me/messages/{id}/read`: idempotent; the first read time is kept."""
+    result = session.execute(
+        update(Nudge.__table__)
+        .where(_N.id == nudge_id, _visible(member.id, now))
+        .values(read_at=func.coalesce(_N.read_at, now))
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        raise NotFound("No such message.")
+
+
+def snooze(member: Member, nudge_id: uuid.UUID, minutes: int, *, now: datetime) -> datetime:
+    """`POST /me/messages/{id}/snooze`: hidden until then, then pushed again (a new send round).
+
+    :raises NotFound: not an item of the member's inbox.
+    :raises Conflict: its push is leaving right now (try again in a moment).
+    :raises InvalidInput: it expires before then.
+    """
+    row = session.execute(
+        select(_N.id, _N.status, _N.expires_at, _N.send_round)
+        .where(_N.id == nudge_id, _visible(member.id, now))
+        .with_for_update()
+    ).one_or_none()
+    if row is None:
+        raise NotFound("No such message.")
+    if row.status == NudgeStatus.SENDING:
+        raise Conflict("This message is being delivered right now; try again in a moment.")
+    until = now + timedelta(minutes=minutes)
+    if row.expires_at is not None and until >= row.expires_at:
+        raise InvalidInput("The request body is invalid.", fields={"minutes": ["It expires before then."]})
+    values: dict[str, Any] = {"due_at": until, "snoozed_until": until, "read_at": None}
+    if row.status in (NudgeStatus.SENT, NudgeStatus.FAILED):
+        values.update(status=NudgeStatus.PENDING.value, send_round=row.send_round + 1, next_attempt_at=None)
+    session.execute(update(Nudge.__table__).where(_N.id == nudge_id).values(**values))
+    return until
+
+
+def _export(member_id: uuid.UUID) -> dict[str, Any]:
+    messages = session.execute(
+        select(Message).where(Message.member_id == member_id).order_by(Message.created_at)
+    ).scalars()
+    nudges = session.execute(
+        select(_N.id, _N.kind, _N.status, _N.due_at, _N.sent_at, _N.read_at)
+        .where(_N.member_id == member_id)
+        .order_by(_N.due_at)
+    )
+    return {
+        "messages": [
+            {"id": str(m.id), "body": m.body, "created_at": m.created_at.isoformat()} for m in messages
+        ],
+        "nudges": [
+            {
+                "id": str(n.id),
+                "kind": n.kind,
+                "status": n.status,
+                "due_at": n.due_at.isoformat(),
+                "sent_at": n.sent_at.isoformat() if n.sent_at else None,
+                "read_at": n.read_at.isoformat() if n.read_at else None,
+            }
+            for n in nudges
+        ],
+    }
+
+
+privacy.register_exporter("nudges", _export)

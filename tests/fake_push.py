@@ -1,0 +1,286 @@
+"""A local push gateway speaking FCM HTTP v1 and APNs (HTTP/1.1), for the push clients and the workers.
+
+It is the only fake in the tests: a threaded `http.server` that checks what the real gateways check
+(FCM: the path and the OAuth bearer; APNs: the ES256 provider token, its key id and team, the topic and
+push type), records every request it receives (counted per nudge), and answers success, or whatever
+error a test scripted for a device token, as the providers document them:
+
+    fake.script("token-1", fcm_error("UNAVAILABLE", retry_after=30), OK)
+    fake.script("token-2", apns_error(410, "Unregistered"))
+
+`hold()` keeps every answer back (requests are still counted as they arrive) until `release()`: a
+test can kill a worker while its pushes are on the wire.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter, defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import jwt
+
+FCM_BEARER = "test-fcm-bearer"
+FCM_PROJECT = "companion-test"
+APNS_KEY_ID = "TESTKEY123"
+APNS_TEAM_ID = "TESTTEAM45"
+APNS_TOPIC = "org.example.companion"
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+#: Success: the default answer (the gateway fills in the message name / apns-id).
+OK = Reply(200)
+
+_FCM_STATUS = {
+    "UNREGISTERED": (404, "NOT_FOUND"),
+    "INVALID_ARGUMENT": (400, "INVALID_ARGUMENT"),
+    "SENDER_ID_MISMATCH": (403, "PERMISSION_DENIED"),
+    "QUOTA_EXCEEDED": (429, "RESOURCE_EXHAUSTED"),
+    "UNAVAILABLE": (503, "UNAVAILABLE"),
+    "INTERNAL": (500, "INTERNAL"),
+    "THIRD_PARTY_AUTH_ERROR": (401, "UNAUTHENTICATED"),
+}
+
+
+def fcm_error(code: str, *, retry_after: int | str | None = None) -> Reply:
+    """An FCM v1 error as the API answers it: google.rpc.Status with an FcmError detail."""
+    status, rpc_status = _FCM_STATUS[code]
+    body = {
+        "error": {
+            "code": status,
+            "message": f"fake {code}",
+            "status": rpc_status,
+            "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError", "errorCode": code}],
+        }
+    }
+    return Reply(status, body, {"Retry-After": str(retry_after)} if retry_after is not None else {})
+
+
+def apns_error(status: int, reason: str, *, retry_after: int | None = None) -> Reply:
+    body: dict[str, Any] = {"reason": reason}
+    if status == 410:
+        body["timestamp"] = int(time.time() * 1000)
+    return Reply(status, body, {"Retry-After": str(retry_after)} if retry_after is not None else {})
+
+
+@dataclass(frozen=True)
+class Received:
+    provider: str  # "fcm" or "apns"
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    token: str
+    nudge_id: str | None
+    status: int  # what the gateway answered
+
+
+class FakeGateway:
+    def __init__(self, *, apns_public_key: Any = None, latency: float = 0.0) -> None:
+        self.apns_public_key = apns_public_key
+        self.latency = latency
+        self.received: list[Received] = []
+        self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self._open = threading.Event()
+        self._open.set()
+        self._arrived = threading.Condition(self._lock)
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._sequence = 0
+
+    # --- control ---------------------------------------------------------------------------------
+
+    def start(self) -> FakeGateway:
+        gateway = self
+
+        class Handler(_Handler):
+            fake = gateway
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fake-push"
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._open.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def script(self, token: str, *replies: Reply) -> None:
+        """Answer the next requests for `token` with these replies, in order; then success."""
+        with self._lock:
+            self._scripts[token].extend(replies)
+
+    def hold(self) -> None:
+        self._open.clear()
+
+    def release(self) -> None:
+        self._open.set()
+
+    def clear(self) -> None:
+        with self._lock:
+            self.received.clear()
+            self._scripts.clear()
+
+    # --- what arrived ----------------------------------------------------------------------------
+
+    def requests(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
+
+    def per_nudge(self) -> Counter[str]:
+        """How many requests each nudge made (all devices together)."""
+        return Counter(r.nudge_id for r in self.requests() if r.nudge_id)
+
+    def per_nudge_and_token(self) -> Counter[tuple[str | None, str]]:
+        return Counter((r.nudge_id, r.token) for r in self.requests())
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> bool:
+        """Until at least `count` requests arrived (True), or `timeout` passed (False)."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while len(self.received) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._arrived.wait(left)
+            return True
+
+    def settled(self, quiet: float = 0.5, timeout: float = 10.0) -> int:
+        """Wait until no request arrived for `quiet` seconds; how many arrived."""
+        deadline = time.monotonic() + timeout
+        seen = -1
+        while time.monotonic() < deadline:
+            now = len(self.requests())
+            if now == seen:
+                return now
+            seen = now
+            time.sleep(quiet)
+        return len(self.requests())
+
+    # --- the protocols -----------------------------------------------------------------------------
+
+    def _next_reply(self, token: str) -> Reply:
+        with self._lock:
+            queue = self._scripts.get(token)
+            return queue.popleft() if queue else OK
+
+    def _record(self, received: Received) -> None:
+        with self._arrived:
+            self.received.append(received)
+            self._arrived.notify_all()
+
+    def handle_fcm(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
+        parts = path.strip("/").split("/")
+        if len(parts) != 4 or parts[:2] != ["v1", "projects"] or parts[3] != "messages:send":
+            return Reply(404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "no such method"}})
+        if headers.get("authorization") != f"Bearer {FCM_BEARER}":
+            return Reply(401, {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": "bad bearer"}})
+        message = body.get("message") or {}
+        token = message.get("token")
+        if not token or not isinstance(message.get("notification"), dict):
+            return fcm_error("INVALID_ARGUMENT")
+        reply = self._next_reply(token)
+        if reply.status == 200:
+            with self._lock:
+                self._sequence += 1
+                name = f"projects/{parts[2]}/messages/{self._sequence}"
+            return Reply(200, {"name": name})
+        return reply
+
+    def handle_apns(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
+        token = path.rsplit("/", 1)[-1]
+        bearer = headers.get("authorization", "")
+        if not bearer.startswith("bearer "):
+            return apns_error(403, "MissingProviderToken")
+        try:
+            header = jwt.get_unverified_header(bearer[7:])
+            claims = jwt.decode(bearer[7:], self.apns_public_key, algorithms=["ES256"])
+        except jwt.PyJWTError:
+            return apns_error(403, "InvalidProviderToken")
+        if header.get("kid") != APNS_KEY_ID or claims.get("iss") != APNS_TEAM_ID:
+            return apns_error(403, "InvalidProviderToken")
+        if time.time() - claims.get("iat", 0) > 3600:
+            return apns_error(403, "ExpiredProviderToken")
+        if headers.get("apns-topic") != APNS_TOPIC:
+            return apns_error(400, "BadTopic")
+        if headers.get("apns-push-type") != "alert" or "aps" not in body:
+            return apns_error(400, "BadMessageId" if "aps" in body else "PayloadEmpty")
+        reply = self._next_reply(token)
+        if reply.status == 200:
+            return Reply(200, None, {"apns-id": headers.get("apns-id", "")})
+        return reply
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fake: FakeGateway
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        if self.path.startswith("/3/device/"):
+            provider, token = "apns", self.path.rsplit("/", 1)[-1]
+            nudge_id = body.get("nudge_id")
+            reply = self.fake.handle_apns(self.path, headers, body)
+        else:
+            message = body.get("message") or {}
+            provider, token = "fcm", str(message.get("token"))
+            nudge_id = (message.get("data") or {}).get("nudge_id")
+            reply = self.fake.handle_fcm(self.path, headers, body)
+        self.fake._record(Received(provider, self.path, headers, body, token, nudge_id, reply.status))
+        if self.fake.latency:
+            time.sleep(self.fake.latency)
+        self.fake._open.wait(120)
+        payload = json.dumps(reply.body).encode() if reply.body is not None else b""
+        try:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            if payload:
+                self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+        except (BrokenPipeError, ConnectionResetError):  # the client died while we held the answer
+            self.close_connection = True
+
+
+def make_apns_key() -> tuple[str, Any]:
+    """A fresh P-256 key: (the .p8 PEM the server signs with, the public key the fake verifies with)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    return pem, private.public_key()

@@ -1,0 +1,75 @@
+"""Nudge tasks: beat's dispatcher, batch delivery, and craving support right after a high rating.
+
+Each is idempotent: rows are claimed with FOR UPDATE SKIP LOCKED, and every push is recorded before it
+leaves (companion/nudges/delivery.py), so a redelivered or repeated task never pushes twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from celery import shared_task
+from sqlalchemy.exc import OperationalError
+
+from companion import jobs
+from companion.db import unit_of_work, utcnow
+from companion.nudges import services
+
+log = logging.getLogger(__name__)
+
+
+@shared_task(name="nudges.dispatch_due")
+def dispatch_due() -> None:
+    """Plan what falls due within the hour, claim what is due, hand it to `nudges.deliver` in batches.
+
+    Not retried: the next tick, a minute later, does the same work from the database.
+    """
+    tick = services.dispatch_due()
+    log.info(
+        "nudges dispatched",
+        extra={
+            "members_planned": tick.members_planned,
+            "planned": tick.planned,
+            "claimed": tick.claimed,
+            "held": tick.held,
+            "skipped": tick.skipped,
+            "resent": tick.resent,
+        },
+    )
+
+
+@shared_task(
+    name=jobs.DELIVER_NUDGES,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def deliver(nudge_ids: list[str]) -> None:
+    """Push these nudges (those still pending and due are claimed first). Safe to run twice."""
+    report = services.deliver([uuid.UUID(i) for i in nudge_ids])
+    log.info(
+        "nudges delivered",
+        extra={
+            "nudges": report.nudges,
+            "locked_elsewhere": report.locked_elsewhere,
+            "pushes": dict(report.pushes),
+            "finished": dict(report.finished),
+        },
+    )
+
+
+@shared_task(
+    name=jobs.CRAVING_SUPPORT,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    retry_backoff_max=60,
+    max_retries=5,
+)
+def craving_support(member_id: str, craving_id: str) -> None:
+    """Support right after a craving rated 8 or more: its row (made by the web side, or here) is pushed."""
+    with unit_of_work():
+        nudge_id = services.craving_support(uuid.UUID(member_id), uuid.UUID(craving_id), now=utcnow())
+    if nudge_id is not None:
+        services.deliver([nudge_id])
