@@ -86,6 +86,7 @@ SWEEP_BATCH = 500
 DELIVERY_BATCH = 200
 
 _SEVERITIES = {s.label: s for s in Severity}
+_STATUSES = {s.value: s for s in CheckInStatus}
 _UNRESOLVED = (FlagStatus.OPEN.value, FlagStatus.ACKNOWLEDGED.value)
 
 
@@ -131,16 +132,44 @@ def _last_entry_at(member_id_column: Any) -> Any:
     )
 
 
+def table_windows(settings: rules.SafetySettings = SETTINGS) -> dict[str, int]:
+    """Local days, today included, each kind of entry is loaded for: the widest window among the
+    rules that read it (domain/safety.py documents what each reads). Every rule still gets all of its
+    window; what is left out no rule reads. Disengagement reads no entry here: the latest entry's day
+    comes from when the member last entered anything (`_last_entry_at`)."""
+    recent = settings.recent_days
+    return {
+        # sedation and disulfiram with drinking (recent), relapse (its window and the stretch before)
+        "drink_logs": max(recent, settings.relapse_window_days + settings.relapse_free_days),
+        "cravings": settings.craving_recent_days + settings.craving_baseline_days,
+        "bac_readings": recent,
+        # severe, persistent, escalating, withdrawal signs, sedation, liver, contraindication
+        "side_effect_reports": max(
+            recent,
+            settings.persistent_window_days,
+            settings.escalating_window_days,
+            settings.withdrawal_window_days + settings.withdrawal_sign_days,
+        ),
+        # withdrawal: missed doses in its window and before the signs it looks for
+        "medication_checkins": settings.withdrawal_window_days + settings.withdrawal_sign_days,
+    }
+
+
 def load_histories(
     member_ids: Sequence[uuid.UUID], *, now: datetime, settings: rules.SafetySettings = SETTINGS
 ) -> dict[uuid.UUID, Loaded]:
-    """Every member's history for the rules' lookback window, in seven queries. Members that no
-    longer exist (erased) are left out."""
+    """Every member's history for the rules' windows, in seven set-based queries whatever the number
+    of members (Core rows, not ORM objects: the sweep reads millions). Members that no longer exist
+    (erased) are left out."""
     if not member_ids:
         return {}
-    start = _window_start(now, settings)
+    # Local dates are within a day of UTC's; a day more than a window changes nothing.
+    utc_today = localtime.to_utc(now).date()
+    since = {table: utc_today - timedelta(days=days) for table, days in table_windows(settings).items()}
+    plans_since = _window_start(now, settings)
     ids = _ids_param("ids", member_ids)
-    members = session.execute(
+    connection = session.connection()
+    members = connection.execute(
         select(
             Member.id,
             Member.timezone,
@@ -160,7 +189,7 @@ def load_histories(
 
     def rows(*columns: Any, where: Any) -> dict[uuid.UUID, list[Any]]:
         grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
-        for row in session.execute(select(*columns).where(where)):
+        for row in connection.execute(select(*columns).where(where)).all():
             grouped[row[0]].append(row)
         return grouped
 
@@ -169,30 +198,26 @@ def load_histories(
         DrinkLog.date,
         DrinkLog.grams_ethanol,
         DrinkLog.heavy,
-        where=and_(DrinkLog.member_id == ids, DrinkLog.date >= start, DrinkLog.deleted_at.is_(None)),
+        where=and_(
+            DrinkLog.member_id == ids, DrinkLog.date >= since["drink_logs"], DrinkLog.deleted_at.is_(None)
+        ),
     )
     cravings = rows(
         Craving.member_id,
         Craving.id,
         Craving.date,
         Craving.intensity,
-        where=and_(Craving.member_id == ids, Craving.date >= start),
+        where=and_(Craving.member_id == ids, Craving.date >= since["cravings"]),
     )
     breath = rows(
         BacReading.member_id,
         BacReading.id,
         BacReading.date,
         BacReading.bac_g_dl,
-        where=and_(BacReading.member_id == ids, BacReading.date >= start),
+        where=and_(BacReading.member_id == ids, BacReading.date >= since["bac_readings"]),
     )
-    doses = rows(
-        MedicationCheckin.member_id,
-        MedicationCheckin.id,
-        MedicationCheckin.plan_id,
-        MedicationCheckin.scheduled_for,
-        MedicationCheckin.status,
-        MedicationCheckin.date,
-        where=and_(MedicationCheckin.member_id == ids, MedicationCheckin.date >= start),
+    effects_where = and_(
+        SideEffectReport.member_id == ids, SideEffectReport.date >= since["side_effect_reports"]
     )
     effects = rows(
         SideEffectReport.member_id,
@@ -202,9 +227,26 @@ def load_histories(
         SideEffectReport.date,
         SideEffectReport.code,
         SideEffectReport.severity,
-        where=and_(SideEffectReport.member_id == ids, SideEffectReport.date >= start),
+        where=effects_where,
     )
-    latest_today = localtime.to_utc(now).date() + timedelta(days=1)
+    doses = rows(
+        MedicationCheckin.member_id,
+        MedicationCheckin.id,
+        MedicationCheckin.plan_id,
+        MedicationCheckin.scheduled_for,
+        MedicationCheckin.status,
+        MedicationCheckin.date,
+        where=and_(
+            MedicationCheckin.member_id == ids,
+            or_(
+                MedicationCheckin.date >= since["medication_checkins"],
+                # the check-ins of the side effects loaded: their slots order same-day reports
+                tuple_(MedicationCheckin.member_id, MedicationCheckin.id).in_(
+                    select(SideEffectReport.member_id, SideEffectReport.checkin_id).where(effects_where)
+                ),
+            ),
+        ),
+    )
     plans = rows(
         MedicationPlan.member_id,
         MedicationPlan.id,
@@ -216,8 +258,8 @@ def load_histories(
         MedicationPlan.steps,
         where=and_(
             MedicationPlan.member_id == ids,
-            MedicationPlan.start_date <= latest_today,
-            or_(MedicationPlan.end_date.is_(None), MedicationPlan.end_date >= start),
+            MedicationPlan.start_date <= utc_today + timedelta(days=1),
+            or_(MedicationPlan.end_date.is_(None), MedicationPlan.end_date >= plans_since),
         ),
     )
 
@@ -233,7 +275,7 @@ def load_histories(
             last_entry_date=localtime.local_date(m.last_entry_at, zone) if m.last_entry_at else None,
             plans=tuple(plan_to_domain(p) for p in plans.get(m.id, ())),
             doses=tuple(
-                rules.DoseRecord(d.id, d.plan_id, d.scheduled_for, CheckInStatus(d.status), d.date)
+                rules.DoseRecord(d.id, d.plan_id, d.scheduled_for, _STATUSES[d.status], d.date)
                 for d in doses.get(m.id, ())
             ),
             side_effects=tuple(
@@ -299,7 +341,8 @@ def _lock_key(member_id: uuid.UUID) -> int:
 def record_findings(
     found: dict[uuid.UUID, tuple[Loaded, list[rules.Finding]]], *, now: datetime
 ) -> ScanResult:
-    """Open, update or leave each member's flags for their findings; alert on urgent news."""
+    """Open, update or leave each member's flags for their findings; alert on urgent news. A fixed
+    number of statements whatever the number of members and findings (the sweep records in batches)."""
     result = ScanResult(members=len(found))
     with_findings = {m: v for m, v in found.items() if v[1]}
     result.findings = sum(len(f) for _, f in with_findings.values())
@@ -325,7 +368,9 @@ def record_findings(
     ):
         resolved[(member_id, rule)].update(evidence)
 
-    alerts: list[tuple[Flag, Loaded, str]] = []
+    alerts: list[tuple[uuid.UUID, uuid.UUID, str, Loaded, str]] = []  # flag, member, rule, loaded, why
+    new_flags: list[dict[str, Any]] = []
+    opened_for: dict[tuple[uuid.UUID, str], Loaded] = {}
     for member_id, (loaded, findings) in with_findings.items():
         for finding in findings:
             evidence = evidence_of(finding)
@@ -336,59 +381,58 @@ def record_findings(
                     result.updated += 1
                     result.flag_ids.append(flag.id)
                 if grew and finding.tier == rules.Tier.URGENT:
-                    alerts.append((flag, loaded, "new_evidence"))
+                    alerts.append((flag.id, member_id, finding.rule, loaded, "new_evidence"))
             elif not evidence <= resolved.get((member_id, finding.rule), set()):
-                flag = _open(member_id, finding, evidence, loaded.coach_id, now=now)
-                if flag is not None:
-                    result.opened += 1
-                    result.flag_ids.append(flag.id)
-                    if finding.tier == rules.Tier.URGENT:
-                        alerts.append((flag, loaded, "opened"))
+                new_flags.append(_new_flag(member_id, finding, evidence, loaded.coach_id, now=now))
+                opened_for[(member_id, finding.rule)] = loaded
     session.flush()
-    for flag, loaded, reason in alerts:
-        sent = _alert(flag, loaded, reason, now=now)
-        if sent is not None:
-            result.alerts += 1
-            result.notifications += sent
+    if new_flags:
+        # With the members' locks held nothing else opens their flags; the index stays the last guard.
+        inserted = session.execute(
+            insert(Flag)
+            .values(new_flags)
+            .on_conflict_do_nothing(
+                index_elements=["member_id", "rule"], index_where=text("status <> 'resolved'")
+            )
+            .returning(Flag.id, Flag.member_id, Flag.rule, Flag.tier)
+        ).all()
+        result.opened = len(inserted)
+        for flag_id, member_id, rule, tier in inserted:
+            result.flag_ids.append(flag_id)
+            if tier == rules.Tier.URGENT:
+                alerts.append((flag_id, member_id, rule, opened_for[(member_id, rule)], "opened"))
+    if alerts:
+        result.alerts, result.notifications = _alert(alerts, now=now)
     if result.notifications:
         jobs.enqueue_once_after_commit(jobs.DELIVER_NOTIFICATIONS)
     return result
 
 
-def _open(
+def _new_flag(
     member_id: uuid.UUID,
     finding: rules.Finding,
     evidence: frozenset[str],
     coach_id: uuid.UUID | None,
     *,
     now: datetime,
-) -> Flag | None:
-    """Insert a flag; None when an unresolved one appeared meanwhile (the index decides)."""
-    flag_id = session.execute(
-        insert(Flag)
-        .values(
-            id=uuid.uuid4(),
-            member_id=member_id,
-            rule=finding.rule,
-            rule_version=finding.version,
-            tier=int(finding.tier),
-            status=FlagStatus.OPEN.value,
-            evidence=sorted(evidence),
-            summary=finding.summary,
-            symptoms=list(finding.symptoms),
-            medications=list(finding.medications),
-            first_seen=finding.first_seen,
-            last_seen=finding.last_seen,
-            created_at=now,
-            updated_at=now,
-            assigned_coach_id=coach_id,
-        )
-        .on_conflict_do_nothing(
-            index_elements=["member_id", "rule"], index_where=text("status <> 'resolved'")
-        )
-        .returning(Flag.id)
-    ).scalar_one_or_none()
-    return session.get(Flag, flag_id) if flag_id is not None else None
+) -> dict[str, Any]:
+    return {
+        "id": uuid.uuid4(),
+        "member_id": member_id,
+        "rule": finding.rule,
+        "rule_version": finding.version,
+        "tier": int(finding.tier),
+        "status": FlagStatus.OPEN.value,
+        "evidence": sorted(evidence),
+        "summary": finding.summary,
+        "symptoms": list(finding.symptoms),
+        "medications": list(finding.medications),
+        "first_seen": finding.first_seen,
+        "last_seen": finding.last_seen,
+        "created_at": now,
+        "updated_at": now,
+        "assigned_coach_id": coach_id,
+    }
 
 
 def _update(
@@ -423,38 +467,49 @@ def _admin_ids() -> list[uuid.UUID]:
     )
 
 
-def _alert(flag: Flag, loaded: Loaded, reason: str, *, now: datetime) -> int | None:
-    """Raise today's alert for the flag's member and rule, unless one was raised already; the number
-    of notifications written, or None when today's alert existed."""
-    alert_id = session.execute(
+def _alert(alerts: list[tuple[uuid.UUID, uuid.UUID, str, Loaded, str]], *, now: datetime) -> tuple[int, int]:
+    """Raise today's alert for each flag's member and rule, unless one was raised already (the
+    ledger's unique key decides), and notify: the coach, or every admin for a member with none.
+    The numbers of alerts raised and notifications written."""
+    rows = [
+        {
+            "flag_id": flag_id,
+            "member_id": member_id,
+            "rule": rule,
+            "day": loaded.history.today,
+            "reason": reason,
+            "recipient_id": loaded.coach_id,
+            "created_at": now,
+        }
+        for flag_id, member_id, rule, loaded, reason in alerts
+    ]
+    raised = session.execute(
         insert(FlagAlert)
-        .values(
-            flag_id=flag.id,
-            member_id=flag.member_id,
-            rule=flag.rule,
-            day=loaded.history.today,
-            reason=reason,
-            recipient_id=loaded.coach_id,
-            created_at=now,
-        )
+        .values(rows)
         .on_conflict_do_nothing(constraint="uq_flag_alerts_member_rule_day")
-        .returning(FlagAlert.id)
-    ).scalar_one_or_none()
-    if alert_id is None:
-        return None
-    recipients = [loaded.coach_id] if loaded.coach_id is not None else _admin_ids()
-    return _notify(recipients, flag.id, NotificationKind.URGENT_FLAG, alert_id=alert_id, now=now)
+        .returning(FlagAlert.id, FlagAlert.flag_id, FlagAlert.recipient_id)
+    ).all()
+    admins: list[uuid.UUID] | None = None
+    notifications: list[dict[str, Any]] = []
+    for alert_id, flag_id, coach_id in raised:
+        if coach_id is None and admins is None:
+            admins = _admin_ids()
+        recipients = [coach_id] if coach_id is not None else admins or []
+        notifications += _notifications(
+            recipients, flag_id, NotificationKind.URGENT_FLAG, alert_id=alert_id, now=now
+        )
+    return len(raised), _write_notifications(notifications)
 
 
-def _notify(
+def _notifications(
     recipients: Sequence[uuid.UUID],
     flag_id: uuid.UUID,
     kind: NotificationKind,
     *,
     alert_id: int | None = None,
     now: datetime,
-) -> int:
-    rows = [
+) -> list[dict[str, Any]]:
+    return [
         {
             "recipient_id": recipient,
             "flag_id": flag_id,
@@ -467,6 +522,9 @@ def _notify(
         for recipient in recipients
         for name in channels.ENABLED
     ]
+
+
+def _write_notifications(rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     inserted = session.execute(
@@ -549,7 +607,13 @@ def escalate_overdue(*, now: datetime, settings: rules.SafetySettings = SETTINGS
     if not escalated:
         return 0
     admins = _admin_ids()
-    written = sum(_notify(admins, flag_id, NotificationKind.ESCALATION, now=now) for flag_id in escalated)
+    written = _write_notifications(
+        [
+            row
+            for flag_id in escalated
+            for row in _notifications(admins, flag_id, NotificationKind.ESCALATION, now=now)
+        ]
+    )
     if written:
         jobs.enqueue_once_after_commit(jobs.DELIVER_NOTIFICATIONS)
     return len(escalated)
