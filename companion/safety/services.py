@@ -388,14 +388,14 @@ def record_findings(
     session.flush()
     if new_flags:
         # With the members' locks held nothing else opens their flags; the index stays the last guard.
-        inserted = session.execute(
+        inserted = _insert_many(
             insert(Flag)
-            .values(new_flags)
             .on_conflict_do_nothing(
                 index_elements=["member_id", "rule"], index_where=text("status <> 'resolved'")
             )
-            .returning(Flag.id, Flag.member_id, Flag.rule, Flag.tier)
-        ).all()
+            .returning(Flag.id, Flag.member_id, Flag.rule, Flag.tier),
+            new_flags,
+        )
         result.opened = len(inserted)
         for flag_id, member_id, rule, tier in inserted:
             result.flag_ids.append(flag_id)
@@ -483,12 +483,12 @@ def _alert(alerts: list[tuple[uuid.UUID, uuid.UUID, str, Loaded, str]], *, now: 
         }
         for flag_id, member_id, rule, loaded, reason in alerts
     ]
-    raised = session.execute(
+    raised = _insert_many(
         insert(FlagAlert)
-        .values(rows)
         .on_conflict_do_nothing(constraint="uq_flag_alerts_member_rule_day")
-        .returning(FlagAlert.id, FlagAlert.flag_id, FlagAlert.recipient_id)
-    ).all()
+        .returning(FlagAlert.id, FlagAlert.flag_id, FlagAlert.recipient_id),
+        rows,
+    )
     admins: list[uuid.UUID] | None = None
     notifications: list[dict[str, Any]] = []
     for alert_id, flag_id, coach_id in raised:
@@ -527,10 +527,14 @@ def _notifications(
 def _write_notifications(rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
-    inserted = session.execute(
-        insert(StaffNotification).values(rows).on_conflict_do_nothing().returning(StaffNotification.id)
-    ).all()
-    return len(inserted)
+    statement = insert(StaffNotification).on_conflict_do_nothing().returning(StaffNotification.id)
+    return len(_insert_many(statement, rows))
+
+
+def _insert_many(statement: Any, rows: list[dict[str, Any]]) -> list[Any]:
+    """One cached statement for any number of rows (SQLAlchemy batches them into multi-row INSERTs);
+    the rows it returned: those ON CONFLICT did not skip."""
+    return list(session.connection().execute(statement, rows).all())
 
 
 # --- scans ------------------------------------------------------------------------------------------
