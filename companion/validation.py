@@ -9,7 +9,7 @@ from functools import cache
 from typing import Any
 
 from iso3166 import countries_by_alpha2
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, pre_load
 
 #: Quiet hours, reminder times: "HH:MM", 24-hour clock.
 HHMM_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d$"
@@ -88,11 +88,38 @@ class Instant(fields.AwareDateTime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _nul_errors(value: Any) -> Any:
+    """Fields (nested as marshmallow nests errors) whose strings hold a NUL: PostgreSQL cannot store one."""
+    if isinstance(value, str):
+        return ["Must not contain NUL characters."] if "\x00" in value else None
+    if isinstance(value, dict):
+        found = {str(k): e for k, v in value.items() if (e := _nul_errors(v)) is not None}
+        found.update(
+            {
+                str(k): ["Must not contain NUL characters."]
+                for k in value
+                if isinstance(k, str) and "\x00" in k
+            }
+        )
+        return found or None
+    if isinstance(value, list):
+        found = {i: e for i, v in enumerate(value) if (e := _nul_errors(v)) is not None}
+        return found or None
+    return None
+
+
 class StrictSchema(Schema):
     """Inbound bodies: an unknown field is a 422 that names it (API.md), never silently dropped."""
 
     class Meta:
         unknown = "raise"
+
+    @pre_load
+    def _refuse_nul(self, data: Any, **_: Any) -> Any:
+        errors = _nul_errors(data) if isinstance(data, dict) else None
+        if errors:
+            raise ValidationError(errors)
+        return data
 
 
 def one_error(field_name: str, message: str) -> ValidationError:

@@ -232,3 +232,36 @@ def test_postgres_down_readyz_503(redis_url):
         },
     )
     assert out == {"readyz": 503, "healthz": 200, "token": 503}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/auth/token", {"email": "a\x00@example.org", "password": "whatever-long"}, "email"),
+        (
+            "/auth/register",
+            {
+                "email": "a@example.org",
+                "password": "x\x00" * 6,
+                "timezone": "UTC",
+                "goal": {"type": "abstain"},
+            },
+            "password",
+        ),
+        (
+            "/auth/register",
+            {
+                "email": "b@example.org",
+                "password": "long enough",
+                "timezone": "UTC",
+                "goal": {"type": "abstain"},
+                "display_name": "Ro\x00bin",
+            },
+            "display_name",
+        ),
+    ],
+)
+def test_nul_characters_are_422_not_500(api, path, body, field):
+    r = api.post(path, body)
+    assert r.status_code == 422, r.get_json()
+    assert field in r.get_json()["error"]["fields"]
