@@ -38,6 +38,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -155,22 +156,17 @@ def table_windows(settings: rules.SafetySettings = SETTINGS) -> dict[str, int]:
     }
 
 
-def load_histories(
-    member_ids: Sequence[uuid.UUID], *, now: datetime, settings: rules.SafetySettings = SETTINGS
-) -> dict[uuid.UUID, Loaded]:
-    """Every member's history for the rules' windows, in seven set-based queries whatever the number
-    of members (Core rows, not ORM objects: the sweep reads millions). Members that no longer exist
-    (erased) are left out."""
-    if not member_ids:
-        return {}
-    # Local dates are within a day of UTC's; a day more than a window changes nothing.
-    utc_today = localtime.to_utc(now).date()
-    since = {table: utc_today - timedelta(days=days) for table, days in table_windows(settings).items()}
-    plans_since = _window_start(now, settings)
-    ids = _ids_param("ids", member_ids)
-    connection = session.connection()
-    members = connection.execute(
-        select(
+@cache
+def _history_statements() -> dict[str, Any]:
+    """The loader's statements, built once: a scan after one entry runs them for one member, and
+    building SQLAlchemy expressions costs more than running them. Parameters: `ids` (an array),
+    each table's `since` date, `plans_since` and `plans_until`."""
+    ids = any_(bindparam("ids", type_=ARRAY(Uuid)))
+    effects_where = and_(
+        SideEffectReport.member_id == ids, SideEffectReport.date >= bindparam("effects_since")
+    )
+    return {
+        "members": select(
             Member.id,
             Member.timezone,
             Member.country,
@@ -182,86 +178,94 @@ def load_histories(
         .outerjoin(
             CoachAssignment, and_(CoachAssignment.member_id == Member.id, CoachAssignment.ended_at.is_(None))
         )
-        .where(Member.id == ids)
-    ).all()
-    if not members:
-        return {}
-
-    def rows(*columns: Any, where: Any) -> dict[uuid.UUID, list[Any]]:
-        grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
-        for row in connection.execute(select(*columns).where(where)).all():
-            grouped[row[0]].append(row)
-        return grouped
-
-    logs = rows(
-        DrinkLog.member_id,
-        DrinkLog.date,
-        DrinkLog.grams_ethanol,
-        DrinkLog.heavy,
-        where=and_(
-            DrinkLog.member_id == ids, DrinkLog.date >= since["drink_logs"], DrinkLog.deleted_at.is_(None)
+        .where(Member.id == ids),
+        "logs": select(DrinkLog.member_id, DrinkLog.date, DrinkLog.grams_ethanol, DrinkLog.heavy).where(
+            DrinkLog.member_id == ids, DrinkLog.date >= bindparam("logs_since"), DrinkLog.deleted_at.is_(None)
         ),
-    )
-    cravings = rows(
-        Craving.member_id,
-        Craving.id,
-        Craving.date,
-        Craving.intensity,
-        where=and_(Craving.member_id == ids, Craving.date >= since["cravings"]),
-    )
-    breath = rows(
-        BacReading.member_id,
-        BacReading.id,
-        BacReading.date,
-        BacReading.bac_g_dl,
-        where=and_(BacReading.member_id == ids, BacReading.date >= since["bac_readings"]),
-    )
-    effects_where = and_(
-        SideEffectReport.member_id == ids, SideEffectReport.date >= since["side_effect_reports"]
-    )
-    effects = rows(
-        SideEffectReport.member_id,
-        SideEffectReport.id,
-        SideEffectReport.checkin_id,
-        SideEffectReport.medication,
-        SideEffectReport.date,
-        SideEffectReport.code,
-        SideEffectReport.severity,
-        where=effects_where,
-    )
-    doses = rows(
-        MedicationCheckin.member_id,
-        MedicationCheckin.id,
-        MedicationCheckin.plan_id,
-        MedicationCheckin.scheduled_for,
-        MedicationCheckin.status,
-        MedicationCheckin.date,
-        where=and_(
+        "cravings": select(Craving.member_id, Craving.id, Craving.date, Craving.intensity).where(
+            Craving.member_id == ids, Craving.date >= bindparam("cravings_since")
+        ),
+        "breath": select(BacReading.member_id, BacReading.id, BacReading.date, BacReading.bac_g_dl).where(
+            BacReading.member_id == ids, BacReading.date >= bindparam("breath_since")
+        ),
+        "effects": select(
+            SideEffectReport.member_id,
+            SideEffectReport.id,
+            SideEffectReport.checkin_id,
+            SideEffectReport.medication,
+            SideEffectReport.date,
+            SideEffectReport.code,
+            SideEffectReport.severity,
+        ).where(effects_where),
+        "doses": select(
+            MedicationCheckin.member_id,
+            MedicationCheckin.id,
+            MedicationCheckin.plan_id,
+            MedicationCheckin.scheduled_for,
+            MedicationCheckin.status,
+            MedicationCheckin.date,
+        ).where(
             MedicationCheckin.member_id == ids,
             or_(
-                MedicationCheckin.date >= since["medication_checkins"],
+                MedicationCheckin.date >= bindparam("doses_since"),
                 # the check-ins of the side effects loaded: their slots order same-day reports
                 tuple_(MedicationCheckin.member_id, MedicationCheckin.id).in_(
                     select(SideEffectReport.member_id, SideEffectReport.checkin_id).where(effects_where)
                 ),
             ),
         ),
-    )
-    plans = rows(
-        MedicationPlan.member_id,
-        MedicationPlan.id,
-        MedicationPlan.medication,
-        MedicationPlan.dose_mg,
-        MedicationPlan.times,
-        MedicationPlan.start_date,
-        MedicationPlan.end_date,
-        MedicationPlan.steps,
-        where=and_(
+        "plans": select(
+            MedicationPlan.member_id,
+            MedicationPlan.id,
+            MedicationPlan.medication,
+            MedicationPlan.dose_mg,
+            MedicationPlan.times,
+            MedicationPlan.start_date,
+            MedicationPlan.end_date,
+            MedicationPlan.steps,
+        ).where(
             MedicationPlan.member_id == ids,
-            MedicationPlan.start_date <= utc_today + timedelta(days=1),
-            or_(MedicationPlan.end_date.is_(None), MedicationPlan.end_date >= plans_since),
+            MedicationPlan.start_date <= bindparam("plans_until"),
+            or_(MedicationPlan.end_date.is_(None), MedicationPlan.end_date >= bindparam("plans_since")),
         ),
-    )
+    }
+
+
+def load_histories(
+    member_ids: Sequence[uuid.UUID], *, now: datetime, settings: rules.SafetySettings = SETTINGS
+) -> dict[uuid.UUID, Loaded]:
+    """Every member's history for the rules' windows, in seven set-based queries whatever the number
+    of members (Core rows, not ORM objects: the sweep reads millions). Members that no longer exist
+    (erased) are left out."""
+    if not member_ids:
+        return {}
+    # Local dates are within a day of UTC's; a day more than a window changes nothing.
+    utc_today = localtime.to_utc(now).date()
+    windows = table_windows(settings)
+    params = {
+        "ids": list(member_ids),
+        "logs_since": utc_today - timedelta(days=windows["drink_logs"]),
+        "cravings_since": utc_today - timedelta(days=windows["cravings"]),
+        "breath_since": utc_today - timedelta(days=windows["bac_readings"]),
+        "effects_since": utc_today - timedelta(days=windows["side_effect_reports"]),
+        "doses_since": utc_today - timedelta(days=windows["medication_checkins"]),
+        "plans_since": _window_start(now, settings),
+        "plans_until": utc_today + timedelta(days=1),
+    }
+    statements = _history_statements()
+    connection = session.connection()
+    members = connection.execute(statements["members"], params).all()
+    if not members:
+        return {}
+
+    def rows(name: str) -> dict[uuid.UUID, list[Any]]:
+        grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
+        for row in connection.execute(statements[name], params).all():
+            grouped[row[0]].append(row)
+        return grouped
+
+    logs, cravings, breath = rows("logs"), rows("cravings"), rows("breath")
+    effects, doses, plans = rows("effects"), rows("doses"), rows("plans")
 
     loaded = {}
     for m in members:
