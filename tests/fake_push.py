@@ -85,10 +85,13 @@ class Received:
 
 
 class FakeGateway:
-    def __init__(self, *, apns_public_key: Any = None, latency: float = 0.0) -> None:
+    def __init__(self, *, apns_public_key: Any = None, latency: float = 0.0, record: bool = True) -> None:
         self.apns_public_key = apns_public_key
         self.latency = latency
+        #: False (the benchmark): keep only the count per nudge, not every request.
+        self.record = record
         self.received: list[Received] = []
+        self.counts: Counter[str | None] = Counter()
         self._scripts: dict[str, deque[Reply]] = defaultdict(deque)
         self._lock = threading.Lock()
         self._open = threading.Event()
@@ -140,6 +143,7 @@ class FakeGateway:
     def clear(self) -> None:
         with self._lock:
             self.received.clear()
+            self.counts.clear()
             self._scripts.clear()
 
     # --- what arrived ----------------------------------------------------------------------------
@@ -150,7 +154,8 @@ class FakeGateway:
 
     def per_nudge(self) -> Counter[str]:
         """How many requests each nudge made (all devices together)."""
-        return Counter(r.nudge_id for r in self.requests() if r.nudge_id)
+        with self._lock:
+            return Counter({nudge: n for nudge, n in self.counts.items() if nudge})
 
     def per_nudge_and_token(self) -> Counter[tuple[str | None, str]]:
         return Counter((r.nudge_id, r.token) for r in self.requests())
@@ -187,8 +192,19 @@ class FakeGateway:
 
     def _record(self, received: Received) -> None:
         with self._arrived:
-            self.received.append(received)
+            self.counts[received.nudge_id] += 1
+            if self.record:
+                self.received.append(received)
             self._arrived.notify_all()
+
+    def stats(self) -> dict[str, int]:
+        """Requests, distinct nudges, and how many nudges came more than once (GET /_stats)."""
+        with self._lock:
+            return {
+                "requests": sum(self.counts.values()),
+                "nudges": len(self.counts),
+                "more_than_once": sum(1 for n in self.counts.values() if n > 1),
+            }
 
     def handle_fcm(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
         parts = path.strip("/").split("/")
@@ -234,10 +250,24 @@ class FakeGateway:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    #: TCP_NODELAY: headers and body go out in two writes; with Nagle the body would wait for the
+    #: client's delayed ACK (40 ms a response), as no real gateway does.
+    disable_nagle_algorithm = True
     fake: FakeGateway
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def do_GET(self) -> None:
+        """The benchmark's controls: /_stats (counts so far) and /_reset."""
+        if self.path == "/_reset":
+            self.fake.clear()
+        payload = json.dumps(self.fake.stats()).encode()
+        self.send_response(200 if self.path in ("/_stats", "/_reset") else 404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
@@ -284,3 +314,81 @@ def make_apns_key() -> tuple[str, Any]:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
     return pem, private.public_key()
+
+
+class LeanFcmGateway:
+    """The benchmark's gateway: FCM HTTP v1's success path only (bearer checked, message name answered,
+    requests counted per nudge), on asyncio, so 100,000 pushes measure the sender, not the fake.
+
+    Run it in a process of its own: `serve_lean(port_queue)`; `GET /_stats` and `GET /_reset` as above.
+    """
+
+    def __init__(self) -> None:
+        self.counts: Counter[str | None] = Counter()
+        self.sequence = 0
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "requests": sum(self.counts.values()),
+            "nudges": len(self.counts),
+            "more_than_once": sum(1 for n in self.counts.values() if n > 1),
+        }
+
+    def answer(
+        self, method: bytes, path: bytes, headers: dict[bytes, bytes], body: bytes
+    ) -> tuple[int, bytes]:
+        if method == b"GET":
+            if path == b"/_reset":
+                self.counts.clear()
+            return 200, json.dumps(self.stats()).encode()
+        if headers.get(b"authorization") != f"Bearer {FCM_BEARER}".encode():
+            return 401, b'{"error": {"code": 401, "status": "UNAUTHENTICATED"}}'
+        try:
+            message = json.loads(body)["message"]
+            self.counts[message["data"]["nudge_id"]] += 1
+        except (ValueError, KeyError, TypeError):
+            return 400, b'{"error": {"code": 400, "status": "INVALID_ARGUMENT"}}'
+        self.sequence += 1
+        return 200, b'{"name": "projects/%s/messages/%d"}' % (path.split(b"/")[3], self.sequence)
+
+
+def serve_lean(urls: Any) -> None:
+    import asyncio
+
+    gateway = LeanFcmGateway()
+    reasons = {200: b"OK", 400: b"Bad Request", 401: b"Unauthorized"}
+
+    class Protocol(asyncio.Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+            self.buffer = b""
+
+        def data_received(self, data: bytes) -> None:
+            self.buffer += data
+            while True:
+                end = self.buffer.find(b"\r\n\r\n")
+                if end < 0:
+                    return
+                head = self.buffer[:end].split(b"\r\n")
+                headers = {}
+                for line in head[1:]:
+                    name, _, value = line.partition(b":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get(b"content-length", b"0"))
+                if len(self.buffer) < end + 4 + length:
+                    return
+                body = self.buffer[end + 4 : end + 4 + length]
+                self.buffer = self.buffer[end + 4 + length :]
+                method, path, _ = head[0].split(b" ", 2)
+                status, payload = gateway.answer(method, path, headers, body)
+                self.transport.write(
+                    b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                    % (status, reasons[status], len(payload), payload)
+                )
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Protocol, "127.0.0.1", 0)
+        urls.put(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}")
+        await server.serve_forever()
+
+    asyncio.run(main())

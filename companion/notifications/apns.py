@@ -24,7 +24,13 @@ import httpx
 import jwt
 
 from companion.db import utcnow
-from companion.notifications.base import PushMessage, PushOutcome, PushResult, parse_retry_after
+from companion.notifications.base import (
+    PushMessage,
+    PushOutcome,
+    PushResult,
+    ThreadClients,
+    parse_retry_after,
+)
 
 NAME = "apns"
 #: A provider token is minted again after this many seconds (Apple: between 20 and 60 minutes).
@@ -80,10 +86,9 @@ class ApnsChannel:
         self.provider_token = ProviderToken(
             key_pem=Path(key_file).read_text(), key_id=key_id, team_id=team_id
         )
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-            http2=importlib.util.find_spec("h2") is not None,
+        http2 = importlib.util.find_spec("h2") is not None
+        self._clients = ThreadClients(
+            lambda: httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), http2=http2)
         )
 
     def send(self, token: str, message: PushMessage) -> PushResult:
@@ -98,7 +103,7 @@ class ApnsChannel:
             "apns-expiration": str(message.expires_epoch or 0),
         }
         try:
-            response = self._client.post(
+            response = self._clients.get().post(
                 f"{self.base_url}/3/device/{token}", json=payload(message), headers=headers
             )
         except httpx.HTTPError as exc:  # timeouts and connection failures: transient
@@ -109,7 +114,7 @@ class ApnsChannel:
         return result
 
     def close(self) -> None:
-        self._client.close()
+        self._clients.close()
 
 
 def classify(response: httpx.Response) -> PushResult:

@@ -17,10 +17,14 @@ from __future__ import annotations
 
 import enum
 import random
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Protocol
+
+import httpx
 
 #: A rate-limited push is not retried sooner than this (DOMAIN.md: first retry >= 60 s).
 QUOTA_MIN_DELAY = 60.0
@@ -97,3 +101,30 @@ def parse_retry_after(value: str | None, *, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
+
+
+class ThreadClients:
+    """One httpx client per sending thread: a client shared by many threads spends more time on its
+    connection pool's lock than on the request (measured: 16 threads on one client were slower than one
+    thread). Each thread keeps its own keep-alive connection."""
+
+    def __init__(self, make: Callable[[], httpx.Client]) -> None:
+        self._make = make
+        self._local = threading.local()
+        self._all: list[httpx.Client] = []
+        self._lock = threading.Lock()
+
+    def get(self) -> httpx.Client:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._make()
+            with self._lock:
+                self._all.append(client)
+        return client
+
+    def close(self) -> None:
+        with self._lock:
+            clients, self._all = self._all, []
+        for client in clients:
+            client.close()
+        self._local = threading.local()

@@ -10,12 +10,19 @@ UNAVAILABLE / INTERNAL / 503 / 500 honour Retry-After with jittered exponential 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import httpx
 
 from companion.db import utcnow
-from companion.notifications.base import PushMessage, PushOutcome, PushResult, parse_retry_after
+from companion.notifications.base import (
+    PushMessage,
+    PushOutcome,
+    PushResult,
+    ThreadClients,
+    parse_retry_after,
+)
 
 NAME = "fcm"
 DEACTIVATE_CODES = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
@@ -42,23 +49,24 @@ class FcmChannel:
     name = NAME
 
     def __init__(self, *, project_id: str, access_token: str, base_url: str, timeout: float) -> None:
-        self.url = f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send"
-        self._client = httpx.Client(
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
-            headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"},
+        self.url = httpx.URL(f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send")
+        self._clients = ThreadClients(
+            lambda: httpx.Client(
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"},
+            )
         )
 
     def send(self, token: str, message: PushMessage) -> PushResult:
         body = payload(token, message, now_epoch=int(utcnow().timestamp()))
         try:
-            response = self._client.post(self.url, json=body)
+            response = self._clients.get().post(self.url, content=json.dumps(body).encode())
         except httpx.HTTPError as exc:  # timeouts and connection failures: transient
             return PushResult(PushOutcome.RETRY, NAME, error=f"network:{type(exc).__name__}")
         return classify(response)
 
     def close(self) -> None:
-        self._client.close()
+        self._clients.close()
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -11,8 +11,8 @@
    `sending` before the request leaves; a later worker that finds a row still `sending` (its sender
    died mid-request) marks it `unknown` and never sends it again. So a killed worker never causes a
    second push; the push it had on the wire is the only one.
-4. Pushes go out PUSH_CONCURRENCY at a time on a thread pool. The answer of each is recorded with
-   the `sending` rows of the next group, one commit per group.
+4. Pushes go out in groups of PUSH_CONCURRENCY on a thread pool, two groups in flight: one commit
+   per group records its pushes as leaving and the answers of the group before.
 5. A provider's answer decides what follows (DOMAIN.md): a dead token deactivates the device, a bad
    request is not retried, a rate limit or an outage is retried at `next_attempt_at` (backoff with
    jitter, Retry-After honoured, at least 60 s after a rate limit) by the dispatcher's `claim_stale`,
@@ -28,9 +28,9 @@ import logging
 import os
 import random
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,11 +44,14 @@ from companion.notifications import Channels, PushChannel, PushMessage, PushOutc
 from companion.notifications.base import retry_delay
 from companion.nudges.dispatch import claim_due
 from companion.nudges.models import Delivery, DeliveryStatus, Nudge, NudgeStatus
+from companion.nudges.rows import any_of
 
 log = logging.getLogger(__name__)
 
-#: Pushes in flight at once per delivery task (threads; the gateways answer in milliseconds).
+#: Pushes per group: each group is recorded as leaving in one commit, then sent at once.
 PUSH_CONCURRENCY = 16
+#: Groups in flight at once per delivery task (so at most PUSH_CONCURRENCY x this pushes).
+IN_FLIGHT_GROUPS = 2
 #: A push is tried at most this many times (ours).
 MAX_PUSH_ATTEMPTS = 5
 #: First key of the advisory locks that say "a live worker is delivering this nudge".
@@ -90,15 +93,17 @@ class _State:
 
 
 _pool: ThreadPoolExecutor | None = None
-_pool_pid = 0
+_pool_key: tuple[int, int] = (0, 0)
 
 
 def _executor() -> ThreadPoolExecutor:
-    """This process's sending threads (made after fork: threads do not survive one)."""
-    global _pool, _pool_pid
-    if _pool is None or _pool_pid != os.getpid():
-        _pool = ThreadPoolExecutor(PUSH_CONCURRENCY, thread_name_prefix="push")
-        _pool_pid = os.getpid()
+    """This process's sending threads, a thread for every push in flight (made after fork: threads do
+    not survive one)."""
+    global _pool, _pool_key
+    key = (os.getpid(), PUSH_CONCURRENCY * IN_FLIGHT_GROUPS)
+    if _pool is None or _pool_key != key:
+        _pool = ThreadPoolExecutor(key[1], thread_name_prefix="push")
+        _pool_key = key
     return _pool
 
 
@@ -159,7 +164,7 @@ def _deliver_owned(
         nudges = session.execute(
             select(
                 _N.id, _N.member_id, _N.template, _N.expires_at, _N.send_round, _N.sent_at, _N.due_at
-            ).where(_N.id.in_(ids), _N.status == NudgeStatus.SENDING.value)
+            ).where(any_of(_N.id, ids), _N.status == NudgeStatus.SENDING.value)
         ).all()
         if not nudges:
             return
@@ -168,7 +173,7 @@ def _deliver_owned(
         devices: dict[uuid.UUID, list[Any]] = defaultdict(list)
         for device in session.execute(
             select(Device.id, Device.member_id, Device.platform, Device.push_token).where(
-                Device.member_id.in_(sorted({row.member_id for row in nudges})), Device.active.is_(True)
+                any_of(Device.member_id, {row.member_id for row in nudges}), Device.active.is_(True)
             )
         ):
             devices[device.member_id].append(device)
@@ -178,7 +183,7 @@ def _deliver_owned(
         for d in session.execute(
             select(
                 _D.nudge_id, _D.device_id, _D.send_round, _D.status, _D.attempts, _D.next_attempt_at, _D.error
-            ).where(_D.nudge_id.in_(list(rounds)))
+            ).where(any_of(_D.nudge_id, rounds))
         ):
             if d.send_round != rounds[d.nudge_id]:
                 continue
@@ -224,13 +229,26 @@ def _deliver_owned(
                 )
             )
 
+    # Pipelined: group k's pushes are on the wire while group k-1's answers are recorded and group k+1
+    # is recorded as leaving. Every push recorded `sending` is handed to a free thread at once (the pool
+    # has a thread for every push of the IN_FLIGHT_GROUPS groups in flight), so a worker killed at any
+    # moment leaves no `sending` row whose request had not left.
     answered: list[tuple[_Work, PushResult]] = []
+    flying: deque[tuple[list[_Work], list[Future[PushResult]]]] = deque()
+    pool = _executor()
     for start in range(0, len(work), PUSH_CONCURRENCY):
         chunk = work[start : start + PUSH_CONCURRENCY]
         with unit_of_work():
             _record(answered, states, now=now(), rng=rng, report=report)
             mine = _mark_sending(chunk, now=now())
-        answered = list(zip(mine, _executor().map(_send_one, mine), strict=True))
+        answered = []
+        flying.append((mine, [pool.submit(_send_one, w) for w in mine]))
+        if len(flying) >= IN_FLIGHT_GROUPS:
+            sent, futures = flying.popleft()
+            answered = list(zip(sent, (f.result() for f in futures), strict=True))
+    while flying:
+        sent, futures = flying.popleft()
+        answered += list(zip(sent, (f.result() for f in futures), strict=True))
     with unit_of_work():
         _record(answered, states, now=now(), rng=rng, report=report)
         _finish(nudges, states, now=now(), report=report)
@@ -398,7 +416,7 @@ def _finish(
     if plain_sent:
         session.execute(
             update(Nudge.__table__)
-            .where(_N.id.in_(plain_sent))
+            .where(any_of(_N.id, plain_sent))
             .values(
                 status=NudgeStatus.SENT.value,
                 sent_at=now,

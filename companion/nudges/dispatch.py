@@ -43,6 +43,7 @@ from companion.domain.nudges import (
 )
 from companion.nudges import inputs
 from companion.nudges.models import Nudge, NudgeStatus
+from companion.nudges.rows import any_of
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +110,7 @@ def claim_due(
     """Decide a batch of due pending rows (all due rows, or those of `nudge_ids`). Flushes only."""
     query = select(*_COLUMNS).where(_N.status == NudgeStatus.PENDING.value, _N.due_at <= now)
     if nudge_ids is not None:
-        query = query.where(_N.id.in_(list(nudge_ids)))
+        query = query.where(any_of(_N.id, nudge_ids))
     rows = session.execute(query.order_by(_N.due_at).limit(limit).with_for_update(skip_locked=True)).all()
     claimed = Claimed()
     if not rows:
@@ -164,7 +165,7 @@ def claim_due(
     if send:
         session.execute(
             update(Nudge.__table__)
-            .where(_N.id.in_(send))
+            .where(any_of(_N.id, send))
             .values(status=NudgeStatus.SENDING.value, next_attempt_at=now + lease)
         )
     if holds:
@@ -175,17 +176,17 @@ def claim_due(
     for reason, ids in skips.items():
         session.execute(
             update(Nudge.__table__)
-            .where(_N.id.in_(ids))
+            .where(any_of(_N.id, ids))
             .values(status=NudgeStatus.SKIPPED.value, skip_reason=reason)
         )
     if resent_back:  # a snoozed nudge that can no longer go out stays in the inbox as it was
         session.execute(
-            update(Nudge.__table__).where(_N.id.in_(resent_back)).values(status=NudgeStatus.SENT.value)
+            update(Nudge.__table__).where(any_of(_N.id, resent_back)).values(status=NudgeStatus.SENT.value)
         )
     if refused:
         session.execute(
             update(Nudge.__table__)
-            .where(_N.id.in_(refused))
+            .where(any_of(_N.id, refused))
             .values(status=NudgeStatus.FAILED.value, last_error="member settings refused")
         )
     claimed.send, claimed.held = send, len(holds)
@@ -207,7 +208,7 @@ def claim_stale(now: datetime, *, lease: timedelta, limit: int = CLAIM_BATCH) ->
         ).scalars()
     )
     if ids:
-        session.execute(update(Nudge.__table__).where(_N.id.in_(ids)).values(next_attempt_at=now + lease))
+        session.execute(update(Nudge.__table__).where(any_of(_N.id, ids)).values(next_attempt_at=now + lease))
     return ids
 
 
@@ -220,7 +221,7 @@ def _sent_today(
     when = func.coalesce(_N.sent_at, _N.due_at)
     rows = session.execute(
         select(_N.member_id, _N.kind, when).where(
-            _N.member_id.in_(list(settings)),
+            any_of(_N.member_id, settings),
             _N.status.in_(SENT_STATUSES),
             _N.kind != NudgeKind.COACH_MESSAGE.value,
             when >= now - CAP_LOOKBACK,

@@ -11,7 +11,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select, union_all
+from sqlalchemy import Date, func, select, union_all
 
 from companion.accounts.models import Member
 from companion.db import session
@@ -22,6 +22,7 @@ from companion.domain.summary import DayLog, Goal, GoalType
 from companion.medications.models import MedicationCheckin, MedicationPlan
 from companion.medications.services import plan_to_domain
 from companion.nudges.models import Nudge
+from companion.nudges.rows import any_of
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def settings_of(row: Any) -> MemberSettings:
 def member_settings(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemberSettings]:
     """Settings by member; a member whose stored settings the domain refuses is left out (and logged)."""
     found: dict[uuid.UUID, MemberSettings] = {}
-    for row in session.execute(select(*MEMBER_COLUMNS).where(Member.id.in_(member_ids))):
+    for row in session.execute(select(*MEMBER_COLUMNS).where(any_of(Member.id, member_ids))):
         try:
             found[row.id] = settings_of(row)
         except ValueError:
@@ -68,7 +69,7 @@ def plans(member_ids: Sequence[uuid.UUID], *, first: date, last: date) -> dict[u
     """Plans in force on some day in [first, last], by member."""
     rows = session.execute(
         select(MedicationPlan).where(
-            MedicationPlan.member_id.in_(member_ids),
+            any_of(MedicationPlan.member_id, member_ids),
             MedicationPlan.start_date <= last,
             (MedicationPlan.end_date.is_(None)) | (MedicationPlan.end_date >= first),
         )
@@ -87,7 +88,7 @@ def checkins(member_ids: Sequence[uuid.UUID], *, first: date, last: date) -> dic
             MedicationCheckin.plan_id,
             MedicationCheckin.scheduled_for,
             MedicationCheckin.status,
-        ).where(MedicationCheckin.member_id.in_(member_ids), MedicationCheckin.date.between(first, last))
+        ).where(any_of(MedicationCheckin.member_id, member_ids), MedicationCheckin.date.between(first, last))
     )
     found: dict[uuid.UUID, list[CheckIn]] = defaultdict(list)
     for member_id, plan_id, at, status in rows:
@@ -102,7 +103,7 @@ def day_logs(member_ids: Sequence[uuid.UUID], *, first: date) -> dict[uuid.UUID,
         return found
     rows = session.execute(
         select(DrinkLog.member_id, DrinkLog.date, DrinkLog.grams_ethanol, DrinkLog.heavy).where(
-            DrinkLog.member_id.in_(member_ids), DrinkLog.deleted_at.is_(None), DrinkLog.date >= first
+            any_of(DrinkLog.member_id, member_ids), DrinkLog.deleted_at.is_(None), DrinkLog.date >= first
         )
     )
     for member_id, day, grams, heavy in rows:
@@ -119,7 +120,9 @@ def logged_days(pairs: Iterable[tuple[uuid.UUID, date]]) -> set[tuple[uuid.UUID,
     days = sorted({d for _, d in pairs})
     rows = session.execute(
         select(DrinkLog.member_id, DrinkLog.date).where(
-            DrinkLog.member_id.in_(members), DrinkLog.date.in_(days), DrinkLog.deleted_at.is_(None)
+            any_of(DrinkLog.member_id, members),
+            any_of(DrinkLog.date, days, Date()),
+            DrinkLog.deleted_at.is_(None),
         )
     )
     return {(m, d) for m, d in rows} & pairs
@@ -133,16 +136,16 @@ def last_entry_dates(settings: dict[uuid.UUID, MemberSettings]) -> dict[uuid.UUI
     ids = list(settings)
     made = union_all(
         select(DrinkLog.member_id, func.max(DrinkLog.server_updated_at).label("at"))
-        .where(DrinkLog.member_id.in_(ids))
+        .where(any_of(DrinkLog.member_id, ids))
         .group_by(DrinkLog.member_id),
         select(Craving.member_id, func.max(Craving.created_at).label("at"))
-        .where(Craving.member_id.in_(ids))
+        .where(any_of(Craving.member_id, ids))
         .group_by(Craving.member_id),
         select(MedicationCheckin.member_id, func.max(MedicationCheckin.created_at).label("at"))
-        .where(MedicationCheckin.member_id.in_(ids))
+        .where(any_of(MedicationCheckin.member_id, ids))
         .group_by(MedicationCheckin.member_id),
         select(BacReading.member_id, func.max(BacReading.created_at).label("at"))
-        .where(BacReading.member_id.in_(ids))
+        .where(any_of(BacReading.member_id, ids))
         .group_by(BacReading.member_id),
     ).subquery()
     rows = session.execute(select(made.c.member_id, func.max(made.c.at)).group_by(made.c.member_id))
@@ -154,7 +157,7 @@ def last_reengagement_dates(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, 
         return {}
     rows = session.execute(
         select(Nudge.member_id, func.max(Nudge.local_date))
-        .where(Nudge.member_id.in_(member_ids), Nudge.kind == NudgeKind.REENGAGEMENT.value)
+        .where(any_of(Nudge.member_id, member_ids), Nudge.kind == NudgeKind.REENGAGEMENT.value)
         .group_by(Nudge.member_id)
     )
     return dict(rows.all())  # type: ignore[arg-type]

@@ -36,7 +36,7 @@ from companion.domain.nudges import (
 from companion.domain.summary import WEEK_DAYS
 from companion.nudges import inputs
 from companion.nudges.models import NudgePlanning
-from companion.nudges.rows import insert_planned
+from companion.nudges.rows import any_of, insert_planned
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,7 @@ def plan_batch(now: datetime, *, limit: int = PLAN_BATCH, policy: NudgePolicy = 
     starts = {member_id: max(until, now - CATCH_UP) for member_id, until in rows}
     planned = plan_members(starts, target, policy=policy)
     inserted = insert_planned(planned, now=now)
-    session.execute(
-        update(planning).where(planning.c.member_id.in_(list(starts))).values(planned_until=target)
-    )
+    session.execute(update(planning).where(any_of(planning.c.member_id, starts)).values(planned_until=target))
     return Planned(len(rows), inserted)
 
 

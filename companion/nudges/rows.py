@@ -7,13 +7,24 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Uuid, any_, literal, text
+from sqlalchemy.dialects.postgresql import ARRAY, insert
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.types import TypeEngine
 
 from companion.db import session
 from companion.domain.nudges import PlannedNudge
 from companion.nudges.models import Nudge, NudgeStatus
 
 _NUDGES = Nudge.__table__
+
+
+def any_of(
+    column: Any, values: Iterable[Any], item_type: TypeEngine[Any] | None = None
+) -> ColumnElement[bool]:
+    """`column = ANY(:array)`: one parameter however many values (an expanded IN list of thousands of
+    placeholders costs more to parse than to run)."""
+    return column == any_(literal(list(values), ARRAY(item_type or Uuid())))
 
 
 def row_values(member_id: uuid.UUID, nudge: PlannedNudge, *, now: datetime, **extra: Any) -> dict[str, Any]:
@@ -39,15 +50,35 @@ def row_values(member_id: uuid.UUID, nudge: PlannedNudge, *, now: datetime, **ex
 
 
 def insert_planned(planned: Iterable[tuple[uuid.UUID, PlannedNudge]], *, now: datetime) -> int:
-    """Insert the rows in one statement; a key the member already has is left as it is. How many were new."""
-    values = [row_values(member_id, nudge, now=now) for member_id, nudge in planned]
-    if not values:
+    """Insert the rows in one statement (arrays unnested); a key the member already has is left as it is.
+    How many were new."""
+    rows = [(member_id, nudge) for member_id, nudge in planned]
+    if not rows:
         return 0
     result = session.execute(
-        insert(_NUDGES)
-        .on_conflict_do_nothing(index_elements=["member_id", "dedupe_key"])
-        .returning(_NUDGES.c.id),
-        values,
+        text(
+            "INSERT INTO nudges (id, member_id, kind, dedupe_key, local_date, local_slot, zone, due_at, "
+            "expires_at, template, subject_id, status, attempts, send_round, created_at) "
+            "SELECT gen_random_uuid(), m, k, d, ld, ls, z, du, ex, t, s, 'pending', 0, 0, :now "
+            "FROM unnest(CAST(:m AS uuid[]), CAST(:k AS text[]), CAST(:d AS text[]), "
+            "CAST(:ld AS date[]), CAST(:ls AS time[]), CAST(:z AS text[]), CAST(:du AS timestamptz[]), "
+            "CAST(:ex AS timestamptz[]), CAST(:t AS text[]), CAST(:s AS uuid[])) "
+            "AS v(m, k, d, ld, ls, z, du, ex, t, s) "
+            "ON CONFLICT (member_id, dedupe_key) DO NOTHING RETURNING 1"
+        ),
+        {
+            "m": [m for m, _ in rows],
+            "k": [n.kind.value for _, n in rows],
+            "d": [n.dedupe_key for _, n in rows],
+            "ld": [n.local_date for _, n in rows],
+            "ls": [n.local_slot for _, n in rows],
+            "z": [n.zone for _, n in rows],
+            "du": [n.due_at for _, n in rows],
+            "ex": [n.expires_at for _, n in rows],
+            "t": [n.template for _, n in rows],
+            "s": [n.subject_id for _, n in rows],
+            "now": now,
+        },
     )
     return len(result.all())
 

@@ -145,7 +145,7 @@ def add_plan(app, member_id: uuid.UUID, times: Sequence[str], start, **fields: A
         return plan.id
 
 
-def add_drink_log(app, member_id: uuid.UUID, day, grams: str = "0") -> None:
+def add_drink_log(app, member_id: uuid.UUID, day, grams: str = "0", made_at: datetime | None = None) -> None:
     from decimal import Decimal
 
     from companion.tracking.common import stamp
@@ -155,5 +155,7 @@ def add_drink_log(app, member_id: uuid.UUID, day, grams: str = "0") -> None:
         log = DrinkLog(
             member_id=member_id, date=day, grams_ethanol=Decimal(grams), heavy=False, source="realtime"
         )
+        if made_at is not None:
+            log.created_at = log.updated_at = log.server_updated_at = made_at
         stamp(log, None)
         session.add(log)

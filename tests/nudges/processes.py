@@ -151,7 +151,9 @@ def worker_env(
 
 
 def client_for(redis_url: str) -> Celery:
-    client = Celery("nudges-test")
+    """A client that sends by name. Not the current app: `shared_task`s in this process (other tests
+    call task functions directly) must keep resolving to the app under test."""
+    client = Celery("nudges-test", set_as_current=False)
     client.conf.update(celery_settings(redis_url, 1800))
     return client
 

@@ -214,3 +214,26 @@ def test_a_new_plan_is_reminded_within_the_hour_already_planned(app, tick, gatew
     [nudge] = nudges_of(app, member_id)
     assert (nudge.kind, nudge.status, nudge.due_at) == ("dose_reminder", "sent", at("08:00"))
     assert gateway.per_nudge() == {str(nudge.id): 1}
+
+
+def test_streaks_reengagement_and_weekly_summaries_come_from_the_members_records(app, tick, gateway):
+    """The planner's set-based loads: drink logs (streaks, summaries), last entries, last re-engagement."""
+    streaker = make_member(app)
+    for back in range(1, 8):  # seven alcohol-free days ending yesterday, logged as they happened
+        day = DAY - timedelta(days=back)
+        add_drink_log(app, streaker, day, made_at=at("21:00", day))
+    quiet = make_member(app)
+    add_drink_log(app, quiet, DAY - timedelta(days=4), made_at=at("21:00", DAY - timedelta(days=4)))
+
+    def kinds(member_id, day):
+        return sorted(n.dedupe_key for n in nudges_of(app, member_id) if n.local_date == day)
+
+    tick(at("20:00"))
+    assert kinds(streaker, DAY) == ["log_reminder:2026-12-01", "streak:7"]
+    assert kinds(quiet, DAY) == ["log_reminder:2026-12-01", "reengagement:2026-12-01"]
+    sunday = date(2026, 12, 6)
+    tick(at("19:00", sunday))
+    tick(at("20:00", sunday))
+    assert kinds(streaker, sunday) == ["log_reminder:2026-12-06", "weekly_summary:2026-W49"]
+    assert kinds(quiet, sunday) == ["log_reminder:2026-12-06"]  # re-engaged 5 days ago: not again yet
+    assert {n.status for n in nudges_of(app) if n.local_date in (DAY, sunday)} == {"sent"}

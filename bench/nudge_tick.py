@@ -1,0 +1,371 @@
+"""Benchmark: one dispatcher tick for N members whose reminder is due, planned and delivered to the local
+fake push gateway, beside a baseline measured in the same run (issue 4).
+
+    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 2] [--threads 16] [--keep]
+
+1. A scratch database on DATABASE_URL's server (else the local 127.0.0.1:5432 one), migrated to head.
+2. N members bulk-inserted across five zones, each with one Android phone and a log time equal to
+   the tick's minute on their own wall clock: every member has a log reminder due at the tick.
+3. The fake gateway (tests/fake_push.py `serve_lean`: FCM HTTP v1's success path on asyncio, so the
+   fake is not what is measured) in its own process, counting requests per nudge.
+4. The tick, timed from its start until the last push is answered: `nudges.services.dispatch_due`
+   (the beat task's body: plan every member set-based, claim FOR UPDATE SKIP LOCKED) in this process,
+   handing batches of 200 ids to W worker processes that run `nudges.delivery.deliver` (the
+   `nudges.deliver` task's body: record each push, send T at a time over the FCM client, record the
+   answers). A multiprocessing queue stands in for Redis, so the figure is the code's, not the broker's.
+5. The baseline, same run, same rows: one raw `INSERT ... SELECT ... ON CONFLICT DO NOTHING` of the N
+   rows into a copy of the nudges table (its indexes included), plus N raw HTTP posts of the same FCM
+   request to the same gateway over keep-alive `http.client` connections, W processes x T threads.
+6. Checks: the gateway saw exactly one request per nudge, and every row is `sent`. One table on
+   stdout, figures in bench/results/nudge_tick.json; the scratch database is dropped unless --keep.
+
+The machine is shared: the load average at start and end is printed beside the figures.
+"""
+
+# ruff: noqa: T201  (a benchmark reports on stdout)
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing as mp
+import os
+import platform
+import sys
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from companion import migrate  # noqa: E402
+from companion.runtime import (  # noqa: E402
+    LOCAL_HOST,
+    LOCAL_POSTGRES_PORT,
+    drop_database,
+    ensure_database,
+    libpq_url,
+    sqlalchemy_url,
+    with_database,
+)
+
+GOAL = 5000.0  # nudges per second on 2 cores (issue 4)
+RESULTS = ROOT / "bench" / "results" / "nudge_tick.json"
+ZONES = ("America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Sydney", "Pacific/Auckland")
+FCM_PROJECT = "companion-bench"
+FCM_BEARER = "test-fcm-bearer"
+
+
+def loadavg() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+# --- the gateway process -------------------------------------------------------------------------------
+
+
+def serve_gateway(urls: Any) -> None:
+    from tests.fake_push import serve_lean
+
+    serve_lean(urls)
+
+
+def gateway_stats(url: str, path: str = "/_stats") -> dict[str, int]:
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=30)
+    connection.request("GET", path)
+    stats = json.loads(connection.getresponse().read())
+    connection.close()
+    return stats
+
+
+# --- the worker processes (what `nudges.deliver` runs) --------------------------------------------------
+
+
+def deliver_worker(
+    database_url: str, redis_url: str, gateway_url: str, threads: int, tick: str, work, ready, done
+):
+    from companion.app import create_app
+    from companion.config import Config
+    from companion.notifications import build_channels
+    from companion.nudges import delivery
+
+    delivery.PUSH_CONCURRENCY = threads
+    app = create_app(Config.from_env(database_url=database_url, redis_url=redis_url, log_level="WARNING"))
+    channels = build_channels(
+        {
+            "COMPANION_FCM_PROJECT_ID": FCM_PROJECT,
+            "COMPANION_FCM_ACCESS_TOKEN": FCM_BEARER,
+            "COMPANION_FCM_BASE_URL": gateway_url,
+            "COMPANION_PUSH_TIMEOUT_SECONDS": 30,
+        }
+    )
+    at = datetime.fromisoformat(tick)
+    pushes = 0
+    ready.put(os.getpid())
+    with app.app_context():
+        while True:
+            ids = work.get()
+            if ids is None:
+                break
+            ids = [uuid.UUID(i) for i in ids]
+            report = delivery.deliver(ids, channels=channels, lease=timedelta(minutes=5), now=lambda: at)
+            pushes += sum(report.pushes.values())
+    done.put(pushes)
+
+
+# --- the baseline's raw HTTP posts ---------------------------------------------------------------------
+
+
+def raw_posts(gateway_url: str, count: int, threads: int, offset: int, results) -> None:
+    host, port = gateway_url.removeprefix("http://").split(":")
+    path = f"/v1/projects/{FCM_PROJECT}/messages:send"
+    headers = {"Authorization": f"Bearer {FCM_BEARER}", "Content-Type": "application/json"}
+    local = threading.local()
+
+    def post(n: int) -> int:
+        connection = getattr(local, "connection", None)
+        if connection is None:
+            connection = local.connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        body = json.dumps(
+            {
+                "message": {
+                    "token": f"raw-{n}",
+                    "notification": {
+                        "title": "Time for your check-in",
+                        "body": "Take a moment to check in on your day.",
+                    },
+                    "data": {"nudge_id": f"raw-{n}"},
+                    "android": {"priority": "high", "collapse_key": f"raw-{n}", "ttl": "3600s"},
+                }
+            }
+        )
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        return response.status
+
+    with ThreadPoolExecutor(threads) as pool:
+        statuses = list(pool.map(post, range(offset, offset + count)))
+    results.put(sum(1 for s in statuses if s == 200))
+
+
+# --- seeding -------------------------------------------------------------------------------------------
+
+
+def seed(url: str, members: int, tick: datetime) -> None:
+    per_zone = [(zone, tick.astimezone(ZoneInfo(zone)).time().replace(tzinfo=None)) for zone in ZONES]
+    values = ", ".join(
+        f"({i}, '{zone}', TIME '{wall.isoformat()}')" for i, (zone, wall) in enumerate(per_zone)
+    )
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO users (id, email, role, created_at, session_epoch) "
+            "SELECT gen_random_uuid(), 'bench-' || i || '@bench.invalid', 'member', now(), 0 "
+            "FROM generate_series(1, %s) AS i",
+            (members,),
+        )
+        conn.execute(
+            "INSERT INTO members (id, timezone, country, sex, goal_type, outcome_sharing, log_time, "
+            "muted_kinds, enrolled_at, updated_at) "
+            "SELECT u.id, z.zone, 'US', 'unspecified', 'abstain', false, z.wall, '{}', now(), now() "
+            "FROM (SELECT id, row_number() OVER () AS n FROM users) AS u "
+            f"JOIN (VALUES {values}) AS z(i, zone, wall) ON z.i = u.n % {len(ZONES)}"
+        )
+        conn.execute(
+            "INSERT INTO devices (id, member_id, platform, push_token, active, created_at, last_seen_at) "
+            "SELECT gen_random_uuid(), id, 'android', 'bench-' || id, true, now(), now() FROM members"
+        )
+        conn.execute("VACUUM ANALYZE users, members, devices")
+
+
+def baseline_insert(url: str, tick: datetime) -> float:
+    """The same rows, raw: one INSERT ... SELECT into a copy of `nudges` with its indexes."""
+    with psycopg.connect(libpq_url(url), autocommit=True) as conn:
+        conn.execute("CREATE TABLE baseline_nudges (LIKE nudges INCLUDING ALL)")
+        started = time.perf_counter()
+        conn.execute(
+            "INSERT INTO baseline_nudges (id, member_id, kind, dedupe_key, local_date, local_slot, zone, "
+            "due_at, expires_at, template, status, attempts, send_round, created_at) "
+            "SELECT gen_random_uuid(), m.id, 'log_reminder', "
+            "'log_reminder:' || (%(t)s AT TIME ZONE m.timezone)::date, "
+            "(%(t)s AT TIME ZONE m.timezone)::date, "
+            "m.log_time, m.timezone, %(t)s, %(t)s + interval '4 hours', "
+            "'log_reminder', 'pending', 0, 0, now() FROM members m "
+            "ON CONFLICT (member_id, dedupe_key) DO NOTHING",
+            {"t": tick},
+        )
+        seconds = time.perf_counter() - started
+        conn.execute("DROP TABLE baseline_nudges")
+    return seconds
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument(
+        "--workers", type=int, default=2, help="delivery processes (a worker's --concurrency)"
+    )
+    parser.add_argument("--threads", type=int, default=16, help="pushes in flight per delivery process")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    args = parser.parse_args()
+
+    from companion.nudges import services
+
+    server = (
+        os.environ.get("DATABASE_URL")
+        or f"postgresql+psycopg://postgres@{LOCAL_HOST}:{LOCAL_POSTGRES_PORT}/postgres"
+    )
+    url = sqlalchemy_url(with_database(server, f"companion_bench_nudges_{os.getpid()}"))
+    redis_url = (
+        os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    )  # the app needs one; nothing is sent
+    load_start = loadavg()
+    ensure_database(url, recreate=True)
+    context = mp.get_context("spawn")
+    processes: list[Any] = []
+    try:
+        migrate.upgrade(url)
+        urls = context.Queue()
+        gateway = context.Process(target=serve_gateway, args=(urls,), daemon=True)
+        gateway.start()
+        processes.append(gateway)
+        gateway_url = urls.get(timeout=60)
+        tick = datetime.now(UTC).replace(second=0, microsecond=0)
+        seeding = time.perf_counter()
+        seed(url, args.members, tick)
+        seeded = time.perf_counter() - seeding
+
+        work, ready, done = context.Queue(), context.Queue(), context.Queue()
+        for _ in range(args.workers):
+            worker = context.Process(
+                target=deliver_worker,
+                args=(url, redis_url, gateway_url, args.threads, tick.isoformat(), work, ready, done),
+            )
+            worker.start()
+            processes.append(worker)
+        for _ in range(args.workers):
+            ready.get(timeout=120)
+
+        from companion.app import create_app
+        from companion.config import Config
+
+        app = create_app(Config.from_env(database_url=url, redis_url=redis_url, log_level="WARNING"))
+        first_batch: list[float] = []
+
+        def hand_out(ids) -> None:
+            if ids and not first_batch:
+                first_batch.append(time.perf_counter())
+            for start in range(0, len(ids), services.DELIVER_BATCH):
+                work.put([str(i) for i in ids[start : start + services.DELIVER_BATCH]])
+
+        started = time.perf_counter()
+        with app.app_context():
+            report = services.dispatch_due(now=lambda: tick, send=hand_out, budget=timedelta(hours=1))
+        dispatched = time.perf_counter()
+        for _ in range(args.workers):
+            work.put(None)
+        pushes = sum(done.get(timeout=3600) for _ in range(args.workers))
+        finished = time.perf_counter()
+        tick_seconds = finished - started
+        stats = gateway_stats(gateway_url)
+        with psycopg.connect(libpq_url(url)) as conn:
+            statuses = dict(conn.execute("SELECT status, count(*) FROM nudges GROUP BY status").fetchall())
+        app.extensions["engine"].dispose()
+
+        insert_seconds = baseline_insert(url, tick)
+        gateway_stats(gateway_url, "/_reset")
+        results = context.Queue()
+        share = -(-args.members // args.workers)
+        posters = [
+            context.Process(
+                target=raw_posts,
+                args=(gateway_url, min(share, args.members - k * share), args.threads, k * share, results),
+            )
+            for k in range(args.workers)
+        ]
+        posting = time.perf_counter()
+        for poster in posters:
+            poster.start()
+        raw_ok = sum(results.get(timeout=3600) for _ in posters)
+        http_seconds = time.perf_counter() - posting
+        for poster in posters:
+            poster.join()
+        load_end = loadavg()
+    finally:
+        for process in processes:
+            process.terminate()
+        if not args.keep:
+            drop_database(url)
+
+    n = args.members
+    rate = n / tick_seconds
+    baseline_seconds = insert_seconds + http_seconds
+    figures = {
+        "members": n,
+        "zones": list(ZONES),
+        "workers": args.workers,
+        "threads": args.threads,
+        "tick_seconds": round(tick_seconds, 2),
+        "nudges_per_second": round(rate),
+        "goal_nudges_per_second": GOAL,
+        "plan_seconds": round((first_batch[0] if first_batch else dispatched) - started, 2)
+        if first_batch
+        else None,
+        "dispatch_seconds": round(dispatched - started, 2),
+        "planned": report.planned,
+        "claimed": report.claimed,
+        "pushes": pushes,
+        "gateway": stats,
+        "statuses": statuses,
+        "baseline_insert_seconds": round(insert_seconds, 2),
+        "baseline_http_seconds": round(http_seconds, 2),
+        "baseline_http_ok": raw_ok,
+        "baseline_nudges_per_second": round(n / baseline_seconds),
+        "seed_seconds": round(seeded, 1),
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2))
+    exact = stats == {"requests": n, "nudges": n, "more_than_once": 0} and statuses == {"sent": n}
+    print(f"nudge tick: {n:,} members with a reminder due, {len(ZONES)} zones, one Android phone each")
+    print(f"{os.cpu_count()} CPUs; delivery: {args.workers} processes x {args.threads} pushes in flight")
+    print(f"load average start {load_start} / end {load_end} (shared machine)")
+    print()
+    print(f"{'':40} {'seconds':>9} {'nudges/s':>10}")
+    verdict = "met" if rate >= GOAL else "NOT met"
+    label = "one tick, planned and delivered"
+    print(f"{label:40} {tick_seconds:9.2f} {rate:10,.0f}   goal >= {GOAL:,.0f}/s: {verdict}")
+    print(f"{'  planning (until the first batch)':40} {figures['plan_seconds'] or 0:9.2f}")
+    print(f"{'  dispatch (plan + claim, all batches)':40} {dispatched - started:9.2f}")
+    print(f"{'baseline: raw INSERT ... SELECT':40} {insert_seconds:9.2f} {n / insert_seconds:10,.0f}")
+    print(f"{'baseline: raw HTTP posts, same pool':40} {http_seconds:9.2f} {n / http_seconds:10,.0f}")
+    print(f"{'baseline: both':40} {baseline_seconds:9.2f} {n / baseline_seconds:10,.0f}")
+    print(f"{'tick / baseline':40} {tick_seconds / baseline_seconds:9.2f}x")
+    print()
+    print(
+        f"gateway: {stats['requests']:,} requests for {stats['nudges']:,} nudges, "
+        f"{stats['more_than_once']} more than once; rows: {statuses}; "
+        f"exactly once: {'yes' if exact else 'NO'}"
+    )
+    print(f"seeded in {seeded:.1f} s; figures in {RESULTS.relative_to(ROOT)}")
+    if not exact:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
