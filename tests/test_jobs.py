@@ -63,7 +63,7 @@ def test_broker_down_never_raises_and_backs_off(monkeypatch):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    down = Celery("broker-down")
+    down = Celery("broker-down", set_as_current=False)
     down.conf.update(celery_settings(f"redis://127.0.0.1:{port}/0", 60))
     monkeypatch.setattr(jobs, "_celery", down)
     monkeypatch.setattr(jobs, "_broker_down_until", 0.0)

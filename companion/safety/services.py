@@ -33,6 +33,7 @@ either waits for the scan's update or, having resolved first, is seen as resolve
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Sequence
@@ -73,6 +74,8 @@ from companion.safety import channels
 from companion.safety.models import Flag, FlagAlert, FlagStatus, NotificationKind, StaffNotification
 from companion.tracking.common import decode_page_cursor, encode_page_cursor
 from companion.tracking.models import BacReading, Craving, DrinkLog
+
+log = logging.getLogger(__name__)
 
 #: The rules' thresholds. One place to change them; SafetySettings documents each.
 SETTINGS = rules.DEFAULT
@@ -310,12 +313,6 @@ class ScanResult:
     alerts: int = 0
     notifications: int = 0
     flag_ids: list[uuid.UUID] = field(default_factory=list)
-
-    def __iadd__(self, other: ScanResult) -> ScanResult:
-        for name in ("members", "findings", "opened", "updated", "alerts", "notifications"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.flag_ids += other.flag_ids
-        return self
 
 
 def evidence_of(finding: rules.Finding) -> frozenset[str]:
@@ -629,7 +626,7 @@ def escalate_overdue(*, now: datetime, settings: rules.SafetySettings = SETTINGS
 
 def deliver_pending(*, now: datetime, limit: int = DELIVERY_BATCH) -> int:
     """Hand unsent notifications to their channels, claiming them so two workers never send one
-    twice; the number sent. A channel that raises leaves the rest of the batch for the next run."""
+    twice; the number sent. A notification whose channel fails stays unsent for the next run."""
     pending = list(
         session.execute(
             select(StaffNotification)
@@ -644,7 +641,15 @@ def deliver_pending(*, now: datetime, limit: int = DELIVERY_BATCH) -> int:
         channel = channels.CHANNELS.get(notification.channel)
         if channel is None:
             continue  # a channel this process does not know: left for one that does
-        channel.send(notification)
+        try:
+            channel.send(notification)
+        except Exception:  # a provider down or refusing: retried by the next run (beat, every minute)
+            log.warning(
+                "staff notification not sent",
+                extra={"notification_id": notification.id, "channel": notification.channel},
+                exc_info=True,
+            )
+            continue
         notification.sent_at = now
         sent += 1
     session.flush()

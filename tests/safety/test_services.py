@@ -339,3 +339,21 @@ def test_flag_rows_enforce_one_unresolved_flag_per_member_and_rule(app, person):
             )
         )
         session.flush()
+
+
+def test_a_channel_that_fails_leaves_its_notification_for_the_next_run(app, person, monkeypatch):
+    from companion.safety import channels
+
+    person.dose(TODAY, "08:00", ("nausea", "severe"))
+    scan(app, person.id)
+
+    def down(notification):
+        raise TimeoutError("provider down")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(channels.CHANNELS["log"], "send", down)
+        with app.app_context(), db.unit_of_work():
+            assert services.deliver_pending(now=NOW) == 0
+    assert [n.sent_at for n in helpers.notifications(app) if n.channel == "log"] == [None]
+    with app.app_context(), db.unit_of_work():
+        assert services.deliver_pending(now=NOW + DAY) == 1
