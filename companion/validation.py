@@ -114,9 +114,12 @@ class StrictSchema(Schema):
     class Meta:
         unknown = "raise"
 
+    #: A schema whose parts are validated one by one later (a sync batch) leaves NULs to them.
+    refuse_nul = True
+
     @pre_load
     def _refuse_nul(self, data: Any, **_: Any) -> Any:
-        errors = _nul_errors(data) if isinstance(data, dict) else None
+        errors = _nul_errors(data) if self.refuse_nul and isinstance(data, dict) else None
         if errors:
             raise ValidationError(errors)
         return data

@@ -145,6 +145,8 @@ class SyncItemSchema(Schema):
 
 
 class SyncBatchSchema(StrictSchema):
+    refuse_nul = False  # each item is validated on its own: a NUL spoils only its item
+
     items = fields.List(
         fields.Raw(allow_none=True, metadata={"type": "object", "description": "{type, data}: a SyncItem."}),
         required=True,

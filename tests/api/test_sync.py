@@ -352,3 +352,10 @@ def test_checkins_sync_and_staff_plan_edits_reach_the_phone(app, member, staff):
     assert [r["status"] for r in results] == ["created", "unchanged", "conflict"]
     assert results[2]["errors"]
     assert len(member.get("/medication-checkins").get_json()["items"]) == 1
+
+
+def test_a_nul_spoils_only_its_own_item(member):
+    items = [craving_item(note="fine"), craving_item(note="bad\x00note")]
+    results = member.post("/sync", {"items": items}).get_json()["results"]
+    assert [r["status"] for r in results] == ["created", "invalid"]
+    assert "note" in results[1]["errors"]
