@@ -192,6 +192,44 @@ def export(
         click.echo(f"{built.row_count} rows written to {output}", err=True)
 
 
+# --- a synthetic population -------------------------------------------------------------------------
+
+
+@main.command("simulate")
+@click.option("--members", required=True, type=click.IntRange(1, 10_000_000), help="How many members.")
+@click.option("--days", default=90, show_default=True, type=click.IntRange(1, 3650), help="Days of history.")
+@click.option("--seed", default=1, show_default=True, type=int, help="The same seed gives the same people.")
+def simulate(members: int, days: int, seed: int) -> None:
+    """Write a realistic synthetic population straight to the database (COPY), its history ending now.
+
+    Members and coaches sign in with the password `simulated-member`.
+    """
+    from companion import simulate as simulation
+    from companion.db import utcnow
+    from companion.runtime import libpq_url
+
+    config, _services_handle = _services()
+    migrate.upgrade(config.database_url)
+    with click.progressbar(length=days + 1, label="days", file=sys.stderr) as bar:
+        try:
+            done = simulation.simulate(
+                libpq_url(config.database_url),
+                members=members,
+                days=days,
+                seed=seed,
+                now=utcnow(),
+                progress=bar.update,
+            )
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(
+        f"{done.members:,} members, {done.first_day} to {done.last_day}, insurer {done.insurer_code}, "
+        f"in {done.seconds:.1f} s (password: {simulation.SIMULATED_PASSWORD}):"
+    )
+    for table, n in done.rows.items():
+        click.echo(f"  {table:<20} {n:>12,}")
+
+
 # --- running everything -----------------------------------------------------------------------------
 
 

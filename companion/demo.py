@@ -2,8 +2,9 @@
 and three weeks of member history (drink logs, cravings, a medication plan and its check-ins).
 
 The history goes through the same services as the API, each record at the moment it would have been
-entered, so it obeys every rule a phone's data does. `companion simulate` (performance work) writes
-large populations in bulk instead.
+entered, so it obeys every rule a phone's data does. Each member's days follow `companion.simulate`'s
+`Trajectory` (an improving one), the generator `companion simulate` writes large populations with, in
+bulk.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from companion.accounts.models import Insurer, Member, Role, User
 from companion.db import session
 from companion.domain import localtime, plans
 from companion.medications import services as medication_services
+from companion.simulate import Trajectory, standard_drinks_entered
 from companion.tracking import services as tracking_services
 
 DEMO_INSURER_CODE = "DEMO-HEALTH"
@@ -76,16 +78,25 @@ def _history(member: Member, coach: User, *, seed: int, now: datetime) -> None:
         },
         now=plan_created,
     )
+    # The simulator's improving trajectory, well engaged; nobody on disulfiram drinks in the demo.
+    trajectory = Trajectory.draw(
+        rnd,
+        goal=member.goal_type,
+        days=HISTORY_DAYS,
+        kind="improve",
+        log_share=0.85,
+        **({"drink_share": 0.0} if medication == "disulfiram" else {}),
+    )
     for offset in range(HISTORY_DAYS + 1):
         day = first + timedelta(days=offset)
         evening = localtime.local_to_utc(day, time(21, 30), member.timezone)
         if evening > now:
             break
-        heaviness = max(0.0, 4.0 - offset * 0.15) if medication != "disulfiram" else 0.0
-        if rnd.random() < 0.85:  # some days are missing, never zero
-            drinks = max(0.0, round(rnd.gauss(heaviness, 1.2), 1))
+        today_ = trajectory.day(rnd, offset)
+        if today_.logged:  # some days are missing, never zero
+            drinks = standard_drinks_entered(today_.drinks, member.country)
             tracking_services.put_drink_log(
-                member, day, {"standard_drinks": Decimal(str(drinks))}, origin=None, now=evening
+                member, day, {"standard_drinks": drinks}, origin=None, now=evening
             )
         if rnd.random() < 0.7:
             tracking_services.record_craving(
@@ -93,7 +104,7 @@ def _history(member: Member, coach: User, *, seed: int, now: datetime) -> None:
                 {
                     "id": uuid.UUID(int=rnd.getrandbits(128)),
                     "recorded_at": evening - timedelta(hours=3),
-                    "intensity": max(0, min(10, round(rnd.gauss(6 - offset * 0.15, 1.5)))),
+                    "intensity": today_.craving,
                     "triggers": [],
                 },
                 origin=None,
