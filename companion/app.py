@@ -78,7 +78,7 @@ def register_extensions(app: Flask, config: Config) -> None:
 
     csrf.init_app(app)
     api_plumbing.configure_openapi(app)
-    api.init_app(app)
+    api.init_app(app, spec_kwargs={"extra_plugins": [api_plumbing.StandardResponsesPlugin(app)]})
     jobs.configure(make_celery(app))
 
 
