@@ -62,5 +62,13 @@ revision: install
 	$(VENV)/bin/python -c "import sys; from companion.cli import _services; from companion import migrate; \
 	c, s = _services(); migrate.revision(c.database_url, sys.argv[1])" "$(m)"
 
+# The fault ledger (tests/reliability) for minutes instead of seconds: worker SIGKILL, Redis and
+# PostgreSQL restarts on private servers. `make test` runs a short one. Figures in SOAK_FIGURES.
+SOAK_FIGURES ?= /tmp/companion-soak-figures.json
+soak: install
+	FAULT_PHASE_SECONDS=$${FAULT_PHASE_SECONDS:-30} FAULT_CLIENTS=$${FAULT_CLIENTS:-6} FAULT_FIGURES_FILE=$(SOAK_FIGURES) \
+		$(VENV)/bin/python -m pytest -p no:randomly -q tests/reliability
+	@cat $(SOAK_FIGURES)
+
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest-instance .pytest_cache

@@ -1,0 +1,146 @@
+"""Private servers for the fault tests: a PostgreSQL cluster of our own (initdb into a temporary folder,
+its own port) that a test may stop and restart, and the API under gunicorn as production runs it.
+
+Never the machine's shared PostgreSQL or Redis: every server here is ours alone, stopped by its own pid
+or data folder. The private Redis and the Celery worker/beat come from tests/nudges/processes.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from tests.nudges.processes import ROOT, free_port
+
+
+def _postgres_bin() -> Path:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
+    if not found:
+        raise RuntimeError("no PostgreSQL server binaries under /usr/lib/postgresql (apt install postgresql)")
+    return Path(found[-1]).parent
+
+
+class PrivatePostgres:
+    """initdb + pg_ctl of our own. As root, the server runs as the `postgres` system user (initdb
+    refuses root). fsync is off: these tests restart the server, they do not crash the machine."""
+
+    def __init__(self, folder: Path) -> None:
+        self.bin = _postgres_bin()
+        self.folder = folder
+        self.data = folder / "pgdata"
+        self.port = free_port()
+        self.log = folder / "postgres.log"
+        folder.mkdir(parents=True, exist_ok=True)
+        self._as_postgres = os.geteuid() == 0
+        if self._as_postgres:
+            shutil.chown(folder, "postgres", "postgres")
+            # The server user must be able to reach its folder through every parent.
+            for parent in folder.parents:
+                if parent == Path("/"):
+                    break
+                with contextlib.suppress(PermissionError):
+                    os.chmod(parent, os.stat(parent).st_mode | 0o005)
+
+    @property
+    def url(self) -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/companion"
+
+    def _run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+        command = [str(self.bin / args[0]), *args[1:]]
+        if self._as_postgres:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, check=check, capture_output=True, timeout=120)
+
+    def init(self) -> None:
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
+
+    def start(self) -> None:
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.folder} "
+            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=60"
+        )
+        self._run(
+            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start"
+        )
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast` ends every session (what an operator's restart does); `immediate` is a crash."""
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
+
+    def is_up(self) -> bool:
+        try:
+            with psycopg.connect(
+                f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres", connect_timeout=1
+            ):
+                return True
+        except psycopg.Error:
+            return False
+
+    def destroy(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class ApiServer:
+    """`gunicorn companion.wsgi:app` (gthread workers), as the Dockerfile runs it, in its own group."""
+
+    def __init__(self, folder: Path, env: dict[str, str], workers: int = 2) -> None:
+        self.folder = folder
+        self.env = env
+        self.port = free_port()
+        self.workers = workers
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60) -> None:
+        gunicorn = Path(sys.executable).with_name("gunicorn")
+        with open(self.folder / "gunicorn.out", "ab") as out:
+            self.process = subprocess.Popen(
+                [str(gunicorn), "-w", str(self.workers), "-k", "gthread", "--threads", "4",
+                 "-b", f"127.0.0.1:{self.port}", "--timeout", "60", "companion.wsgi:app"],
+                env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    return
+            if self.process.poll() is not None:
+                break
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn did not become ready:\n{self.output()}")
+
+    def pids(self) -> set[int]:
+        """The arbiter and its workers: the same set before and after a fault means nothing restarted."""
+        import psutil
+
+        assert self.process is not None
+        parent = psutil.Process(self.process.pid)
+        return {parent.pid, *(child.pid for child in parent.children())}
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+    def output(self) -> str:
+        path = self.folder / "gunicorn.out"
+        return path.read_text(errors="replace")[-6000:] if path.exists() else ""
