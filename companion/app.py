@@ -11,7 +11,9 @@ from companion.accounts import views as accounts_views
 from companion.auth import loaders
 from companion.auth.access import enforce_access
 from companion.broker import make_celery
+from companion.coaching import views as coaching_views
 from companion.config import Config
+from companion.dashboard import views as dashboard_views
 from companion.docs import bp as docs_bp
 from companion.errors import register_error_handlers
 from companion.exports import views as exports_views
@@ -31,6 +33,7 @@ API_BLUEPRINTS = (
     exports_views.blp,
     safety_views.blp,
     nudges_views.blp,
+    coaching_views.blp,
 )
 
 
@@ -103,3 +106,4 @@ def register_blueprints(app: Flask) -> None:
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing to forge
     app.register_blueprint(health_bp)
     app.register_blueprint(docs_bp)
+    app.register_blueprint(dashboard_views.bp)  # cookie sessions and CSRF-protected forms

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import insert
 
 from companion.audit.models import AuditEntry
 from companion.db import session
@@ -25,3 +28,21 @@ def record(
     session.add(entry)
     session.flush()
     return entry
+
+
+def record_many(
+    action: str,
+    *,
+    actor_id: uuid.UUID | None,
+    now: datetime,
+    subject_member_ids: Iterable[uuid.UUID],
+    **detail: Any,
+) -> int:
+    """One row per member for a read of many members' records (a list page), in one statement."""
+    rows = [
+        {"at": now, "actor_id": actor_id, "action": action, "subject_member_id": m, "detail": detail}
+        for m in sorted(set(subject_member_ids))
+    ]
+    if rows:
+        session.execute(insert(AuditEntry), rows)
+    return len(rows)

@@ -162,9 +162,14 @@ def standard_drinks_from_grams(grams: Decimal, country: str) -> Decimal:
     return (grams / standard_drink_grams(country)).quantize(STANDARD_DRINKS_QUANTUM, rounding=ROUND_HALF_UP)
 
 
+def heavy_day_grams(sex: str | None) -> Decimal:
+    """The grams from which a day is heavy for `sex` (the same in every country)."""
+    return HEAVY_DAY_GRAMS[_threshold_sex(sex)]
+
+
 def is_heavy_day(grams: Decimal, sex: str | None) -> bool:
     """A heavy drinking day: at or above the sex's threshold in grams (the same in every country)."""
-    return grams >= HEAVY_DAY_GRAMS[_threshold_sex(sex)]
+    return grams >= heavy_day_grams(sex)
 
 
 def log_source(day: date, *, today: date) -> LogSource:

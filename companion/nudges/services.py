@@ -149,17 +149,22 @@ def message_view(message: Message) -> dict[str, Any]:
     }
 
 
-def send_coach_message(actor: User, member_id: uuid.UUID, body: str, *, now: datetime) -> Message:
+def send_coach_message(
+    actor: User, member_id: uuid.UUID, body: str, *, now: datetime, message_id: uuid.UUID | None = None
+) -> Message:
     """`POST /coach/members/{id}/messages`: the message, and its nudge (same id), pushed after commit.
 
-    Never capped or muted (DOMAIN.md); quiet hours hold the push, not the inbox.
+    Never capped or muted (DOMAIN.md); quiet hours hold the push, not the inbox. `message_id`: the id
+    the dashboard's form carries, so a resubmitted form cannot send twice (the key is unique).
 
     :raises NotFound: the member is not on `actor`'s caseload (admins: no such member).
     """
     from companion.medications.services import member_for_staff
 
     member = member_for_staff(actor, member_id)
-    message = Message(id=uuid.uuid4(), member_id=member.id, sender_id=actor.id, body=body, created_at=now)
+    message = Message(
+        id=message_id or uuid.uuid4(), member_id=member.id, sender_id=actor.id, body=body, created_at=now
+    )
     stamp(message, None)  # staff changes reach every device of the member through GET /sync
     session.add(message)
     session.flush()

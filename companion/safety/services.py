@@ -729,8 +729,9 @@ def list_flags(
     )
     more = len(flags) > limit
     flags = flags[:limit]
-    for member_id in sorted({f.member_id for f in flags}):
-        audit.record("flags.listed", actor_id=actor.id, now=now, subject_member_id=member_id)
+    audit.record_many(
+        "flags.listed", actor_id=actor.id, now=now, subject_member_ids=[f.member_id for f in flags]
+    )
     last = flags[-1] if flags else None
     return {
         "items": [flag_view(f) for f in flags],

@@ -1,10 +1,15 @@
 """`GET /me/summary`: load the member's rows, hand them to the pure `domain.summary`, and return its answer.
 
 The coach view and the insurer export call the same domain functions, so the three never disagree.
+`summaries` loads many members' rows in one query per table (the coach caseload); `member_summary` is
+the same for one member.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,41 +30,76 @@ ADHERENCE_DAYS = summary.WEEK_DAYS + 1
 
 def day_logs(member: Member) -> list[summary.DayLog]:
     """Every logged day (streaks may reach back to enrollment; a member has a few hundred rows at most)."""
+    return day_logs_of([member.id])[member.id]
+
+
+def day_logs_of(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[summary.DayLog]]:
+    """Every logged day of each member, in date order, in one query."""
+    logs: dict[uuid.UUID, list[summary.DayLog]] = {m: [] for m in member_ids}
     rows = session.execute(
-        select(DrinkLog.date, DrinkLog.grams_ethanol, DrinkLog.heavy).where(
-            DrinkLog.member_id == member.id, DrinkLog.deleted_at.is_(None)
-        )
+        select(DrinkLog.member_id, DrinkLog.date, DrinkLog.grams_ethanol, DrinkLog.heavy)
+        .where(DrinkLog.member_id.in_(member_ids), DrinkLog.deleted_at.is_(None))
+        .order_by(DrinkLog.member_id, DrinkLog.date)
     )
-    return [summary.DayLog(day, grams, heavy) for day, grams, heavy in rows]
+    for member_id, day, grams, heavy in rows:
+        logs[member_id].append(summary.DayLog(day, grams, heavy))
+    return logs
+
+
+def summaries(
+    members: Sequence[Member], *, now: datetime, logs: dict[uuid.UUID, list[summary.DayLog]] | None = None
+) -> dict[uuid.UUID, summary.MemberSummary]:
+    """Each member's summary as of `now`: four queries whatever the number of members. `logs` (from
+    `day_logs_of`) when the caller already has them."""
+    from companion.medications.services import plan_to_domain
+
+    if not members:
+        return {}
+    ids = [m.id for m in members]
+    # Each member's window ends on their own local today; the earliest today bounds them all (the
+    # domain reads only its own windows, so a day more changes nothing).
+    first_today = min(localtime.local_date(now, m.timezone) for m in members)
+    logs = logs if logs is not None else day_logs_of(ids)
+    cravings: dict[uuid.UUID, list[summary.CravingRating]] = defaultdict(list)
+    for member_id, day, intensity in session.execute(
+        select(Craving.member_id, Craving.date, Craving.intensity).where(
+            Craving.member_id.in_(ids), Craving.date > first_today - timedelta(days=CRAVING_DAYS)
+        )
+    ):
+        cravings[member_id].append(summary.CravingRating(day, intensity))
+    checkins: dict[uuid.UUID, list[CheckIn]] = defaultdict(list)
+    for member_id, plan_id, at, status in session.execute(
+        select(
+            MedicationCheckin.member_id,
+            MedicationCheckin.plan_id,
+            MedicationCheckin.scheduled_for,
+            MedicationCheckin.status,
+        ).where(
+            MedicationCheckin.member_id.in_(ids),
+            MedicationCheckin.date > first_today - timedelta(days=ADHERENCE_DAYS),
+        )
+    ):
+        checkins[member_id].append(CheckIn(plan_id, at, CheckInStatus(status)))
+    plans = defaultdict(list)
+    for plan in session.execute(select(MedicationPlan).where(MedicationPlan.member_id.in_(ids))).scalars():
+        plans[plan.member_id].append(plan_to_domain(plan))
+    return {
+        m.id: summary.summarize(
+            now=now,
+            zone=m.timezone,
+            country=m.country,
+            goal=summary.Goal(summary.GoalType(m.goal_type), m.weekly_limit),
+            day_logs=logs.get(m.id, []),
+            cravings=cravings[m.id],
+            checkins=checkins[m.id],
+            plans=plans[m.id],
+        )
+        for m in members
+    }
 
 
 def member_summary(member: Member, *, now: datetime) -> dict[str, Any]:
-    from companion.medications.services import plan_to_domain
-
-    today = localtime.local_date(now, member.timezone)
-    cravings = session.execute(
-        select(Craving.date, Craving.intensity).where(
-            Craving.member_id == member.id, Craving.date > today - timedelta(days=CRAVING_DAYS)
-        )
-    )
-    checkins = session.execute(
-        select(MedicationCheckin.plan_id, MedicationCheckin.scheduled_for, MedicationCheckin.status).where(
-            MedicationCheckin.member_id == member.id,
-            MedicationCheckin.date > today - timedelta(days=ADHERENCE_DAYS),
-        )
-    )
-    plans = session.execute(select(MedicationPlan).where(MedicationPlan.member_id == member.id)).scalars()
-    result = summary.summarize(
-        now=now,
-        zone=member.timezone,
-        country=member.country,
-        goal=summary.Goal(summary.GoalType(member.goal_type), member.weekly_limit),
-        day_logs=day_logs(member),
-        cravings=[summary.CravingRating(day, intensity) for day, intensity in cravings],
-        checkins=[CheckIn(plan_id, at, CheckInStatus(status)) for plan_id, at, status in checkins],
-        plans=[plan_to_domain(plan) for plan in plans],
-    )
-    return summary_view(result)
+    return summary_view(summaries([member], now=now)[member.id])
 
 
 def summary_view(result: summary.MemberSummary) -> dict[str, Any]:

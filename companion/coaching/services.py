@@ -1,0 +1,510 @@
+"""What a coach reads about members (API.md "Coach"): the caseload, a member's profile and summary, their
+timeline, and the day-by-day series the dashboard charts.
+
+* Who sees whom: an admin every member; a coach the members on their current caseload. Anyone else is
+  the same 404 as a member who does not exist (`medications.services.member_for_staff`).
+* Every read writes the audit log: who, which member, what (the action, and the range read), when.
+* Set-based: a page of the caseload costs the same few queries for 10 members or 300; the timeline
+  and the charts one query per kind of record.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import Date, DateTime, String, and_, case, cast, func, select, tuple_
+
+from companion.accounts.models import CoachAssignment, Member, Role, User
+from companion.audit import services as audit
+from companion.db import session
+from companion.domain import drinking, localtime, summary
+from companion.domain import safety as rules
+from companion.domain.errors import InvalidInput
+from companion.domain.plans import CheckIn, CheckInStatus
+from companion.domain.types import DateRange
+from companion.medications import services as medications
+from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
+from companion.nudges.models import Message
+from companion.safety import services as safety
+from companion.safety.models import Flag, FlagStatus
+from companion.tracking import services as tracking
+from companion.tracking import summary as summaries
+from companion.tracking.common import DEFAULT_RANGE_DAYS, decode_page_cursor, encode_page_cursor
+from companion.tracking.models import BacReading, Craving, DrinkLog
+
+#: Days of drinking a caseload row's sparkline shows, today included.
+SPARKLINE_DAYS = 30
+#: The chart windows the dashboard offers (days, today included).
+CHART_WINDOWS = (30, 90)
+_UNRESOLVED = (FlagStatus.OPEN.value, FlagStatus.ACKNOWLEDGED.value)
+_INVALID_CURSOR = {"cursor": ["Not a cursor this server issued."]}
+
+
+def member(actor: User, member_id: uuid.UUID) -> Member:
+    """The member if `actor` may read their records, else NotFound (admins: any member)."""
+    return medications.member_for_staff(actor, member_id)
+
+
+# --- the caseload -----------------------------------------------------------------------------------
+
+
+def _flag_counts() -> Any:
+    """Per member: unresolved flags, unresolved urgent ones, and the highest unresolved tier."""
+    unresolved = Flag.status.in_(_UNRESOLVED)
+    return (
+        select(
+            Flag.member_id,
+            func.count().label("open_flags"),
+            func.count().filter(Flag.tier == int(rules.Tier.URGENT)).label("urgent_flags"),
+            func.max(Flag.tier).label("top_tier"),
+        )
+        .where(unresolved)
+        .group_by(Flag.member_id)
+        .subquery()
+    )
+
+
+def _members_query(actor: User) -> Any:
+    counts = _flag_counts()
+    open_flags = func.coalesce(counts.c.open_flags, 0)
+    urgent_flags = func.coalesce(counts.c.urgent_flags, 0)
+    query = (
+        select(
+            Member,
+            User.email,
+            User.display_name,
+            open_flags.label("open_flags"),
+            urgent_flags.label("urgent_flags"),
+            counts.c.top_tier,
+            safety._last_entry_at(Member.id).label("last_activity_at"),
+            CoachAssignment.coach_id,
+        )
+        .join(User, User.id == Member.id)
+        .outerjoin(counts, counts.c.member_id == Member.id)
+        .outerjoin(
+            CoachAssignment, and_(CoachAssignment.member_id == Member.id, CoachAssignment.ended_at.is_(None))
+        )
+        .where(User.deleted_at.is_(None))
+    )
+    if actor.role != Role.ADMIN:
+        query = query.where(CoachAssignment.coach_id == actor.id)
+    return query, urgent_flags, open_flags
+
+
+@dataclass(frozen=True)
+class _Row:
+    member: Member
+    email: str
+    display_name: str | None
+    open_flags: int
+    urgent_flags: int
+    top_tier: int | None
+    last_activity_at: datetime | None
+    coach_id: uuid.UUID | None
+
+
+def _item(row: _Row, result: summary.MemberSummary, logs: list[summary.DayLog]) -> dict[str, Any]:
+    m = row.member
+    today = result.as_of
+    by_day = {log.day: log for log in logs}
+    sparkline = [
+        drinking.standard_drinks_from_grams(by_day[d].grams, m.country) if d in by_day else None
+        for d in DateRange.ending(today, SPARKLINE_DAYS).days()
+    ]
+    return {
+        "id": m.id,
+        "email": row.email,
+        "display_name": row.display_name,
+        "timezone": m.timezone,
+        "country": m.country,
+        "sex": m.sex,
+        "goal": {"type": m.goal_type, "weekly_limit": m.weekly_limit},
+        "enrolled_at": m.enrolled_at,
+        "coach_id": row.coach_id,
+        "risk": rules.Tier(row.top_tier).label if row.top_tier else "none",
+        "open_flags": row.open_flags,
+        "urgent_flags": row.urgent_flags,
+        "last_activity_at": row.last_activity_at,
+        "summary": summaries.summary_view(result),
+        # The dashboard's sparkline: standard drinks per day, oldest first, None for a day not logged.
+        "sparkline": sparkline,
+    }
+
+
+def _items(rows: list[_Row], *, now: datetime) -> list[dict[str, Any]]:
+    logs = summaries.day_logs_of([r.member.id for r in rows])
+    results = summaries.summaries([r.member for r in rows], now=now, logs=logs)
+    return [_item(r, results[r.member.id], logs[r.member.id]) for r in rows]
+
+
+def caseload(actor: User, *, cursor: str | None, limit: int, now: datetime) -> dict[str, Any]:
+    """`GET /coach/members`: the members `actor` may see, most urgent flags first, then most open
+    flags, keyset-paged; each with flag counts, last activity and summary. Audited per member."""
+    query, urgent, open_ = _members_query(actor)
+    after = decode_page_cursor(cursor)
+    if after:
+        try:
+            a_urgent, a_open, a_id = int(after[0]), int(after[1]), uuid.UUID(str(after[2]))
+        except (ValueError, TypeError, IndexError) as exc:
+            raise InvalidInput("The request is invalid.", fields=_INVALID_CURSOR) from exc
+        query = query.where(tuple_(-urgent, -open_, Member.id) > tuple_(-a_urgent, -a_open, a_id))
+    found = session.execute(query.order_by(urgent.desc(), open_.desc(), Member.id).limit(limit + 1)).all()
+    rows = [_Row(*r) for r in found[:limit]]
+    audit.record_many(
+        "caseload.listed", actor_id=actor.id, now=now, subject_member_ids=[r.member.id for r in rows]
+    )
+    last = rows[-1] if len(found) > limit else None
+    return {
+        "items": _items(rows, now=now),
+        "next_cursor": encode_page_cursor([last.urgent_flags, last.open_flags, str(last.member.id)])
+        if last
+        else None,
+    }
+
+
+def profile(actor: User, member_id: uuid.UUID, *, now: datetime, via: str = "api") -> dict[str, Any]:
+    """`GET /coach/members/{id}`: the member's profile, flag counts and summary. Audited."""
+    target = member(actor, member_id)
+    query, _, _ = _members_query(actor)
+    row = _Row(*session.execute(query.where(Member.id == target.id)).one())
+    audit.record("member.viewed", actor_id=actor.id, now=now, subject_member_id=target.id, via=via)
+    return _items([row], now=now)[0]
+
+
+# --- the timeline -----------------------------------------------------------------------------------
+
+#: Kinds in the order they sort at the same instant.
+KINDS = ("bac_reading", "checkin", "craving", "drink_log", "flag", "message")
+MAX_TIMELINE_DAYS = 366
+
+
+@dataclass(frozen=True)
+class _Source:
+    kind: str
+    model: Any
+    at: Any  # the instant the item sorts on
+    day: Any  # its member-local date
+    key: Any  # its id, as text (a drink log's is its date)
+
+
+def _sources(zone: str) -> list[_Source]:
+    """Where each kind's instant and local date come from. A drink log covers a whole local day: it
+    sorts at that day's start (the day's log heads the day); flags and messages fall on the member's
+    local date of their instant."""
+
+    def local_day(instant: Any) -> Any:
+        return cast(func.timezone(zone, instant), Date)
+
+    return [
+        _Source(
+            "bac_reading", BacReading, BacReading.measured_at, BacReading.date, cast(BacReading.id, String)
+        ),
+        _Source(
+            "checkin",
+            MedicationCheckin,
+            MedicationCheckin.scheduled_for,
+            MedicationCheckin.date,
+            cast(MedicationCheckin.id, String),
+        ),
+        _Source("craving", Craving, Craving.recorded_at, Craving.date, cast(Craving.id, String)),
+        _Source(
+            "drink_log",
+            DrinkLog,
+            func.timezone(zone, cast(DrinkLog.date, DateTime)),
+            DrinkLog.date,
+            cast(DrinkLog.date, String),
+        ),
+        _Source("flag", Flag, Flag.created_at, local_day(Flag.created_at), cast(Flag.id, String)),
+        _Source(
+            "message", Message, Message.created_at, local_day(Message.created_at), cast(Message.id, String)
+        ),
+    ]
+
+
+def _timeline_cursor(cursor: str | None) -> tuple[datetime, str, str] | None:
+    after = decode_page_cursor(cursor)
+    if not after:
+        return None
+    try:
+        at, kind, key = after
+        instant = datetime.fromisoformat(str(at))
+        localtime.to_utc(instant)
+        if kind not in KINDS:
+            raise ValueError(kind)
+        return instant, str(kind), str(key)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InvalidInput("The request is invalid.", fields=_INVALID_CURSOR) from exc
+
+
+def _after(source: _Source, after: tuple[datetime, str, str] | None) -> Any:
+    """Items of `source` that sort after the cursor's (instant, kind, id)."""
+    if after is None:
+        return True
+    at, kind, key = after
+    if source.kind > kind:
+        return source.at >= at
+    if source.kind < kind:
+        return source.at > at
+    return tuple_(source.at, source.key) > tuple_(at, key)
+
+
+def timeline(
+    actor: User,
+    member_id: uuid.UUID,
+    *,
+    start: date | None,
+    end: date | None,
+    cursor: str | None,
+    limit: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """`GET /coach/members/{id}/timeline`: drink logs, breath readings, cravings, dose check-ins,
+    flags and messages whose member-local date is in [start, end] (default: the last 30 days), in
+    time order (oldest first; ties by kind, then id), keyset-paged. Audited with the range read.
+
+    Each kind is read in its own query, already in order and cut at `limit + 1`; merging them and
+    keeping the first `limit + 1` gives the page.
+    """
+    target = member(actor, member_id)
+    today = localtime.local_date(now, target.timezone)
+    end = end or today
+    start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+    if start > end:
+        raise InvalidInput("The request is invalid.", fields={"from": ["Must not be after 'to'."]})
+    after = _timeline_cursor(cursor)
+    streams = []
+    for source in _sources(target.timezone):
+        model = source.model
+        conditions = [
+            model.member_id == target.id,
+            source.day >= start,
+            source.day <= end,
+            _after(source, after),
+        ]
+        if model is DrinkLog:
+            conditions.append(DrinkLog.deleted_at.is_(None))
+        rows = session.execute(
+            select(model, source.at.label("at"), source.day.label("day"), source.key.label("key"))
+            .where(*conditions)
+            .order_by(source.at, source.key)
+            .limit(limit + 1)
+        ).all()
+        streams.append([(at, source.kind, key, day, record) for record, at, day, key in rows])
+    merged = list(heapq.merge(*streams, key=lambda item: (item[0], item[1], item[2])))[: limit + 1]
+    more = len(merged) > limit
+    merged = merged[:limit]
+    audit.record(
+        "member.timeline_viewed",
+        actor_id=actor.id,
+        now=now,
+        subject_member_id=target.id,
+        start=start.isoformat(),
+        end=end.isoformat(),
+    )
+    last = merged[-1] if more else None
+    return {
+        "items": _timeline_items(target, merged),
+        "next_cursor": encode_page_cursor([last[0].isoformat(), last[1], last[2]]) if last else None,
+    }
+
+
+def _timeline_items(target: Member, merged: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    checkins = [record for _, kind, _, _, record in merged if kind == "checkin"]
+    checkin_views = {v["id"]: v for v in medications.checkin_views(checkins)}
+    views = {
+        "bac_reading": tracking.bac_view,
+        "checkin": lambda c: checkin_views[c.id],
+        "craving": tracking.craving_view,
+        "drink_log": lambda log: tracking.drink_log_view(log, target),
+        "flag": safety.flag_view,
+        "message": lambda m: {
+            "id": m.id,
+            "member_id": m.member_id,
+            "sender_id": m.sender_id,
+            "body": m.body,
+            "created_at": m.created_at,
+        },
+    }
+    return [
+        {"kind": kind, "id": key, "at": at, "date": day, kind: views[kind](record)}
+        for at, kind, key, day, record in merged
+    ]
+
+
+# --- the dashboard's chart series -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Series:
+    """One member's day-by-day record over a window, as the dashboard charts it. Lists run oldest
+    first, one entry per local day; None is a day with nothing recorded (never a zero)."""
+
+    days: list[date]
+    #: Standard drinks (the member's country's size), and whether the day was heavy.
+    drinks: list[Decimal | None]
+    heavy: list[bool]
+    #: The heavy-day threshold in the member's standard drinks (it is set in grams, by sex).
+    heavy_threshold: Decimal
+    #: Mean and highest craving rating of the day.
+    craving_mean: list[Decimal | None]
+    craving_max: list[int | None]
+    #: Doses taken and scheduled on the day (the summary's adherence counting).
+    doses_taken: list[int]
+    doses_scheduled: list[int]
+    #: Highest breath reading of the day, g/dL.
+    breath_max: list[Decimal | None]
+    #: Side effects reported on the day, by severity.
+    side_effects: dict[str, list[int]]
+
+
+SEVERITIES = ("mild", "moderate", "severe")
+
+
+def chart_series(target: Member, *, days: int, now: datetime) -> Series:
+    """The member's last `days` local days (today included), in one query per table."""
+    today = localtime.local_date(now, target.timezone)
+    window = DateRange.ending(today, days)
+    span = list(window.days())
+    index = {d: i for i, d in enumerate(span)}
+    first = span[0]
+
+    drinks: list[Decimal | None] = [None] * days
+    heavy = [False] * days
+    for day, grams, is_heavy in session.execute(
+        select(DrinkLog.date, DrinkLog.grams_ethanol, DrinkLog.heavy).where(
+            DrinkLog.member_id == target.id,
+            DrinkLog.date.between(first, today),
+            DrinkLog.deleted_at.is_(None),
+        )
+    ):
+        drinks[index[day]] = drinking.standard_drinks_from_grams(grams, target.country)
+        heavy[index[day]] = is_heavy
+
+    craving_mean: list[Decimal | None] = [None] * days
+    craving_max: list[int | None] = [None] * days
+    for day, mean, top in session.execute(
+        select(Craving.date, func.avg(Craving.intensity), func.max(Craving.intensity))
+        .where(Craving.member_id == target.id, Craving.date.between(first, today))
+        .group_by(Craving.date)
+    ):
+        craving_mean[index[day]] = Decimal(mean).quantize(summary.CRAVING_QUANTUM)
+        craving_max[index[day]] = top
+
+    breath_max: list[Decimal | None] = [None] * days
+    for day, top in session.execute(
+        select(BacReading.date, func.max(BacReading.bac_g_dl))
+        .where(BacReading.member_id == target.id, BacReading.date.between(first, today))
+        .group_by(BacReading.date)
+    ):
+        breath_max[index[day]] = top
+
+    side_effects = {s: [0] * days for s in SEVERITIES}
+    for day, severity, n in session.execute(
+        select(SideEffectReport.date, SideEffectReport.severity, func.count())
+        .where(SideEffectReport.member_id == target.id, SideEffectReport.date.between(first, today))
+        .group_by(SideEffectReport.date, SideEffectReport.severity)
+    ):
+        side_effects[severity][index[day]] = n
+
+    taken, scheduled = _doses(target, window, now=now)
+    return Series(
+        days=span,
+        drinks=drinks,
+        heavy=heavy,
+        heavy_threshold=drinking.standard_drinks_from_grams(
+            drinking.heavy_day_grams(target.sex), target.country
+        ),
+        craving_mean=craving_mean,
+        craving_max=craving_max,
+        doses_taken=taken,
+        doses_scheduled=scheduled,
+        breath_max=breath_max,
+        side_effects=side_effects,
+    )
+
+
+def _doses(target: Member, window: DateRange, *, now: datetime) -> tuple[list[int], list[int]]:
+    """Doses taken and scheduled per local day, counted as the summary's adherence counts them."""
+    plans = [
+        medications.plan_to_domain(p)
+        for p in session.execute(
+            select(MedicationPlan).where(MedicationPlan.member_id == target.id)
+        ).scalars()
+    ]
+    by_day: dict[date, list[CheckIn]] = defaultdict(list)
+    # A slot's local date is stored with the check-in; a day of margin covers nothing else.
+    for day, plan_id, at, status in session.execute(
+        select(
+            MedicationCheckin.date,
+            MedicationCheckin.plan_id,
+            MedicationCheckin.scheduled_for,
+            MedicationCheckin.status,
+        ).where(
+            MedicationCheckin.member_id == target.id, MedicationCheckin.date.between(window.start, window.end)
+        )
+    ):
+        by_day[day].append(CheckIn(plan_id, at, CheckInStatus(status)))
+    taken, scheduled = [], []
+    for day in window.days():
+        t, s = summary.dose_counts(
+            plans, by_day.get(day, []), zone=target.timezone, window=DateRange(day, day), now=now
+        )
+        taken.append(t)
+        scheduled.append(s)
+    return taken, scheduled
+
+
+# --- the dashboard's member page --------------------------------------------------------------------
+
+
+def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) -> dict[str, Any]:
+    """Everything the dashboard's member page shows, read once and audited once."""
+    target = member(actor, member_id)
+    query, _, _ = _members_query(actor)
+    row = _Row(*session.execute(query.where(Member.id == target.id)).one())
+    today = localtime.local_date(now, target.timezone)
+    plans = session.execute(
+        select(MedicationPlan)
+        .where(MedicationPlan.member_id == target.id)
+        .order_by(MedicationPlan.start_date.desc(), MedicationPlan.created_at.desc())
+    ).scalars()
+    flags = session.execute(
+        select(Flag)
+        .where(Flag.member_id == target.id)
+        .order_by(case((Flag.status.in_(_UNRESOLVED), 0), else_=1), Flag.tier.desc(), Flag.created_at.desc())
+        .limit(50)
+    ).scalars()
+    messages = session.execute(
+        select(Message, User.email)
+        .outerjoin(User, User.id == Message.sender_id)
+        .where(Message.member_id == target.id)
+        .order_by(Message.created_at.desc())
+        .limit(20)
+    ).all()
+    audit.record(
+        "member.viewed", actor_id=actor.id, now=now, subject_member_id=target.id, via="dashboard", days=days
+    )
+    return {
+        "member": _items([row], now=now)[0],
+        "series": chart_series(target, days=days, now=now),
+        "plans": [medications.plan_view(p, today=today) for p in plans],
+        "flags": [safety.flag_view(f) for f in flags],
+        "messages": [{"body": m.body, "created_at": m.created_at, "sender": email} for m, email in messages],
+        "today": today,
+    }
+
+
+def member_names(member_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Display names (else emails) of members, for lists that show who a row is about."""
+    if not member_ids:
+        return {}
+    rows = session.execute(
+        select(User.id, func.coalesce(User.display_name, User.email)).where(User.id.in_(member_ids))
+    )
+    return dict(rows.all())  # type: ignore[arg-type]

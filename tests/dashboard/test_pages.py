@@ -1,0 +1,326 @@
+"""The dashboard through the Flask test client: sign-in, who may open what, idle timeout, CSRF,
+cookies, audit, and each form. The same pages in a real browser: test_browser.py."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import time_machine
+from sqlalchemy import func, select
+
+from companion import db
+from companion.audit.models import AuditEntry
+from companion.medications.models import MedicationPlan
+from companion.nudges.models import Message
+from companion.safety.models import Flag
+from tests.dashboard import pages
+from tests.dashboard import world as world_builder
+
+
+@pytest.fixture
+def world(app, client):
+    return world_builder.build(app, client)
+
+
+@pytest.fixture
+def coach(app, client, world):
+    r = pages.sign_in(client, world.emails["coach_a"])
+    assert r.status_code == 302 and r.headers["Location"].endswith("/dashboard/flags")
+    return client
+
+
+def count(app, model, *where):
+    with app.app_context():
+        return db.session.execute(select(func.count()).select_from(model).where(*where)).scalar_one()
+
+
+def flag_status(app, flag_id):
+    with app.app_context():
+        return db.session.get(Flag, flag_id).status
+
+
+def test_signed_out_pages_lead_to_the_sign_in(client, world):
+    for path in (
+        "/dashboard/",
+        "/dashboard/flags",
+        "/dashboard/members",
+        f"/dashboard/members/{world.ids['alice']}",
+    ):
+        r = client.get(path)
+        assert r.status_code == 302, path
+        assert "/dashboard/login" in r.headers["Location"]
+
+
+def test_a_wrong_password_is_refused(client, world):
+    r = pages.sign_in(client, world.emails["coach_a"], "wrong password!")
+    assert r.status_code == 401
+    assert "The email or password is wrong." in r.get_data(as_text=True)
+    assert client.get("/dashboard/flags").status_code == 302
+
+
+@pytest.mark.parametrize("who", ["analyst", "alice"])
+def test_analysts_and_members_cannot_sign_in(client, world, who):
+    r = pages.sign_in(client, world.emails[who])
+    assert r.status_code == 403
+    assert "for coaches and admins" in r.get_data(as_text=True)
+    assert client.get("/dashboard/flags").status_code == 302  # still signed out
+
+
+def test_an_analyst_session_opens_nothing(app, client, world):
+    """Even holding a session cookie (made by hand here), an insurer analyst opens no page."""
+    from flask_login.utils import _create_identifier
+
+    with app.test_request_context(environ_base=client.environ_base):
+        identifier = _create_identifier()  # Flask-Login's "strong" protection: same address and agent
+    with client.session_transaction() as sess:
+        sess["_user_id"] = f"{world.ids['analyst']}:0"
+        sess["_fresh"] = True
+        sess["_id"] = identifier
+        sess["dashboard_seen_at"] = datetime.now(UTC).timestamp()
+    for path in (
+        "/dashboard/flags",
+        "/dashboard/members",
+        f"/dashboard/members/{world.ids['alice']}",
+        "/dashboard/audit",
+    ):
+        r = client.get(path)
+        assert r.status_code == 403, path
+        assert "Alice" not in r.get_data(as_text=True)
+
+
+def test_the_queue_is_urgent_first_then_oldest(coach, world):
+    html = coach.get("/dashboard/flags").get_data(as_text=True)
+    order = re.findall(r'id="flag-([0-9a-f-]+)"', html)
+    assert order == [str(world.flags[k]) for k in ("alice_urgent", "alice_warning", "ann_info")]
+    assert str(world.flags["bob_urgent"]) not in html  # coach_b's member
+
+
+def test_the_queue_filters_by_tier_and_status(app, coach, world):
+    html = coach.get("/dashboard/flags?tier=warning").get_data(as_text=True)
+    assert re.findall(r'id="flag-([0-9a-f-]+)"', html) == [str(world.flags["alice_warning"])]
+    html = coach.get("/dashboard/flags?status=resolved").get_data(as_text=True)
+    assert "No flags here." in html
+    assert coach.get("/dashboard/flags?tier=catastrophic").status_code == 400
+    assert coach.get("/dashboard/flags?cursor=!!").status_code == 400
+
+
+def test_acknowledge_and_resolve_in_place(app, coach, world):
+    flag = world.flags["alice_urgent"]
+    r = pages.post_form(
+        coach,
+        "/dashboard/flags?tier=urgent",
+        f"/dashboard/flags/{flag}/acknowledge",
+        back="/dashboard/flags?tier=urgent",
+    )
+    assert r.status_code == 302 and r.headers["Location"] == f"/dashboard/flags?tier=urgent#flag-{flag}"
+    assert flag_status(app, flag) == "acknowledged"
+    r = pages.post_form(
+        coach, "/dashboard/flags", f"/dashboard/flags/{flag}/resolve", note="", back="/dashboard/flags"
+    )
+    assert flag_status(app, flag) == "acknowledged"  # a note is required
+    assert "note:" in coach.get("/dashboard/flags").get_data(as_text=True)
+    pages.post_form(
+        coach, "/dashboard/flags", f"/dashboard/flags/{flag}/resolve", note="Called; dose lowered."
+    )
+    assert flag_status(app, flag) == "resolved"
+    # another coach's flag: 404, untouched
+    other = world.flags["bob_urgent"]
+    r = pages.post_form(coach, "/dashboard/flags", f"/dashboard/flags/{other}/acknowledge")
+    assert r.status_code == 404 and flag_status(app, other) == "open"
+
+
+def test_an_open_redirect_is_not_followed(coach, world):
+    flag = world.flags["alice_urgent"]
+    r = pages.post_form(
+        coach, "/dashboard/flags", f"/dashboard/flags/{flag}/acknowledge", back="https://evil.example/"
+    )
+    assert r.headers["Location"].startswith("/dashboard/flags#")
+
+
+def test_forms_without_a_csrf_token_are_refused(app, coach, world):
+    flag = world.flags["alice_urgent"]
+    r = coach.post(f"/dashboard/flags/{flag}/acknowledge", data={"back": "/dashboard/flags"})
+    assert r.status_code == 400
+    assert "form has expired" in r.get_data(as_text=True)
+    r = coach.post(f"/dashboard/flags/{flag}/acknowledge", data={"csrf_token": "forged"})
+    assert r.status_code == 400
+    assert flag_status(app, flag) == "open"
+    r = coach.post(
+        f"/dashboard/members/{world.ids['alice']}/messages",
+        data={"body": "hi", "message_id": str(uuid.uuid4())},
+    )
+    assert r.status_code == 400 and count(app, Message) == 0
+
+
+def test_the_member_page_shows_charts_and_is_audited(app, coach, world):
+    alice = world.ids["alice"]
+    for days in (30, 90):
+        r = coach.get(f"/dashboard/members/{alice}?days={days}")
+        assert r.status_code == 200
+        html = r.get_data(as_text=True)
+        assert html.count('<svg class="chart') == 5
+        assert len(re.findall(r'<rect class="bar[ "]', html)) > 20
+        assert 'class="threshold"' in html and "heavy ≥ 4.0" in html
+        assert "bar hi" in html  # heavy days stand out
+        assert 'class="bar severe"' in html
+        assert "naltrexone" in html
+    assert coach.get(f"/dashboard/members/{alice}?days=7").status_code == 400
+    viewed = world_builder_rows(app, "member.viewed")
+    assert [(e.actor_id, e.subject_member_id, e.detail) for e in viewed] == [
+        (world.ids["coach_a"], alice, {"via": "dashboard", "days": 30}),
+        (world.ids["coach_a"], alice, {"via": "dashboard", "days": 90}),
+    ]
+
+
+def world_builder_rows(app, action):
+    with app.app_context():
+        return list(
+            db.session.execute(
+                select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+            ).scalars()
+        )
+
+
+def test_caseload_and_queue_are_audited(app, coach, world):
+    coach.get("/dashboard/members")
+    coach.get("/dashboard/flags")
+    assert {e.subject_member_id for e in world_builder_rows(app, "caseload.listed")} == {
+        world.ids["alice"],
+        world.ids["ann"],
+    }
+    assert {e.subject_member_id for e in world_builder_rows(app, "flags.listed")} == {
+        world.ids["alice"],
+        world.ids["ann"],
+    }
+
+
+def test_the_caseload_shows_risk_activity_and_sparklines(coach, world):
+    html = coach.get("/dashboard/members").get_data(as_text=True)
+    assert html.index("Alice") < html.index("Ann")
+    assert "Bob" not in html and "Orphan" not in html
+    assert html.count('<svg class="sparkline"') == 2
+    assert '<span class="badge urgent">urgent</span>' in html
+
+
+def test_outside_the_caseload_is_404(app, coach, world):
+    for who in ("bob", "orphan"):
+        r = coach.get(f"/dashboard/members/{world.ids[who]}")
+        assert r.status_code == 404
+        assert who.title() not in r.get_data(as_text=True)
+    assert coach.get(f"/dashboard/members/{uuid.uuid4()}").status_code == 404
+    assert world_builder_rows(app, "member.viewed") == []
+
+
+def test_send_a_message_once_whatever_the_resubmissions(app, coach, world):
+    alice = world.ids["alice"]
+    page = f"/dashboard/members/{alice}"
+    html = coach.get(page).get_data(as_text=True)
+    message_id = re.search(r'name="message_id" value="([^"]+)"', html).group(1)
+    form = {"csrf_token": pages.csrf(html), "message_id": message_id, "body": "Proud of this week."}
+    for _ in range(2):  # a double click, a resubmitted form
+        r = coach.post(f"{page}/messages", data=form)
+        assert r.status_code == 302 and r.headers["Location"].endswith("#messages")
+    assert count(app, Message, Message.member_id == alice) == 1
+    assert "Proud of this week." in coach.get(page).get_data(as_text=True)
+    # empty and too long bodies send nothing and say why
+    for body in ("  ", "x" * 4001):
+        pages.post_form(coach, page, f"{page}/messages", body=body, message_id=str(uuid.uuid4()))
+    assert count(app, Message, Message.member_id == alice) == 1
+    assert "body: write 1 to 4000 characters" in coach.get(page).get_data(as_text=True)
+    # not on the caseload
+    bob = world.ids["bob"]
+    r = pages.post_form(
+        coach, page, f"/dashboard/members/{bob}/messages", body="hi", message_id=str(uuid.uuid4())
+    )
+    assert r.status_code == 404 and count(app, Message) == 1
+
+
+def test_edit_a_medication_plan(app, coach, world):
+    alice = world.ids["alice"]
+    page = f"/dashboard/members/{alice}"
+    action = f"{page}/plans/{world.plan_id}"
+    was = {"was_dose_mg": "50", "was_times": "09:00", "was_end_date": ""}
+    r = pages.post_form(coach, page, action, dose_mg="25", times="09:00, 21:00", end_date="", **was)
+    assert r.status_code == 302
+    assert "Medication plan saved." in coach.get(page).get_data(as_text=True)
+    with app.app_context():
+        plan = db.session.get(MedicationPlan, uuid.UUID(world.plan_id))
+        # started weeks ago: the change is a step from today, the past stays as it was
+        assert plan.dose_mg == 50 and plan.steps[-1]["dose_mg"] in ("25", "25.00", 25)
+        assert plan.steps[-1]["times"] == ["09:00", "21:00"]
+    r = pages.post_form(coach, page, action, dose_mg="-3", times="25:00", end_date="", **was)
+    html = coach.get(page).get_data(as_text=True)
+    assert "Not saved." in html and "dose_mg" in html and "times" in html
+    yesterday = (world.today - timedelta(days=1)).isoformat()
+    pages.post_form(coach, page, action, dose_mg="50", times="09:00", end_date=yesterday, **was)
+    assert "end_date" in coach.get(page).get_data(as_text=True)
+
+
+def test_audit_page_is_for_admins(app, client, world):
+    pages.sign_in(client, world.emails["coach_a"])
+    assert client.get("/dashboard/audit").status_code == 403
+    client.get(f"/dashboard/members/{world.ids['alice']}")
+    pages.post_form(client, "/dashboard/flags", "/dashboard/logout")
+    pages.sign_in(client, world.emails["admin"])
+    html = client.get("/dashboard/audit").get_data(as_text=True)
+    assert "member.viewed" in html and world.emails["coach_a"] in html
+    html = client.get(f"/dashboard/audit?member={world.ids['bob']}").get_data(as_text=True)
+    assert "member.viewed" not in html
+    assert client.get("/dashboard/audit?member=nope").status_code == 400
+    # admins see every member
+    assert client.get(f"/dashboard/members/{world.ids['orphan']}").status_code == 200
+
+
+def test_idle_for_15_minutes_signs_out(client, world):
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False) as clock:
+        pages.sign_in(client, world.emails["coach_a"])
+        clock.shift(timedelta(minutes=14))
+        assert client.get("/dashboard/flags").status_code == 200  # activity keeps it alive
+        clock.shift(timedelta(minutes=14))
+        assert client.get("/dashboard/flags").status_code == 200
+        clock.shift(timedelta(minutes=15, seconds=5))
+        r = client.get("/dashboard/flags")
+        assert r.status_code == 302 and "/dashboard/login" in r.headers["Location"]
+        assert client.get("/dashboard/members").status_code == 302  # and it stays signed out
+
+
+def test_logout_ends_the_session(client, world):
+    pages.sign_in(client, world.emails["coach_a"])
+    r = pages.post_form(client, "/dashboard/flags", "/dashboard/logout")
+    assert r.status_code == 302
+    assert client.get("/dashboard/flags").status_code == 302
+    assert client.post("/dashboard/logout").status_code == 400  # no token: refused, not a 500
+
+
+def test_session_cookie_flags(app, client, world):
+    app.config["SESSION_COOKIE_SECURE"] = True
+    try:
+        r = pages.sign_in(client, world.emails["coach_a"])
+    finally:
+        app.config["SESSION_COOKIE_SECURE"] = False
+    cookie = r.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "Secure" in cookie and "SameSite=Lax" in cookie
+    assert "Expires=" in cookie  # a permanent session: it expires with the idle timeout
+
+
+def test_the_dashboard_cookie_never_authenticates_the_api(client, world):
+    pages.sign_in(client, world.emails["coach_a"])
+    assert client.get("/dashboard/members").status_code == 200
+    r = client.get("/api/v1/coach/members")
+    assert r.status_code == 401
+    assert "Set-Cookie" not in r.headers
+
+
+def test_sign_in_is_rate_limited(app, client, world):
+    app.config["COMPANION_RATELIMIT_LOGIN_FAILURES"] = "2 per minute"
+    try:
+        codes = [
+            pages.sign_in(client, world.emails["coach_a"], "wrong password!").status_code for _ in range(3)
+        ]
+    finally:
+        app.config["COMPANION_RATELIMIT_LOGIN_FAILURES"] = "5 per 15 minutes"
+    assert codes == [401, 401, 429]
