@@ -355,11 +355,7 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("SELECT setval('sync_change_seq', %s)", (seq.n + 1,))
         conn.execute("VACUUM (ANALYZE) users, members, medication_plans, " + ", ".join(DAY_TABLES))
-        counts = {
-            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-            for t in ("members", "medication_plans", *DAY_TABLES)
-        }
-        size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
+    rows, size = counts(url)
     return {
         "insurer_code": code,
         "insurer_id": insurer_id,
@@ -367,8 +363,39 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
         "last_day": last.isoformat(),
         "copy_seconds": round(copied, 1),
         "load_seconds": round(time.perf_counter() - started, 1),
-        "rows": counts,
+        "rows": rows,
         "database_size": size,
+    }
+
+
+def counts(url: str) -> tuple[dict, str]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = {
+            t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+            for t in ("members", "medication_plans", *DAY_TABLES)
+        }
+        size = conn.execute("SELECT pg_size_pretty(pg_database_size(current_database()))").fetchone()[0]
+    return rows, size
+
+
+def describe(url: str, *, days: int, seed: int, today: date) -> dict:
+    """What `load` returns, for a database an earlier run loaded (and kept)."""
+    first, last = window(days, today)
+    with psycopg.connect(url, autocommit=True) as conn:
+        found = conn.execute("SELECT id FROM insurers WHERE code = %s", (f"BENCH{seed}",)).fetchone()
+    if found is None:
+        raise SystemExit(f"no BENCH{seed} insurer in that database: load it with --keep first")
+    rows, size = counts(url)
+    return {
+        "insurer_code": f"BENCH{seed}",
+        "insurer_id": str(found[0]),
+        "first_day": first.isoformat(),
+        "last_day": last.isoformat(),
+        "copy_seconds": None,
+        "load_seconds": None,
+        "rows": rows,
+        "database_size": size,
+        "reused": True,
     }
 
 
@@ -458,6 +485,9 @@ day_rows AS (
     UNION ALL
     SELECT 'dose', x.member_id, x.date, 1, x.status = 'taken'
     FROM medication_checkins x WHERE x.date BETWEEN %(ps)s AND %(pe)s
+    UNION ALL
+    SELECT 'breath', b.member_id, b.date, b.bac_g_dl, b.bac_g_dl > 0
+    FROM bac_readings b WHERE b.date BETWEEN %(ps)s AND %(pe)s
 )
 SELECT date_trunc('month', d.date)::date AS month, c.goal_type, d.kind,
        count(*) AS n, sum(d.value) AS total, count(*) FILTER (WHERE d.flag) AS flagged,
@@ -468,8 +498,12 @@ GROUP BY 1, 2, 3
 
 
 def run_baseline(url: str, insurer_id: str, start: date, end: date) -> dict:
+    from companion.exports.queries import WORK_MEM
+
     with psycopg.connect(url) as conn:
         conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        # The export's own work_mem (its cohort hash fits in memory too); JIT stays the server's.
+        conn.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         t0 = time.perf_counter()
         rows = conn.execute(BASELINE, {"insurer": insurer_id, "ps": start, "pe": end}).fetchall()
         seconds = time.perf_counter() - t0
@@ -490,6 +524,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--keep", action="store_true", help="Keep the scratch database (its URL is printed).")
     parser.add_argument(
+        "--reuse",
+        metavar="DATABASE",
+        help="Export from a database an earlier --keep run loaded (same --days, same month); "
+        "nothing is loaded or dropped.",
+    )
+    parser.add_argument(
         "--breakdown",
         action="append",
         choices=BREAKDOWNS,
@@ -509,26 +549,33 @@ def main() -> None:
         os.environ.get("DATABASE_URL")
         or f"postgresql+psycopg://postgres@{LOCAL_HOST}:{LOCAL_POSTGRES_PORT}/postgres"
     )
-    name = f"companion_bench_export_{os.getpid()}"
+    name = args.reuse or f"companion_bench_export_{os.getpid()}"
     url = sqlalchemy_url(with_database(sqlalchemy_url(server), name))
     pg = libpq_url(url)
-    ensure_database(url, recreate=True)
+    if not args.reuse:
+        ensure_database(url, recreate=True)
     try:
-        t0 = time.perf_counter()
-        migrate.upgrade(url)
-        print(f"scratch database {name}, migrated in {time.perf_counter() - t0:.1f} s")
+        if not args.reuse:
+            t0 = time.perf_counter()
+            migrate.upgrade(url)
+            print(f"scratch database {name}, migrated in {time.perf_counter() - t0:.1f} s")
         with psycopg.connect(pg) as conn:
             server_version = conn.execute("SHOW server_version").fetchone()[0]
             settings = {
                 s: conn.execute(f"SHOW {s}").fetchone()[0] for s in ("shared_buffers", "work_mem", "jit")
             }
         today = datetime.now(UTC).date()
-        print(f"loading {args.members:,} members x {args.days} days ...", flush=True)
-        loaded = load(pg, members=args.members, days=args.days, seed=args.seed, today=today)
-        print(
-            f"loaded in {loaded['load_seconds']} s (COPY {loaded['copy_seconds']} s, then vacuum/analyze), "
-            f"database {loaded['database_size']}"
-        )
+        if args.reuse:
+            loaded = describe(pg, days=args.days, seed=args.seed, today=today)
+            args.members = loaded["rows"]["members"]
+            print(f"reusing {name}, database {loaded['database_size']}")
+        else:
+            print(f"loading {args.members:,} members x {args.days} days ...", flush=True)
+            loaded = load(pg, members=args.members, days=args.days, seed=args.seed, today=today)
+            print(
+                f"loaded in {loaded['load_seconds']} s (COPY {loaded['copy_seconds']} s, "
+                f"then vacuum/analyze), database {loaded['database_size']}"
+            )
         for table, n in loaded["rows"].items():
             print(f"  {table:<20} {n:>12,}")
         first, last = date.fromisoformat(loaded["first_day"]), date.fromisoformat(loaded["last_day"])
@@ -609,12 +656,13 @@ def main() -> None:
             "yes" if peak_mb <= GOAL_PEAK_MB else "NO",
         )
         line("  RSS before export", f"{exp['rss_before_export_kb'] / 1024:.0f} MB")
-        line("load (rows COPYed + vacuum)", f"{loaded['load_seconds']:.0f} s")
+        if loaded["load_seconds"] is not None:
+            line("load (rows COPYed + vacuum)", f"{loaded['load_seconds']:.0f} s")
         line("machine", f"{box['nproc']} cpus, {box['memory_mb'] // 1024} GB")
         line("load average start / end", f"{load_start[0]:.1f} / {load_end[0]:.1f}")
         print(f"\nwritten to {RESULTS.relative_to(ROOT)}")
     finally:
-        if args.keep:
+        if args.keep or args.reuse:
             print(f"kept: {url}")
         else:
             drop_database(url)

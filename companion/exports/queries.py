@@ -36,9 +36,14 @@ from companion.domain import outcomes as o
 from companion.domain import summary
 from companion.domain.drinking import WHO_UPPER_BOUNDS, standard_drink_grams
 
-#: Members per statement (ours): large enough to amortise each statement, small enough for steady
-#: progress and a bounded working set.
-CHUNK_MEMBERS = 2000
+#: Members per statement (ours). Each statement reads every day table once; day rows are stored as
+#: they arrive (day by day across members), so a chunk of members is spread over nearly every page
+#: and each chunk costs a pass over the tables: a cohort up to this size is one pass. Progress is
+#: reported per chunk.
+CHUNK_MEMBERS = 100_000
+#: The export transaction's work_mem (ours): its per-(member, month) groups (~1 kB each with their
+#: sums) stay in memory up to ~50,000 members and spill to disk beyond; the server's default is 4 MB.
+WORK_MEM = "64MB"
 
 _ZERO_ID = uuid.UUID(int=0)
 #: CellTotals' counting fields (PostgreSQL sums bigints as numeric).
@@ -77,8 +82,71 @@ _SLOT_AT = """
     CASE WHEN alt.at < pg.at AND (alt.at AT TIME ZONE sl.zone) = sl.local THEN alt.at ELSE pg.at END
 """
 
+#: What each 30-day bucket of a member's enrollment adds up (see `_statement`), and how buckets of one
+#: window combine: counts and sums add, the entry-day bitmask ORs, flags OR, the last entry is a max.
+_BUCKET_SUMS = (
+    "logged",
+    "abstinent",
+    "heavy_days",
+    "drinking_days",
+    "grams",
+    "pf_logged",
+    "pf_grams",
+    "pmf_logged",
+    "pmf_grams",
+    "b_logged",
+    "b_grams",
+    "pf_ratings",
+    "pf_intensity",
+    "pmf_ratings",
+    "pmf_intensity",
+    "b_ratings",
+    "b_intensity",
+    "scheduled",
+    "taken",
+)
+_BUCKET_COLUMNS = {
+    **{name: f"sum({name})" for name in _BUCKET_SUMS},
+    "mask": "bit_or(mask)",
+    "pa": "bool_or(pa)",
+    "pma": "bool_or(pma)",
+    "last_entry": "max(last_entry)",
+}
 
-def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
+#: Typed NULLs for a branch's missing columns (UNION ALL would otherwise take them for text).
+_NULLS = {
+    **dict.fromkeys(_BUCKET_SUMS, "NULL::bigint"),
+    "mask": "NULL::integer",
+    "pa": "NULL::boolean",
+    "pma": "NULL::boolean",
+    "last_entry": "NULL::date",
+}
+
+
+def _bucket_branch(source: str, given: dict[str, str]) -> str:
+    """One source's part of the buckets' UNION ALL: its own columns, NULL for the others."""
+    columns = ", ".join(f"{given.get(name, _NULLS[name])} AS {name}" for name in _BUCKET_COLUMNS)
+    return f"SELECT member_id, g, {columns} FROM {source}"
+
+
+def _grams(centigrams: str) -> str:
+    """Grams back from the summed hundredths of a gram (integer sums are cheaper to aggregate; drink
+    logs keep two decimals), with the two decimals the summed numeric column had."""
+    return f"CAST(coalesce({centigrams}, 0) / 100.0 AS numeric(16, 2))"
+
+
+def _tagged(table: str, columns: str = "", where: str = "true", joins: str = "") -> str:
+    """The cohort's rows of a day table (alias `l`) from enrollment to the period's end, each tagged
+    with where it falls, computed once per row from its date (OFFSET 0 keeps the planner from
+    inlining the tags into every aggregate that reads them):
+
+    * g: its 30-day bucket of enrollment (program month g + 1, uncapped), -1 before the window;
+      inw: in the window (g >= 0);
+    * base: in the baseline; pf / pa: in the period's follow-up / active days;
+    * pmf / pma: in its program month's follow-up / active days (a program month ends with its
+      bucket, or with the period; the capped month runs to the period's end);
+    * bit: its day within the bucket, as a bit of the bucket's entry-day mask.
+    """
     bd, fud, ad, pmd, cap = (
         o.BASELINE_DAYS,
         o.FOLLOW_UP_DAYS,
@@ -86,121 +154,223 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
         o.PROGRAM_MONTH_DAYS,
         o.PROGRAM_MONTH_CAP,
     )
+    j = f"((l.date - c.e) / {pmd})"
+    pe = "CAST(:pe AS date)"
+    pm_end = f"(CASE WHEN {j} >= {cap - 1} THEN {pe} ELSE least({pe}, c.e + {j} * {pmd} + {pmd - 1}) END)"
+    inside = "l.date >= c.p_start"
+    return f"""(
+        SELECT l.member_id, l.date AS day, {columns + "," if columns else ""}
+               CASE WHEN {inside} THEN {j} ELSE -1 END AS g,
+               {inside} AS inw,
+               l.date BETWEEN c.e AND c.e + {bd - 1} AS base,
+               {inside} AND l.date > {pe} - {fud} AND l.date >= c.e + {bd} AS pf,
+               {inside} AND l.date > {pe} - {ad} AS pa,
+               {inside} AND l.date > {pm_end} - {fud} AND l.date >= c.e + {bd} AS pmf,
+               {inside} AND l.date > {pm_end} - {ad} AS pma,
+               1 << ((l.date - c.e) % {pmd}) AS bit
+        FROM {table} l JOIN c ON c.member_id = l.member_id {joins}
+        WHERE l.date <= {pe} AND {where}
+        OFFSET 0
+    ) AS r"""
+
+
+def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
+    """The chunk's report cells, in one pass over each kind of day row.
+
+    Every day row of a cohort member is tagged with its 30-day bucket of enrollment and its place in
+    the windows (`_tagged`), and each table is grouped once by (member, bucket): a few rows per member
+    and month. The period, each program month (one bucket, or the capped tail), the baseline, the
+    follow-ups and the active days are all unions of buckets or flags within them, so every measure
+    and breakdown comes from that small intermediate. Entry days are counted once per day across
+    tables by OR-ing a bitmask per bucket.
+
+    Doses are counted without generating a slot per day: a plan's regimen segments give
+    days x distinct times; the days that need instants (a time-zone transition near them, or close
+    to `now`, where a slot may still be ahead) are counted slot by slot (`es`). A check-in on any
+    other day matches a slot exactly when its local time is one of the regimen's times that day.
+    """
+    pmd, cap = o.PROGRAM_MONTH_DAYS, o.PROGRAM_MONTH_CAP
     r30, r90 = o.RETENTION_DAYS
     drink_g = _literal(standard_drink_grams(o.REPORT_COUNTRY))
     pct = -int(summary.PERCENT_QUANTUM.as_tuple().exponent)
     crq = -int(o.MEMBER_CRAVING_QUANTUM.as_tuple().exponent)
+    wants = set(breakdowns)
+    with_pm = o.Breakdown.PROGRAM_MONTH in wants
     program_months = f"""
         UNION ALL
-        SELECT c.member_id, c.enrolled_on, c.sex, c.goal_type, 'pm', k,
-               greatest(CAST(:ps AS date), c.enrolled_on + {pmd} * (k - 1)),
+        SELECT c.member_id, 'pm', k,
+               greatest(c.p_start, c.e + {pmd} * (k - 1)),
                CASE WHEN k = {cap} THEN CAST(:pe AS date)
-                    ELSE least(CAST(:pe AS date), c.enrolled_on + ({pmd} * k - 1)) END
-        FROM cohort c
+                    ELSE least(CAST(:pe AS date), c.e + ({pmd} * k - 1)) END
+        FROM c
         CROSS JOIN LATERAL generate_series(
-            least({cap}, (greatest(CAST(:ps AS date), c.enrolled_on) - c.enrolled_on) / {pmd} + 1),
-            least({cap}, (CAST(:pe AS date) - c.enrolled_on) / {pmd} + 1)) AS k
+            least({cap}, (c.p_start - c.e) / {pmd} + 1),
+            least({cap}, (CAST(:pe AS date) - c.e) / {pmd} + 1)) AS k
     """
-    wants = set(breakdowns)
+    pm_totals = f"""
+        UNION ALL
+        SELECT member_id, 'pm', least({cap}, g + 1), {{window}},
+               sum(pmf_logged), sum(pmf_grams), sum(pmf_ratings), sum(pmf_intensity), bool_or(pma)
+        FROM buckets WHERE g >= 0 GROUP BY member_id, least({cap}, g + 1)
+    """
+    window_sums = ", ".join(
+        f"sum({name}) AS {name}"
+        for name in ("logged", "abstinent", "heavy_days", "drinking_days", "grams", "scheduled", "taken")
+    )
+    window_sums += ", sum(bit_count(mask::bit(32))) AS entry_days"
+    branches = [
+        _bucket_branch(
+            "logs",
+            {
+                n: n
+                for n in (
+                    "logged",
+                    "abstinent",
+                    "heavy_days",
+                    "drinking_days",
+                    "grams",
+                    "pf_logged",
+                    "pf_grams",
+                    "pmf_logged",
+                    "pmf_grams",
+                    "b_logged",
+                    "b_grams",
+                    "mask",
+                    "pa",
+                    "pma",
+                    "last_entry",
+                )
+            },
+        ),
+        _bucket_branch(
+            "crav",
+            {
+                n: n
+                for n in (
+                    "pf_ratings",
+                    "pf_intensity",
+                    "pmf_ratings",
+                    "pmf_intensity",
+                    "b_ratings",
+                    "b_intensity",
+                    "mask",
+                    "pa",
+                    "pma",
+                    "last_entry",
+                )
+            },
+        ),
+        _bucket_branch("breath", {n: n for n in ("mask", "pa", "pma", "last_entry")}),
+        _bucket_branch("ck_entries", {n: n for n in ("mask", "pa", "pma", "last_entry")}),
+        _bucket_branch("ck_doses", {"taken": "taken"}),
+        _bucket_branch("pieces", {"scheduled": "scheduled"}),
+        _bucket_branch("es_counts", {"scheduled": "scheduled", "taken": "taken"}),
+    ]
+    buckets_union = "\n    UNION ALL\n    ".join(branches)
+    bucket_columns = ", ".join(f"{agg} AS {name}" for name, agg in _BUCKET_COLUMNS.items())
     return f"""
-WITH cohort AS (
-    SELECT m.id AS member_id, m.timezone AS zone, m.sex, m.goal_type,
-           (m.enrolled_at AT TIME ZONE m.timezone)::date AS enrolled_on
+WITH c AS NOT MATERIALIZED (
+    SELECT m.id AS member_id, m.timezone AS zone, m.sex, m.goal_type, x.e,
+           greatest(CAST(:ps AS date), x.e) AS p_start
     FROM members m
-    WHERE m.insurer_id = :insurer_id AND m.outcome_sharing
-      AND (m.enrolled_at AT TIME ZONE m.timezone)::date <= :pe
+    CROSS JOIN LATERAL (SELECT (m.enrolled_at AT TIME ZONE m.timezone)::date AS e) AS x
+    WHERE m.insurer_id = :insurer_id AND m.outcome_sharing AND x.e <= :pe
       AND m.id > :after AND m.id <= :upto
-),
-cohort_w AS (
-    SELECT c.*, greatest(CAST(:ps AS date), c.enrolled_on) AS p_start FROM cohort c
-),
-win AS (
-    SELECT c.member_id, c.enrolled_on, c.sex, c.goal_type, 'period' AS kind, 0 AS pm,
-           c.p_start AS w_start, CAST(:pe AS date) AS w_end
-    FROM cohort_w c
-    {program_months if o.Breakdown.PROGRAM_MONTH in wants else ""}
-),
-w AS (
-    SELECT win.*,
-           greatest(win.w_end - {fud - 1}, win.w_start, win.enrolled_on + {bd}) AS f_start,
-           greatest(win.w_start, win.w_end - {ad - 1}) AS a_start
-    FROM win
+    -- A fence: each member's dates computed once, not at every use; still inlined into each join,
+    -- so the planner knows member_id is a key (a MATERIALIZED CTE hides that).
+    OFFSET 0
 ),
 logs AS (
-    SELECT l.member_id, l.date, l.grams_ethanol AS grams, l.heavy
-    FROM drink_logs l JOIN cohort_w c ON c.member_id = l.member_id
-    WHERE l.deleted_at IS NULL
-      AND (l.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}
-           OR l.date BETWEEN c.p_start AND :pe)
+    SELECT member_id, g,
+           count(*) FILTER (WHERE inw) AS logged,
+           count(*) FILTER (WHERE inw AND grams = 0) AS abstinent,
+           count(*) FILTER (WHERE inw AND heavy) AS heavy_days,
+           count(*) FILTER (WHERE inw AND grams > 0) AS drinking_days,
+           sum(grams) FILTER (WHERE inw) AS grams,
+           count(*) FILTER (WHERE pf) AS pf_logged, sum(grams) FILTER (WHERE pf) AS pf_grams,
+           count(*) FILTER (WHERE pmf) AS pmf_logged, sum(grams) FILTER (WHERE pmf) AS pmf_grams,
+           count(*) FILTER (WHERE base) AS b_logged, sum(grams) FILTER (WHERE base) AS b_grams,
+           bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
+           max(day) AS last_entry
+    FROM {_tagged("drink_logs", "(l.grams_ethanol * 100)::integer AS grams, l.heavy", "l.deleted_at IS NULL")}
+    GROUP BY member_id, g
 ),
 crav AS (
-    SELECT cr.member_id, cr.date, cr.intensity
-    FROM cravings cr JOIN cohort_w c ON c.member_id = cr.member_id
-    WHERE cr.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}
-       OR cr.date BETWEEN c.p_start AND :pe
+    SELECT member_id, g,
+           count(*) FILTER (WHERE pf) AS pf_ratings, sum(intensity) FILTER (WHERE pf) AS pf_intensity,
+           count(*) FILTER (WHERE pmf) AS pmf_ratings, sum(intensity) FILTER (WHERE pmf) AS pmf_intensity,
+           count(*) FILTER (WHERE base) AS b_ratings, sum(intensity) FILTER (WHERE base) AS b_intensity,
+           bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
+           max(day) AS last_entry
+    FROM {_tagged("cravings", "l.intensity")}
+    GROUP BY member_id, g
 ),
-base AS MATERIALIZED (
-    SELECT c.member_id,
-           (SELECT count(*) FROM drink_logs l WHERE l.member_id = c.member_id AND l.deleted_at IS NULL
-              AND l.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}) AS b_logged,
-           (SELECT coalesce(sum(l.grams_ethanol), 0) FROM drink_logs l
-             WHERE l.member_id = c.member_id AND l.deleted_at IS NULL
-              AND l.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}) AS b_grams,
-           (SELECT count(*) FROM cravings cr WHERE cr.member_id = c.member_id
-              AND cr.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}) AS b_ratings,
-           (SELECT coalesce(sum(cr.intensity), 0) FROM cravings cr WHERE cr.member_id = c.member_id
-              AND cr.date BETWEEN c.enrolled_on AND c.enrolled_on + {bd - 1}) AS b_intensity,
-           greatest(
-               (SELECT max(x.date) FROM drink_logs x
-                 WHERE x.member_id = c.member_id AND x.deleted_at IS NULL AND x.date <= :pe),
-               (SELECT max(x.date) FROM cravings x WHERE x.member_id = c.member_id AND x.date <= :pe),
-               (SELECT max(x.date) FROM medication_checkins x
-                 WHERE x.member_id = c.member_id AND x.date <= :pe),
-               (SELECT max(x.date) FROM bac_readings x WHERE x.member_id = c.member_id AND x.date <= :pe)
-           ) AS last_entry,
-           (SELECT CASE count(DISTINCT p.medication) WHEN 0 THEN '{o.NO_MEDICATION}'
-                        WHEN 1 THEN min(p.medication) ELSE '{o.MULTIPLE_MEDICATIONS}' END
-              FROM medication_plans p
-             WHERE p.member_id = c.member_id AND p.start_date <= :pe
-               AND (p.end_date IS NULL OR p.end_date >= c.p_start)) AS medication
-    FROM cohort_w c
+breath AS (
+    SELECT member_id, g, bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
+           max(day) AS last_entry
+    FROM {_tagged("bac_readings")}
+    GROUP BY member_id, g
 ),
-entry AS (
-    SELECT member_id, date FROM logs
-    UNION
-    SELECT member_id, date FROM crav
-    UNION
-    SELECT x.member_id, x.date FROM medication_checkins x JOIN cohort_w c ON c.member_id = x.member_id
-     WHERE x.date BETWEEN c.p_start AND :pe
-    UNION
-    SELECT x.member_id, x.date FROM bac_readings x JOIN cohort_w c ON c.member_id = x.member_id
-     WHERE x.date BETWEEN c.p_start AND :pe
+-- Regimens in `domain.plans` order (the base, then steps by date; the later of equal dates wins),
+-- and the days each is in force within the member's window.
+regimens AS (
+    SELECT p.id AS plan_id, p.member_id, p.start_date, p.end_date, c.p_start, 0 AS idx,
+           p.start_date AS since, p.times
+    FROM medication_plans p JOIN c ON c.member_id = p.member_id
+    WHERE p.start_date <= :pe AND (p.end_date IS NULL OR p.end_date >= c.p_start)
+    UNION ALL
+    SELECT p.id, p.member_id, p.start_date, p.end_date, c.p_start,
+           row_number() OVER (PARTITION BY p.id ORDER BY (s.step ->> 'from_date')::date, s.n),
+           (s.step ->> 'from_date')::date,
+           ARRAY(SELECT jsonb_array_elements_text(s.step -> 'times')::time)
+    FROM medication_plans p JOIN c ON c.member_id = p.member_id
+    CROSS JOIN LATERAL jsonb_array_elements(p.steps) WITH ORDINALITY AS s(step, n)
+    WHERE p.start_date <= :pe AND (p.end_date IS NULL OR p.end_date >= c.p_start)
 ),
-plan_days AS (
-    SELECT p.id AS plan_id, p.member_id, c.zone, d::date AS day, p.times, p.steps
-    FROM cohort_w c JOIN medication_plans p ON p.member_id = c.member_id
-    CROSS JOIN LATERAL generate_series(
-        greatest(c.p_start, p.start_date), least(CAST(:pe AS date), coalesce(p.end_date, :pe)),
-        interval '1 day') AS d
+segments AS MATERIALIZED (
+    SELECT plan_id, member_id, times, seg_from, seg_to,
+           (SELECT count(DISTINCT t) FROM unnest(times) AS t) AS n
+    FROM (
+        SELECT r.plan_id, r.member_id, r.times,
+               greatest(r.since, r.start_date, r.p_start) AS seg_from,
+               least(lead(r.since) OVER (PARTITION BY r.plan_id ORDER BY r.idx) - 1,
+                     r.end_date, CAST(:pe AS date)) AS seg_to
+        FROM regimens r
+    ) AS s
+    WHERE seg_from <= seg_to
+),
+-- Days whose doses need their instants: near a change of the zone's UTC offset (a gap or a repeated
+-- hour, possibly moving a slot to the next day), or from the day before `now`'s local date on (a
+-- slot may still be ahead and counts only if answered). Offsets are compared at noon UTC each day.
+noon AS (
+    SELECT z.zone, CAST(:ps AS date) + i AS d,
+           ((CAST(:ps AS date) + i + time '12:00') AT TIME ZONE 'UTC') AT TIME ZONE z.zone
+               - (CAST(:ps AS date) + i + time '12:00') AS off
+    FROM (SELECT DISTINCT zone FROM c) AS z
+    CROSS JOIN generate_series(-3, CAST(:pe AS date) - CAST(:ps AS date) + 3) AS i
+),
+special AS MATERIALIZED (
+    SELECT DISTINCT zone, d FROM (
+        SELECT n.zone, n.d + k AS d
+        FROM (SELECT zone, d, off, lead(off) OVER (PARTITION BY zone ORDER BY d) AS next_off FROM noon) AS n
+        CROSS JOIN generate_series(-2, 3) AS k
+        WHERE n.off <> n.next_off
+        UNION ALL
+        SELECT zone, d FROM noon WHERE d >= (CAST(:now AS timestamptz) AT TIME ZONE zone)::date - 1
+    ) AS s
+),
+special_days AS (
+    SELECT sg.member_id, sg.plan_id, c.zone, sp.d, sg.times, sg.n, (sp.d - c.e) / {pmd} AS g
+    FROM segments sg JOIN c ON c.member_id = sg.member_id
+    JOIN special sp ON sp.zone = c.zone AND sp.d BETWEEN sg.seg_from AND sg.seg_to
 ),
 slot_local AS (
-    SELECT pd.plan_id, pd.member_id, pd.zone, pd.day, pd.day + t AS local
-    FROM plan_days pd
-    LEFT JOIN LATERAL (
-        SELECT s FROM jsonb_array_elements(pd.steps) AS s
-        WHERE (s ->> 'from_date')::date <= pd.day
-        ORDER BY (s ->> 'from_date')::date DESC LIMIT 1
-    ) AS step ON true
-    CROSS JOIN LATERAL unnest(
-        CASE WHEN step.s IS NULL THEN pd.times
-             ELSE ARRAY(SELECT jsonb_array_elements_text(step.s -> 'times')::time) END
-    ) AS t
+    SELECT sd.member_id, sd.plan_id, sd.zone, sd.d AS day, sd.g, sd.d + t AS local
+    FROM special_days sd CROSS JOIN LATERAL unnest(sd.times) AS t
 ),
--- MATERIALIZED, so each slot's time is a plain column and doses can hash-join the check-ins on it.
--- Inlined, the planner merge-joined on (member, plan) alone and compared every slot of a plan with
--- every check-in of it (69 million rows for 2,000 members x 180 days).
-slots AS MATERIALIZED (
-    SELECT DISTINCT sl.member_id, sl.plan_id, sl.day, {_SLOT_AT} AS at
+-- The slots of those days, one per instant and day (two times the clocks merge are one slot).
+es AS MATERIALIZED (
+    SELECT DISTINCT sl.member_id, sl.plan_id, sl.day, sl.g, {_SLOT_AT} AS at
     FROM slot_local sl
     CROSS JOIN LATERAL (SELECT sl.local AT TIME ZONE sl.zone AS at) AS pg
     CROSS JOIN LATERAL (
@@ -208,83 +378,141 @@ slots AS MATERIALIZED (
                             - (pg.at - interval '3 hours') AT TIME ZONE 'UTC')) AT TIME ZONE 'UTC' AS at
     ) AS alt
 ),
-doses AS (
-    SELECT s.member_id, s.day,
-           (s.at <= :now OR x.status IS NOT NULL) AS due, coalesce(x.status = 'taken', false) AS taken
-    FROM slots s
-    LEFT JOIN medication_checkins x
-      ON x.member_id = s.member_id AND x.plan_id = s.plan_id AND x.scheduled_for = s.at
+-- Slots by arithmetic: days x times for every segment and bucket, less the special days' share,
+-- plus the special days' slots that are due.
+pieces AS (
+    SELECT sg.member_id, j AS g,
+           (least(sg.seg_to, c.e + {pmd} * j + {pmd - 1}) - greatest(sg.seg_from, c.e + {pmd} * j) + 1)
+               * sg.n AS scheduled
+    FROM segments sg JOIN c ON c.member_id = sg.member_id
+    CROSS JOIN LATERAL generate_series((sg.seg_from - c.e) / {pmd}, (sg.seg_to - c.e) / {pmd}) AS j
+    UNION ALL
+    SELECT member_id, g, -n FROM special_days
 ),
-wlog AS (
-    SELECT w.member_id, w.kind, w.pm,
-           count(l.date) AS logged,
-           count(l.date) FILTER (WHERE l.grams = 0) AS abstinent,
-           count(l.date) FILTER (WHERE l.heavy) AS heavy_days,
-           count(l.date) FILTER (WHERE l.grams > 0) AS drinking_days,
-           coalesce(sum(l.grams) FILTER (WHERE l.grams > 0), 0) AS drinking_grams,
-           count(l.date) FILTER (WHERE l.date >= w.f_start) AS f_logged,
-           coalesce(sum(l.grams) FILTER (WHERE l.date >= w.f_start), 0) AS f_grams
-    FROM w LEFT JOIN logs l ON l.member_id = w.member_id AND l.date BETWEEN w.w_start AND w.w_end
-    GROUP BY w.member_id, w.kind, w.pm
+-- The special days' slots, each with its check-in if any (one probe of the slot key's index).
+es_counts AS (
+    SELECT member_id, g, count(*) FILTER (WHERE at <= :now OR status IS NOT NULL) AS scheduled,
+           count(*) FILTER (WHERE status = 'taken') AS taken
+    FROM (
+        SELECT es.member_id, es.g, es.at,
+               (SELECT x.status FROM medication_checkins x
+                 WHERE x.plan_id = es.plan_id AND x.scheduled_for = es.at AND x.member_id = es.member_id)
+                   AS status
+        FROM es
+    ) AS answered
+    GROUP BY member_id, g
 ),
-wcrav AS (
-    SELECT w.member_id, w.kind, w.pm, count(cr.date) AS f_ratings,
-           coalesce(sum(cr.intensity), 0) AS f_intensity
-    FROM w LEFT JOIN crav cr ON cr.member_id = w.member_id AND cr.date BETWEEN w.f_start AND w.w_end
-    GROUP BY w.member_id, w.kind, w.pm
+-- Each check-in: an entry on its date, and on an ordinary day the dose it answers, if its local time
+-- is one of the times of the regimen in force (special days' doses are `es_counts`).
+ck AS (
+    SELECT r.member_id, r.g AS g_entry, r.inw, r.bit, r.pa, r.pma, r.day,
+           CASE WHEN sg.plan_id IS NOT NULL AND r.at::time = ANY(sg.times)
+                     AND (r.zone, r.at::date) NOT IN (SELECT zone, d FROM special)
+                THEN (r.at::date - r.e) / {pmd} END AS g_dose,
+           r.status = 'taken' AS taken
+    FROM {
+        _tagged(
+            "medication_checkins",
+            "l.plan_id, l.status, c.zone, c.e, l.scheduled_for AT TIME ZONE c.zone AS at",
+        )
+    }
+    -- Through medication_plans, so the planner knows plan ids are (nearly) unique and hashes the
+    -- segments (a CTE's columns have no statistics: it sorted 1.5 M check-ins for a merge join).
+    LEFT JOIN (medication_plans p JOIN segments sg ON sg.plan_id = p.id)
+        ON p.id = r.plan_id AND p.member_id = r.member_id AND r.at::date BETWEEN sg.seg_from AND sg.seg_to
 ),
-went AS (
-    SELECT w.member_id, w.kind, w.pm, count(e.date) AS entry_days,
-           count(e.date) FILTER (WHERE e.date >= w.a_start) > 0 AS active
-    FROM w LEFT JOIN entry e ON e.member_id = w.member_id AND e.date BETWEEN w.w_start AND w.w_end
-    GROUP BY w.member_id, w.kind, w.pm
+ck_grouped AS (
+    SELECT member_id, g_entry, g_dose,
+           bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
+           max(day) AS last_entry, count(*) FILTER (WHERE g_dose IS NOT NULL AND taken) AS taken
+    FROM ck GROUP BY member_id, g_entry, g_dose
 ),
-wdose AS (
-    SELECT w.member_id, w.kind, w.pm,
-           count(*) FILTER (WHERE ds.due) AS scheduled, count(*) FILTER (WHERE ds.taken) AS taken
-    FROM w LEFT JOIN doses ds ON ds.member_id = w.member_id AND ds.day BETWEEN w.w_start AND w.w_end
-    GROUP BY w.member_id, w.kind, w.pm
+ck_entries AS (SELECT member_id, g_entry AS g, mask, pa, pma, last_entry FROM ck_grouped),
+ck_doses AS (SELECT member_id, g_dose AS g, taken FROM ck_grouped WHERE g_dose IS NOT NULL),
+-- Per member and 30-day bucket (-1: before the window): the small intermediate.
+buckets AS MATERIALIZED (
+    SELECT member_id, g, {bucket_columns}
+    FROM (
+    {buckets_union}
+    ) AS u
+    GROUP BY member_id, g
+),
+member_base AS (
+    SELECT member_id, coalesce(sum(b_logged), 0) AS b_logged, coalesce(sum(b_grams), 0) AS b_grams,
+           coalesce(sum(b_ratings), 0) AS b_ratings, coalesce(sum(b_intensity), 0) AS b_intensity,
+           max(last_entry) AS last_entry
+    FROM buckets GROUP BY member_id
+),
+win_totals AS (
+    SELECT member_id, 'period' AS kind, 0 AS pm, {window_sums},
+           sum(pf_logged) AS f_logged, sum(pf_grams) AS f_grams, sum(pf_ratings) AS f_ratings,
+           sum(pf_intensity) AS f_intensity, bool_or(pa) AS active
+    FROM buckets WHERE g >= 0 GROUP BY member_id
+    {pm_totals.format(window=window_sums) if with_pm else ""}
+),
+medication AS (
+    SELECT p.member_id, CASE count(DISTINCT p.medication) WHEN 1 THEN min(p.medication)
+                             ELSE '{o.MULTIPLE_MEDICATIONS}' END AS medication
+    FROM medication_plans p JOIN c ON c.member_id = p.member_id
+    WHERE p.start_date <= :pe AND (p.end_date IS NULL OR p.end_date >= c.p_start)
+    GROUP BY p.member_id
+),
+win AS (
+    SELECT c.member_id, 'period' AS kind, 0 AS pm, c.p_start AS w_start, CAST(:pe AS date) AS w_end FROM c
+    {program_months if with_pm else ""}
+),
+w AS (
+    SELECT win.kind, win.pm, win.w_start, win.w_end, c.e, c.sex, c.goal_type,
+           coalesce(md.medication, '{o.NO_MEDICATION}') AS medication,
+           mb.last_entry,
+           coalesce(mb.b_logged, 0) AS b_logged, {_grams("mb.b_grams")} AS b_grams,
+           coalesce(mb.b_ratings, 0) AS b_ratings, coalesce(mb.b_intensity, 0) AS b_intensity,
+           coalesce(t.logged, 0) AS logged, coalesce(t.abstinent, 0) AS abstinent,
+           coalesce(t.heavy_days, 0) AS heavy_days, coalesce(t.drinking_days, 0) AS drinking_days,
+           {_grams("t.grams")} AS grams, coalesce(t.f_logged, 0) AS f_logged,
+           {_grams("t.f_grams")} AS f_grams, coalesce(t.f_ratings, 0) AS f_ratings,
+           coalesce(t.f_intensity, 0) AS f_intensity, coalesce(t.entry_days, 0) AS entry_days,
+           coalesce(t.active, false) AS active,
+           coalesce(t.scheduled, 0) AS scheduled, coalesce(t.taken, 0) AS taken
+    FROM win
+    JOIN c ON c.member_id = win.member_id
+    LEFT JOIN medication md ON md.member_id = win.member_id
+    LEFT JOIN member_base mb ON mb.member_id = win.member_id
+    LEFT JOIN win_totals t ON (t.member_id, t.kind, t.pm) = (win.member_id, win.kind, win.pm)
 ),
 mw AS (
-    SELECT w.kind, w.pm, w.goal_type, b.medication,
+    SELECT w.kind, w.pm, w.goal_type, w.medication,
            w.w_end - w.w_start + 1 AS enrolled_days,
-           e.entry_days, e.active,
-           w.kind = 'period' AND w.enrolled_on + {r30} <= :pe AS elig30,
-           w.kind = 'period' AND w.enrolled_on + {r30} <= :pe
-               AND b.last_entry >= w.enrolled_on + {r30} AS ret30,
-           w.kind = 'period' AND w.enrolled_on + {r90} <= :pe AS elig90,
-           w.kind = 'period' AND w.enrolled_on + {r90} <= :pe
-               AND b.last_entry >= w.enrolled_on + {r90} AS ret90,
-           l.logged,
-           CASE WHEN l.logged > 0 THEN round(100.0 * l.abstinent / l.logged, {pct}) END AS pda,
-           CASE WHEN l.logged > 0 THEN round(100.0 * l.heavy_days / l.logged, {pct}) END AS phdd,
-           l.logged > 0 AND l.heavy_days = 0 AS nhdd,
-           l.drinking_days,
-           CASE WHEN l.drinking_days > 0
-                THEN round(l.drinking_grams / (l.drinking_days * {drink_g}), 1) END AS ddd,
-           CASE WHEN b.b_logged > 0 AND l.f_logged > 0
-                THEN round(b.b_grams * 7 / (b.b_logged * {drink_g}), 1) END AS wb,
-           CASE WHEN b.b_logged > 0 AND l.f_logged > 0
-                THEN round(l.f_grams * 7 / (l.f_logged * {drink_g}), 1) END AS wf,
-           CASE WHEN b.b_logged > 0 AND l.f_logged > 0
-                THEN ({_who_case("b.b_grams", "b.b_logged")}) - ({_who_case("l.f_grams", "l.f_logged")})
+           w.entry_days, w.active,
+           w.kind = 'period' AND w.e + {r30} <= :pe AS elig30,
+           w.kind = 'period' AND w.e + {r30} <= :pe AND w.last_entry >= w.e + {r30} AS ret30,
+           w.kind = 'period' AND w.e + {r90} <= :pe AS elig90,
+           w.kind = 'period' AND w.e + {r90} <= :pe AND w.last_entry >= w.e + {r90} AS ret90,
+           w.logged,
+           CASE WHEN w.logged > 0 THEN round(100.0 * w.abstinent / w.logged, {pct}) END AS pda,
+           CASE WHEN w.logged > 0 THEN round(100.0 * w.heavy_days / w.logged, {pct}) END AS phdd,
+           w.logged > 0 AND w.heavy_days = 0 AS nhdd,
+           w.drinking_days,
+           CASE WHEN w.drinking_days > 0
+                THEN round(w.grams / (w.drinking_days * {drink_g}), 1) END AS ddd,
+           CASE WHEN w.b_logged > 0 AND w.f_logged > 0
+                THEN round(w.b_grams * 7 / (w.b_logged * {drink_g}), 1) END AS wb,
+           CASE WHEN w.b_logged > 0 AND w.f_logged > 0
+                THEN round(w.f_grams * 7 / (w.f_logged * {drink_g}), 1) END AS wf,
+           CASE WHEN w.b_logged > 0 AND w.f_logged > 0
+                THEN ({_who_case("w.b_grams", "w.b_logged")}) - ({_who_case("w.f_grams", "w.f_logged")})
            END AS who_drop,
-           CASE WHEN b.b_ratings > 0 AND c.f_ratings > 0
-                THEN round(1.0 * b.b_intensity / b.b_ratings, {crq}) END AS cb,
-           CASE WHEN b.b_ratings > 0 AND c.f_ratings > 0
-                THEN round(1.0 * c.f_intensity / c.f_ratings, {crq}) END AS cf,
-           d.scheduled, d.taken
+           CASE WHEN w.b_ratings > 0 AND w.f_ratings > 0
+                THEN round(1.0 * w.b_intensity / w.b_ratings, {crq}) END AS cb,
+           CASE WHEN w.b_ratings > 0 AND w.f_ratings > 0
+                THEN round(1.0 * w.f_intensity / w.f_ratings, {crq}) END AS cf,
+           w.scheduled, w.taken
     FROM w
-    JOIN base b ON b.member_id = w.member_id
-    JOIN wlog l ON (l.member_id, l.kind, l.pm) = (w.member_id, w.kind, w.pm)
-    JOIN wcrav c ON (c.member_id, c.kind, c.pm) = (w.member_id, w.kind, w.pm)
-    JOIN went e ON (e.member_id, e.kind, e.pm) = (w.member_id, w.kind, w.pm)
-    JOIN wdose d ON (d.member_id, d.kind, d.pm) = (w.member_id, w.kind, w.pm)
 )
 SELECT '{o.TOTAL}' AS breakdown, '{o.ALL}' AS category, {_AGGREGATES} FROM mw WHERE kind = 'period'
 {_GOAL_TYPE if o.Breakdown.GOAL_TYPE in wants else ""}
 {_MEDICATION if o.Breakdown.MEDICATION in wants else ""}
-{_PROGRAM_MONTH.format(cap=cap) if o.Breakdown.PROGRAM_MONTH in wants else ""}
+{_PROGRAM_MONTH.format(cap=cap) if with_pm else ""}
 """
 
 
@@ -413,6 +641,7 @@ def cohort_totals(
     # The chunk statement's estimates are large (date ranges, generate_series), which switches on
     # JIT compilation, and compiling it costs seconds per chunk, more than running it.
     conn.execute(text("SET LOCAL jit = off"))
+    conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     ranges, members = chunk_boundaries(conn, insurer_id=insurer_id, period=period, chunk=chunk)
     totals: dict[o.CellKey, o.CellTotals] = {(o.TOTAL, o.ALL): o.CellTotals()}
     done = 0
