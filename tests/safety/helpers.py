@@ -5,14 +5,22 @@ database then holds."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import time as clock
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 from typing import Any
 
+import psutil
 import time_machine
 from flask import Flask
 from flask.testing import FlaskClient
@@ -32,6 +40,7 @@ from companion.safety.models import Flag, FlagAlert, StaffNotification
 from tests.conftest import PASSWORD, Api, registration
 
 SCAN_KEYS = "companion:safety:scan:*"
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 def travel(instant: datetime):  # type: ignore[no-untyped-def]
@@ -121,6 +130,51 @@ def run_queued(app: Flask, redis, name: str) -> int:  # type: ignore[no-untyped-
         task(**kwargs)
         ran += 1
     return ran
+
+
+# --- a real worker process ---------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def worker_process(
+    database_url: str, redis_url: str, log: Path, *, at: datetime | None = None
+) -> Iterator[None]:
+    """`celery -A workers.celery_app worker --pool=solo` on the test database and Redis, its output in
+    `log`; with `at`, its clock starts at that instant (tests/safety/clocked_worker.py). Stopped, with
+    its children, on exit."""
+    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
+    if at is None:
+        command = ["-m", "celery", "-A", "workers.celery_app", "worker", "--pool=solo", "--loglevel=INFO"]
+    else:
+        command = ["-m", "tests.safety.clocked_worker", at.isoformat()]
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, *command], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        try:
+            yield
+        finally:
+            with contextlib.suppress(psutil.Error):
+                parent = psutil.Process(process.pid)
+                children = parent.children(recursive=True)
+                parent.terminate()
+                _, alive = psutil.wait_procs([parent, *children], timeout=15)
+                for p in alive:
+                    p.kill()
+
+
+def wait_for_task(redis, name: str, *, within: float = 180, **kwargs: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The first task `name` with these kwargs a clocked worker finished: {task, kwargs, result, state}."""
+    from tests.safety.clocked_worker import RAN
+
+    deadline = clock.monotonic() + within
+    while clock.monotonic() < deadline:
+        for raw in redis.lrange(RAN, 0, -1):
+            ran = json.loads(raw)
+            if ran["task"] == name and all(ran["kwargs"].get(k) == v for k, v in kwargs.items()):
+                return ran
+        clock.sleep(0.1)
+    raise AssertionError(f"no {name} {kwargs} finished within {within} s")
 
 
 # --- what the database holds ------------------------------------------------------------------------

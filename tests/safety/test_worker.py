@@ -4,58 +4,25 @@ Redis and the flag appears; the same entries sent again raise nothing more."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psutil
 import pytest
 
 from tests.domain.test_safety import NY, Member
 from tests.domain.test_safety_scenarios import logs_daily, on
 from tests.safety import helpers
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 WITHIN = 60
 
 
 @pytest.fixture
 def worker(database_url, redis_url, tmp_path):
-    """`celery -A workers.celery_app worker` on the test database and Redis; stopped by its pid."""
-    out = (tmp_path / "worker.log").open("wb")
-    env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "workers.celery_app",
-            "worker",
-            "--pool=solo",
-            "--loglevel=INFO",
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=out,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        yield tmp_path / "worker.log"
-    finally:
-        with contextlib.suppress(psutil.Error):
-            parent = psutil.Process(process.pid)
-            children = parent.children(recursive=True)
-            parent.terminate()
-            _, alive = psutil.wait_procs([parent, *children], timeout=15)
-            for p in alive:
-                p.kill()
-        out.close()
+    """`celery -A workers.celery_app worker` on the test database and Redis, on the real clock."""
+    log = tmp_path / "worker.log"
+    with helpers.worker_process(database_url, redis_url, log):
+        yield log
 
 
 def test_an_urgent_scenario_through_a_real_worker(app, client, redis, worker):
