@@ -106,7 +106,7 @@ _BUCKET_SUMS = (
     "taken",
 )
 _BUCKET_COLUMNS = {
-    **{name: f"sum({name})" for name in _BUCKET_SUMS},
+    **{name: f"sum({name})::integer" for name in _BUCKET_SUMS},
     "mask": "bit_or(mask)",
     "pa": "bool_or(pa)",
     "pma": "bool_or(pma)",
@@ -115,7 +115,7 @@ _BUCKET_COLUMNS = {
 
 #: Typed NULLs for a branch's missing columns (UNION ALL would otherwise take them for text).
 _NULLS = {
-    **dict.fromkeys(_BUCKET_SUMS, "NULL::bigint"),
+    **dict.fromkeys(_BUCKET_SUMS, "NULL::integer"),
     "mask": "NULL::integer",
     "pa": "NULL::boolean",
     "pma": "NULL::boolean",
@@ -123,9 +123,18 @@ _NULLS = {
 }
 
 
+def _cast(name: str, value: str) -> str:
+    return f"({value})::integer" if name in _BUCKET_SUMS else value
+
+
 def _bucket_branch(source: str, given: dict[str, str]) -> str:
-    """One source's part of the buckets' UNION ALL: its own columns, NULL for the others."""
-    columns = ", ".join(f"{given.get(name, _NULLS[name])} AS {name}" for name in _BUCKET_COLUMNS)
+    """One source's part of the buckets' UNION ALL: its own columns, NULL for the others.
+
+    Counts and sums go on as integers (a bucket's fit easily): PostgreSQL sums integers in a plain
+    bigint, but bigints in a numeric state allocated per group, which cost ~2 kB per bucket."""
+    columns = ", ".join(
+        f"{_cast(name, given[name]) if name in given else _NULLS[name]} AS {name}" for name in _BUCKET_COLUMNS
+    )
     return f"SELECT member_id, g, {columns} FROM {source}"
 
 
@@ -402,33 +411,37 @@ es_counts AS (
     ) AS answered
     GROUP BY member_id, g
 ),
--- Each check-in: an entry on its date, and on an ordinary day the dose it answers, if its local time
--- is one of the times of the regimen in force (special days' doses are `es_counts`).
+-- Each check-in: an entry on its date; and if taken on an ordinary day, the dose it answers when its
+-- local time is one of the times of the regimen in force (special days' doses are `es_counts`;
+-- ordinary days' doses are all due, so only taken ones count).
 ck AS (
     SELECT r.member_id, r.g AS g_entry, r.inw, r.bit, r.pa, r.pma, r.day,
            CASE WHEN sg.plan_id IS NOT NULL AND r.at::time = ANY(sg.times)
                      AND (r.zone, r.at::date) NOT IN (SELECT zone, d FROM special)
-                THEN (r.at::date - r.e) / {pmd} END AS g_dose,
-           r.status = 'taken' AS taken
+                THEN (r.at::date - r.e) / {pmd} END AS g_taken
     FROM {
         _tagged(
             "medication_checkins",
-            "l.plan_id, l.status, c.zone, c.e, l.scheduled_for AT TIME ZONE c.zone AS at",
+            "CASE WHEN l.status = 'taken' THEN l.plan_id END AS taken_plan, c.zone, c.e, "
+            "CASE WHEN l.status = 'taken' THEN l.scheduled_for AT TIME ZONE c.zone END AS at",
         )
     }
     -- Through medication_plans, so the planner knows plan ids are (nearly) unique and hashes the
     -- segments (a CTE's columns have no statistics: it sorted 1.5 M check-ins for a merge join).
     LEFT JOIN (medication_plans p JOIN segments sg ON sg.plan_id = p.id)
-        ON p.id = r.plan_id AND p.member_id = r.member_id AND r.at::date BETWEEN sg.seg_from AND sg.seg_to
+        ON p.id = r.taken_plan AND p.member_id = r.member_id AND r.at::date BETWEEN sg.seg_from AND sg.seg_to
+    -- One relation to group (its groups estimated as a share of its rows): grouped over the join,
+    -- the estimate was a group per check-in and the planner sorted them all.
+    OFFSET 0
 ),
 ck_grouped AS (
-    SELECT member_id, g_entry, g_dose,
+    SELECT member_id, g_entry, g_taken,
            bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
-           max(day) AS last_entry, count(*) FILTER (WHERE g_dose IS NOT NULL AND taken) AS taken
-    FROM ck GROUP BY member_id, g_entry, g_dose
+           max(day) AS last_entry, count(*) AS checkins
+    FROM ck GROUP BY member_id, g_entry, g_taken
 ),
 ck_entries AS (SELECT member_id, g_entry AS g, mask, pa, pma, last_entry FROM ck_grouped),
-ck_doses AS (SELECT member_id, g_dose AS g, taken FROM ck_grouped WHERE g_dose IS NOT NULL),
+ck_doses AS (SELECT member_id, g_taken AS g, checkins AS taken FROM ck_grouped WHERE g_taken IS NOT NULL),
 -- Per member and 30-day bucket (-1: before the window): the small intermediate.
 buckets AS MATERIALIZED (
     SELECT member_id, g, {bucket_columns}
