@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -34,22 +35,18 @@ class PrivatePostgres:
     """initdb + pg_ctl of our own. As root, the server runs as the `postgres` system user (initdb
     refuses root). fsync is off: these tests restart the server, they do not crash the machine."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, keep_log_in: Path) -> None:
         self.bin = _postgres_bin()
-        self.folder = folder
-        self.data = folder / "pgdata"
+        # A folder of its own right under the temporary root, not under pytest's: pytest makes its
+        # base folder owner-only again whenever a session starts, and the server user must reach ours.
+        self.folder = Path(tempfile.mkdtemp(prefix="companion-pg-"))
+        self.data = self.folder / "pgdata"
         self.port = free_port()
-        self.log = folder / "postgres.log"
-        folder.mkdir(parents=True, exist_ok=True)
+        self.log = self.folder / "postgres.log"
+        self.keep_log_in = keep_log_in
         self._as_postgres = os.geteuid() == 0
         if self._as_postgres:
-            shutil.chown(folder, "postgres", "postgres")
-            # The server user must be able to reach its folder through every parent.
-            for parent in folder.parents:
-                if parent == Path("/"):
-                    break
-                with contextlib.suppress(PermissionError):
-                    os.chmod(parent, os.stat(parent).st_mode | 0o005)
+            shutil.chown(self.folder, "postgres", "postgres")
 
     @property
     def url(self) -> str:
@@ -59,7 +56,11 @@ class PrivatePostgres:
         command = [str(self.bin / args[0]), *args[1:]]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
-        return subprocess.run(command, check=check, capture_output=True, timeout=120)
+        done = subprocess.run(command, capture_output=True, timeout=120)
+        if check and done.returncode != 0:
+            log = self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+            raise RuntimeError(f"{args[0]} failed: {done.stdout.decode()} {done.stderr.decode()}\n{log}")
+        return done
 
     def init(self) -> None:
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--no-sync")
@@ -73,9 +74,9 @@ class PrivatePostgres:
             "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log), "-w", "-t", "60", "start"
         )
 
-    def stop(self, mode: str = "fast") -> None:
+    def stop(self, mode: str = "fast", *, check: bool = True) -> None:
         """`fast` ends every session (what an operator's restart does); `immediate` is a crash."""
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=False)
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "-t", "60", "stop", check=check)
 
     def is_up(self) -> bool:
         try:
@@ -87,7 +88,12 @@ class PrivatePostgres:
             return False
 
     def destroy(self) -> None:
-        self.stop("immediate")
+        """Stop it and drop its folder; the server's log is copied into the test's folder."""
+        if self.data.exists():
+            self.stop("immediate", check=False)
+        if self.log.exists():
+            self.keep_log_in.mkdir(parents=True, exist_ok=True)
+            shutil.copy(self.log, self.keep_log_in / "postgres.log")
         shutil.rmtree(self.folder, ignore_errors=True)
 
 
