@@ -144,16 +144,17 @@ def _grams(centigrams: str) -> str:
     return f"CAST(coalesce({centigrams}, 0) / 100.0 AS numeric(16, 2))"
 
 
-def _tagged(table: str, columns: str = "", where: str = "true", joins: str = "") -> str:
-    """The cohort's rows of a day table (alias `l`) from enrollment to the period's end, each tagged
-    with where it falls, computed once per row from its date (OFFSET 0 keeps the planner from
-    inlining the tags into every aggregate that reads them):
+def _tagged(table: str, columns: str = "", where: str = "true") -> str:
+    """The cohort's rows of a day table (alias `l`) up to the period's end, each tagged with where it
+    falls, computed once per row from its date (OFFSET 0 keeps the planner from inlining the tags
+    into every aggregate that reads them):
 
     * g: its 30-day bucket of enrollment (program month g + 1, uncapped), -1 before the window;
       inw: in the window (g >= 0);
     * base: in the baseline; pf / pa: in the period's follow-up / active days;
-    * pmf / pma: in its program month's follow-up / active days (a program month ends with its
-      bucket, or with the period; the capped month runs to the period's end);
+    * pmf / pma: in its program month's follow-up / active days. A program month's part of the
+      window ends with the period or with its bucket (the capped month: with the period), so "in
+      the last n days" is "in the period's last n days, or in its bucket's last n days";
     * bit: its day within the bucket, as a bit of the bucket's entry-day mask.
     """
     bd, fud, ad, pmd, cap = (
@@ -163,21 +164,24 @@ def _tagged(table: str, columns: str = "", where: str = "true", joins: str = "")
         o.PROGRAM_MONTH_DAYS,
         o.PROGRAM_MONTH_CAP,
     )
-    j = f"((l.date - c.e) / {pmd})"
     pe = "CAST(:pe AS date)"
-    pm_end = f"(CASE WHEN {j} >= {cap - 1} THEN {pe} ELSE least({pe}, c.e + {j} * {pmd} + {pmd - 1}) END)"
     inside = "l.date >= c.p_start"
+
+    def pm_last(n: int) -> str:
+        bucket_last = f"(l.date < c.e + {pmd * (cap - 1)} AND (l.date - c.e) % {pmd} >= {pmd - n})"
+        return f"(l.date > {pe} - {n} OR {bucket_last})"
+
     return f"""(
         SELECT l.member_id, l.date AS day, {columns + "," if columns else ""}
-               CASE WHEN {inside} THEN {j} ELSE -1 END AS g,
+               CASE WHEN {inside} THEN (l.date - c.e) / {pmd} ELSE -1 END AS g,
                {inside} AS inw,
                l.date BETWEEN c.e AND c.e + {bd - 1} AS base,
                {inside} AND l.date > {pe} - {fud} AND l.date >= c.e + {bd} AS pf,
                {inside} AND l.date > {pe} - {ad} AS pa,
-               {inside} AND l.date > {pm_end} - {fud} AND l.date >= c.e + {bd} AS pmf,
-               {inside} AND l.date > {pm_end} - {ad} AS pma,
+               {inside} AND {pm_last(fud)} AND l.date >= c.e + {bd} AS pmf,
+               {inside} AND {pm_last(ad)} AS pma,
                1 << ((l.date - c.e) % {pmd}) AS bit
-        FROM {table} l JOIN c ON c.member_id = l.member_id {joins}
+        FROM {table} l JOIN c ON c.member_id = l.member_id
         WHERE l.date <= {pe} AND {where}
         OFFSET 0
     ) AS r"""
