@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import ARRAY, Uuid, bindparam, text
 
 from companion.audit.models import AuditEntry
 from companion.db import session
@@ -38,11 +39,19 @@ def record_many(
     subject_member_ids: Iterable[uuid.UUID],
     **detail: Any,
 ) -> int:
-    """One row per member for a read of many members' records (a list page), in one statement."""
-    rows = [
-        {"at": now, "actor_id": actor_id, "action": action, "subject_member_id": m, "detail": detail}
-        for m in sorted(set(subject_member_ids))
-    ]
-    if rows:
-        session.execute(insert(AuditEntry), rows)
-    return len(rows)
+    """One row per member for a read of many members' records (a list page): one INSERT ... SELECT over
+    an array of ids, a single statement and round trip however many members (an executemany sends one
+    statement per row)."""
+    ids = sorted(set(subject_member_ids))
+    if ids:
+        session.execute(
+            _INSERT_MANY,
+            {"at": now, "actor_id": actor_id, "action": action, "ids": ids, "detail": json.dumps(detail)},
+        )
+    return len(ids)
+
+
+_INSERT_MANY = text(
+    "INSERT INTO audit_log (at, actor_id, action, subject_member_id, detail) "
+    "SELECT :at, :actor_id, :action, member_id, CAST(:detail AS jsonb) FROM unnest(:ids) AS member_id"
+).bindparams(bindparam("ids", type_=ARRAY(Uuid)), bindparam("actor_id", type_=Uuid))

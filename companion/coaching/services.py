@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -25,8 +24,8 @@ from companion.audit import services as audit
 from companion.db import session
 from companion.domain import drinking, localtime, summary
 from companion.domain import safety as rules
-from companion.domain.errors import InvalidInput
-from companion.domain.plans import CheckIn, CheckInStatus
+from companion.domain.errors import InvalidInput, NotFound
+from companion.domain.plans import CheckIn, CheckInStatus, Plan
 from companion.domain.types import DateRange
 from companion.medications import services as medications
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
@@ -168,12 +167,20 @@ def caseload(actor: User, *, cursor: str | None, limit: int, now: datetime) -> d
     }
 
 
-def profile(actor: User, member_id: uuid.UUID, *, now: datetime, via: str = "api") -> dict[str, Any]:
-    """`GET /coach/members/{id}`: the member's profile, flag counts and summary. Audited."""
-    target = member(actor, member_id)
+def _row(actor: User, member_id: uuid.UUID) -> _Row:
+    """The member's caseload row, if `actor` may see them (the query is the caseload's): else the same
+    404 as a member who does not exist."""
     query, _, _ = _members_query(actor)
-    row = _Row(*session.execute(query.where(Member.id == target.id)).one())
-    audit.record("member.viewed", actor_id=actor.id, now=now, subject_member_id=target.id, via=via)
+    found = session.execute(query.where(Member.id == member_id)).one_or_none()
+    if found is None:
+        raise NotFound("No such member on your caseload.")
+    return _Row(*found)
+
+
+def profile(actor: User, member_id: uuid.UUID, *, now: datetime) -> dict[str, Any]:
+    """`GET /coach/members/{id}`: the member's profile, flag counts and summary. Audited."""
+    row = _row(actor, member_id)
+    audit.record("member.viewed", actor_id=actor.id, now=now, subject_member_id=member_id, via="api")
     return _items([row], now=now)[0]
 
 
@@ -366,8 +373,11 @@ class Series:
 SEVERITIES = ("mild", "moderate", "severe")
 
 
-def chart_series(target: Member, *, days: int, now: datetime) -> Series:
-    """The member's last `days` local days (today included), in one query per table."""
+def chart_series(
+    target: Member, *, days: int, now: datetime, logs: list[summary.DayLog], plans: list[Plan]
+) -> Series:
+    """The member's last `days` local days (today included), from their day logs and plans (which the
+    caller has loaded for the summary) and one query per other table."""
     today = localtime.local_date(now, target.timezone)
     window = DateRange.ending(today, days)
     span = list(window.days())
@@ -376,15 +386,10 @@ def chart_series(target: Member, *, days: int, now: datetime) -> Series:
 
     drinks: list[Decimal | None] = [None] * days
     heavy = [False] * days
-    for day, grams, is_heavy in session.execute(
-        select(DrinkLog.date, DrinkLog.grams_ethanol, DrinkLog.heavy).where(
-            DrinkLog.member_id == target.id,
-            DrinkLog.date.between(first, today),
-            DrinkLog.deleted_at.is_(None),
-        )
-    ):
-        drinks[index[day]] = drinking.standard_drinks_from_grams(grams, target.country)
-        heavy[index[day]] = is_heavy
+    for log in logs:
+        if log.day in index:
+            drinks[index[log.day]] = drinking.standard_drinks_from_grams(log.grams, target.country)
+            heavy[index[log.day]] = log.heavy
 
     craving_mean: list[Decimal | None] = [None] * days
     craving_max: list[int | None] = [None] * days
@@ -412,7 +417,7 @@ def chart_series(target: Member, *, days: int, now: datetime) -> Series:
     ):
         side_effects[severity][index[day]] = n
 
-    taken, scheduled = _doses(target, window, now=now)
+    taken, scheduled = _doses(target, plans, window, now=now)
     return Series(
         days=span,
         drinks=drinks,
@@ -429,35 +434,23 @@ def chart_series(target: Member, *, days: int, now: datetime) -> Series:
     )
 
 
-def _doses(target: Member, window: DateRange, *, now: datetime) -> tuple[list[int], list[int]]:
+def _doses(
+    target: Member, plans: list[Plan], window: DateRange, *, now: datetime
+) -> tuple[list[int], list[int]]:
     """Doses taken and scheduled per local day, counted as the summary's adherence counts them."""
-    plans = [
-        medications.plan_to_domain(p)
-        for p in session.execute(
-            select(MedicationPlan).where(MedicationPlan.member_id == target.id)
-        ).scalars()
+    checkins = [
+        CheckIn(plan_id, at, CheckInStatus(status))
+        for plan_id, at, status in session.execute(
+            select(
+                MedicationCheckin.plan_id, MedicationCheckin.scheduled_for, MedicationCheckin.status
+            ).where(
+                MedicationCheckin.member_id == target.id,
+                MedicationCheckin.date.between(window.start, window.end),
+            )
+        )
     ]
-    by_day: dict[date, list[CheckIn]] = defaultdict(list)
-    # A slot's local date is stored with the check-in; a day of margin covers nothing else.
-    for day, plan_id, at, status in session.execute(
-        select(
-            MedicationCheckin.date,
-            MedicationCheckin.plan_id,
-            MedicationCheckin.scheduled_for,
-            MedicationCheckin.status,
-        ).where(
-            MedicationCheckin.member_id == target.id, MedicationCheckin.date.between(window.start, window.end)
-        )
-    ):
-        by_day[day].append(CheckIn(plan_id, at, CheckInStatus(status)))
-    taken, scheduled = [], []
-    for day in window.days():
-        t, s = summary.dose_counts(
-            plans, by_day.get(day, []), zone=target.timezone, window=DateRange(day, day), now=now
-        )
-        taken.append(t)
-        scheduled.append(s)
-    return taken, scheduled
+    by_day = summary.dose_counts_by_day(plans, checkins, zone=target.timezone, window=window, now=now)
+    return [by_day[d][0] for d in window.days()], [by_day[d][1] for d in window.days()]
 
 
 # --- the dashboard's member page --------------------------------------------------------------------
@@ -465,15 +458,19 @@ def _doses(target: Member, window: DateRange, *, now: datetime) -> tuple[list[in
 
 def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) -> dict[str, Any]:
     """Everything the dashboard's member page shows, read once and audited once."""
-    target = member(actor, member_id)
-    query, _, _ = _members_query(actor)
-    row = _Row(*session.execute(query.where(Member.id == target.id)).one())
+    row = _row(actor, member_id)
+    target = row.member
     today = localtime.local_date(now, target.timezone)
-    plans = session.execute(
-        select(MedicationPlan)
-        .where(MedicationPlan.member_id == target.id)
-        .order_by(MedicationPlan.start_date.desc(), MedicationPlan.created_at.desc())
-    ).scalars()
+    plan_rows = list(
+        session.execute(
+            select(MedicationPlan)
+            .where(MedicationPlan.member_id == target.id)
+            .order_by(MedicationPlan.start_date.desc(), MedicationPlan.created_at.desc())
+        ).scalars()
+    )
+    plans = [medications.plan_to_domain(p) for p in plan_rows]
+    logs = summaries.day_logs_of([target.id])
+    result = summaries.summaries([target], now=now, logs=logs, plans={target.id: plans})[target.id]
     flags = session.execute(
         select(Flag)
         .where(Flag.member_id == target.id)
@@ -491,9 +488,9 @@ def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) 
         "member.viewed", actor_id=actor.id, now=now, subject_member_id=target.id, via="dashboard", days=days
     )
     return {
-        "member": _items([row], now=now)[0],
-        "series": chart_series(target, days=days, now=now),
-        "plans": [medications.plan_view(p, today=today) for p in plans],
+        "member": _item(row, result, logs[target.id]),
+        "series": chart_series(target, days=days, now=now, logs=logs[target.id], plans=plans),
+        "plans": [medications.plan_view(p, today=today) for p in plan_rows],
         "flags": [safety.flag_view(f) for f in flags],
         "messages": [{"body": m.body, "created_at": m.created_at, "sender": email} for m, email in messages],
         "today": today,

@@ -7,6 +7,7 @@ so hovering shows the day and its value.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -66,9 +67,13 @@ def _axes(frame: _Frame, days: Sequence[date], ticks: Sequence[float], fmt: str 
     return parts
 
 
-def _ticks(y_max: float, count: int = 4) -> list[float]:
-    step = y_max / count
-    return [round(step * k, 3) for k in range(count + 1)]
+def _nice(y_max: float, count: int = 4) -> tuple[float, list[float]]:
+    """A top at or above `y_max` and round ticks up to it (1, 2, 2.5 or 5 times a power of ten)."""
+    raw = max(y_max, 1e-9) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    top = step * math.ceil(y_max / step - 1e-9)
+    return top, [round(step * k, 6) for k in range(round(top / step) + 1)]
 
 
 def _close(parts: list[str]) -> Markup:
@@ -90,15 +95,17 @@ def bars(
 ) -> Markup:
     """One bar per day; `highlight` marks bars (heavy days); `threshold` draws a dashed line."""
     present = [float(v) for v in values if v is not None]
-    top = float(y_max) if y_max is not None else max([*present, float(threshold or 0), 1.0]) * 1.1
+    top, ticks = _nice(float(y_max) if y_max is not None else max([*present, float(threshold or 0), 1.0]))
     frame = _Frame(len(days), top)
-    parts = [*_open(title, css), *_axes(frame, days, _ticks(top), "{:.3g}")]
+    parts = [*_open(title, css), *_axes(frame, days, ticks)]
     width = max(frame.step * 0.8, 1)
     for i, (day, value) in enumerate(zip(days, values, strict=True)):
         if value is None:
             continue
         cls = "bar hi" if highlight and highlight[i] else "bar"
         y = frame.y(float(value))
+        if value == 0:  # recorded as zero (an alcohol-free day): a mark, unlike a day with no record
+            cls, y = "bar zero", frame.y(0) - 2
         parts.append(
             f'<rect class="{cls}" x="{_f(frame.x(i))}" y="{_f(y)}" width="{_f(width)}" '
             f'height="{_f(frame.y(0) - y)}"><title>{day.isoformat()}: {escape(str(value))} {escape(unit)}'
@@ -108,8 +115,8 @@ def bars(
         y = _f(frame.y(float(threshold)))
         parts.append(f'<line class="threshold" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{y}" y2="{y}"/>')
         parts.append(
-            f'<text class="threshold-label" x="{WIDTH - RIGHT}" y="{_f(frame.y(float(threshold)) - 3)}" '
-            f'text-anchor="end">{escape(threshold_label)}</text>'
+            f'<text class="threshold-label" x="{LEFT + 3}" y="{_f(frame.y(float(threshold)) - 4)}">'
+            f"{escape(threshold_label)}</text>"
         )
     return _close(parts)
 
@@ -126,8 +133,9 @@ def dots(
     css: str = "",
 ) -> Markup:
     """A dot per recorded day, joined by a line across consecutive recorded days."""
-    frame = _Frame(len(days), float(y_max))
-    parts = [*_open(title, css), *_axes(frame, days, _ticks(float(y_max)), fmt)]
+    top, ticks = _nice(float(y_max))
+    frame = _Frame(len(days), top)
+    parts = [*_open(title, css), *_axes(frame, days, ticks, fmt)]
     points: list[tuple[float, float] | None] = [
         None if v is None else (frame.x(i) + frame.step / 2, frame.y(float(v))) for i, v in enumerate(values)
     ]
@@ -159,9 +167,9 @@ def stacked(
 ) -> Markup:
     """Bars of counts per day, stacked in the order given; each stack's class is its label."""
     totals = [sum(s[1][i] for s in stacks) for i in range(len(days))]
-    top = max([*totals, 1]) * 1.1
+    top, ticks = _nice(max([*totals, 1]), count=min(4, max([*totals, 1])))
     frame = _Frame(len(days), top)
-    parts = [*_open(title, css), *_axes(frame, days, _ticks(top), "{:.2g}")]
+    parts = [*_open(title, css), *_axes(frame, days, ticks)]
     width = max(frame.step * 0.8, 1)
     for i, day in enumerate(days):
         base = 0

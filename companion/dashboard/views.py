@@ -293,6 +293,7 @@ def member(member_id: uuid.UUID) -> Any:
         charts=_charts(page["series"]),
         message_id=uuid.uuid4(),
         max_message=MAX_MESSAGE_LENGTH,
+        max_note=MAX_NOTE,
     )
 
 

@@ -257,20 +257,31 @@ def dose_counts(
 def _dose_counts(
     plans: Sequence[Plan], checkins: Sequence[CheckIn], *, zone: str, window: DateRange, now: datetime
 ) -> tuple[int, int]:
+    by_day = dose_counts_by_day(plans, checkins, zone=zone, window=window, now=now)
+    return sum(t for t, _ in by_day.values()), sum(s for _, s in by_day.values())
+
+
+def dose_counts_by_day(
+    plans: Sequence[Plan], checkins: Sequence[CheckIn], *, zone: str, window: DateRange, now: datetime
+) -> dict[date, tuple[int, int]]:
+    """(doses taken, doses scheduled) on each local day of `window`, counted as `adherence_rate`
+    counts them (the coach's adherence chart)."""
     now_utc = localtime.to_utc(now)
     answers: dict[tuple[UUID, datetime], set[CheckInStatus]] = {}
     for checkin in checkins:
         key = (checkin.plan_id, localtime.to_utc(checkin.scheduled_for))
         answers.setdefault(key, set()).add(checkin.status)
-    taken = scheduled = 0
-    for plan in plans:
-        for day in window.days():
+    counts: dict[date, tuple[int, int]] = {}
+    for day in window.days():
+        taken = scheduled = 0
+        for plan in plans:
             for slot in dose_slots(plan, day, zone):
                 statuses = answers.get((plan.id, slot.scheduled_for), set())
                 if slot.scheduled_for <= now_utc or statuses:
                     scheduled += 1
                     taken += CheckInStatus.TAKEN in statuses
-    return taken, scheduled
+        counts[day] = (taken, scheduled)
+    return counts
 
 
 # The summary's parts.

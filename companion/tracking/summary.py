@@ -19,7 +19,7 @@ from sqlalchemy import select
 from companion.accounts.models import Member
 from companion.db import session
 from companion.domain import localtime, summary
-from companion.domain.plans import CheckIn, CheckInStatus
+from companion.domain.plans import CheckIn, CheckInStatus, Plan
 from companion.medications.models import MedicationCheckin, MedicationPlan
 from companion.tracking.models import Craving, DrinkLog
 
@@ -47,10 +47,14 @@ def day_logs_of(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[summary
 
 
 def summaries(
-    members: Sequence[Member], *, now: datetime, logs: dict[uuid.UUID, list[summary.DayLog]] | None = None
+    members: Sequence[Member],
+    *,
+    now: datetime,
+    logs: dict[uuid.UUID, list[summary.DayLog]] | None = None,
+    plans: dict[uuid.UUID, list[Plan]] | None = None,
 ) -> dict[uuid.UUID, summary.MemberSummary]:
     """Each member's summary as of `now`: four queries whatever the number of members. `logs` (from
-    `day_logs_of`) when the caller already has them."""
+    `day_logs_of`) and `plans` (every plan of each member) when the caller already has them."""
     from companion.medications.services import plan_to_domain
 
     if not members:
@@ -80,9 +84,12 @@ def summaries(
         )
     ):
         checkins[member_id].append(CheckIn(plan_id, at, CheckInStatus(status)))
-    plans = defaultdict(list)
-    for plan in session.execute(select(MedicationPlan).where(MedicationPlan.member_id.in_(ids))).scalars():
-        plans[plan.member_id].append(plan_to_domain(plan))
+    if plans is None:
+        plans = defaultdict(list)
+        for plan in session.execute(
+            select(MedicationPlan).where(MedicationPlan.member_id.in_(ids))
+        ).scalars():
+            plans[plan.member_id].append(plan_to_domain(plan))
     return {
         m.id: summary.summarize(
             now=now,
@@ -92,7 +99,7 @@ def summaries(
             day_logs=logs.get(m.id, []),
             cravings=cravings[m.id],
             checkins=checkins[m.id],
-            plans=plans[m.id],
+            plans=plans.get(m.id, []),
         )
         for m in members
     }
