@@ -649,7 +649,10 @@ def main() -> None:
             "breakdowns": list(breakdowns),
             "export": {k: (round(v, 3) if isinstance(v, float) else v) for k, v in exp.items()},
             "baseline": {
-                "statement": "one GROUP BY over the cohort's logs, cravings, check-ins (month, goal, kind)",
+                "statement": (
+                    "one GROUP BY over the cohort's logs, cravings, check-ins, breath readings"
+                    " (month, goal, kind)"
+                ),
                 "before_seconds": round(base1["seconds"], 3),
                 "after_seconds": round(base2["seconds"], 3),
                 "mean_seconds": round(baseline, 3),

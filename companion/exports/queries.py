@@ -1,10 +1,20 @@
 """The insurer report, computed in PostgreSQL: set-based SQL over the day rows.
 
 One statement per chunk of the cohort (members in id order, CHUNK_MEMBERS at a time) turns the
-chunk's drink logs, cravings, dose slots and check-ins into per-member measures and sums them into
-report cells (`domain.outcomes.CellTotals`); chunks add up. Python only sees a few rows per chunk,
-and the cohort's ids are read with a server-side cursor keeping only the chunk boundaries, so memory
-stays flat however large the cohort; the chunks give the progress bar its steps.
+chunk's drink logs, cravings, breath readings, medication plans and check-ins into per-member
+measures and sums them into report cells (`domain.outcomes.CellTotals`); chunks add up. Python only
+sees a few rows per chunk, and the cohort's ids are read with a server-side cursor keeping only the
+chunk boundaries, so memory stays flat however large the cohort; the chunks give the progress bar
+its steps.
+
+The statement reads each day table once (`_statement`): every row is tagged from its date alone with
+its 30-day bucket of enrollment and its place in the windows, and grouped by (member, bucket). The
+period, the program months, baselines, follow-ups and active days are unions of those buckets or
+flags within them, so every measure and breakdown is derived from that small intermediate (a few
+rows per member and month). Doses due are counted from the plans' regimen segments (days x times),
+slot by slot only on the few days where instants matter (a zone's offset changes nearby, or `now`
+is close); a check-in taken on any other day answers a slot exactly when its local time is one of
+the regimen's times that day.
 
 Everything is read in one REPEATABLE READ, READ ONLY transaction: the cohort (who consents right
 now) and every chunk see the same snapshot.
@@ -17,8 +27,8 @@ ROUND_HALF_UP for these non-negative values), and sums of those are exact.
 Dose slots follow `domain.plans.dose_slots`: the regimen in force is the last step started by the
 day (else the base), each time is placed in the member's zone, and a wall time the clocks pass twice
 takes its *first* occurrence. PostgreSQL's `AT TIME ZONE` takes the later one for such a time (and
-moves a skipped time forward, as zoneinfo's fold=0 does), so `slot_at` below tries the offset in
-force three hours earlier and keeps it when that reading also lands on the same wall time.
+moves a skipped time forward, as zoneinfo's fold=0 does), so `_SLOT_AT` tries the offset in force
+three hours earlier and keeps it when that reading also lands on the same wall time.
 """
 
 from __future__ import annotations
@@ -199,8 +209,9 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
 
     Doses are counted without generating a slot per day: a plan's regimen segments give
     days x distinct times; the days that need instants (a time-zone transition near them, or close
-    to `now`, where a slot may still be ahead) are counted slot by slot (`es`). A check-in on any
-    other day matches a slot exactly when its local time is one of the regimen's times that day.
+    to `now`, where a slot may still be ahead) are counted slot by slot (`es`, each looked up in the
+    check-ins' slot key). Every other day's slots are due, and a taken check-in on such a day answers
+    one exactly when its local time is one of the regimen's times that day.
     """
     pmd, cap = o.PROGRAM_MONTH_DAYS, o.PROGRAM_MONTH_CAP
     r30, r90 = o.RETENTION_DAYS
