@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion import api as api_plumbing
@@ -25,6 +25,13 @@ from companion.nudges import views as nudges_views
 from companion.runtime import limiter_storage_url
 from companion.safety import views as safety_views
 from companion.tracking import views as tracking_views
+
+#: HTML pages (the dashboard, the API docs) run only our own scripts, load nothing from elsewhere and
+#: are never framed. Inline styles stay allowed: the dashboard's charts are inline SVG with style attributes.
+HTML_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
 
 API_BLUEPRINTS = (
     accounts_views.blp,
@@ -97,6 +104,10 @@ def register_request_hooks(app: Flask) -> None:
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "no-referrer")
         response.headers.setdefault("Cache-Control", "no-store")
+        if response.mimetype == "text/html":
+            response.headers.setdefault("Content-Security-Policy", HTML_CSP)
+        if request.is_secure:  # behind TLS (ProxyFix reads X-Forwarded-Proto): browsers keep to https
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -18,11 +20,17 @@ def rate_limit_key() -> str:
     return f"ip:{get_remote_address()}"
 
 
+def email_key(prefix: str, email: str) -> str:
+    """A rate-limit key for an email, hashed: the limiter logs its keys, and Redis keeps them."""
+    digest = hashlib.sha256(email.strip().lower()[:254].encode()).hexdigest()[:32]
+    return f"{prefix}:{digest}"
+
+
 def login_email_key() -> str:
     """Failed sign-ins are counted per email as well as per address, so one address cannot spray."""
     body = request.get_json(silent=True)
     email = body.get("email") if isinstance(body, dict) else None
-    return f"login:{str(email).strip().lower()[:254]}" if email else f"ip:{get_remote_address()}"
+    return email_key("login", str(email)) if email else f"ip:{get_remote_address()}"
 
 
 api = CompanionApi()  # our error envelope in the OpenAPI document

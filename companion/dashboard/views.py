@@ -43,7 +43,7 @@ from companion.dashboard import charts
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
 from companion.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from companion.extensions import limiter
+from companion.extensions import email_key, limiter
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medications
 from companion.nudges import services as nudges
@@ -127,7 +127,7 @@ def _login_failure_limit() -> str:
 
 
 def _login_email_key() -> str:
-    return "dashboard-login:" + request.form.get("email", "").strip().lower()[:254]
+    return email_key("dashboard-login", request.form.get("email", ""))
 
 
 @bp.route("/login", methods=["GET", "POST"])
