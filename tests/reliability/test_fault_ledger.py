@@ -37,6 +37,7 @@ from tests import fake_push
 from tests.conftest import PASSWORD, registration
 from tests.nudges.processes import PrivateRedis, Processes, wait_until_worker_runs_tasks, worker_env
 from tests.reliability.servers import ApiServer, PrivatePostgres
+from tests.security import logscan
 
 PHASE = float(os.environ.get("FAULT_PHASE_SECONDS", "4"))
 CLIENTS = int(os.environ.get("FAULT_CLIENTS", "3"))
@@ -168,8 +169,10 @@ def test_every_acknowledged_write_is_stored_exactly_once_through_faults(stack, r
         )
     flagged_token, flagged_id = tokens.pop(), member_ids.pop()
     _companion(env, "create-staff", "--role", "coach", "--email", "coach@example.org", "--password", PASSWORD)
+    emails = []
     for token in [*tokens, flagged_token]:
         email = http.get("/api/v1/me", headers={"Authorization": f"Bearer {token}"}).json()["email"]
+        emails.append(email)
         _companion(env, "assign-coach", "--member", email, "--coach", "coach@example.org")
     coach = http.post("/api/v1/auth/token", json={"email": "coach@example.org", "password": PASSWORD}).json()
     coach_headers = {"Authorization": f"Bearer {coach['access_token']}"}
@@ -240,6 +243,7 @@ def test_every_acknowledged_write_is_stored_exactly_once_through_faults(stack, r
         )
         figures["acknowledged_while_postgres_down"] = _window(clients, pg_down, pg_up)
         figures["recovery_seconds_after_postgres_restart"] = round(first_after - pg_up, 2)
+        figures["write_outage_seconds_around_postgres_restart"] = round(first_after - pg_down, 2)
         time.sleep(PHASE)
     finally:
         stop.set()
@@ -297,3 +301,11 @@ def test_every_acknowledged_write_is_stored_exactly_once_through_faults(stack, r
     assert {m: delivered.get(m) for m in messages} == dict.fromkeys(messages, 1), processes.output()
     assert [f.rule for f in flags] == ["disulfiram_with_drinking"], processes.output()
     engine.dispose()
+
+    # What the real processes logged through all of it holds no one's email, token or message.
+    api.stop()
+    processes.stop_all()
+    logs = "\n".join(p.read_text(errors="replace") for p in sorted(api.folder.glob("*.out")))
+    assert "request" in logs and "nudges.deliver" in logs  # the logs are there to be read
+    found = logscan.findings(logs, also=(*emails, *tokens, "Checking in", "coach@example.org"))
+    assert found == [], "\n".join(found)
