@@ -80,7 +80,7 @@ def test_documented_statuses_are_explicit(app, client):
     assert "403" not in spec["paths"]["/api/v1/medications"]["get"]["responses"]  # every role may
 
 
-def test_api_conforms_to_its_document(app, client):
+def test_api_conforms_to_its_document(app, client, record_property):
     headers = _sign_in(app, client)
     schema = schemathesis.openapi.from_wsgi("/api/openapi.json", app)
     failures: dict[str, str] = {}
@@ -105,10 +105,12 @@ def test_api_conforms_to_its_document(app, client):
             failures[f"{operation.method.upper()} {operation.path}"] = str(exc)[:1500]
     assert checked >= 20
     assert RUN["cases"] >= checked * 3
+    record_property("operations", checked)
+    record_property("cases", RUN["cases"])
     assert failures == {}, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
 
 
-def test_stateful_sequences_conform_and_deleted_records_are_gone(app, client):
+def test_stateful_sequences_conform_and_deleted_records_are_gone(app, client, record_property):
     headers = _sign_in(app, client)
     schema = (
         schemathesis.openapi.from_wsgi("/api/openapi.json", app)
@@ -144,3 +146,4 @@ def test_stateful_sequences_conform_and_deleted_records_are_gone(app, client):
         )
     )
     assert RUN["steps"] >= STATEFUL_SCENARIOS
+    record_property("steps", RUN["steps"])
