@@ -1,7 +1,7 @@
 """Benchmark: one dispatcher tick for N members whose reminder is due, planned and delivered to the local
 fake push gateway, beside a baseline measured in the same run (issue 4).
 
-    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 2] [--threads 16] [--keep]
+    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 2] [--threads 100] [--keep]
 
 1. A scratch database on DATABASE_URL's server (else the local 127.0.0.1:5432 one), migrated to head.
 2. N members bulk-inserted across five zones, each with one Android phone and a log time equal to
@@ -10,12 +10,14 @@ fake push gateway, beside a baseline measured in the same run (issue 4).
    fake is not what is measured) in its own process, counting requests per nudge.
 4. The tick, timed from its start until the last push is answered: `nudges.services.dispatch_due`
    (the beat task's body: plan every member set-based, claim FOR UPDATE SKIP LOCKED) in this process,
-   handing batches of 200 ids to W worker processes that run `nudges.delivery.deliver` (the
-   `nudges.deliver` task's body: record each push, send T at a time over the FCM client, record the
-   answers). A multiprocessing queue stands in for Redis, so the figure is the code's, not the broker's.
+   handing batches of DELIVER_BATCH ids to W worker processes that run `nudges.delivery.deliver` (the
+   `nudges.deliver` task's body: record each group of T pushes as leaving, send them at once over the
+   FCM client on the process's event loop, record the answers; two groups in flight). A
+   multiprocessing queue stands in for Redis, so the figure is the code's, not the broker's.
 5. The baseline, same run, same rows: one raw `INSERT ... SELECT ... ON CONFLICT DO NOTHING` of the N
    rows into a copy of the nudges table (its indexes included), plus N raw HTTP posts of the same FCM
-   request to the same gateway over keep-alive `http.client` connections, W processes x T threads.
+   request to the same gateway over keep-alive `http.client` connections, W processes x B threads
+   (--baseline-threads, 16 as in the first runs).
 6. Checks: the gateway saw exactly one request per nudge, and every row is `sent`. One table on
    stdout, figures in bench/results/nudge_tick.json; the scratch database is dropped unless --keep.
 
@@ -216,7 +218,15 @@ def main() -> None:
     parser.add_argument(
         "--workers", type=int, default=2, help="delivery processes (a worker's --concurrency)"
     )
-    parser.add_argument("--threads", type=int, default=16, help="pushes in flight per delivery process")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=100,
+        help="pushes per group, two groups in flight per delivery process (nudges.delivery.PUSH_CONCURRENCY)",
+    )
+    parser.add_argument(
+        "--baseline-threads", type=int, default=16, help="http.client threads per baseline process"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     args = parser.parse_args()
 
@@ -290,7 +300,13 @@ def main() -> None:
         posters = [
             context.Process(
                 target=raw_posts,
-                args=(gateway_url, min(share, args.members - k * share), args.threads, k * share, results),
+                args=(
+                    gateway_url,
+                    min(share, args.members - k * share),
+                    args.baseline_threads,
+                    k * share,
+                    results,
+                ),
             )
             for k in range(args.workers)
         ]
@@ -316,6 +332,8 @@ def main() -> None:
         "zones": list(ZONES),
         "workers": args.workers,
         "threads": args.threads,
+        "baseline_threads": args.baseline_threads,
+        "deliver_batch": services.DELIVER_BATCH,
         "tick_seconds": round(tick_seconds, 2),
         "nudges_per_second": round(rate),
         "goal_nudges_per_second": GOAL,
@@ -343,7 +361,10 @@ def main() -> None:
     RESULTS.write_text(json.dumps(figures, indent=2))
     exact = stats == {"requests": n, "nudges": n, "more_than_once": 0} and statuses == {"sent": n}
     print(f"nudge tick: {n:,} members with a reminder due, {len(ZONES)} zones, one Android phone each")
-    print(f"{os.cpu_count()} CPUs; delivery: {args.workers} processes x {args.threads} pushes in flight")
+    print(
+        f"{os.cpu_count()} CPUs; delivery: {args.workers} processes, {services.DELIVER_BATCH} nudges a task, "
+        f"groups of {args.threads} pushes, two in flight; baseline: {args.baseline_threads} threads each"
+    )
     print(f"load average start {load_start} / end {load_end} (shared machine)")
     print()
     print(f"{'':40} {'seconds':>9} {'nudges/s':>10}")

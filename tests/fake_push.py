@@ -109,7 +109,7 @@ class FakeGateway:
         class Handler(_Handler):
             fake = gateway
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fake-push"
@@ -246,6 +246,12 @@ class FakeGateway:
         if reply.status == 200:
             return Reply(200, None, {"apns-id": headers.get("apns-id", "")})
         return reply
+
+
+class _Server(ThreadingHTTPServer):
+    #: A real gateway takes a burst of new connections at once (a delivery task opens one per push in
+    #: flight); socketserver's default backlog of 5 drops the rest, whose retries come seconds later.
+    request_queue_size = 512
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -38,6 +38,9 @@ class LogChannel:
         log.info("push (log channel)", extra={"nudge_id": message.nudge_id})
         return PushResult(PushOutcome.SENT, self.name)
 
+    async def push(self, token: str, message: PushMessage) -> PushResult:
+        return self.send(token, message)
+
     def close(self) -> None:
         pass
 

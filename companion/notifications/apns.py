@@ -8,15 +8,19 @@ off at least 60 s; 500/503 honour Retry-After with jittered backoff; an expired 
 token (403) is minted again and retried.
 
 Production APNs speaks HTTP/2 only: the client turns HTTP/2 on when the `h2` package is installed
-(`httpx[http2]`); the local fake gateway in the tests speaks HTTP/1.1.
+(`httpx[http2]`); the local fake gateway in the tests speaks HTTP/1.1. So APNs keeps httpx, one
+client per sending thread: `push` (what a delivery task awaits) hands `send` to this channel's threads.
 """
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import os
 import threading
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +39,9 @@ from companion.notifications.base import (
 NAME = "apns"
 #: A provider token is minted again after this many seconds (Apple: between 20 and 60 minutes).
 TOKEN_REUSE_SECONDS = 40 * 60
+#: Pushes in flight at once per process (one thread and one client each): at least as many as a
+#: delivery task has in flight (nudges.delivery), so a push recorded as leaving never waits for a thread.
+SENDING_THREADS = 256
 DEACTIVATE_REASONS = frozenset({"Unregistered", "BadDeviceToken", "DeviceTokenNotForTopic"})
 TOKEN_REASONS = frozenset({"ExpiredProviderToken", "InvalidProviderToken", "MissingProviderToken"})
 
@@ -90,6 +97,15 @@ class ApnsChannel:
         self._clients = ThreadClients(
             lambda: httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), http2=http2)
         )
+        self._threads: ThreadPoolExecutor | None = None
+        self._threads_pid = 0
+
+    async def push(self, token: str, message: PushMessage) -> PushResult:
+        """`send` on one of this process's sending threads (threads do not survive a fork: made again)."""
+        if self._threads is None or self._threads_pid != os.getpid():
+            self._threads = ThreadPoolExecutor(SENDING_THREADS, thread_name_prefix="apns")
+            self._threads_pid = os.getpid()
+        return await asyncio.get_running_loop().run_in_executor(self._threads, self.send, token, message)
 
     def send(self, token: str, message: PushMessage) -> PushResult:
         bearer = self.provider_token.get()
@@ -114,6 +130,9 @@ class ApnsChannel:
         return result
 
     def close(self) -> None:
+        if self._threads is not None and self._threads_pid == os.getpid():
+            self._threads.shutdown(wait=False)
+        self._threads = None
         self._clients.close()
 
 

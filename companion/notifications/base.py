@@ -69,6 +69,10 @@ class PushChannel(Protocol):
 
     def send(self, token: str, message: PushMessage) -> PushResult: ...
 
+    async def push(self, token: str, message: PushMessage) -> PushResult:
+        """`send`, awaited on the push event loop (`http1.event_loop()`): many at once."""
+        ...
+
 
 def retry_delay(attempt: int, *, retry_after: float | None, quota: bool, rng: random.Random) -> float:
     """Seconds to wait before retry number `attempt` (1 for the first retry).

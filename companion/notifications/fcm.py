@@ -6,23 +6,21 @@ UNREGISTERED / 404 (and SENDER_ID_MISMATCH: the token belongs to another project
 device; INVALID_ARGUMENT / 400 is never retried; QUOTA_EXCEEDED / 429 backs off at least 60 s;
 UNAVAILABLE / INTERNAL / 503 / 500 honour Retry-After with jittered exponential backoff; a bad bearer
 (401) is retried, so a rotated token recovers.
+
+Requests go over `http1.Http1Pool` on the process's push event loop: `push` is the coroutine the
+delivery task runs many of at once, `send` waits for one (docs/performance.md: httpx cost 20x the CPU).
 """
 
 from __future__ import annotations
 
-import json
+import os
 from typing import Any
 
-import httpx
+import orjson
 
 from companion.db import utcnow
-from companion.notifications.base import (
-    PushMessage,
-    PushOutcome,
-    PushResult,
-    ThreadClients,
-    parse_retry_after,
-)
+from companion.notifications import http1
+from companion.notifications.base import PushMessage, PushOutcome, PushResult, parse_retry_after
 
 NAME = "fcm"
 DEACTIVATE_CODES = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
@@ -49,27 +47,40 @@ class FcmChannel:
     name = NAME
 
     def __init__(self, *, project_id: str, access_token: str, base_url: str, timeout: float) -> None:
-        self.url = httpx.URL(f"{base_url.rstrip('/')}/v1/projects/{project_id}/messages:send")
-        self._clients = ThreadClients(
-            lambda: httpx.Client(
-                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
-                headers={"Authorization": f"Bearer {access_token}", "Content-Type": "application/json"},
-            )
-        )
+        if any(c in access_token for c in "\r\n"):
+            raise ValueError("COMPANION_FCM_ACCESS_TOKEN: a line break cannot go in a header")
+        self.base_url, self.timeout = base_url, timeout
+        self.path = f"/v1/projects/{project_id}/messages:send"
+        self._headers = f"Authorization: Bearer {access_token}\r\nContent-Type: application/json\r\n".encode()
+        self._pool: http1.Http1Pool | None = None
+        self._pool_pid = 0
 
-    def send(self, token: str, message: PushMessage) -> PushResult:
-        body = payload(token, message, now_epoch=int(utcnow().timestamp()))
+    def _connections(self) -> http1.Http1Pool:
+        """This process's connections (a forked child's own: sockets must not be shared)."""
+        if self._pool is None or self._pool_pid != os.getpid():
+            self._pool = http1.Http1Pool(self.base_url, timeout=self.timeout)
+            self._pool_pid = os.getpid()
+        return self._pool
+
+    async def push(self, token: str, message: PushMessage) -> PushResult:
+        """Send one message (on the push event loop)."""
+        body = orjson.dumps(payload(token, message, now_epoch=int(utcnow().timestamp())))
         try:
-            response = self._clients.get().post(self.url, content=json.dumps(body).encode())
-        except httpx.HTTPError as exc:  # timeouts and connection failures: transient
-            return PushResult(PushOutcome.RETRY, NAME, error=f"network:{type(exc).__name__}")
+            response = await self._connections().post(self.path, body, self._headers)
+        except http1.HttpError as exc:  # timeouts and connection failures: transient
+            return PushResult(PushOutcome.RETRY, NAME, error=f"network:{exc.kind}")
         return classify(response)
 
+    def send(self, token: str, message: PushMessage) -> PushResult:
+        return http1.event_loop().run(self.push(token, message))
+
     def close(self) -> None:
-        self._clients.close()
+        pool, self._pool = self._pool, None
+        if pool is not None and self._pool_pid == os.getpid():
+            http1.event_loop().loop.call_soon_threadsafe(pool.close)
 
 
-def _error_code(response: httpx.Response) -> str | None:
+def _error_code(response: http1.Response) -> str | None:
     try:
         error = response.json().get("error") or {}
     except ValueError:
@@ -81,7 +92,7 @@ def _error_code(response: httpx.Response) -> str | None:
     return str(status) if status else None
 
 
-def classify(response: httpx.Response) -> PushResult:
+def classify(response: http1.Response) -> PushResult:
     status = response.status_code
     if status == 200:
         try:
@@ -91,7 +102,7 @@ def classify(response: httpx.Response) -> PushResult:
         return PushResult(PushOutcome.SENT, NAME, provider_message_id=name)
     code = _error_code(response)
     error = f"{status} {code}" if code else str(status)
-    retry_after = parse_retry_after(response.headers.get("Retry-After"), now=utcnow())
+    retry_after = parse_retry_after(response.headers.get("retry-after"), now=utcnow())
     if code in DEACTIVATE_CODES or status == 404:
         return PushResult(PushOutcome.DEACTIVATE, NAME, error=error)
     if code in QUOTA_CODES or status == 429:

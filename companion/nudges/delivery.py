@@ -11,8 +11,9 @@
    `sending` before the request leaves; a later worker that finds a row still `sending` (its sender
    died mid-request) marks it `unknown` and never sends it again. So a killed worker never causes a
    second push; the push it had on the wire is the only one.
-4. Pushes go out in groups of PUSH_CONCURRENCY on a thread pool, two groups in flight: one commit
-   per group records its pushes as leaving and the answers of the group before.
+4. Pushes go out in groups of PUSH_CONCURRENCY, all of a group at once on the process's push event
+   loop (`notifications.http1`), two groups in flight: one commit per group records its pushes as
+   leaving and the answers of the group before.
 5. A provider's answer decides what follows (DOMAIN.md): a dead token deactivates the device, a bad
    request is not retried, a rate limit or an outage is retried at `next_attempt_at` (backoff with
    jitter, Retry-After honoured, at least 60 s after a rate limit) by the dispatcher's `claim_stale`,
@@ -24,13 +25,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import os
 import random
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -42,14 +43,15 @@ from companion.db import session, unit_of_work, utcnow
 from companion.domain.nudges import DEFAULT_POLICY, TEMPLATES, NudgePolicy
 from companion.notifications import Channels, PushChannel, PushMessage, PushOutcome, PushResult
 from companion.notifications.base import retry_delay
+from companion.notifications.http1 import event_loop
 from companion.nudges.dispatch import claim_due
 from companion.nudges.models import Delivery, DeliveryStatus, Nudge, NudgeStatus
-from companion.nudges.rows import any_of
+from companion.nudges.rows import any_of, pg_array
 
 log = logging.getLogger(__name__)
 
 #: Pushes per group: each group is recorded as leaving in one commit, then sent at once.
-PUSH_CONCURRENCY = 16
+PUSH_CONCURRENCY = 100
 #: Groups in flight at once per delivery task (so at most PUSH_CONCURRENCY x this pushes).
 IN_FLIGHT_GROUPS = 2
 #: A push is tried at most this many times (ours).
@@ -92,21 +94,6 @@ class _State:
     next_attempt_at: datetime | None = None
 
 
-_pool: ThreadPoolExecutor | None = None
-_pool_key: tuple[int, int] = (0, 0)
-
-
-def _executor() -> ThreadPoolExecutor:
-    """This process's sending threads, a thread for every push in flight (made after fork: threads do
-    not survive one)."""
-    global _pool, _pool_key
-    key = (os.getpid(), PUSH_CONCURRENCY * IN_FLIGHT_GROUPS)
-    if _pool is None or _pool_key != key:
-        _pool = ThreadPoolExecutor(key[1], thread_name_prefix="push")
-        _pool_key = key
-    return _pool
-
-
 def message_for(nudge_id: uuid.UUID, template: str, expires_at: datetime | None) -> PushMessage:
     title, body = TEMPLATES[template]
     expires = int(expires_at.timestamp()) if expires_at is not None else None
@@ -139,7 +126,7 @@ def deliver(
                     "SELECT id FROM unnest(CAST(:ids AS uuid[])) AS id "
                     "WHERE pg_try_advisory_lock(:ns, hashtext(id::text))"
                 ),
-                {"ids": ids, "ns": DELIVERY_LOCK_NAMESPACE},
+                {"ids": pg_array(ids), "ns": DELIVERY_LOCK_NAMESPACE},
             ).scalars()
         ]
         report.locked_elsewhere = len(ids) - len(owned)
@@ -230,33 +217,37 @@ def _deliver_owned(
             )
 
     # Pipelined: group k's pushes are on the wire while group k-1's answers are recorded and group k+1
-    # is recorded as leaving. Every push recorded `sending` is handed to a free thread at once (the pool
-    # has a thread for every push of the IN_FLIGHT_GROUPS groups in flight), so a worker killed at any
-    # moment leaves no `sending` row whose request had not left.
+    # is recorded as leaving. Every push recorded `sending` is handed to the event loop right after the
+    # commit (its requests are written at the loop's next turn), so a worker killed at any moment leaves
+    # no `sending` row whose request had not left.
     answered: list[tuple[_Work, PushResult]] = []
-    flying: deque[tuple[list[_Work], list[Future[PushResult]]]] = deque()
-    pool = _executor()
+    flying: deque[tuple[list[_Work], Future[list[PushResult]]]] = deque()
+    loop = event_loop()
     for start in range(0, len(work), PUSH_CONCURRENCY):
         chunk = work[start : start + PUSH_CONCURRENCY]
         with unit_of_work():
             _record(answered, states, now=now(), rng=rng, report=report)
             mine = _mark_sending(chunk, now=now())
         answered = []
-        flying.append((mine, [pool.submit(_send_one, w) for w in mine]))
+        flying.append((mine, loop.submit(_push_all(mine))))
         if len(flying) >= IN_FLIGHT_GROUPS:
-            sent, futures = flying.popleft()
-            answered = list(zip(sent, (f.result() for f in futures), strict=True))
+            sent, results = flying.popleft()
+            answered = list(zip(sent, results.result(), strict=True))
     while flying:
-        sent, futures = flying.popleft()
-        answered += list(zip(sent, (f.result() for f in futures), strict=True))
+        sent, results = flying.popleft()
+        answered += list(zip(sent, results.result(), strict=True))
     with unit_of_work():
         _record(answered, states, now=now(), rng=rng, report=report)
         _finish(nudges, states, now=now(), report=report)
 
 
-def _send_one(work: _Work) -> PushResult:
+async def _push_all(works: list[_Work]) -> list[PushResult]:
+    return await asyncio.gather(*(_push_one(w) for w in works))
+
+
+async def _push_one(work: _Work) -> PushResult:
     try:
-        return work.channel.send(work.token, work.message)
+        return await work.channel.push(work.token, work.message)
     except Exception:  # a bug in a channel must not strand the batch: retried, then failed
         log.exception("push channel raised", extra={"nudge_id": str(work.nudge_id)})
         return PushResult(PushOutcome.RETRY, work.channel.name, error="internal error")
@@ -276,10 +267,10 @@ def _mark_sending(chunk: list[_Work], *, now: datetime) -> list[_Work]:
                 "ON CONFLICT DO NOTHING RETURNING nudge_id, device_id"
             ),
             {
-                "n": [w.nudge_id for w in new],
-                "d": [w.device_id for w in new],
-                "r": [w.send_round for w in new],
-                "p": [w.channel.name for w in new],
+                "n": pg_array(w.nudge_id for w in new),
+                "d": pg_array(w.device_id for w in new),
+                "r": pg_array(w.send_round for w in new),
+                "p": pg_array(w.channel.name for w in new),
                 "now": now,
             },
         )
@@ -352,8 +343,8 @@ def _update_deliveries(updates: list[dict[str, Any]]) -> None:
     if not updates:
         return
     columns = ("nudge_id", "device_id", "send_round", "status", "provider_message_id", "error", "attempts")
-    params: dict[str, Any] = {c: [u[c] for u in updates] for c in columns}
-    params["next_attempt_at"] = [u["next_attempt_at"] for u in updates]
+    params: dict[str, Any] = {c: pg_array(u[c] for u in updates) for c in columns}
+    params["next_attempt_at"] = pg_array(u["next_attempt_at"] for u in updates)
     session.execute(
         text(
             "UPDATE deliveries AS d SET status = v.status, provider_message_id = v.provider_message_id, "

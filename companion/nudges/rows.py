@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Uuid, any_, literal, text
+from sqlalchemy import Uuid, any_, cast, literal, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.types import TypeEngine
+from sqlalchemy.types import TypeEngine, UserDefinedType
 
 from companion.db import session
 from companion.domain.nudges import PlannedNudge
@@ -19,12 +19,44 @@ from companion.nudges.models import Nudge, NudgeStatus
 _NUDGES = Nudge.__table__
 
 
+def pg_array(values: Iterable[Any]) -> str:
+    """A PostgreSQL array literal (`{...}`) for `CAST(:param AS type[])`: one text parameter.
+
+    psycopg dumps a list element by element in Python (~8 us each, a regex for quoting included): for
+    the thousands of ids of a batch that cost more than the statement. Strings are quoted, None is
+    NULL, datetimes are ISO 8601 (with their offset), anything else (uuids, numbers, dates, times) is
+    its `str`.
+    """
+    parts = []
+    for value in values:
+        if value is None:
+            parts.append("NULL")
+        elif isinstance(value, str):
+            parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        elif isinstance(value, datetime):
+            parts.append(value.isoformat())
+        else:
+            parts.append(str(value))
+    return "{" + ",".join(parts) + "}"
+
+
+class _ArrayLiteral(UserDefinedType[str]):
+    """A `pg_array` parameter, bound without a type (`CAST($1 AS uuid[])`): PostgreSQL then reads it as
+    the array, once. Bound as varchar instead, the cast is a function of each row and a scan parses the
+    whole array for every row it reads (measured: 18 s for an UPDATE of 1,000 ids)."""
+
+    cache_ok = True
+
+    def get_col_spec(self, **kw: Any) -> str:
+        return "TEXT"
+
+
 def any_of(
     column: Any, values: Iterable[Any], item_type: TypeEngine[Any] | None = None
 ) -> ColumnElement[bool]:
     """`column = ANY(:array)`: one parameter however many values (an expanded IN list of thousands of
-    placeholders costs more to parse than to run)."""
-    return column == any_(literal(list(values), ARRAY(item_type or Uuid())))
+    placeholders costs more to parse than to run), sent as one array literal (`pg_array`)."""
+    return column == any_(cast(literal(pg_array(values), _ArrayLiteral()), ARRAY(item_type or Uuid())))
 
 
 def row_values(member_id: uuid.UUID, nudge: PlannedNudge, *, now: datetime, **extra: Any) -> dict[str, Any]:
@@ -67,16 +99,16 @@ def insert_planned(planned: Iterable[tuple[uuid.UUID, PlannedNudge]], *, now: da
             "ON CONFLICT (member_id, dedupe_key) DO NOTHING RETURNING 1"
         ),
         {
-            "m": [m for m, _ in rows],
-            "k": [n.kind.value for _, n in rows],
-            "d": [n.dedupe_key for _, n in rows],
-            "ld": [n.local_date for _, n in rows],
-            "ls": [n.local_slot for _, n in rows],
-            "z": [n.zone for _, n in rows],
-            "du": [n.due_at for _, n in rows],
-            "ex": [n.expires_at for _, n in rows],
-            "t": [n.template for _, n in rows],
-            "s": [n.subject_id for _, n in rows],
+            "m": pg_array(m for m, _ in rows),
+            "k": pg_array(n.kind.value for _, n in rows),
+            "d": pg_array(n.dedupe_key for _, n in rows),
+            "ld": pg_array(n.local_date for _, n in rows),
+            "ls": pg_array(n.local_slot for _, n in rows),
+            "z": pg_array(n.zone for _, n in rows),
+            "du": pg_array(n.due_at for _, n in rows),
+            "ex": pg_array(n.expires_at for _, n in rows),
+            "t": pg_array(n.template for _, n in rows),
+            "s": pg_array(n.subject_id for _, n in rows),
             "now": now,
         },
     )

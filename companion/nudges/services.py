@@ -38,7 +38,7 @@ from companion.tracking.models import Craving
 log = logging.getLogger(__name__)
 
 #: Nudge ids per `nudges.deliver` task.
-DELIVER_BATCH = 200
+DELIVER_BATCH = 1000
 #: A tick stops starting new batches after this long (the next tick, a minute later, goes on).
 TICK_BUDGET = timedelta(seconds=45)
 #: A coach message is at most this long (ours).

@@ -190,3 +190,12 @@ def test_a_nudge_another_live_worker_is_delivering_is_left_alone(app, gateway, d
     deliver([nudge_id], NOW)
     deliver([nudge_id], NOW)  # a redelivered task: nothing more to do
     assert gateway.per_nudge() == {str(nudge_id): 1}
+
+
+def test_every_push_in_flight_has_its_sender_at_once():
+    """A push recorded as leaving must leave at once (a worker killed later must not strand it): the
+    APNs channel has a thread for every push a delivery task can have in flight (FCM's connections are
+    not bounded)."""
+    from companion.notifications import apns
+
+    assert apns.SENDING_THREADS >= delivery.PUSH_CONCURRENCY * delivery.IN_FLIGHT_GROUPS
