@@ -72,3 +72,7 @@ soak: install
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .pytest-instance .pytest_cache
+
+# Every benchmark at sizes that fit in 15 minutes on 2 cores; one table, bench/results.json (issue 8).
+bench: install
+	$(VENV)/bin/python bench/run_all.py
