@@ -89,19 +89,20 @@ def dispatch_due(
     """One dispatcher tick: plan the members whose window needs it, claim the due rows, hand them out."""
     deadline = time.monotonic() + budget.total_seconds()
     tick = Tick()
-    first = True
-    while time.monotonic() < deadline:
-        with unit_of_work():
-            if first:
-                planning.track_new_members(now())
-                first = False
-            planned = planning.plan_batch(now(), policy=policy)
-        tick.members_planned += planned.members
-        tick.planned += planned.inserted
-        if not planned.members:
-            break
     held_for = lease()
+    with unit_of_work():
+        planning.track_new_members(now())
+    # A batch planned, then a batch claimed and handed out: the workers push while the next batch is
+    # planned (planning every member first left them idle; a member is planned whole in one batch, so
+    # a claim never sees part of a member's rows).
+    planning_left = True
     while time.monotonic() < deadline:
+        if planning_left:
+            with unit_of_work():
+                planned = planning.plan_batch(now(), policy=policy)
+            tick.members_planned += planned.members
+            tick.planned += planned.inserted
+            planning_left = planned.members > 0
         with unit_of_work():
             claimed = dispatch.claim_due(now(), lease=held_for, policy=policy)
         send(claimed.send)
@@ -109,7 +110,7 @@ def dispatch_due(
         tick.held += claimed.held
         for reason, count in claimed.skipped.items():
             tick.skipped[reason] = tick.skipped.get(reason, 0) + count
-        if not claimed.decided:
+        if not planning_left and not claimed.decided:
             break
     while time.monotonic() < deadline:
         with unit_of_work():
