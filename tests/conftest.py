@@ -22,6 +22,27 @@ from tests import services as test_services
 _addresses = itertools.count(1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _suite_log(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Every log record of the session, as the app formats it, in a file; at the end it must hold no
+    personal data (tests/security/logscan.py). A finding fails the session's last test."""
+    import logging
+
+    from companion.logs import JsonFormatter
+    from tests.security import logscan
+
+    path = tmp_path_factory.getbasetemp() / "suite.log"
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    handler.setLevel(logging.DEBUG)
+    logging.getLogger().addHandler(handler)
+    yield
+    logging.getLogger().removeHandler(handler)
+    handler.close()
+    found = logscan.findings(path.read_text(encoding="utf-8"))
+    assert found == [], f"personal data in the suite's logs ({path}):\n" + "\n".join(found)
+
+
 @pytest.fixture(scope="session")
 def servers() -> Iterator[test_services.TestServices]:
     yield test_services.start()
