@@ -31,7 +31,7 @@ BENCHES: tuple[tuple[str, tuple[str, ...], int], ...] = (
     ("member_writes", ("--members", "1000", "--days", "30", "--accounts", "100", "--seconds", "10"), 170),
     ("sync_batch", ("--members", "1000", "--days", "30", "--batches", "3"), 170),
     ("nudge_tick", ("--members", "2000"), 120),
-    ("safety_sweep", ("--members", "2000", "--days", "30"), 170),
+    ("safety_sweep", ("--members", "2000", "--days", "30"), 240),
     ("export", ("--members", "1000", "--days", "90"), 100),
     ("dashboard", ("--members", "300", "--days", "90", "--requests", "30"), 100),
 )
