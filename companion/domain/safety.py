@@ -63,6 +63,7 @@ Semantics where DOMAIN.md is silent (each one a setting where it is a number):
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -939,3 +940,80 @@ LOOKBACK_DAYS = lookback_days(DEFAULT)
 def evaluate(history: MemberHistory, settings: SafetySettings = DEFAULT) -> list[Finding]:
     """Every rule's finding for `history`, in `RULES` order; rules that find nothing are left out."""
     return [finding for rule in RULES.values() if (finding := rule.check(history, settings)) is not None]
+
+
+# When time alone can change the findings (the sweep's schedule).
+
+#: The rules whose findings can gain evidence with no new entry, as days pass: missed doses
+#: (withdrawal risk), absence (disengagement), and the craving baseline sliding out from under a
+#: high recent mean. Every other rule reads entries in windows that only shrink as days pass; the
+#: domain's property tests check that `next_check` never misses a change.
+TIME_DRIVEN_RULES = frozenset({"withdrawal_risk", "disengagement", "craving_escalation"})
+
+
+def _midnight(day: date, zone: str) -> datetime:
+    return localtime.day_bounds_utc(day, zone)[0]
+
+
+def next_check(history: MemberHistory, settings: SafetySettings = DEFAULT) -> datetime | None:
+    """The earliest UTC instant after `history.now` at which the rules could find something new for
+    this history with no new entry (a new finding, or new evidence for one), or None when time alone
+    can change nothing. The periodic sweep visits a member only once this instant has passed (or
+    after a new entry), so it visits only members with something to check.
+
+    The instants: the deadline (slot + `missed_dose_grace`) of each unanswered dose slot of a
+    withdrawal-risk plan; the local midnight a plan starts or changes step; the local midnight the
+    member crosses `disengagement_days` without an entry, and each midnight after while still within
+    the lookback (so the flag's last day seen follows); and the first local midnight at which the
+    craving rule, re-run with the same ratings, would cite a rating it does not cite now.
+    """
+    now, zone, today = localtime.to_utc(history.now), history.zone, history.today
+    found: list[datetime] = []
+
+    answered = {(d.plan_id, localtime.to_utc(d.scheduled_for)) for d in history.doses}
+    first_day = localtime.local_date(now - settings.missed_dose_grace, zone) - _DAY
+    for plan in history.plans:
+        starts = [plan.start_date, *(step.from_date for step in plan.steps)]
+        found += [_midnight(day, zone) for day in starts if day > today]
+        if plan.medication not in WITHDRAWAL_RISK_MEDICATIONS:
+            continue
+        day = first_day
+        while day <= today + _DAY:
+            for slot in dose_slots(plan, day, zone):
+                deadline = slot.scheduled_for + settings.missed_dose_grace
+                if deadline > now and (plan.id, slot.scheduled_for) not in answered:
+                    found.append(deadline)
+            day += _DAY
+
+    dates = [
+        *(d.day for d in history.doses),
+        *(log.day for log in history.day_logs),
+        *(c.day for c in history.cravings),
+        *(b.day for b in history.breath),
+    ]
+    if history.last_entry_date is not None:
+        dates.append(history.last_entry_date)
+    known = [d for d in dates if d <= today]
+    since = max(known) if known else history.enrolled_on
+    if since is not None:
+        crossing = since + timedelta(days=settings.disengagement_days)
+        if crossing > today:
+            found.append(_midnight(crossing, zone))
+        elif (today - since).days < lookback_days(settings):
+            found.append(_midnight(today + _DAY, zone))
+
+    if history.cravings:
+        cited = set(current.evidence) if (current := craving_escalation(history, settings)) else set()
+        horizon = max(c.day for c in history.cravings) + timedelta(
+            days=settings.craving_recent_days + settings.craving_baseline_days
+        )
+        day = today + _DAY
+        while day <= horizon:
+            later = dataclasses.replace(history, now=_midnight(day, zone))
+            finding = craving_escalation(later, settings)
+            if finding is not None and not set(finding.evidence) <= cited:
+                found.append(_midnight(day, zone))
+                break
+            day += _DAY
+
+    return min((instant for instant in found if instant > now), default=None)

@@ -207,6 +207,7 @@ def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now:
     session.add(row)
     session.flush()
     nudge_hooks.plan_changed(member.id, row.id, now=now)
+    request_safety_scan(member, now=now)  # a new plan can make past entries matter (e.g. a contraindication)
     return row
 
 
@@ -248,6 +249,7 @@ def update_plan(
         _store(row, new, now=now)
         session.flush()
         nudge_hooks.plan_changed(member.id, row.id, now=now)
+        request_safety_scan(member, now=now)
     return row
 
 
@@ -546,7 +548,7 @@ def record_checkin(
         for effect in data.get("side_effects") or []
     )
     session.flush()
-    request_safety_scan(member)
+    request_safety_scan(member, now=now)
     return checkin, CREATED
 
 

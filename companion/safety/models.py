@@ -167,3 +167,27 @@ class StaffNotification(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     read_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class SafetyWatch(Base):
+    """When each member's safety rules must run next, absent any message: the row behind the sweep.
+
+    A write of an entry or plan sets `next_check_at` to its own time (the request is a row first, the
+    `safety.scan_member` message second); a scan sets it to `domain.safety.next_check`, the instant
+    time alone could next change the findings (a dose's deadline, a midnight), or NULL when nothing
+    can. The sweep visits the members whose instant has passed, and those with no row yet.
+    """
+
+    __tablename__ = "safety_watch"
+    __table_args__ = (
+        Index(
+            "ix_safety_watch_next_check_at",
+            "next_check_at",
+            postgresql_where=text("next_check_at IS NOT NULL"),
+        ),
+    )
+
+    member_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    next_check_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -53,7 +53,6 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
-    union,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert
@@ -70,7 +69,7 @@ from companion.domain.plans import CheckInStatus
 from companion.domain.summary import DayLog
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.medications.services import plan_to_domain
-from companion.safety import channels
+from companion.safety import channels, watch
 from companion.safety.models import Flag, FlagAlert, FlagStatus, NotificationKind, StaffNotification
 from companion.tracking.common import decode_page_cursor, encode_page_cursor
 from companion.tracking.models import BacReading, Craving, DrinkLog
@@ -546,9 +545,12 @@ def scan_members(
 ) -> ScanResult:
     """Run every rule for these members as of `now` and record the findings. Idempotent: the same
     records scanned again change nothing and alert no one. The caller commits."""
+    watch.claim(member_ids)  # before reading: a write still in flight commits first, or comes after
     loaded = load_histories(member_ids, now=now, settings=settings)
     found = {m: (data, rules.evaluate(data.history, settings)) for m, data in loaded.items()}
-    return record_findings(found, now=now)
+    result = record_findings(found, now=now)
+    watch.schedule({m: rules.next_check(data.history, settings) for m, data in loaded.items()})
+    return result
 
 
 def scan_member(member_id: uuid.UUID, *, now: datetime) -> ScanResult:
@@ -556,27 +558,12 @@ def scan_member(member_id: uuid.UUID, *, now: datetime) -> ScanResult:
     return scan_members([member_id], now=now)
 
 
-def sweep_candidates(*, now: datetime, settings: rules.SafetySettings = SETTINGS) -> list[uuid.UUID]:
-    """The members the periodic sweep visits, in one query: anyone with an entry in the lookback
-    window, a plan in force in it (missed doses show only as absence), or enrolled within it with no
-    entry yet (disengagement). A member quiet for longer than the window was visited every sweep
-    while crossing the disengagement threshold, and their finding can no longer change."""
-    start = _window_start(now, settings)
-    latest_today = localtime.to_utc(now).date() + timedelta(days=1)
-    enrolled_since = localtime.to_utc(now) - timedelta(days=rules.lookback_days(settings) + 1)
-    candidates = union(
-        select(DrinkLog.member_id).where(DrinkLog.date >= start, DrinkLog.deleted_at.is_(None)),
-        select(Craving.member_id).where(Craving.date >= start),
-        select(BacReading.member_id).where(BacReading.date >= start),
-        select(MedicationCheckin.member_id).where(MedicationCheckin.date >= start),
-        select(MedicationPlan.member_id).where(
-            MedicationPlan.start_date <= latest_today,
-            or_(MedicationPlan.end_date.is_(None), MedicationPlan.end_date >= start),
-        ),
-        select(Member.id).where(Member.enrolled_at >= enrolled_since),
-    ).subquery()
-    column = candidates.c[0]
-    return list(session.execute(select(column).order_by(column)).scalars())
+def sweep_candidates(*, now: datetime) -> list[uuid.UUID]:
+    """The members the periodic sweep visits, in one indexed query: those whose next check has
+    passed (a dose deadline or midnight that can change a finding, `domain.safety.next_check`; or a
+    write whose scan message may have been lost) and those never scanned. Everyone else has nothing
+    time alone could change, so the sweep does not look at them."""
+    return watch.due(now=now)
 
 
 def batches(ids: Sequence[uuid.UUID], size: int = SWEEP_BATCH) -> Iterator[list[uuid.UUID]]:

@@ -22,6 +22,7 @@ from companion.db import session
 from companion.domain import drinking, localtime
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.nudges import hooks as nudge_hooks
+from companion.safety import watch as safety_watch
 from companion.sync_seq import stamp_values
 from companion.tracking.common import (
     DateRange,
@@ -41,8 +42,10 @@ CREATED, UPDATED, UNCHANGED = "created", "updated", "unchanged"
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def request_safety_scan(member: Member) -> None:
-    """A new or changed entry: the safety rules run again for the member once this commits."""
+def request_safety_scan(member: Member, *, now: datetime) -> None:
+    """A new or changed entry: the safety rules run again for the member once this commits. The
+    request is a row first (the sweep finds it if the message is lost), then a message."""
+    safety_watch.request_check(member.id, now=now)
     jobs.enqueue_once_after_commit(jobs.SCAN_MEMBER, member_id=str(member.id))
 
 
@@ -154,7 +157,7 @@ def put_drink_log(
         execution_options={"populate_existing": True},
     ).first()
     if inserted is not None:
-        request_safety_scan(member)
+        request_safety_scan(member, now=now)
         return inserted, CREATED
     log = session.execute(
         select(DrinkLog)
@@ -166,7 +169,7 @@ def put_drink_log(
         # A deleted day logged again is a new log, with today's provenance.
         values.update(source=drinking.log_source(day, today=today).value, created_at=now)
         _apply(log, values, origin)
-        request_safety_scan(member)
+        request_safety_scan(member, now=now)
         return log, CREATED
     if data.get("updated_at") is not None and data["updated_at"] < log.updated_at:
         raise Conflict("A newer version of this day's log is stored.", current=_dump_drink_log(log, member))
@@ -175,7 +178,7 @@ def put_drink_log(
         return log, UNCHANGED
     # A newer edit of the same amounts still moves `updated_at`, or an older edit would later win.
     _apply(log, values, origin)
-    request_safety_scan(member)
+    request_safety_scan(member, now=now)
     return log, UPDATED
 
 
@@ -205,6 +208,7 @@ def delete_drink_log(member: Member, day: date, *, origin: uuid.UUID | None, now
     """A tombstone, so the member's other devices learn of the deletion through sync."""
     log = get_drink_log(member, day)
     _apply(log, {"deleted_at": now, "server_updated_at": now}, origin)
+    request_safety_scan(member, now=now)  # a heavy day removed can complete a relapse pattern
 
 
 def list_drink_logs(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
@@ -257,7 +261,7 @@ def _record_once(
         execution_options={"populate_existing": True},
     ).first()
     if inserted is not None:
-        request_safety_scan(member)
+        request_safety_scan(member, now=now)
         return inserted, CREATED
     record = session.execute(
         select(model)

@@ -269,22 +269,51 @@ def test_a_batch_scans_many_members_in_one_go(app, client, team):
     assert [len(helpers.flags_of(app, p.id)) for p in people] == [0, 1, 0]
 
 
+def candidates(app, now: datetime) -> list[uuid.UUID]:
+    with app.app_context():
+        found = services.sweep_candidates(now=now)
+        db.session.remove()
+    assert found == sorted(found)
+    return found
+
+
 def test_the_sweep_visits_only_members_with_something_to_check(app, client, team):
     admin = team["admins"][0][1]
-    with_plan = Person(app, client, coach_email=None, admin_email=admin)  # no entries, a plan in force
+    # Baclofen at 08:00 and 20:00 for ten days, never checked in (its withdrawal flag opens below).
+    on_baclofen = Person(app, client, coach_email=None, admin_email=admin, medication="baclofen")
     logging = Person(app, client, coach_email=None, admin_email=admin, plan=False)
     logging.log(TODAY - 3 * DAY)
     long_gone = Person(app, client, coach_email=None, admin_email=admin, plan=False)
-    long_gone.log(TODAY - 25 * DAY)  # nothing in the window: visited while it mattered
+    long_gone.log(TODAY - 25 * DAY)
     never = Person(app, client, coach_email=None, admin_email=admin, plan=False)  # enrolled 30 days ago
     with helpers.travel(NOW - 2 * DAY):
-        newcomer, _ = helpers.new_member(app, client)  # enrolled 2 days ago, nothing entered yet
-    with app.app_context():
-        candidates = services.sweep_candidates(now=NOW)
-        db.session.remove()
-    assert set(candidates) == {with_plan.id, logging.id, newcomer}
-    assert long_gone.id not in candidates and never.id not in candidates
-    assert candidates == sorted(candidates)
+        newcomer, _ = helpers.new_member(app, client)  # enrolled on the 18th, nothing entered yet
+    everyone = sorted([on_baclofen.id, logging.id, long_gone.id, never.id, newcomer])
+
+    # Never scanned, or asked for a scan by a write: the first sweep visits everyone once.
+    assert candidates(app, NOW) == everyone
+    with app.app_context(), db.unit_of_work():
+        services.scan_members(everyone, now=NOW)
+    assert [f.rule for f in helpers.flags_of(app, on_baclofen.id)] == ["disengagement", "withdrawal_risk"]
+
+    # Then only when time alone can change a finding (domain.safety.next_check):
+    assert candidates(app, NOW) == []
+    assert candidates(app, at(TODAY, "22:59")) == []
+    assert candidates(app, at(TODAY, "23:00")) == [on_baclofen.id]  # 20:00 dose, 3 h late: more evidence
+    next_day = at(TODAY + DAY, "12:00")
+    assert candidates(app, next_day) == [on_baclofen.id]
+    # The last log on the 17th: five days without an entry at midnight on the 22nd.
+    assert logging.id not in candidates(app, at(TODAY + 1 * DAY, "23:59"))
+    assert logging.id in candidates(app, at(TODAY + 2 * DAY, "00:00"))
+    assert newcomer not in candidates(app, at(TODAY + 2 * DAY, "23:59"))
+    assert newcomer in candidates(app, at(TODAY + 3 * DAY, "00:00"))
+    # Quiet for longer than the lookback (long_gone) or since enrolling a month ago (never): nothing
+    # left that time could change, so never visited again...
+    later = candidates(app, at(TODAY + 30 * DAY, "12:00"))
+    assert long_gone.id not in later and never.id not in later
+    # ... until they write: the request is a row first, so a lost scan message is caught up.
+    long_gone.log(TODAY)
+    assert candidates(app, NOW) == [long_gone.id]
     assert [len(b) for b in services.batches(list(range(1201)), 500)] == [500, 500, 201]
 
 

@@ -68,6 +68,7 @@ def test_each_new_or_changed_entry_sends_one_scan_after_commit(app, client, redi
     plan_id = helpers.create_plan(
         app, coach[1], member, {"medication": "naltrexone", "dose_mg": 50, "times": ["08:00"]}, now=NOW
     )
+    assert len(scans(redis)) == 5  # a new plan can make past entries matter
     checkin = {
         "id": str(uuid.uuid4()),
         "plan_id": plan_id,
@@ -76,7 +77,7 @@ def test_each_new_or_changed_entry_sends_one_scan_after_commit(app, client, redi
         "taken_at": "2026-11-20T08:00:00-05:00",
     }
     assert api.post("/medication-checkins", checkin).status_code == 201
-    assert len(scans(redis)) == 5
+    assert len(scans(redis)) == 6
     # Only ids travel: no intensity, no drinks, no symptom.
     assert all(set(m["kwargs"]) == {"member_id"} for m in scans(redis))
 

@@ -1,0 +1,94 @@
+"""The safety watch (`safety_watch`): when each member's rules must run next, kept in the database so
+that a lost `safety.scan_member` message or a quiet member's coming deadline is found by the sweep.
+
+Ordering, so no write is ever left unscanned: a write sets its member's row in its own transaction
+(`request_check`); a scan first locks its members' rows (`claim`), which waits for any writer still
+holding one, then reads the records, then sets each row to its next check. A write that commits
+before the claim is read by the scan; one that comes after waits for the scan to commit and then
+marks the row due again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from sqlalchemy import ARRAY, DateTime, Uuid, bindparam, event, func, literal_column, select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from companion.accounts.models import Member
+from companion.db import session
+from companion.safety.models import SafetyWatch
+
+_REQUESTED = "companion.safety_watch_requested"
+
+
+def request_check(member_id: uuid.UUID, *, now: datetime) -> None:
+    """Mark the member due for a scan (once per transaction): a new or changed entry or plan."""
+    requested: set[uuid.UUID] = session().info.setdefault(_REQUESTED, set())
+    if member_id in requested:
+        return
+    statement = insert(SafetyWatch).values(member_id=member_id, next_check_at=now)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[SafetyWatch.member_id],
+            set_={"next_check_at": func.least(SafetyWatch.next_check_at, statement.excluded.next_check_at)},
+        )
+    )
+    requested.add(member_id)
+
+
+def claim(member_ids: Sequence[uuid.UUID]) -> None:
+    """Lock the members' rows for the rest of the transaction (creating missing ones), before their
+    records are read. Ids of members that no longer exist are ignored."""
+    if not member_ids:
+        return
+    existing = select(Member.id, literal_column("NULL::timestamptz")).where(
+        Member.id == func.any(bindparam("ids", list(member_ids), type_=ARRAY(Uuid)))
+    )
+    statement = insert(SafetyWatch).from_select(["member_id", "next_check_at"], existing.order_by(Member.id))
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[SafetyWatch.member_id],
+            set_={"next_check_at": SafetyWatch.next_check_at},  # a no-op that takes the row lock
+        )
+    )
+
+
+def schedule(next_checks: Mapping[uuid.UUID, datetime | None]) -> None:
+    """Set each claimed member's next check, in one statement."""
+    if not next_checks:
+        return
+    session.execute(
+        text(
+            "UPDATE safety_watch AS w SET next_check_at = s.at "
+            "FROM unnest(:ids, :ats) AS s(member_id, at) WHERE w.member_id = s.member_id"
+        ).bindparams(
+            bindparam("ids", type_=ARRAY(Uuid)), bindparam("ats", type_=ARRAY(DateTime(timezone=True)))
+        ),
+        {"ids": list(next_checks), "ats": list(next_checks.values())},
+    )
+
+
+def due(*, now: datetime) -> list[uuid.UUID]:
+    """The members the sweep visits: next check passed, or never scanned; in id order."""
+    never = select(Member.id).where(
+        ~select(SafetyWatch.member_id).where(SafetyWatch.member_id == Member.id).exists()
+    )
+    passed = select(SafetyWatch.member_id).where(SafetyWatch.next_check_at <= now)
+    ids = passed.union(never).subquery()
+    return list(session.execute(select(ids.c[0]).order_by(ids.c[0])).scalars())
+
+
+@event.listens_for(Session, "after_commit")
+def _requests_committed(sess: Session) -> None:
+    if not sess.in_nested_transaction():  # a released savepoint commits nothing yet
+        sess.info.pop(_REQUESTED, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _requests_rolled_back(sess: Session) -> None:
+    # Also a savepoint's (one sync item): its row write may be undone, so the next write redoes it.
+    sess.info.pop(_REQUESTED, None)
