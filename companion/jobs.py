@@ -8,6 +8,8 @@ the message is lost, so every on-event task has a periodic sweep that catches up
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import time
 from typing import Any
 
@@ -39,6 +41,9 @@ _PENDING = "companion.pending_tasks"
 BROKER_BACKOFF_SECONDS = 15.0
 _celery: Celery | None = None
 _broker_down_until = 0.0
+#: One producer per thread, kept between sends: Celery's pool hands out a producer per send and revives
+#: its channel each time, most of a send's CPU. A producer is not thread-safe, hence per thread.
+_local = threading.local()
 
 
 def configure(celery: Celery) -> None:
@@ -69,12 +74,33 @@ def send_now(task_name: str, **kwargs: Any) -> bool:
         log.info("task not sent: broker recently unreachable", extra={"task": task_name})
         return False
     try:
-        _celery.send_task(task_name, kwargs=kwargs)
+        _celery.send_task(task_name, kwargs=kwargs, producer=_producer(_celery))
     except Exception:  # the broker may be down; the sweeps catch up from the database
         _broker_down_until = time.monotonic() + BROKER_BACKOFF_SECONDS
+        _drop_producer()
         log.warning("task not sent: broker unreachable", extra={"task": task_name})
         return False
     return True
+
+
+def _producer(celery: Celery) -> Any:
+    """This thread's producer for `celery`, made on first use (lazily: no connection until a send).
+    Keyed by process too: a forked worker child must not write on its parent's socket."""
+    held = getattr(_local, "held", None)
+    if held is None or held[0] is not celery or held[1] != os.getpid():
+        if held is not None and held[1] == os.getpid():
+            _drop_producer()
+        held = _local.held = (celery, os.getpid(), celery.amqp.Producer(celery.connection_for_write()))
+    return held[2]
+
+
+def _drop_producer() -> None:
+    """Forget this thread's producer after a failed send: the next send, after the back-off, starts
+    from a fresh connection."""
+    held = getattr(_local, "held", None)
+    _local.held = None
+    if held is not None and held[1] == os.getpid():
+        held[2].connection.collect()  # frees its sockets without talking to the broker
 
 
 @event.listens_for(Session, "after_commit")

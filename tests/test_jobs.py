@@ -69,4 +69,15 @@ def test_broker_down_never_raises_and_backs_off(monkeypatch):
     monkeypatch.setattr(jobs, "_broker_down_until", 0.0)
     assert jobs.send_now(jobs.PING, token="x") is False
     assert jobs._broker_down_until > time.monotonic()  # later sends skip the broker for a while
+    assert jobs._local.held is None  # the failed producer is dropped: the next try starts afresh
     assert jobs.send_now(jobs.PING, token="y") is False
+
+
+def test_a_thread_keeps_its_producer_between_sends(app, redis):
+    """Sends reuse one producer per thread (no pool checkout and channel revival per send)."""
+    with app.app_context():
+        assert jobs.send_now(jobs.PING, token="first") is True
+        held = jobs._local.held
+        assert jobs.send_now(jobs.PING, token="second") is True
+        assert jobs._local.held is held
+    assert [m["headers"]["task"] for m in _queued(redis)] == [jobs.PING, jobs.PING]
