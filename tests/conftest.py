@@ -58,8 +58,10 @@ def database_url(servers: test_services.TestServices) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url(servers: test_services.TestServices) -> str:
-    return servers.redis_url(test_services.redis_db_number())
+def redis_url(servers: test_services.TestServices) -> Iterator[str]:
+    number = test_services.claim_redis_db(servers)
+    yield servers.redis_url(number)
+    test_services.release_redis_db(servers, number)
 
 
 @pytest.fixture(scope="session")

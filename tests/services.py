@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis
+
 from companion import runtime
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,6 +55,38 @@ def redis_db_number() -> int:
     """Redis databases 1-15; a run's workers take consecutive ones from a run-dependent start."""
     start = sum(run_id().encode()) % 13
     return 1 + (start + worker_index()) % 15
+
+
+#: Claims on Redis database numbers live in database 0, so concurrent runs on one machine (an
+#: engineer's and CI's) never share a queue or flush each other's database.
+_CLAIM = "companion:test:redis-db:{}"
+_CLAIM_SECONDS = 6 * 3600
+
+
+def claim_redis_db(services: TestServices) -> int:
+    """A Redis database number no other live test process holds (the run-dependent one when free);
+    when all 15 are claimed (crashed runs leave claims for hours), the run-dependent one."""
+    owner = f"{run_id()}:{worker_index()}"
+    preferred = redis_db_number()
+    client = redis.Redis.from_url(services.redis_url(0))
+    try:
+        for offset in range(15):
+            number = 1 + (preferred - 1 + offset) % 15
+            key = _CLAIM.format(number)
+            if client.set(key, owner, nx=True, ex=_CLAIM_SECONDS) or client.get(key) == owner.encode():
+                return number
+        return preferred
+    finally:
+        client.close()
+
+
+def release_redis_db(services: TestServices, number: int) -> None:
+    client = redis.Redis.from_url(services.redis_url(0))
+    try:
+        if client.get(_CLAIM.format(number)) == f"{run_id()}:{worker_index()}".encode():
+            client.delete(_CLAIM.format(number))
+    finally:
+        client.close()
 
 
 def start() -> TestServices:
