@@ -44,6 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 from flask import Flask, render_template_string  # noqa: E402
+from harness import loadavg  # noqa: E402  (bench/ is on sys.path: the script's own folder)
 
 from companion import migrate  # noqa: E402
 from companion.runtime import (  # noqa: E402
@@ -91,10 +92,6 @@ COLUMNS = {
     "messages": "id, member_id, sender_id, body, created_at, change_seq",
 }
 N = "\\N"
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict:
@@ -347,7 +344,10 @@ def run(url: str, pg: str, loaded: dict, args: argparse.Namespace) -> dict:
     app = create_app(config)
     client = app.test_client()
     html = client.get("/dashboard/login").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', html).group(1)  # type: ignore[union-attr]
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    if found is None:
+        raise SystemExit("the sign-in page has no CSRF token")
+    token = found.group(1)
     r = client.post(
         "/dashboard/login", data={"email": loaded["coach_email"], "password": PASSWORD, "csrf_token": token}
     )

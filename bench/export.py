@@ -26,7 +26,6 @@ import argparse
 import contextlib
 import json
 import os
-import platform
 import random
 import resource
 import subprocess
@@ -44,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from harness import loadavg, machine  # noqa: E402  (bench/ is on sys.path: the script's own folder)
 
 from companion import migrate  # noqa: E402
 from companion.runtime import (  # noqa: E402
@@ -92,31 +92,6 @@ def heavy_threshold(sex: str) -> int:
 
 
 # --- the machine --------------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_mb = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_mb = int(line.split()[1]) // 1024
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "memory_mb": mem_mb,
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def backend_cpu(pid: int) -> float | None:

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from harness import loadavg  # noqa: E402  (bench/ is on sys.path: the script's own folder)
 
 from companion import migrate  # noqa: E402
 from companion.runtime import (  # noqa: E402
@@ -64,10 +65,6 @@ RESULTS = ROOT / "bench" / "results" / "nudge_tick.json"
 ZONES = ("America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Sydney", "Pacific/Auckland")
 FCM_PROJECT = "companion-bench"
 FCM_BEARER = "test-fcm-bearer"
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
 
 
 def process_cpu(pid: int) -> float:

@@ -39,7 +39,6 @@ import json
 import logging
 import multiprocessing as mp
 import os
-import platform
 import random
 import statistics
 import sys
@@ -55,6 +54,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
+from harness import loadavg, machine, percentile  # noqa: E402  (bench/ is on sys.path: the script's own folder)
 
 from companion import migrate  # noqa: E402
 from companion.runtime import (  # noqa: E402
@@ -91,36 +91,6 @@ EVENT_SAMPLE = 1000
 
 
 # --- the machine --------------------------------------------------------------------------------
-
-
-def machine() -> dict:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_mb = None
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_mb = int(line.split()[1]) // 1024
-    return {
-        "nproc": len(os.sched_getaffinity(0)),
-        "cpu": cpu,
-        "memory_mb": mem_mb,
-        "python": platform.python_version(),
-    }
-
-
-def loadavg() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
-    return ordered[k]
 
 
 # --- the population -----------------------------------------------------------------------------
