@@ -118,8 +118,6 @@ _BUCKET_SUMS = (
 _BUCKET_COLUMNS = {
     **{name: f"sum({name})::integer" for name in _BUCKET_SUMS},
     "mask": "bit_or(mask)",
-    "pa": "bool_or(pa)",
-    "pma": "bool_or(pma)",
     "last_entry": "max(last_entry)",
 }
 
@@ -127,8 +125,6 @@ _BUCKET_COLUMNS = {
 _NULLS = {
     **dict.fromkeys(_BUCKET_SUMS, "NULL::integer"),
     "mask": "NULL::integer",
-    "pa": "NULL::boolean",
-    "pma": "NULL::boolean",
     "last_entry": "NULL::date",
 }
 
@@ -155,44 +151,43 @@ def _grams(centigrams: str) -> str:
 
 
 def _tagged(table: str, columns: str = "", where: str = "true") -> str:
-    """The cohort's rows of a day table (alias `l`) up to the period's end, each tagged with where it
+    """The chunk's rows of a day table (alias `l`) up to the period's end, each tagged with where it
     falls, computed once per row from its date (OFFSET 0 keeps the planner from inlining the tags
     into every aggregate that reads them):
 
     * g: its 30-day bucket of enrollment (program month g + 1, uncapped), -1 before the window;
-      inw: in the window (g >= 0);
-    * base: in the baseline; pf / pa: in the period's follow-up / active days;
-    * pmf / pma: in its program month's follow-up / active days. A program month's part of the
-      window ends with the period or with its bucket (the capped month: with the period), so "in
-      the last n days" is "in the period's last n days, or in its bucket's last n days";
+    * base: in the baseline;
+    * pf: in the period's follow-up, if in the window;
+    * pmf: in its program month's follow-up, if in the window. A program month's part of the window
+      ends with the period or with its bucket (the capped month: with the period), so "in the last
+      n days" is "in the period's last n days, or in its bucket's last n days";
     * bit: its day within the bucket, as a bit of the bucket's entry-day mask.
+
+    Only the baseline sums and the last entry are read from bucket -1, so the other tags need not
+    test that a row is in the window. Active days are not tagged: a bucket has one if its last entry
+    is in the period's active days, or (a bucket not capped) its mask has a bit in the bucket's own.
+
+    The rows are those of the chunk's members (`:after` < member_id <= `:upto`), tested in the scan
+    before the join: a chunk of the cohort costs one cheap pass over the rows it does not group.
     """
-    bd, fud, ad, pmd, cap = (
+    bd, fud, pmd, cap = (
         o.BASELINE_DAYS,
         o.FOLLOW_UP_DAYS,
-        o.ACTIVE_DAYS,
         o.PROGRAM_MONTH_DAYS,
         o.PROGRAM_MONTH_CAP,
     )
     pe = "CAST(:pe AS date)"
-    inside = "l.date >= c.p_start"
-
-    def pm_last(n: int) -> str:
-        bucket_last = f"(l.date < c.e + {pmd * (cap - 1)} AND (l.date - c.e) % {pmd} >= {pmd - n})"
-        return f"(l.date > {pe} - {n} OR {bucket_last})"
+    bucket_last = f"(l.date < c.e + {pmd * (cap - 1)} AND (l.date - c.e) % {pmd} >= {pmd - fud})"
 
     return f"""(
         SELECT l.member_id, l.date AS day, {columns + "," if columns else ""}
-               CASE WHEN {inside} THEN (l.date - c.e) / {pmd} ELSE -1 END AS g,
-               {inside} AS inw,
+               CASE WHEN l.date >= c.p_start THEN (l.date - c.e) / {pmd} ELSE -1 END AS g,
                l.date BETWEEN c.e AND c.e + {bd - 1} AS base,
-               {inside} AND l.date > {pe} - {fud} AND l.date >= c.e + {bd} AS pf,
-               {inside} AND l.date > {pe} - {ad} AS pa,
-               {inside} AND {pm_last(fud)} AND l.date >= c.e + {bd} AS pmf,
-               {inside} AND {pm_last(ad)} AS pma,
+               l.date > {pe} - {fud} AND l.date >= c.e + {bd} AS pf,
+               (l.date > {pe} - {fud} OR {bucket_last}) AND l.date >= c.e + {bd} AS pmf,
                1 << ((l.date - c.e) % {pmd}) AS bit
         FROM {table} l JOIN c ON c.member_id = l.member_id
-        WHERE l.date <= {pe} AND {where}
+        WHERE l.date <= {pe} AND l.member_id > :after AND l.member_id <= :upto AND {where}
         OFFSET 0
     ) AS r"""
 
@@ -213,11 +208,12 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
     check-ins' slot key). Every other day's slots are due, and a taken check-in on such a day answers
     one exactly when its local time is one of the regimen's times that day.
     """
-    pmd, cap = o.PROGRAM_MONTH_DAYS, o.PROGRAM_MONTH_CAP
+    pmd, cap, ad = o.PROGRAM_MONTH_DAYS, o.PROGRAM_MONTH_CAP, o.ACTIVE_DAYS
     r30, r90 = o.RETENTION_DAYS
     drink_g = _literal(standard_drink_grams(o.REPORT_COUNTRY))
     pct = -int(summary.PERCENT_QUANTUM.as_tuple().exponent)
     crq = -int(o.MEMBER_CRAVING_QUANTUM.as_tuple().exponent)
+    days = "(CAST(:pe AS date) - CAST(:ps AS date) + 1)"
     wants = set(breakdowns)
     with_pm = o.Breakdown.PROGRAM_MONTH in wants
     program_months = f"""
@@ -234,7 +230,9 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
     pm_totals = f"""
         UNION ALL
         SELECT member_id, 'pm', least({cap}, g + 1), {{window}},
-               sum(pmf_logged), sum(pmf_grams), sum(pmf_ratings), sum(pmf_intensity), bool_or(pma)
+               sum(pmf_logged), sum(pmf_grams), sum(pmf_ratings), sum(pmf_intensity),
+               bool_or(last_entry > CAST(:pe AS date) - {ad}
+                       OR (g < {cap - 1} AND mask >> {pmd - ad} <> 0))
         FROM buckets WHERE g >= 0 GROUP BY member_id, least({cap}, g + 1)
     """
     window_sums = ", ".join(
@@ -245,13 +243,13 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
     branches = [
         _bucket_branch(
             "logs",
-            {
+            {"drinking_days": "logged - abstinent"}
+            | {
                 n: n
                 for n in (
                     "logged",
                     "abstinent",
                     "heavy_days",
-                    "drinking_days",
                     "grams",
                     "pf_logged",
                     "pf_grams",
@@ -260,8 +258,6 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
                     "b_logged",
                     "b_grams",
                     "mask",
-                    "pa",
-                    "pma",
                     "last_entry",
                 )
             },
@@ -278,14 +274,12 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
                     "b_ratings",
                     "b_intensity",
                     "mask",
-                    "pa",
-                    "pma",
                     "last_entry",
                 )
             },
         ),
-        _bucket_branch("breath", {n: n for n in ("mask", "pa", "pma", "last_entry")}),
-        _bucket_branch("ck_entries", {n: n for n in ("mask", "pa", "pma", "last_entry")}),
+        _bucket_branch("breath", {n: n for n in ("mask", "last_entry")}),
+        _bucket_branch("ck_entries", {n: n for n in ("mask", "last_entry")}),
         _bucket_branch("ck_doses", {"taken": "taken"}),
         _bucket_branch("pieces", {"scheduled": "scheduled"}),
         _bucket_branch("es_counts", {"scheduled": "scheduled", "taken": "taken"}),
@@ -306,16 +300,12 @@ WITH c AS NOT MATERIALIZED (
 ),
 logs AS (
     SELECT member_id, g,
-           count(*) FILTER (WHERE inw) AS logged,
-           count(*) FILTER (WHERE inw AND grams = 0) AS abstinent,
-           count(*) FILTER (WHERE inw AND heavy) AS heavy_days,
-           count(*) FILTER (WHERE inw AND grams > 0) AS drinking_days,
-           sum(grams) FILTER (WHERE inw) AS grams,
+           count(*) AS logged, count(*) FILTER (WHERE grams = 0) AS abstinent,
+           count(*) FILTER (WHERE heavy) AS heavy_days, sum(grams) AS grams,
            count(*) FILTER (WHERE pf) AS pf_logged, sum(grams) FILTER (WHERE pf) AS pf_grams,
            count(*) FILTER (WHERE pmf) AS pmf_logged, sum(grams) FILTER (WHERE pmf) AS pmf_grams,
            count(*) FILTER (WHERE base) AS b_logged, sum(grams) FILTER (WHERE base) AS b_grams,
-           bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
-           max(day) AS last_entry
+           bit_or(bit) AS mask, max(day) AS last_entry
     FROM {_tagged("drink_logs", "(l.grams_ethanol * 100)::integer AS grams, l.heavy", "l.deleted_at IS NULL")}
     GROUP BY member_id, g
 ),
@@ -324,14 +314,12 @@ crav AS (
            count(*) FILTER (WHERE pf) AS pf_ratings, sum(intensity) FILTER (WHERE pf) AS pf_intensity,
            count(*) FILTER (WHERE pmf) AS pmf_ratings, sum(intensity) FILTER (WHERE pmf) AS pmf_intensity,
            count(*) FILTER (WHERE base) AS b_ratings, sum(intensity) FILTER (WHERE base) AS b_intensity,
-           bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
-           max(day) AS last_entry
+           bit_or(bit) AS mask, max(day) AS last_entry
     FROM {_tagged("cravings", "l.intensity")}
     GROUP BY member_id, g
 ),
 breath AS (
-    SELECT member_id, g, bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
-           max(day) AS last_entry
+    SELECT member_id, g, bit_or(bit) AS mask, max(day) AS last_entry
     FROM {_tagged("bac_readings")}
     GROUP BY member_id, g
 ),
@@ -426,37 +414,81 @@ es_counts AS (
     ) AS answered
     GROUP BY member_id, g
 ),
+-- Per zone, the runs of ordinary days (none of them special) in the noon table's range.
+ordinary AS (
+    SELECT zone, min(d) AS o_from, max(d) AS o_to
+    FROM (
+        SELECT n.zone, n.d, n.d - (row_number() OVER (PARTITION BY n.zone ORDER BY n.d))::integer AS run
+        FROM noon n WHERE NOT EXISTS (SELECT FROM special s WHERE s.zone = n.zone AND s.d = n.d)
+    ) AS x
+    GROUP BY zone, run
+),
+-- Each regimen segment's ordinary days, once per distinct dose time.
+dose_times AS (
+    SELECT DISTINCT sg.plan_id, t AS at_time,
+           greatest(sg.seg_from, o.o_from) AS d_from, least(sg.seg_to, o.o_to) AS d_to
+    FROM segments sg JOIN c ON c.member_id = sg.member_id
+    JOIN ordinary o ON o.zone = c.zone AND o.o_from <= sg.seg_to AND o.o_to >= sg.seg_from
+    CROSS JOIN LATERAL unnest(sg.times) AS t
+),
+-- Per plan, its dose times and one bit per (time, day of the period): set when the day is ordinary
+-- and the time is one of the regimen's that day (a plan's segments do not overlap). One row per
+-- plan, so a check-in finds it with one probe of a unique key.
+plan_bits AS MATERIALIZED (
+    SELECT plan_id, array_agg(at_time ORDER BY at_time) AS times,
+           string_agg(bits, '' ORDER BY at_time)::varbit AS bits
+    FROM (
+        SELECT plan_id, at_time,
+               rpad(string_agg(lpad('', d_from - coalesce(prev_to + 1, CAST(:ps AS date)), '0')
+                               || lpad('', d_to - d_from + 1, '1'), '' ORDER BY d_from), {days}, '0') AS bits
+        FROM (
+            SELECT plan_id, at_time, d_from, d_to,
+                   lag(d_to) OVER (PARTITION BY plan_id, at_time ORDER BY d_from) AS prev_to
+            FROM dose_times
+        ) AS x
+        GROUP BY plan_id, at_time
+    ) AS y
+    GROUP BY plan_id
+),
 -- Each check-in: an entry on its date; and if taken on an ordinary day, the dose it answers when its
 -- local time is one of the times of the regimen in force (special days' doses are `es_counts`;
--- ordinary days' doses are all due, so only taken ones count).
+-- ordinary days' doses are all due, so only taken ones count): g_taken, its local day's bucket.
 ck AS (
-    SELECT r.member_id, r.g AS g_entry, r.inw, r.bit, r.pa, r.pma, r.day,
-           CASE WHEN sg.plan_id IS NOT NULL AND r.at::time = ANY(sg.times)
-                     AND (r.zone, r.at::date) NOT IN (SELECT zone, d FROM special)
-                THEN (r.at::date - r.e) / {pmd} END AS g_taken
+    SELECT r.member_id, r.g, r.bit, r.day,
+           CASE WHEN r.at::date - CAST(:ps AS date) BETWEEN 0 AND {days} - 1 THEN
+               CASE WHEN get_bit(pb.bits, (array_position(pb.times, r.at::time) - 1) * {days}
+                                          + (r.at::date - CAST(:ps AS date))) = 1
+                    THEN (r.at::date - r.e) / {pmd} END
+           END AS g_taken
     FROM {
         _tagged(
             "medication_checkins",
-            "CASE WHEN l.status = 'taken' THEN l.plan_id END AS taken_plan, c.zone, c.e, "
+            "CASE WHEN l.status = 'taken' THEN l.plan_id END AS taken_plan, c.e, "
             "CASE WHEN l.status = 'taken' THEN l.scheduled_for AT TIME ZONE c.zone END AS at",
         )
     }
-    -- Through medication_plans, so the planner knows plan ids are (nearly) unique and hashes the
-    -- segments (a CTE's columns have no statistics: it sorted 1.5 M check-ins for a merge join).
-    LEFT JOIN (medication_plans p JOIN segments sg ON sg.plan_id = p.id)
-        ON p.id = r.taken_plan AND p.member_id = r.member_id AND r.at::date BETWEEN sg.seg_from AND sg.seg_to
+    -- Through medication_plans, so the planner knows plan ids are unique and hashes the plans'
+    -- bits (a CTE's columns have no statistics: it sorted 1.5 M check-ins for a merge join).
+    LEFT JOIN (medication_plans p JOIN plan_bits pb ON pb.plan_id = p.id)
+        ON p.id = r.taken_plan AND p.member_id = r.member_id
     -- One relation to group (its groups estimated as a share of its rows): grouped over the join,
     -- the estimate was a group per check-in and the planner sorted them all.
     OFFSET 0
 ),
+-- Grouped by the entry's bucket; a dose whose local day falls in another bucket (rare: a zone
+-- changed since, or a day before the window) is grouped apart.
 ck_grouped AS (
-    SELECT member_id, g_entry, g_taken,
-           bit_or(bit) FILTER (WHERE inw) AS mask, bool_or(pa) AS pa, bool_or(pma) AS pma,
-           max(day) AS last_entry, count(*) AS checkins
-    FROM ck GROUP BY member_id, g_entry, g_taken
+    SELECT member_id, g, CASE WHEN g_taken <> g THEN g_taken END AS g_other,
+           bit_or(bit) AS mask, max(day) AS last_entry,
+           count(*) FILTER (WHERE g_taken = g) AS taken_here, count(g_taken) AS taken_any
+    FROM ck GROUP BY member_id, g, CASE WHEN g_taken <> g THEN g_taken END
 ),
-ck_entries AS (SELECT member_id, g_entry AS g, mask, pa, pma, last_entry FROM ck_grouped),
-ck_doses AS (SELECT member_id, g_taken AS g, checkins AS taken FROM ck_grouped WHERE g_taken IS NOT NULL),
+ck_entries AS (SELECT member_id, g, mask, last_entry FROM ck_grouped),
+ck_doses AS (
+    SELECT member_id, coalesce(g_other, g) AS g,
+           CASE WHEN g_other IS NULL THEN taken_here ELSE taken_any END AS taken
+    FROM ck_grouped
+),
 -- Per member and 30-day bucket (-1: before the window): the small intermediate.
 buckets AS MATERIALIZED (
     SELECT member_id, g, {bucket_columns}
@@ -474,7 +506,7 @@ member_base AS (
 win_totals AS (
     SELECT member_id, 'period' AS kind, 0 AS pm, {window_sums},
            sum(pf_logged) AS f_logged, sum(pf_grams) AS f_grams, sum(pf_ratings) AS f_ratings,
-           sum(pf_intensity) AS f_intensity, bool_or(pa) AS active
+           sum(pf_intensity) AS f_intensity, max(last_entry) > CAST(:pe AS date) - {ad} AS active
     FROM buckets WHERE g >= 0 GROUP BY member_id
     {pm_totals.format(window=window_sums) if with_pm else ""}
 ),
