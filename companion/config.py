@@ -73,6 +73,9 @@ class Config:
     nudge_dispatch_seconds: int = 60
     #: A claimed nudge whose delivery task has not finished after this long is sent to a worker again.
     nudge_send_lease_seconds: int = 120
+    #: Dispatchers that may work one tick at once (beat's and the helpers it asks for when a tick has
+    #: more than one batch of work); each holds a worker slot while it runs.
+    nudge_dispatchers: int = 2
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Config:
@@ -104,6 +107,7 @@ class Config:
             "push_timeout_seconds": _env_int("PUSH_TIMEOUT_SECONDS", cls.push_timeout_seconds),
             "nudge_dispatch_seconds": _env_int("NUDGE_DISPATCH_SECONDS", cls.nudge_dispatch_seconds),
             "nudge_send_lease_seconds": _env_int("NUDGE_SEND_LEASE_SECONDS", cls.nudge_send_lease_seconds),
+            "nudge_dispatchers": _env_int("NUDGE_DISPATCHERS", cls.nudge_dispatchers),
         }
         values.update(overrides)
         known = {f.name for f in fields(cls)}

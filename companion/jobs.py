@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 #: Task names: the contract between the web side and `workers/`.
 PING = "system.ping"
+#: One nudge dispatcher tick (beat's every minute; `helper=True`: a helper a busy tick asked for).
+DISPATCH_NUDGES = "nudges.dispatch_due"
 #: Deliver nudges by id (claims those still due, pushes them); the dispatcher re-sends what is lost.
 DELIVER_NUDGES = "nudges.deliver"
 #: Craving support right after a high rating (member and craving ids); its row is made first.

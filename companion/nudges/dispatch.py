@@ -13,6 +13,11 @@ A snoozed row coming due again (`send_round` > 0) was already decided and sent o
 unless it has expired or its kind has been muted since; it is neither capped nor held, as the member
 chose the time.
 
+Several dispatchers may claim at once (beat's and its helpers, and the event path's `deliver`): the
+rows are disjoint (SKIP LOCKED), and the members too: a claim takes a transaction-scoped advisory lock
+per member and leaves the rows of a member another claim holds for a later pass, so the daily cap
+counts every send of the member's day.
+
 `claim_stale` takes back `sending` rows whose lease ran out (a delivery task lost with Redis, or a
 worker killed) or whose push retry is due, for another delivery task.
 """
@@ -27,7 +32,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, text, update
 
 from companion.db import session
 from companion.domain.nudges import (
@@ -43,7 +48,7 @@ from companion.domain.nudges import (
 )
 from companion.nudges import inputs
 from companion.nudges.models import Nudge, NudgeStatus
-from companion.nudges.rows import any_of
+from companion.nudges.rows import any_of, pg_array
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +72,8 @@ _COLUMNS = (
     _N.subject_id,
     _N.send_round,
 )
+#: First key of the advisory locks that let one claim at a time decide a member's rows.
+MEMBER_CLAIM_LOCK_NAMESPACE = 71_003
 #: Statuses of rows that were (or are being) sent: what the daily cap counts.
 SENT_STATUSES = (NudgeStatus.SENDING.value, NudgeStatus.SENT.value, NudgeStatus.FAILED.value)
 
@@ -115,9 +122,12 @@ def claim_due(
     claimed = Claimed()
     if not rows:
         return claimed
+    members = _lock_members({row.member_id for row in rows})
     by_member: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for row in rows:
-        by_member[row.member_id].append(row)
+        if row.member_id in members:  # otherwise another claim is deciding this member: a later pass
+            by_member[row.member_id].append(row)
+    rows = [row for member_rows in by_member.values() for row in member_rows]
     settings = inputs.member_settings(list(by_member))
     sent_today = _sent_today(settings, now=now, policy=policy)
     done = _done(rows, settings, policy=policy)
@@ -194,6 +204,20 @@ def claim_due(
     if resent_back:
         claimed.skipped["snooze_expired"] = len(resent_back)
     return claimed
+
+
+def _lock_members(member_ids: set[uuid.UUID]) -> set[uuid.UUID]:
+    """The members among these whose claim lock this transaction now holds (the others are held)."""
+    return {
+        uuid.UUID(str(value))
+        for value in session.execute(
+            text(
+                "SELECT m FROM unnest(CAST(:ids AS uuid[])) AS m "
+                "WHERE pg_try_advisory_xact_lock(:ns, hashtext(m::text))"
+            ),
+            {"ids": pg_array(member_ids), "ns": MEMBER_CLAIM_LOCK_NAMESPACE},
+        ).scalars()
+    }
 
 
 def claim_stale(now: datetime, *, lease: timedelta, limit: int = CLAIM_BATCH) -> list[uuid.UUID]:

@@ -19,16 +19,19 @@ from companion.nudges import services
 log = logging.getLogger(__name__)
 
 
-@shared_task(name="nudges.dispatch_due")
-def dispatch_due() -> None:
+@shared_task(name=jobs.DISPATCH_NUDGES)
+def dispatch_due(helper: bool = False) -> None:
     """Plan what falls due within the hour, claim what is due, hand it to `nudges.deliver` in batches.
 
-    Not retried: the next tick, a minute later, does the same work from the database.
+    `helper`: asked for by a busy tick, to work beside it. Not retried: the next tick, a minute later,
+    does the same work from the database.
     """
-    tick = services.dispatch_due()
+    tick = services.dispatch_due(helper=helper)
     log.info(
         "nudges dispatched",
         extra={
+            "slot": tick.slot,
+            "helpers_asked": tick.helpers_asked,
             "members_planned": tick.members_planned,
             "planned": tick.planned,
             "claimed": tick.claimed,
