@@ -81,7 +81,8 @@ def backends_cpu(url: str) -> dict[int, float]:
         pids = [
             pid
             for (pid,) in conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )
         ]
     found = {}
@@ -166,7 +167,7 @@ def task_worker(
             else:
                 ids = [uuid.UUID(i) for i in arg]
                 delivered = delivery.deliver(
-                    ids, channels=channels, lease=timedelta(minutes=5), now=lambda: at
+                    ids, channels=channels, lease=timedelta(minutes=5), now=lambda: at, claimed=True
                 )
                 report["pushes"] += sum(delivered.pushes.values())
             report["cpu"][kind] += time.process_time() - cpu

@@ -17,6 +17,7 @@ Unknown zone names raise `zoneinfo.ZoneInfoNotFoundError` (a KeyError); the API 
 from __future__ import annotations
 
 import enum
+import functools
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,8 @@ def _require_naive(wall: time) -> None:
 
 def to_utc(instant: datetime) -> datetime:
     """The same instant with tzinfo=UTC, so instants from any offset compare and hash alike."""
+    if instant.tzinfo is UTC:  # the common case, and already aware
+        return instant
     _require_aware(instant)
     return instant.astimezone(UTC)
 
@@ -71,6 +74,7 @@ def wall_time_kind(day: date, wall: time, zone: str) -> WallTimeKind:
     return WallTimeKind.AMBIGUOUS
 
 
+@functools.lru_cache(maxsize=65536)  # pure; members planned together share days, times and zones
 def local_to_utc(day: date, wall: time, zone: str) -> datetime:
     """The UTC instant at which wall-clock `wall` on local `day` happens, firing exactly once.
 

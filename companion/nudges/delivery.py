@@ -3,7 +3,9 @@
 `deliver(ids)` is what the `nudges.deliver` task runs:
 
 1. Rows among `ids` still pending and due are claimed first (the event path: a coach message or a
-   craving tip is delivered by its own task, without waiting for the next dispatcher tick).
+   craving tip is delivered by its own task, without waiting for the next dispatcher tick). The
+   dispatcher's batches say `claimed`: their rows left `pending` in the claim's commit, before the
+   task was sent, so there is nothing to look for.
 2. The task takes a session advisory lock per nudge on a connection of its own. A lock held means
    another live worker is delivering that nudge: it is left alone. A worker that dies loses its
    connection and so its locks, at once.
@@ -108,14 +110,17 @@ def deliver(
     now: Callable[[], datetime] = utcnow,
     rng: random.Random | None = None,
     policy: NudgePolicy = DEFAULT_POLICY,
+    claimed: bool = False,
 ) -> Delivered:
-    """Claim what is still pending among `nudge_ids`, then push every claimed one. Commits; idempotent."""
+    """Claim what is still pending among `nudge_ids` (unless the dispatcher has: `claimed`), then push
+    every claimed one. Commits; idempotent."""
     ids = list(dict.fromkeys(nudge_ids))
     report = Delivered()
     if not ids:
         return report
-    with unit_of_work():
-        claim_due(now(), lease=lease, nudge_ids=ids, policy=policy)
+    if not claimed:
+        with unit_of_work():
+            claim_due(now(), lease=lease, nudge_ids=ids, policy=policy)
     engine = session.get_bind()
     with engine.connect() as connection:
         locks = connection.execution_options(isolation_level="AUTOCOMMIT")

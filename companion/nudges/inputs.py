@@ -3,11 +3,12 @@ record for the whole batch (never a query per member)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,15 +43,37 @@ MEMBER_COLUMNS = (
 
 def settings_of(row: Any) -> MemberSettings:
     """`MemberSettings` from a row of MEMBER_COLUMNS. :raises ValueError: settings the domain refuses."""
-    limit = row.weekly_limit
+    return _settings(
+        row.timezone,
+        row.log_time,
+        row.quiet_start,
+        row.quiet_end,
+        tuple(row.muted_kinds or ()),
+        row.goal_type,
+        row.weekly_limit,
+        row.country,
+    )
+
+
+@functools.lru_cache(maxsize=16384)  # settings are values: members with the same ones share one (frozen)
+def _settings(
+    zone: str,
+    log_time: time,
+    quiet_start: time | None,
+    quiet_end: time | None,
+    muted_kinds: tuple[str, ...],
+    goal_type: str,
+    weekly_limit: Any,
+    country: str,
+) -> MemberSettings:
     return MemberSettings(
-        zone=row.timezone,
-        log_time=row.log_time,
-        quiet_start=row.quiet_start,
-        quiet_end=row.quiet_end,
-        muted_kinds=frozenset(row.muted_kinds or ()),
-        goal=Goal(GoalType(row.goal_type), Decimal(limit) if limit is not None else None),
-        country=row.country,
+        zone=zone,
+        log_time=log_time,
+        quiet_start=quiet_start,
+        quiet_end=quiet_end,
+        muted_kinds=frozenset(muted_kinds),
+        goal=Goal(GoalType(goal_type), Decimal(weekly_limit) if weekly_limit is not None else None),
+        country=country,
     )
 
 

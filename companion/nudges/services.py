@@ -67,7 +67,7 @@ def send_deliveries(nudge_ids: Sequence[uuid.UUID]) -> None:
     lease: the dispatcher hands them out again."""
     for start in range(0, len(nudge_ids), DELIVER_BATCH):
         chunk = [str(i) for i in nudge_ids[start : start + DELIVER_BATCH]]
-        jobs.send_now(jobs.DELIVER_NUDGES, nudge_ids=chunk)
+        jobs.send_now(jobs.DELIVER_NUDGES, nudge_ids=chunk, claimed=True)
 
 
 @dataclass
@@ -195,8 +195,10 @@ def _dispatch_loop(
             break
 
 
-def deliver(nudge_ids: Sequence[uuid.UUID], *, now: Callable[[], datetime] = utcnow) -> delivery.Delivered:
-    return delivery.deliver(nudge_ids, channels=channels(), lease=lease(), now=now)
+def deliver(
+    nudge_ids: Sequence[uuid.UUID], *, now: Callable[[], datetime] = utcnow, claimed: bool = False
+) -> delivery.Delivered:
+    return delivery.deliver(nudge_ids, channels=channels(), lease=lease(), now=now, claimed=claimed)
 
 
 def craving_support(member_id: uuid.UUID, craving_id: uuid.UUID, *, now: datetime) -> uuid.UUID | None:

@@ -49,9 +49,10 @@ def dispatch_due(helper: bool = False) -> None:
     retry_backoff_max=60,
     max_retries=5,
 )
-def deliver(nudge_ids: list[str]) -> None:
-    """Push these nudges (those still pending and due are claimed first). Safe to run twice."""
-    report = services.deliver([uuid.UUID(i) for i in nudge_ids])
+def deliver(nudge_ids: list[str], claimed: bool = False) -> None:
+    """Push these nudges (those still pending and due are claimed first, unless the dispatcher sent them:
+    `claimed`). Safe to run twice."""
+    report = services.deliver([uuid.UUID(i) for i in nudge_ids], claimed=claimed)
     log.info(
         "nudges delivered",
         extra={
