@@ -48,7 +48,7 @@ from companion.notifications.base import retry_delay
 from companion.notifications.http1 import event_loop
 from companion.nudges.dispatch import claim_due
 from companion.nudges.models import Delivery, DeliveryStatus, Nudge, NudgeStatus
-from companion.nudges.rows import any_of, pg_array
+from companion.nudges.rows import any_of, pg_array, records
 
 log = logging.getLogger(__name__)
 
@@ -124,16 +124,15 @@ def deliver(
     engine = session.get_bind()
     with engine.connect() as connection:
         locks = connection.execution_options(isolation_level="AUTOCOMMIT")
-        owned = [
-            uuid.UUID(str(value))
-            for value in locks.execute(
+        owned = list(
+            locks.execute(
                 text(
                     "SELECT id FROM unnest(CAST(:ids AS uuid[])) AS id "
                     "WHERE pg_try_advisory_lock(:ns, hashtext(id::text))"
                 ),
                 {"ids": pg_array(ids), "ns": DELIVERY_LOCK_NAMESPACE},
             ).scalars()
-        ]
+        )
         report.locked_elsewhere = len(ids) - len(owned)
         try:
             _deliver_owned(owned, channels=channels, now=now, rng=rng or random.Random(), report=report)
@@ -153,29 +152,41 @@ def _deliver_owned(
     if not ids:
         return
     with unit_of_work():
-        nudges = session.execute(
-            select(
-                _N.id, _N.member_id, _N.template, _N.expires_at, _N.send_round, _N.sent_at, _N.due_at
-            ).where(any_of(_N.id, ids), _N.status == NudgeStatus.SENDING.value)
-        ).all()
+        nudges = records(
+            session.execute(
+                select(
+                    _N.id, _N.member_id, _N.template, _N.expires_at, _N.send_round, _N.sent_at, _N.due_at
+                ).where(any_of(_N.id, ids), _N.status == NudgeStatus.SENDING.value)
+            )
+        )
         if not nudges:
             return
         report.nudges = len(nudges)
         rounds = {row.id: row.send_round for row in nudges}
         devices: dict[uuid.UUID, list[Any]] = defaultdict(list)
-        for device in session.execute(
-            select(Device.id, Device.member_id, Device.platform, Device.push_token).where(
-                any_of(Device.member_id, {row.member_id for row in nudges}), Device.active.is_(True)
+        for device in records(
+            session.execute(
+                select(Device.id, Device.member_id, Device.platform, Device.push_token).where(
+                    any_of(Device.member_id, {row.member_id for row in nudges}), Device.active.is_(True)
+                )
             )
         ):
             devices[device.member_id].append(device)
         states: dict[uuid.UUID, dict[uuid.UUID, _State]] = defaultdict(dict)
         attempts: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
         lost: list[tuple[uuid.UUID, uuid.UUID, int]] = []
-        for d in session.execute(
-            select(
-                _D.nudge_id, _D.device_id, _D.send_round, _D.status, _D.attempts, _D.next_attempt_at, _D.error
-            ).where(any_of(_D.nudge_id, rounds))
+        for d in records(
+            session.execute(
+                select(
+                    _D.nudge_id,
+                    _D.device_id,
+                    _D.send_round,
+                    _D.status,
+                    _D.attempts,
+                    _D.next_attempt_at,
+                    _D.error,
+                ).where(any_of(_D.nudge_id, rounds))
+            )
         ):
             if d.send_round != rounds[d.nudge_id]:
                 continue

@@ -48,7 +48,7 @@ from companion.domain.nudges import (
 )
 from companion.nudges import inputs
 from companion.nudges.models import Nudge, NudgeStatus
-from companion.nudges.rows import any_of, pg_array
+from companion.nudges.rows import any_of, pg_array, records
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def claim_due(
     query = select(*_COLUMNS).where(_N.status == NudgeStatus.PENDING.value, _N.due_at <= now)
     if nudge_ids is not None:
         query = query.where(any_of(_N.id, nudge_ids))
-    rows = session.execute(query.order_by(_N.due_at).limit(limit).with_for_update(skip_locked=True)).all()
+    rows = records(session.execute(query.order_by(_N.due_at).limit(limit).with_for_update(skip_locked=True)))
     claimed = Claimed()
     if not rows:
         return claimed
@@ -208,16 +208,15 @@ def claim_due(
 
 def _lock_members(member_ids: set[uuid.UUID]) -> set[uuid.UUID]:
     """The members among these whose claim lock this transaction now holds (the others are held)."""
-    return {
-        uuid.UUID(str(value))
-        for value in session.execute(
+    return set(
+        session.execute(
             text(
                 "SELECT m FROM unnest(CAST(:ids AS uuid[])) AS m "
                 "WHERE pg_try_advisory_xact_lock(:ns, hashtext(m::text))"
             ),
             {"ids": pg_array(member_ids), "ns": MEMBER_CLAIM_LOCK_NAMESPACE},
         ).scalars()
-    }
+    )
 
 
 def claim_stale(now: datetime, *, lease: timedelta, limit: int = CLAIM_BATCH) -> list[uuid.UUID]:

@@ -80,11 +80,14 @@ def _settings(
 def member_settings(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemberSettings]:
     """Settings by member; a member whose stored settings the domain refuses is left out (and logged)."""
     found: dict[uuid.UUID, MemberSettings] = {}
-    for row in session.execute(select(*MEMBER_COLUMNS).where(any_of(Member.id, member_ids))):
-        try:
-            found[row.id] = settings_of(row)
+    rows = session.execute(select(*MEMBER_COLUMNS).where(any_of(Member.id, member_ids)))
+    for member_id, zone, log_time, quiet_start, quiet_end, muted, goal, limit, country in rows:
+        try:  # positional: a Row's attributes cost ~0.5 us each, more than the cached settings
+            found[member_id] = _settings(
+                zone, log_time, quiet_start, quiet_end, tuple(muted or ()), goal, limit, country
+            )
         except ValueError:
-            log.error("member nudge settings refused", extra={"member_id": str(row.id)})
+            log.error("member nudge settings refused", extra={"member_id": str(member_id)})
     return found
 
 

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
+from collections import namedtuple
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, time
 from decimal import Decimal
 from operator import attrgetter
 from typing import Any
 
-from sqlalchemy import Uuid, any_, cast, literal, text
+from sqlalchemy import Result, Uuid, any_, cast, literal, text
 from sqlalchemy.dialects.postgresql import ARRAY, insert
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeEngine, UserDefinedType
@@ -62,6 +64,18 @@ def _spell_any(value: Any) -> str:
         if isinstance(value, kind):
             return spell(value)
     return str(value)
+
+
+@functools.lru_cache(maxsize=64)
+def _record_type(fields: tuple[str, ...]) -> Any:
+    return namedtuple("Record", fields)  # type: ignore[misc]
+
+
+def records(result: Result[Any]) -> list[Any]:
+    """The result's rows as plain named tuples, for loops that read each row's fields many times: a
+    SQLAlchemy Row's attribute costs ~0.5 us, a named tuple's ~30 ns."""
+    make = _record_type(tuple(result.keys()))._make
+    return [make(row) for row in result]
 
 
 class _ArrayLiteral(UserDefinedType[str]):
