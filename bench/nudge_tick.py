@@ -1,7 +1,7 @@
 """Benchmark: one dispatcher tick for N members whose reminder is due, planned and delivered to the local
 fake push gateway, beside a baseline measured in the same run (issue 4).
 
-    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 2] [--threads 100] [--keep]
+    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 4] [--dispatchers 2] [--threads 100] [--keep]
 
 1. A scratch database on DATABASE_URL's server (else the local 127.0.0.1:5432 one), migrated to head.
 2. N members bulk-inserted across five zones, each with one Android phone and a log time equal to
@@ -116,7 +116,15 @@ def gateway_stats(url: str, path: str = "/_stats") -> dict[str, int]:
 
 
 def task_worker(
-    database_url: str, redis_url: str, gateway_url: str, threads: int, tick: str, tasks, ready, done
+    database_url: str,
+    redis_url: str,
+    gateway_url: str,
+    threads: int,
+    dispatchers: int,
+    tick: str,
+    tasks,
+    ready,
+    done,
 ):
     """One pool process: takes tasks from the shared queue (Redis's stand-in) until told to stop.
 
@@ -128,7 +136,14 @@ def task_worker(
     from companion.nudges import delivery, services
 
     delivery.PUSH_CONCURRENCY = threads
-    app = create_app(Config.from_env(database_url=database_url, redis_url=redis_url, log_level="WARNING"))
+    app = create_app(
+        Config.from_env(
+            database_url=database_url,
+            redis_url=redis_url,
+            log_level="WARNING",
+            nudge_dispatchers=dispatchers,
+        )
+    )
     channels = build_channels(
         {
             "COMPANION_FCM_PROJECT_ID": FCM_PROJECT,
@@ -267,7 +282,12 @@ def baseline_insert(url: str, tick: datetime) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=100_000)
-    parser.add_argument("--workers", type=int, default=2, help="pool processes (a worker's --concurrency)")
+    parser.add_argument(
+        "--workers", type=int, default=4, help="pool processes (a worker's --concurrency, 4 in compose)"
+    )
+    parser.add_argument(
+        "--dispatchers", type=int, default=2, help="dispatchers at once (NUDGE_DISPATCHERS, default 2)"
+    )
     parser.add_argument(
         "--threads",
         type=int,
@@ -310,7 +330,17 @@ def main() -> None:
         for _ in range(args.workers):
             worker = context.Process(
                 target=task_worker,
-                args=(url, redis_url, gateway_url, args.threads, tick.isoformat(), tasks, ready, done),
+                args=(
+                    url,
+                    redis_url,
+                    gateway_url,
+                    args.threads,
+                    args.dispatchers,
+                    tick.isoformat(),
+                    tasks,
+                    ready,
+                    done,
+                ),
             )
             worker.start()
             processes.append(worker)
@@ -378,6 +408,7 @@ def main() -> None:
         "members": n,
         "zones": list(ZONES),
         "workers": args.workers,
+        "dispatchers": args.dispatchers,
         "threads": args.threads,
         "baseline_threads": args.baseline_threads,
         "deliver_batch": services.DELIVER_BATCH,
@@ -385,7 +416,7 @@ def main() -> None:
         "nudges_per_second": round(rate),
         "goal_nudges_per_second": GOAL,
         "dispatch_seconds": round(dispatched, 2),
-        "dispatchers": [t["slot"] for t in ticks],
+        "dispatcher_slots": [t["slot"] for t in ticks],
         "planned": sum(t["planned"] for t in ticks),
         "claimed": sum(t["claimed"] for t in ticks),
         "pushes": pushes,
@@ -426,7 +457,7 @@ def main() -> None:
     print(f"{label:40} {tick_seconds:9.2f} {rate:10,.0f}   goal >= {GOAL:,.0f}/s: {verdict}")
     print(
         f"{'  dispatch (plan + claim, all batches)':40} {dispatched:9.2f}   "
-        f"dispatchers (slots): {figures['dispatchers']}"
+        f"dispatchers (slots): {figures['dispatcher_slots']}"
     )
     print(
         f"{'  CPU: dispatcher / delivery / gateway':40} {dispatch_cpu:9.2f} / {delivery_cpu:.2f} / "
