@@ -98,20 +98,11 @@ _BUCKET_SUMS = (
     "logged",
     "abstinent",
     "heavy_days",
-    "drinking_days",
     "grams",
-    "pf_logged",
-    "pf_grams",
     "pmf_logged",
     "pmf_grams",
-    "b_logged",
-    "b_grams",
-    "pf_ratings",
-    "pf_intensity",
     "pmf_ratings",
     "pmf_intensity",
-    "b_ratings",
-    "b_intensity",
     "scheduled",
     "taken",
 )
@@ -227,57 +218,42 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
             least({cap}, (c.p_start - c.e) / {pmd} + 1),
             least({cap}, (CAST(:pe AS date) - c.e) / {pmd} + 1)) AS k
     """
+    # A program month is one bucket, but for the capped month (every bucket from cap - 1 on).
+    bucket_sums = "logged, abstinent, heavy_days, logged - abstinent, grams, scheduled, taken"
     pm_totals = f"""
         UNION ALL
-        SELECT member_id, 'pm', least({cap}, g + 1), {{window}},
-               sum(pmf_logged), sum(pmf_grams), sum(pmf_ratings), sum(pmf_intensity),
-               bool_or(last_entry > CAST(:pe AS date) - {ad}
-                       OR (g < {cap - 1} AND mask >> {pmd - ad} <> 0))
-        FROM buckets WHERE g >= 0 GROUP BY member_id, least({cap}, g + 1)
+        SELECT member_id, 'pm', g + 1, {bucket_sums}, bit_count(mask::bit(32)),
+               last_entry > CAST(:pe AS date) - {ad} OR mask >> {pmd - ad} <> 0,
+               pmf_logged, pmf_grams, pmf_ratings, pmf_intensity
+        FROM buckets WHERE g BETWEEN 0 AND {cap - 2}
+        UNION ALL
+        SELECT member_id, 'pm', {cap}, {{window}}, max(last_entry) > CAST(:pe AS date) - {ad},
+               sum(pmf_logged), sum(pmf_grams), sum(pmf_ratings), sum(pmf_intensity)
+        FROM buckets WHERE g >= {cap - 1} GROUP BY member_id
     """
-    window_sums = ", ".join(
-        f"sum({name}) AS {name}"
-        for name in ("logged", "abstinent", "heavy_days", "drinking_days", "grams", "scheduled", "taken")
+    window_sums = (
+        "sum(logged) AS logged, sum(abstinent) AS abstinent, sum(heavy_days) AS heavy_days, "
+        "sum(logged) - sum(abstinent) AS drinking_days, sum(grams) AS grams, sum(scheduled) AS scheduled, "
+        "sum(taken) AS taken, sum(bit_count(mask::bit(32))) AS entry_days"
     )
-    window_sums += ", sum(bit_count(mask::bit(32))) AS entry_days"
     branches = [
         _bucket_branch(
             "logs",
-            {"drinking_days": "logged - abstinent"}
-            | {
+            {
                 n: n
                 for n in (
                     "logged",
                     "abstinent",
                     "heavy_days",
                     "grams",
-                    "pf_logged",
-                    "pf_grams",
                     "pmf_logged",
                     "pmf_grams",
-                    "b_logged",
-                    "b_grams",
                     "mask",
                     "last_entry",
                 )
             },
         ),
-        _bucket_branch(
-            "crav",
-            {
-                n: n
-                for n in (
-                    "pf_ratings",
-                    "pf_intensity",
-                    "pmf_ratings",
-                    "pmf_intensity",
-                    "b_ratings",
-                    "b_intensity",
-                    "mask",
-                    "last_entry",
-                )
-            },
-        ),
+        _bucket_branch("crav", {n: n for n in ("pmf_ratings", "pmf_intensity", "mask", "last_entry")}),
         _bucket_branch("breath", {n: n for n in ("mask", "last_entry")}),
         _bucket_branch("ck_entries", {n: n for n in ("mask", "last_entry")}),
         _bucket_branch("ck_doses", {"taken": "taken"}),
@@ -497,16 +473,35 @@ buckets AS MATERIALIZED (
     ) AS u
     GROUP BY member_id, g
 ),
+-- Per member: the baseline and the period's follow-up (read from the logs and cravings, not per
+-- bucket), and the last entry.
 member_base AS (
     SELECT member_id, coalesce(sum(b_logged), 0) AS b_logged, coalesce(sum(b_grams), 0) AS b_grams,
            coalesce(sum(b_ratings), 0) AS b_ratings, coalesce(sum(b_intensity), 0) AS b_intensity,
+           sum(pf_logged) FILTER (WHERE g >= 0) AS f_logged, sum(pf_grams) FILTER (WHERE g >= 0) AS f_grams,
+           sum(pf_ratings) FILTER (WHERE g >= 0) AS f_ratings,
+           sum(pf_intensity) FILTER (WHERE g >= 0) AS f_intensity,
            max(last_entry) AS last_entry
-    FROM buckets GROUP BY member_id
+    FROM (
+        SELECT member_id, g, b_logged::integer AS b_logged, b_grams::integer AS b_grams,
+               NULL::integer AS b_ratings, NULL::integer AS b_intensity,
+               pf_logged::integer AS pf_logged, pf_grams::integer AS pf_grams,
+               NULL::integer AS pf_ratings, NULL::integer AS pf_intensity, NULL::date AS last_entry
+        FROM logs
+        UNION ALL
+        SELECT member_id, g, NULL, NULL, b_ratings::integer, b_intensity::integer, NULL, NULL,
+               pf_ratings::integer, pf_intensity::integer, NULL
+        FROM crav
+        UNION ALL
+        SELECT member_id, g, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, last_entry FROM buckets
+    ) AS u
+    GROUP BY member_id
 ),
 win_totals AS (
     SELECT member_id, 'period' AS kind, 0 AS pm, {window_sums},
-           sum(pf_logged) AS f_logged, sum(pf_grams) AS f_grams, sum(pf_ratings) AS f_ratings,
-           sum(pf_intensity) AS f_intensity, max(last_entry) > CAST(:pe AS date) - {ad} AS active
+           max(last_entry) > CAST(:pe AS date) - {ad} AS active,
+           NULL::bigint AS f_logged, NULL::bigint AS f_grams, NULL::bigint AS f_ratings,
+           NULL::bigint AS f_intensity
     FROM buckets WHERE g >= 0 GROUP BY member_id
     {pm_totals.format(window=window_sums) if with_pm else ""}
 ),
@@ -529,9 +524,13 @@ w AS (
            coalesce(mb.b_ratings, 0) AS b_ratings, coalesce(mb.b_intensity, 0) AS b_intensity,
            coalesce(t.logged, 0) AS logged, coalesce(t.abstinent, 0) AS abstinent,
            coalesce(t.heavy_days, 0) AS heavy_days, coalesce(t.drinking_days, 0) AS drinking_days,
-           {_grams("t.grams")} AS grams, coalesce(t.f_logged, 0) AS f_logged,
-           {_grams("t.f_grams")} AS f_grams, coalesce(t.f_ratings, 0) AS f_ratings,
-           coalesce(t.f_intensity, 0) AS f_intensity, coalesce(t.entry_days, 0) AS entry_days,
+           {_grams("t.grams")} AS grams,
+           coalesce(CASE WHEN win.kind = 'period' THEN mb.f_logged ELSE t.f_logged END, 0) AS f_logged,
+           {_grams("CASE WHEN win.kind = 'period' THEN mb.f_grams ELSE t.f_grams END")} AS f_grams,
+           coalesce(CASE WHEN win.kind = 'period' THEN mb.f_ratings ELSE t.f_ratings END, 0) AS f_ratings,
+           coalesce(CASE WHEN win.kind = 'period' THEN mb.f_intensity ELSE t.f_intensity END, 0)
+               AS f_intensity,
+           coalesce(t.entry_days, 0) AS entry_days,
            coalesce(t.active, false) AS active,
            coalesce(t.scheduled, 0) AS scheduled, coalesce(t.taken, 0) AS taken
     FROM win
