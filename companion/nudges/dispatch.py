@@ -76,6 +76,13 @@ _COLUMNS = (
 MEMBER_CLAIM_LOCK_NAMESPACE = 71_003
 #: Statuses of rows that were (or are being) sent: what the daily cap counts.
 SENT_STATUSES = (NudgeStatus.SENDING.value, NudgeStatus.SENT.value, NudgeStatus.FAILED.value)
+#: Those rows, coach messages aside (never capped), spelled as `ix_nudges_member_sent`'s predicate:
+#: literal values, so PostgreSQL can prove a plan may use the index (bound values would not do).
+SENT_ROWS = text(
+    "nudges.status IN ({}) AND nudges.kind <> '{}'".format(
+        ", ".join(f"'{status}'" for status in SENT_STATUSES), NudgeKind.COACH_MESSAGE.value
+    )
+)
 
 
 @dataclass
@@ -244,10 +251,7 @@ def _sent_today(
     when = func.coalesce(_N.sent_at, _N.due_at)
     rows = session.execute(
         select(_N.member_id, _N.kind, when).where(
-            any_of(_N.member_id, settings),
-            _N.status.in_(SENT_STATUSES),
-            _N.kind != NudgeKind.COACH_MESSAGE.value,
-            when >= now - CAP_LOOKBACK,
+            any_of(_N.member_id, settings), SENT_ROWS, when >= now - CAP_LOOKBACK
         )
     )
     windows = {member_id: cap_window(now, s.zone) for member_id, s in settings.items()}

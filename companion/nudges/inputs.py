@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Date, func, select, union_all
+from sqlalchemy import Date, func, select, text, union_all
 
 from companion.accounts.models import Member
 from companion.db import session
@@ -183,7 +183,8 @@ def last_reengagement_dates(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, 
         return {}
     rows = session.execute(
         select(Nudge.member_id, func.max(Nudge.local_date))
-        .where(any_of(Nudge.member_id, member_ids), Nudge.kind == NudgeKind.REENGAGEMENT.value)
+        # A literal kind, as `ix_nudges_member_reengagement`'s predicate (a bound value would not use it).
+        .where(any_of(Nudge.member_id, member_ids), text(f"nudges.kind = '{NudgeKind.REENGAGEMENT.value}'"))
         .group_by(Nudge.member_id)
     )
     return dict(rows.all())  # type: ignore[arg-type]

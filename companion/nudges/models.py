@@ -81,6 +81,21 @@ class Nudge(Base):
         Index("ix_nudges_pending_due", "due_at", postgresql_where=text("status = 'pending'")),
         # Rows being delivered whose lease ran out or whose push retry is due.
         Index("ix_nudges_sending_next", "next_attempt_at", postgresql_where=text("status = 'sending'")),
+        # What counts toward a member's daily cap (`dispatch._sent_today`), without reading their whole
+        # history: a year of nudges is ~1,500 rows a member.
+        Index(
+            "ix_nudges_member_sent",
+            "member_id",
+            text("coalesce(sent_at, due_at)"),
+            postgresql_where=text("status IN ('sending', 'sent', 'failed') AND kind <> 'coach_message'"),
+        ),
+        # Each member's last re-engagement (planning): a few rows, not the member's history.
+        Index(
+            "ix_nudges_member_reengagement",
+            "member_id",
+            "local_date",
+            postgresql_where=text("kind = 'reengagement'"),
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
