@@ -54,6 +54,11 @@ CHUNK_MEMBERS = 100_000
 #: The export transaction's work_mem (ours): its per-(member, month) groups (~1 kB each with their
 #: sums) stay in memory up to ~50,000 members and spill to disk beyond; the server's default is 4 MB.
 WORK_MEM = "64MB"
+#: Chunks of at least this many members run with the server's JIT setting (on by default; the bench's
+#: GROUP BY baseline runs with it too), smaller ones with JIT off (ours). Compiling this statement
+#: costs seconds: at 10k members x 180 days it cost more than it saved, at 100k x 180 it saved ~10 %
+#: of the backend's CPU (docs/performance.md, insurer export).
+JIT_MIN_MEMBERS = 50_000
 
 _ZERO_ID = uuid.UUID(int=0)
 #: CellTotals' counting fields (PostgreSQL sums bigints as numeric).
@@ -697,11 +702,13 @@ def cohort_totals(
 
     Run it inside one REPEATABLE READ transaction (`snapshot`) so consent and data hold still.
     """
-    # The chunk statement's estimates are large (date ranges, generate_series), which switches on
-    # JIT compilation, and compiling it costs seconds per chunk, more than running it.
-    conn.execute(text("SET LOCAL jit = off"))
     conn.execute(text(f"SET LOCAL work_mem = '{WORK_MEM}'"))
     ranges, members = chunk_boundaries(conn, insurer_id=insurer_id, period=period, chunk=chunk)
+    # The chunk statement's estimates are large (date ranges, generate_series), which switches on JIT
+    # compilation with every option; compiling it costs seconds per chunk, more than it saves on a
+    # small chunk.
+    if min(members, chunk) < JIT_MIN_MEMBERS:
+        conn.execute(text("SET LOCAL jit = off"))
     totals: dict[o.CellKey, o.CellTotals] = {(o.TOTAL, o.ALL): o.CellTotals()}
     done = 0
     for after, upto in ranges:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import random
+import uuid
 
 import pytest
+from sqlalchemy import text
 
 from companion import db
 from companion.domain import outcomes as o
@@ -39,3 +41,14 @@ def test_sql_equals_the_pure_definition(app, seed):
     with app.extensions["engine"].connect() as conn:
         alone = queries.cohort_totals(conn, insurer_id=pop.insurer_id, period=PERIOD, breakdowns=[], now=NOW)
     assert alone == {(o.TOTAL, o.ALL): expected[(o.TOTAL, o.ALL)]}
+
+
+def test_jit_is_left_to_the_server_only_for_large_chunks(app, monkeypatch):
+    with app.extensions["engine"].connect() as conn:
+        server = conn.execute(text("SHOW jit")).scalar()
+        queries.cohort_totals(conn, insurer_id=uuid.uuid4(), period=PERIOD, breakdowns=[], now=NOW)
+        assert conn.execute(text("SHOW jit")).scalar() == "off"
+    monkeypatch.setattr(queries, "JIT_MIN_MEMBERS", 0)
+    with app.extensions["engine"].connect() as conn:
+        queries.cohort_totals(conn, insurer_id=uuid.uuid4(), period=PERIOD, breakdowns=[], now=NOW)
+        assert conn.execute(text("SHOW jit")).scalar() == server
