@@ -1,7 +1,8 @@
 """Benchmark: one dispatcher tick for N members whose reminder is due, planned and delivered to the local
 fake push gateway, beside a baseline measured in the same run (issue 4).
 
-    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 4] [--dispatchers 2] [--threads 100] [--keep]
+    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 4] [--dispatchers 2] [--threads 100]
+        [--planned-ahead] [--keep]
 
 1. A scratch database on DATABASE_URL's server (else the local 127.0.0.1:5432 one), migrated to head.
 2. N members bulk-inserted across five zones, each with one Android phone and a log time equal to
@@ -15,6 +16,8 @@ fake push gateway, beside a baseline measured in the same run (issue 4).
    tasks) and `nudges.deliver` of DELIVER_BATCH ids (record each group of T pushes as leaving, send them
    at once over the FCM client on the process's event loop, record the answers; two groups in flight).
    A multiprocessing queue stands in for Redis, so the figure is the code's, not the broker's.
+   By default the timed tick also plans every member (the issue's figure); --planned-ahead plans them
+   in an untimed tick 45 minutes earlier, as beat's earlier ticks would, and times claim + delivery.
 5. The baseline, same run, same rows: one raw `INSERT ... SELECT ... ON CONFLICT DO NOTHING` of the N
    rows into a copy of the nudges table (its indexes included), plus N raw HTTP posts of the same FCM
    request to the same gateway over keep-alive `http.client` connections, W processes x B threads
@@ -65,6 +68,8 @@ GOAL = 5000.0  # nudges per second on 2 cores (issue 4)
 RESULTS = ROOT / "bench" / "results" / "nudge_tick.json"
 ZONES = ("America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Sydney", "Pacific/Auckland")
 FCM_PROJECT = "companion-bench"
+#: --planned-ahead: the untimed planning tick runs this long before the timed one.
+PLANNED_AHEAD = timedelta(minutes=45)
 FCM_BEARER = "test-fcm-bearer"
 
 
@@ -276,6 +281,21 @@ def baseline_insert(url: str, tick: datetime) -> float:
     return seconds
 
 
+def plan_ahead(url: str, redis_url: str, at: datetime) -> None:
+    """Beat's tick at `at`: plans every member's next hour, claims nothing (nothing is due yet)."""
+    from companion.app import create_app
+    from companion.config import Config
+    from companion.nudges import services
+
+    app = create_app(Config.from_env(database_url=url, redis_url=redis_url, log_level="WARNING"))
+    with app.app_context():
+        ran = services.dispatch_due(
+            now=lambda: at, send=lambda ids: None, helpers=lambda n: None, budget=timedelta(hours=1)
+        )
+    app.extensions["engine"].dispose()
+    assert ran.claimed == 0 and ran.planned > 0, ran
+
+
 # --- the run -------------------------------------------------------------------------------------------
 
 
@@ -298,6 +318,12 @@ def main() -> None:
         "--baseline-threads", type=int, default=16, help="http.client threads per baseline process"
     )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--planned-ahead",
+        action="store_true",
+        help="plan the reminders in an untimed tick 45 min before (the steady state); "
+        "by default the timed tick plans them too (the issue's figure)",
+    )
     args = parser.parse_args()
 
     from companion.nudges import services
@@ -326,6 +352,8 @@ def main() -> None:
         seed(url, args.members, tick)
         seeded = time.perf_counter() - seeding
 
+        if args.planned_ahead:  # the steady state: earlier ticks planned the reminders (untimed)
+            plan_ahead(url, redis_url, tick - PLANNED_AHEAD)
         tasks, ready, done = context.JoinableQueue(), context.Queue(), context.Queue()
         for _ in range(args.workers):
             worker = context.Process(
@@ -409,6 +437,7 @@ def main() -> None:
         "zones": list(ZONES),
         "workers": args.workers,
         "dispatchers": args.dispatchers,
+        "planning": "planned ahead, untimed" if args.planned_ahead else "planned in the timed tick",
         "threads": args.threads,
         "baseline_threads": args.baseline_threads,
         "deliver_batch": services.DELIVER_BATCH,
@@ -450,10 +479,11 @@ def main() -> None:
         f"groups of {args.threads} pushes, two in flight; baseline: {args.baseline_threads} threads each"
     )
     print(f"load average start {load_start} / end {load_end} (shared machine)")
+    print(f"reminders {figures['planning']}")
     print()
     print(f"{'':40} {'seconds':>9} {'nudges/s':>10}")
     verdict = "met" if rate >= GOAL else "NOT met"
-    label = "one tick, planned and delivered"
+    label = "one tick, claimed and delivered" if args.planned_ahead else "one tick, planned and delivered"
     print(f"{label:40} {tick_seconds:9.2f} {rate:10,.0f}   goal >= {GOAL:,.0f}/s: {verdict}")
     print(
         f"{'  dispatch (plan + claim, all batches)':40} {dispatched:9.2f}   "
