@@ -210,6 +210,14 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
     pct = -int(summary.PERCENT_QUANTUM.as_tuple().exponent)
     crq = -int(o.MEMBER_CRAVING_QUANTUM.as_tuple().exponent)
     days = "(CAST(:pe AS date) - CAST(:ps AS date) + 1)"
+
+    def dose(r: str) -> str:
+        """Whether taken check-in `r` (its local time `at`, its plan's bits `pb`) answers a dose on
+        an ordinary day of the period."""
+        return f"""CASE WHEN {r}.at::date - CAST(:ps AS date) BETWEEN 0 AND {days} - 1
+                    THEN get_bit(pb.bits, (array_position(pb.times, {r}.at::time) - 1) * {days}
+                                          + ({r}.at::date - CAST(:ps AS date))) = 1 END"""
+
     wants = set(breakdowns)
     with_pm = o.Breakdown.PROGRAM_MONTH in wants
     program_months = f"""
@@ -431,16 +439,13 @@ plan_bits AS MATERIALIZED (
     ) AS y
     GROUP BY plan_id
 ),
--- Each check-in: an entry on its date; and if taken on an ordinary day, the dose it answers when its
--- local time is one of the times of the regimen in force (special days' doses are `es_counts`;
--- ordinary days' doses are all due, so only taken ones count): g_taken, its local day's bucket.
+-- Each check-in is an entry on its date; taken on an ordinary day, it answers a dose when its local
+-- time is one of the times of the regimen in force (special days' doses are `es_counts`; ordinary
+-- days' doses are all due, so only taken ones count), counted in the bucket of its local day
+-- (g_taken).
 ck AS (
     SELECT r.member_id, r.g, r.bit, r.day,
-           CASE WHEN r.at::date - CAST(:ps AS date) BETWEEN 0 AND {days} - 1 THEN
-               CASE WHEN get_bit(pb.bits, (array_position(pb.times, r.at::time) - 1) * {days}
-                                          + (r.at::date - CAST(:ps AS date))) = 1
-                    THEN (r.at::date - r.e) / {pmd} END
-           END AS g_taken
+           CASE WHEN {dose("r")} THEN (r.at::date - r.e) / {pmd} END AS g_taken
     FROM {
         _tagged(
             "medication_checkins",
@@ -453,22 +458,38 @@ ck AS (
     LEFT JOIN (medication_plans p JOIN plan_bits pb ON pb.plan_id = p.id)
         ON p.id = r.taken_plan AND p.member_id = r.member_id
     -- One relation to group (its groups estimated as a share of its rows): grouped over the join,
-    -- the estimate was a group per check-in and the planner sorted them all.
+    -- the planner sorted every check-in (GroupAggregate) at 100,000 members.
     OFFSET 0
 ),
--- Grouped by the entry's bucket; a dose whose local day falls in another bucket (rare: a zone
--- changed since, or a day before the window) is grouped apart.
+-- Grouped by the bucket of the check-in's date: a dose whose local day is in another bucket is only
+-- flagged (`odd`) and counted in `ck_odd`.
 ck_grouped AS (
-    SELECT member_id, g, CASE WHEN g_taken <> g THEN g_taken END AS g_other,
-           bit_or(bit) AS mask, max(day) AS last_entry,
-           count(*) FILTER (WHERE g_taken = g) AS taken_here, count(g_taken) AS taken_any
-    FROM ck GROUP BY member_id, g, CASE WHEN g_taken <> g THEN g_taken END
+    SELECT member_id, g, bit_or(bit) AS mask, max(day) AS last_entry,
+           count(*) FILTER (WHERE g_taken = g) AS taken, bool_or(g_taken <> g) AS odd
+    FROM ck GROUP BY member_id, g
+),
+-- The doses whose local day is in another bucket than their check-in's date (rare: the member's
+-- zone changed since): those members' taken check-ins read again through the (member_id, date) index.
+ck_odd AS (
+    SELECT x.member_id, (x.at::date - x.e) / {pmd} AS g, count(*) AS taken
+    FROM (SELECT DISTINCT member_id FROM ck_grouped WHERE odd) AS om
+    JOIN c ON c.member_id = om.member_id
+    CROSS JOIN LATERAL (
+        SELECT l.member_id, l.plan_id, c.e, l.scheduled_for AT TIME ZONE c.zone AS at,
+               CASE WHEN l.date >= c.p_start THEN (l.date - c.e) / {pmd} ELSE -1 END AS g
+        FROM medication_checkins l
+        WHERE l.member_id = om.member_id AND l.date <= CAST(:pe AS date) AND l.status = 'taken'
+    ) AS x
+    JOIN (medication_plans p JOIN plan_bits pb ON pb.plan_id = p.id)
+        ON p.id = x.plan_id AND p.member_id = x.member_id
+    WHERE (x.at::date - x.e) / {pmd} <> x.g AND {dose("x")}
+    GROUP BY x.member_id, (x.at::date - x.e) / {pmd}
 ),
 ck_entries AS (SELECT member_id, g, mask, last_entry FROM ck_grouped),
 ck_doses AS (
-    SELECT member_id, coalesce(g_other, g) AS g,
-           CASE WHEN g_other IS NULL THEN taken_here ELSE taken_any END AS taken
-    FROM ck_grouped
+    SELECT member_id, g, taken FROM ck_grouped
+    UNION ALL
+    SELECT member_id, g, taken FROM ck_odd
 ),
 -- Per member and 30-day bucket (-1: before the window): the small intermediate.
 buckets AS MATERIALIZED (

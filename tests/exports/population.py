@@ -239,18 +239,26 @@ def _plans(rng, rows, member_id, zone, enrolled_on, start, end, *, dst=False):
             for slot in dose_slots(plan, day, zone):
                 if dst or rng.random() < 0.7:
                     status = CheckInStatus.TAKEN if rng.random() < 0.75 else CheckInStatus.SKIPPED
+                    at, on = slot.scheduled_for, slot.local_date
+                    if not dst and rng.random() < 0.05:
+                        # Not one of the plan's instants (a client clock off by minutes): no dose.
+                        at += timedelta(minutes=7)
+                    elif not dst and (on - enrolled_on).days % 30 == 0 and rng.random() < 0.5:
+                        # Dated the day before, as in a zone the member had then: an entry on that
+                        # day, a dose on its local day (in the next 30-day bucket of enrollment).
+                        on -= timedelta(days=1)
                     rows["checkins"].append(
                         {
                             "member_id": member_id,
                             "id": uuid.uuid4(),
                             "plan_id": plan.id,
-                            "scheduled_for": slot.scheduled_for,
-                            "date": slot.local_date,
+                            "scheduled_for": at,
+                            "date": on,
                             "status": status.value,
-                            "taken_at": slot.scheduled_for if status == CheckInStatus.TAKEN else None,
+                            "taken_at": at if status == CheckInStatus.TAKEN else None,
                         }
                     )
-                    checkins.append(CheckIn(plan.id, slot.scheduled_for, status))
+                    checkins.append(CheckIn(plan.id, at, status))
             day += timedelta(days=1)
     return plans, checkins
 
