@@ -14,7 +14,8 @@ flags within them, so every measure and breakdown is derived from that small int
 rows per member and month). Doses due are counted from the plans' regimen segments (days x times),
 slot by slot only on the few days where instants matter (a zone's offset changes nearby, or `now`
 is close); a check-in taken on any other day answers a slot exactly when its local time is one of
-the regimen's times that day.
+the regimen's times that day, read from one bit string per plan (a bit per dose time and day of the
+period) that each taken check-in finds with one probe of its plan's id.
 
 Everything is read in one REPEATABLE READ, READ ONLY transaction: the cohort (who consents right
 now) and every chunk see the same snapshot.
@@ -51,8 +52,9 @@ from companion.domain.drinking import WHO_UPPER_BOUNDS, standard_drink_grams
 #: and each chunk costs a pass over the tables: a cohort up to this size is one pass. Progress is
 #: reported per chunk.
 CHUNK_MEMBERS = 100_000
-#: The export transaction's work_mem (ours): its per-(member, month) groups (~1 kB each with their
-#: sums) stay in memory up to ~50,000 members and spill to disk beyond; the server's default is 4 MB.
+#: The export transaction's work_mem (ours; the server's default is 4 MB). Hash tables get twice this
+#: (hash_mem_multiplier 2). At 100,000 members the drink logs' (member, bucket) groups spill (~400 MB
+#: written), yet 192 MB measured no faster (docs/performance.md), so the memory stays bounded.
 WORK_MEM = "64MB"
 #: Chunks of at least this many members run with the server's JIT setting (on by default; the bench's
 #: GROUP BY baseline runs with it too), smaller ones with JIT off (ours). Compiling this statement
