@@ -15,9 +15,7 @@ from companion.exports import services
 log = logging.getLogger(__name__)
 
 
-@shared_task(
-    name=jobs.BUILD_EXPORT, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3
-)
+@shared_task(name=jobs.BUILD_EXPORT, autoretry_for=(OperationalError,), retry_backoff=True, max_retries=3)
 def build(export_id: str) -> str:
     """Build one export. Idempotent: it claims the job (queued -> running) under a row lock, so a
     duplicate or late message, or one for a job already done, does nothing."""
