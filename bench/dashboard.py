@@ -31,7 +31,6 @@ import platform
 import random
 import re
 import statistics
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -39,15 +38,12 @@ from datetime import time as dtime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg
+from flask import Flask, render_template_string
+from harness import loadavg
 
-import psycopg  # noqa: E402
-from flask import Flask, render_template_string  # noqa: E402
-from harness import loadavg  # noqa: E402  (bench/ is on sys.path: the script's own folder)
-
-from companion import migrate  # noqa: E402
-from companion.runtime import (  # noqa: E402
+from companion import migrate
+from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
     drop_database,
@@ -57,6 +53,7 @@ from companion.runtime import (  # noqa: E402
     with_database,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 GOAL_MEDIAN_MS = 50.0
 RESULTS = ROOT / "bench" / "results" / "dashboard.json"
 ZONES = ("America/New_York", "America/Chicago", "America/Los_Angeles", "Europe/London", "UTC")

@@ -39,14 +39,11 @@ from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg
+from harness import loadavg, machine
 
-import psycopg  # noqa: E402
-from harness import loadavg, machine  # noqa: E402  (bench/ is on sys.path: the script's own folder)
-
-from companion import migrate  # noqa: E402
-from companion.runtime import (  # noqa: E402
+from companion import migrate
+from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
     drop_database,
@@ -56,6 +53,7 @@ from companion.runtime import (  # noqa: E402
     with_database,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 GOAL_RATIO = 2.0
 GOAL_PEAK_MB = 200.0
 RESULTS = ROOT / "bench" / "results" / "export.json"

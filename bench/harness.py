@@ -27,13 +27,10 @@ from datetime import datetime, timedelta
 from http.client import HTTPConnection
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg
 
-import psycopg  # noqa: E402
-
-from companion import migrate  # noqa: E402
-from companion.runtime import (  # noqa: E402
+from companion import migrate
+from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
     drop_database,
@@ -43,6 +40,7 @@ from companion.runtime import (  # noqa: E402
     with_database,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 #: gunicorn as `companion up` runs it (companion/cli.py `_child_commands`).
 GUNICORN_WORKERS = 2

@@ -47,14 +47,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg
+from harness import loadavg
 
-import psycopg  # noqa: E402
-from harness import loadavg  # noqa: E402  (bench/ is on sys.path: the script's own folder)
-
-from companion import migrate  # noqa: E402
-from companion.runtime import (  # noqa: E402
+from companion import migrate
+from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
     drop_database,
@@ -64,6 +61,7 @@ from companion.runtime import (  # noqa: E402
     with_database,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 GOAL = 5000.0  # nudges per second on 2 cores (issue 4)
 RESULTS = ROOT / "bench" / "results" / "nudge_tick.json"
 ZONES = ("America/New_York", "Europe/London", "Asia/Kolkata", "Australia/Sydney", "Pacific/Auckland")
@@ -103,6 +101,7 @@ def backends_cpu(url: str) -> dict[int, float]:
 
 
 def serve_gateway(urls: Any) -> None:
+    sys.path.insert(0, str(ROOT))  # tests/ is the repository's, not an installed package
     from tests.fake_push import serve_lean
 
     serve_lean(urls)

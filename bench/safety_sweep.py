@@ -41,7 +41,6 @@ import multiprocessing as mp
 import os
 import random
 import statistics
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -50,14 +49,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+import psycopg
+from harness import loadavg, machine, percentile
 
-import psycopg  # noqa: E402
-from harness import loadavg, machine, percentile  # noqa: E402  (bench/ is on sys.path: the script's own folder)
-
-from companion import migrate  # noqa: E402
-from companion.runtime import (  # noqa: E402
+from companion import migrate
+from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
     drop_database,
@@ -67,6 +63,7 @@ from companion.runtime import (  # noqa: E402
     with_database,
 )
 
+ROOT = Path(__file__).resolve().parent.parent
 GOAL_SWEEP_SECONDS = 30.0
 GOAL_EVENT_P99_MS = 5.0
 RESULTS = ROOT / "bench" / "results" / "safety_sweep.json"

@@ -68,7 +68,7 @@ def _spell_any(value: Any) -> str:
 
 @functools.lru_cache(maxsize=64)
 def _record_type(fields: tuple[str, ...]) -> Any:
-    return namedtuple("Record", fields)  # type: ignore[misc]
+    return namedtuple("Record", fields)
 
 
 def records(result: Result[Any]) -> list[Any]:
