@@ -17,6 +17,12 @@ is close); a check-in taken on any other day answers a slot exactly when its loc
 the regimen's times that day, read from one bit string per plan (a bit per dose time and day of the
 period) that each taken check-in finds with one probe of its plan's id.
 
+Day rows are read member by member (migration a5e7c3d19f62): each day table has a (member_id, date)
+index carrying the columns read here, so an index-only scan per cohort member (members in id order)
+yields them in member order, a small sort per member puts them in bucket order, and each (member,
+bucket) group is summed as it streams by. Hashing them instead (the rows in the heap come day by day
+across members) built tables of ~670 k groups that missed the caches and spilled at 100,000 members.
+
 Everything is read in one REPEATABLE READ, READ ONLY transaction: the cohort (who consents right
 now) and every chunk see the same snapshot.
 
@@ -166,7 +172,9 @@ def _tagged(table: str, columns: str = "", where: str = "true") -> str:
     is in the period's active days, or (a bucket not capped) its mask has a bit in the bucket's own.
 
     The rows are those of the chunk's members (`:after` < member_id <= `:upto`), tested in the scan
-    before the join: a chunk of the cohort costs one cheap pass over the rows it does not group.
+    before the join. They come in (member, bucket) order (ORDER BY): read member by member from the
+    table's covering (member_id, date) index, each member's rows sorted by bucket (an incremental
+    sort), so grouping them streams instead of hashing every group of the chunk.
     """
     bd, fud, pmd, cap = (
         o.BASELINE_DAYS,
@@ -186,6 +194,7 @@ def _tagged(table: str, columns: str = "", where: str = "true") -> str:
                1 << ((l.date - c.e) % {pmd}) AS bit
         FROM {table} l JOIN c ON c.member_id = l.member_id
         WHERE l.date <= {pe} AND l.member_id > :after AND l.member_id <= :upto AND {where}
+        ORDER BY l.member_id, g
         OFFSET 0
     ) AS r"""
 
@@ -285,6 +294,8 @@ WITH c AS NOT MATERIALIZED (
     CROSS JOIN LATERAL (SELECT (m.enrolled_at AT TIME ZONE m.timezone)::date AS e) AS x
     WHERE m.insurer_id = :insurer_id AND m.outcome_sharing AND x.e <= :pe
       AND m.id > :after AND m.id <= :upto
+    -- In id order, so that the day rows are read member by member from their indexes.
+    ORDER BY m.id
     -- A fence: each member's dates computed once, not at every use; still inlined into each join,
     -- so the planner knows member_id is a key (a MATERIALIZED CTE hides that).
     OFFSET 0
@@ -460,7 +471,10 @@ ck AS (
     LEFT JOIN (medication_plans p JOIN plan_bits pb ON pb.plan_id = p.id)
         ON p.id = r.taken_plan AND p.member_id = r.member_id
     -- One relation to group (its groups estimated as a share of its rows): grouped over the join,
-    -- the planner sorted every check-in (GroupAggregate) at 100,000 members.
+    -- the planner sorted every check-in (GroupAggregate) at 100,000 members. The check-ins come in
+    -- (member, bucket) order and the plans are joined by member (a merge join keeps that order), so
+    -- they are grouped as they stream by.
+    ORDER BY r.member_id, r.g
     OFFSET 0
 ),
 -- Grouped by the bucket of the check-in's date: a dose whose local day is in another bucket is only
@@ -732,6 +746,10 @@ def cohort_totals(
     # small chunk.
     if min(members, chunk) < JIT_MIN_MEMBERS:
         conn.execute(text("SET LOCAL jit = off"))
+    # Sorting the cohort by id for the index reads, the planner would hand the 100,000 members to a
+    # parallel worker (a Gather Merge per use): no faster, and the backend's CPU would no longer be
+    # all of the export's (the benchmark reports it).
+    conn.execute(text("SET LOCAL max_parallel_workers_per_gather = 0"))
     totals: dict[o.CellKey, o.CellTotals] = {(o.TOTAL, o.ALL): o.CellTotals()}
     done = 0
     for after, upto in ranges:

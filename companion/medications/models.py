@@ -61,7 +61,13 @@ class MedicationCheckin(Syncable, Base):
         UniqueConstraint("plan_id", "scheduled_for", name="uq_medication_checkins_slot"),
         CheckConstraint("status IN ('taken', 'skipped')", name="status"),
         CheckConstraint("(status = 'taken') = (taken_at IS NOT NULL)", name="taken_at_when_taken"),
-        Index("ix_medication_checkins_member_date", "member_id", "date"),
+        # The insurer export reads check-ins from this index alone.
+        Index(
+            "ix_medication_checkins_member_date",
+            "member_id",
+            "date",
+            postgresql_include=["status", "plan_id", "scheduled_for"],
+        ),
         Index("ix_medication_checkins_member_change", "member_id", "change_seq"),
     )
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    text,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -38,6 +39,14 @@ class DrinkLog(Syncable, Base):
         CheckConstraint("grams_ethanol >= 0", name="grams_nonnegative"),
         CheckConstraint("source IN ('realtime', 'recall')", name="source"),
         Index("ix_drink_logs_member_change", "member_id", "change_seq"),
+        # The insurer export reads live logs member by member from this index alone.
+        Index(
+            "ix_drink_logs_member_date_live",
+            "member_id",
+            "date",
+            postgresql_include=["grams_ethanol", "heavy"],
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
     )
 
     member_id: Mapped[uuid.UUID] = mapped_column(
@@ -63,7 +72,8 @@ class Craving(Syncable, Base):
     __tablename__ = "cravings"
     __table_args__ = (
         CheckConstraint("intensity BETWEEN 0 AND 10", name="intensity_range"),
-        Index("ix_cravings_member_date", "member_id", "date"),
+        # intensity: the insurer export reads cravings from this index alone.
+        Index("ix_cravings_member_date", "member_id", "date", postgresql_include=["intensity"]),
         Index("ix_cravings_member_change", "member_id", "change_seq"),
     )
 
