@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections import defaultdict
+from collections import defaultdict, namedtuple
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -72,6 +72,8 @@ _COLUMNS = (
     _N.subject_id,
     _N.send_round,
 )
+#: `last_error` of the rows of a member whose stored settings the domain refuses.
+REFUSED = "member settings refused"
 #: First key of the advisory locks that let one claim at a time decide a member's rows.
 MEMBER_CLAIM_LOCK_NAMESPACE = 71_003
 #: Statuses of rows that were (or are being) sent: what the daily cap counts.
@@ -94,6 +96,18 @@ class Claimed:
     @property
     def decided(self) -> int:
         return len(self.send) + self.held + sum(self.skipped.values())
+
+
+#: A row as `_COLUMNS` reads it, for rows decided before they are inserted.
+Row = namedtuple("Row", [column.name for column in _COLUMNS])
+
+
+def row_of(row_id: uuid.UUID, member_id: uuid.UUID, nudge: PlannedNudge) -> Any:
+    """The row a planned nudge becomes (first send round), as `decide` reads rows."""
+    return Row(
+        row_id, member_id, nudge.kind.value, nudge.dedupe_key, nudge.local_date, nudge.local_slot,
+        nudge.zone, nudge.due_at, nudge.expires_at, nudge.template, nudge.subject_id, 0,
+    )  # fmt: skip
 
 
 def planned_of(row: Any) -> PlannedNudge | None:
@@ -126,28 +140,91 @@ def claim_due(
     if nudge_ids is not None:
         query = query.where(any_of(_N.id, nudge_ids))
     rows = records(session.execute(query.order_by(_N.due_at).limit(limit).with_for_update(skip_locked=True)))
-    claimed = Claimed()
     if not rows:
-        return claimed
+        return Claimed()
+    decided = decide(rows, now=now, policy=policy)
+    if decided.send:
+        session.execute(
+            update(Nudge.__table__)
+            .where(any_of(_N.id, decided.send))
+            .values(status=NudgeStatus.SENDING.value, next_attempt_at=now + lease)
+        )
+    if decided.holds:
+        session.execute(
+            update(Nudge.__table__).where(_N.id == bindparam("b_id")).values(due_at=bindparam("b_until")),
+            [{"b_id": row_id, "b_until": until} for row_id, until in decided.holds.items()],
+        )
+    for reason, ids in decided.skips.items():
+        session.execute(
+            update(Nudge.__table__)
+            .where(any_of(_N.id, ids))
+            .values(status=NudgeStatus.SKIPPED.value, skip_reason=reason)
+        )
+    if decided.resent_back:  # a snoozed nudge that can no longer go out stays in the inbox as it was
+        session.execute(
+            update(Nudge.__table__)
+            .where(any_of(_N.id, decided.resent_back))
+            .values(status=NudgeStatus.SENT.value)
+        )
+    if decided.refused:
+        session.execute(
+            update(Nudge.__table__)
+            .where(any_of(_N.id, decided.refused))
+            .values(status=NudgeStatus.FAILED.value, last_error=REFUSED)
+        )
+    return decided.claimed()
+
+
+@dataclass
+class Decided:
+    """What `decide` made of a batch of rows, by row id, before anything is written."""
+
+    send: list[uuid.UUID] = field(default_factory=list)
+    #: Held (quiet hours, or not yet due in the member's new zone) until then.
+    holds: dict[uuid.UUID, datetime] = field(default_factory=dict)
+    skips: dict[str, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
+    #: Snoozed rows that can no longer go out: back to `sent`, as they were.
+    resent_back: list[uuid.UUID] = field(default_factory=list)
+    #: Rows of members whose stored settings the domain refuses: `failed`.
+    refused: list[uuid.UUID] = field(default_factory=list)
+    #: Rows of members another claim is deciding right now: left as they are, for a later pass.
+    left: list[uuid.UUID] = field(default_factory=list)
+
+    def claimed(self) -> Claimed:
+        skipped = {reason: len(ids) for reason, ids in self.skips.items()}
+        if self.resent_back:
+            skipped["snooze_expired"] = len(self.resent_back)
+        return Claimed(send=self.send, held=len(self.holds), skipped=skipped)
+
+
+def decide(
+    rows: Sequence[Any],
+    *,
+    now: datetime,
+    policy: NudgePolicy = DEFAULT_POLICY,
+    settings: dict[uuid.UUID, MemberSettings] | None = None,
+) -> Decided:
+    """Decide due rows (records with `_COLUMNS`' fields) with `domain.nudges.delivery_decisions`, member
+    by member, holding each member's claim lock until the transaction ends; `settings`: the members'
+    settings when the caller has just read them. Reads only."""
+    decided = Decided()
     members = _lock_members({row.member_id for row in rows})
     by_member: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for row in rows:
-        if row.member_id in members:  # otherwise another claim is deciding this member: a later pass
+        if row.member_id in members:
             by_member[row.member_id].append(row)
+        else:  # another claim is deciding this member
+            decided.left.append(row.id)
     rows = [row for member_rows in by_member.values() for row in member_rows]
-    settings = inputs.member_settings(list(by_member))
-    sent_today = _sent_today(settings, now=now, policy=policy)
+    if settings is None:
+        settings = inputs.member_settings(list(by_member))
+    sent_today = _sent_today({m: settings[m] for m in by_member if m in settings}, now=now, policy=policy)
     done = _done(rows, settings, policy=policy)
 
-    send: list[uuid.UUID] = []
-    holds: list[dict[str, Any]] = []
-    skips: dict[str, list[uuid.UUID]] = defaultdict(list)
-    resent_back: list[uuid.UUID] = []
-    refused: list[uuid.UUID] = []
     for member_id, member_rows in by_member.items():
         member = settings.get(member_id)
         if member is None:
-            refused.extend(row.id for row in member_rows)
+            decided.refused.extend(row.id for row in member_rows)
             continue
         fresh: dict[str, Any] = {}
         planned: list[PlannedNudge] = []
@@ -156,9 +233,9 @@ def claim_due(
             if row.send_round > 0:
                 expired = row.expires_at is not None and now >= row.expires_at
                 muted = NudgeKind(row.kind) in member.muted_kinds
-                (resent_back if expired or muted else send).append(row.id)
+                (decided.resent_back if expired or muted else decided.send).append(row.id)
             elif nudge is None:
-                skips["expired"].append(row.id)
+                decided.skips["expired"].append(row.id)
             else:
                 fresh[row.dedupe_key] = row
                 planned.append(nudge)
@@ -173,44 +250,12 @@ def claim_due(
         for nudge, decision in decisions:
             row_id = fresh[nudge.dedupe_key].id
             if decision.outcome is Outcome.SEND:
-                send.append(row_id)
+                decided.send.append(row_id)
             elif decision.outcome is Outcome.HOLD_UNTIL:
-                holds.append({"b_id": row_id, "b_until": decision.until})
+                decided.holds[row_id] = decision.until
             else:
-                skips[decision.outcome.value.removeprefix("skip_")].append(row_id)
-
-    if send:
-        session.execute(
-            update(Nudge.__table__)
-            .where(any_of(_N.id, send))
-            .values(status=NudgeStatus.SENDING.value, next_attempt_at=now + lease)
-        )
-    if holds:
-        session.execute(
-            update(Nudge.__table__).where(_N.id == bindparam("b_id")).values(due_at=bindparam("b_until")),
-            holds,
-        )
-    for reason, ids in skips.items():
-        session.execute(
-            update(Nudge.__table__)
-            .where(any_of(_N.id, ids))
-            .values(status=NudgeStatus.SKIPPED.value, skip_reason=reason)
-        )
-    if resent_back:  # a snoozed nudge that can no longer go out stays in the inbox as it was
-        session.execute(
-            update(Nudge.__table__).where(any_of(_N.id, resent_back)).values(status=NudgeStatus.SENT.value)
-        )
-    if refused:
-        session.execute(
-            update(Nudge.__table__)
-            .where(any_of(_N.id, refused))
-            .values(status=NudgeStatus.FAILED.value, last_error="member settings refused")
-        )
-    claimed.send, claimed.held = send, len(holds)
-    claimed.skipped = {reason: len(ids) for reason, ids in skips.items()}
-    if resent_back:
-        claimed.skipped["snooze_expired"] = len(resent_back)
-    return claimed
+                decided.skips[decision.outcome.value.removeprefix("skip_")].append(row_id)
+    return decided
 
 
 def _lock_members(member_ids: set[uuid.UUID]) -> set[uuid.UUID]:

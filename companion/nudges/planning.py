@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import exists, literal, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -34,9 +36,9 @@ from companion.domain.nudges import (
     plan_window,
 )
 from companion.domain.summary import WEEK_DAYS
-from companion.nudges import inputs
-from companion.nudges.models import NudgePlanning
-from companion.nudges.rows import any_of, insert_planned
+from companion.nudges import dispatch, inputs
+from companion.nudges.models import NudgePlanning, NudgeStatus
+from companion.nudges.rows import DecidedRow, any_of, insert_planned
 
 log = logging.getLogger(__name__)
 
@@ -73,10 +75,25 @@ def track_new_members(now: datetime) -> int:
 class Planned:
     members: int
     inserted: int
+    #: What became of the rows already due when planned (decided as the claim would): the sent ones are
+    #: `sending`, for delivery tasks after commit.
+    claimed: dispatch.Claimed = field(default_factory=dispatch.Claimed)
 
 
-def plan_batch(now: datetime, *, limit: int = PLAN_BATCH, policy: NudgePolicy = DEFAULT_POLICY) -> Planned:
-    """Plan one batch of the members whose window needs planning. Flushes; the caller commits."""
+def plan_batch(
+    now: datetime,
+    *,
+    limit: int = PLAN_BATCH,
+    policy: NudgePolicy = DEFAULT_POLICY,
+    lease: timedelta | None = None,
+) -> Planned:
+    """Plan one batch of the members whose window needs it. Flushes; the caller commits.
+
+    With a `lease` (the dispatcher's tick), rows already due are decided here as `dispatch.claim_due`
+    would (`dispatch.decide`, under the same member locks) and inserted as decided: sent rows go in
+    `sending` with the lease, and `Planned.send` lists them. That is the tick after an outage, or of new
+    members: without it each of their rows would be inserted, read back and updated by the claim.
+    """
     planning = NudgePlanning.__table__
     target = minute(now) + PLAN_AHEAD
     rows = session.execute(
@@ -89,19 +106,73 @@ def plan_batch(now: datetime, *, limit: int = PLAN_BATCH, policy: NudgePolicy = 
     if not rows:
         return Planned(0, 0)
     starts = {member_id: max(until, now - CATCH_UP) for member_id, until in rows}
-    planned = plan_members(starts, target, policy=policy)
-    inserted = insert_planned(planned, now=now)
+    settings = inputs.member_settings(list(starts))
+    planned = plan_members(starts, target, policy=policy, settings=settings)
+    decided = _decide_due(planned, settings, now=now, lease=lease, policy=policy) if lease else {}
+    inserted = insert_planned(planned, now=now, decided=decided)
     session.execute(update(planning).where(any_of(planning.c.member_id, starts)).values(planned_until=target))
-    return Planned(len(rows), inserted)
+    return Planned(len(rows), len(inserted), _claimed(decided.values(), set(inserted)))
+
+
+def _claimed(decided: Iterable[DecidedRow], inserted: set[uuid.UUID]) -> dispatch.Claimed:
+    """The decided rows that went in (a key the member had already keeps its own row, for the claim)."""
+    claimed = dispatch.Claimed()
+    for row in decided:
+        if row.id not in inserted:
+            continue
+        if row.status == NudgeStatus.SENDING:
+            claimed.send.append(row.id)
+        elif row.status == NudgeStatus.PENDING:
+            claimed.held += 1
+        else:
+            claimed.skipped[row.skip_reason] = claimed.skipped.get(row.skip_reason, 0) + 1
+    return claimed
+
+
+def _decide_due(
+    planned: list[tuple[uuid.UUID, PlannedNudge]],
+    settings: dict[uuid.UUID, MemberSettings],
+    *,
+    now: datetime,
+    lease: timedelta,
+    policy: NudgePolicy,
+) -> dict[tuple[uuid.UUID, str], DecidedRow]:
+    """The planned rows already due, decided (`dispatch.decide`), by (member, dedupe key). Rows of a
+    member another claim holds are not among them: they go in `pending`, for the claim."""
+    rows = [dispatch.row_of(uuid.uuid4(), m, nudge) for m, nudge in planned if nudge.due_at <= now]
+    if not rows:
+        return {}
+    decided = dispatch.decide(rows, now=now, policy=policy, settings=settings)
+    by_id = {row.id: row for row in rows}
+
+    def fate(
+        row_id: uuid.UUID, status: NudgeStatus, **values: Any
+    ) -> tuple[tuple[uuid.UUID, str], DecidedRow]:
+        row = by_id[row_id]
+        values.setdefault("due_at", row.due_at)
+        return (row.member_id, row.dedupe_key), DecidedRow(row_id, status.value, **values)
+
+    fates = [fate(i, NudgeStatus.SENDING, next_attempt_at=now + lease) for i in decided.send]
+    fates += [fate(i, NudgeStatus.PENDING, due_at=until) for i, until in decided.holds.items()]
+    fates += [
+        fate(i, NudgeStatus.SKIPPED, skip_reason=reason) for reason, ids in decided.skips.items() for i in ids
+    ]
+    return dict(fates)
 
 
 def plan_members(
-    starts: dict[uuid.UUID, datetime], end: datetime, *, policy: NudgePolicy = DEFAULT_POLICY
+    starts: dict[uuid.UUID, datetime],
+    end: datetime,
+    *,
+    policy: NudgePolicy = DEFAULT_POLICY,
+    settings: dict[uuid.UUID, MemberSettings] | None = None,
 ) -> list[tuple[uuid.UUID, PlannedNudge]]:
-    """Every wall-clock nudge of each member due in [starts[member], end), from one load for the batch."""
+    """Every wall-clock nudge of each member due in [starts[member], end), from one load for the batch
+    (`settings`: the members' settings, when the caller has read them)."""
     ids = list(starts)
     first, last = inputs.utc_dates(min(starts.values()), end)
-    settings = inputs.member_settings(ids)
+    if settings is None:
+        settings = inputs.member_settings(ids)
     # Only members whose log time falls in their window need their logs and entries read.
     at_log_time = [m for m, s in settings.items() if _log_time_in(s, starts[m], end)]
     plans = inputs.plans(ids, first=first, last=last)

@@ -166,18 +166,17 @@ def _dispatch_loop(
         if planning_left:
             with unit_of_work():
                 _commit_without_waiting_for_disk()
-                planned = planning.plan_batch(now(), policy=policy)
+                planned = planning.plan_batch(now(), policy=policy, lease=held_for)
+            send(planned.claimed.send)  # rows already due when planned: decided and leased with them
             tick.members_planned += planned.members
             tick.planned += planned.inserted
+            _count(tick, planned.claimed)
             planning_left = planned.members > 0
         with unit_of_work():
             _commit_without_waiting_for_disk()
             claimed = dispatch.claim_due(now(), lease=held_for, policy=policy)
         send(claimed.send)
-        tick.claimed += len(claimed.send)
-        tick.held += claimed.held
-        for reason, count in claimed.skipped.items():
-            tick.skipped[reason] = tick.skipped.get(reason, 0) + count
+        _count(tick, claimed)
         more_than_a_batch = planned.members >= planning.PLAN_BATCH or claimed.decided >= dispatch.CLAIM_BATCH
         if helpers is not None and more_than_a_batch:
             tick.helpers_asked = dispatchers() - 1
@@ -193,6 +192,13 @@ def _dispatch_loop(
         tick.resent += len(stale)
         if not stale:
             break
+
+
+def _count(tick: Tick, claimed: dispatch.Claimed) -> None:
+    tick.claimed += len(claimed.send)
+    tick.held += claimed.held
+    for reason, count in claimed.skipped.items():
+        tick.skipped[reason] = tick.skipped.get(reason, 0) + count
 
 
 def deliver(

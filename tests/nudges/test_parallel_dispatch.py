@@ -114,3 +114,45 @@ def test_a_member_another_claim_is_deciding_is_left_for_a_later_pass(app):
     assert {n.status for n in nudges_of(app, member_id)} == {"pending"}
     with app.app_context(), db.unit_of_work():
         assert len(dispatch.claim_due(AT_20, lease=LEASE).send) == 2  # the dose and the log reminder
+
+
+def test_rows_due_when_planned_are_decided_by_the_planner_under_the_member_lock(app):
+    """The tick's planning decides the rows already due (new members, the tick after an outage) as the
+    claim would: sent ones go in `sending`, leased; a member another claim holds keeps hers `pending`."""
+    free = make_member(app, log_time=time(20, 0))
+    held = make_member(app, log_time=time(20, 0))
+    with app.app_context(), db.unit_of_work():
+        planning.track_new_members(AT_20)
+    engine = app.extensions["engine"]
+    with engine.connect() as other:  # another claim (the event path's, say) holds one member
+        other.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:m))"),
+            {"ns": dispatch.MEMBER_CLAIM_LOCK_NAMESPACE, "m": str(held)},
+        )
+        with app.app_context(), db.unit_of_work():
+            planned = planning.plan_batch(AT_20, lease=LEASE)
+        other.rollback()
+    [sent] = nudges_of(app, free)
+    assert planned.claimed.send == [sent.id]
+    assert (sent.status, sent.next_attempt_at) == ("sending", AT_20 + LEASE)
+    assert [n.status for n in nudges_of(app, held)] == ["pending"]
+    with app.app_context(), db.unit_of_work():
+        claimed = dispatch.claim_due(AT_20, lease=LEASE)
+    assert claimed.send == [nudges_of(app, held)[0].id]
+
+
+def test_a_row_planned_again_keeps_its_own_fate(app):
+    """Planning a window again (a dispatcher that crashed after committing) decides the due row anew, but
+    the member's key is taken: nothing is inserted or handed out a second time."""
+    member_id = make_member(app, log_time=time(20, 0))
+    with app.app_context(), db.unit_of_work():
+        planning.track_new_members(AT_20)
+    with app.app_context(), db.unit_of_work():
+        first = planning.plan_batch(AT_20, lease=LEASE)
+    with app.app_context(), db.unit_of_work() as session:
+        session.execute(text("UPDATE nudge_planning SET planned_until = :t"), {"t": AT_20})
+    with app.app_context(), db.unit_of_work():
+        again = planning.plan_batch(AT_20, lease=LEASE)
+    assert len(first.claimed.send) == 1
+    assert (again.members, again.inserted, again.claimed.send) == (1, 0, [])
+    assert [n.id for n in nudges_of(app, member_id)] == first.claimed.send
