@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, time
 
 from sqlalchemy import text
@@ -93,6 +95,18 @@ def test_a_tick_whose_slot_is_held_leaves_the_work_to_the_dispatcher_holding_it(
     assert [n.status for n in nudges_of(app, member_id)] == ["sending"]
 
 
+@contextmanager
+def _claimed_elsewhere(app, member_id: uuid.UUID) -> Iterator[None]:
+    """Another claim (the event path's, say) holds the member's claim lock meanwhile."""
+    with app.extensions["engine"].connect() as other:
+        other.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:m))"),
+            {"ns": dispatch.MEMBER_CLAIM_LOCK_NAMESPACE, "m": str(member_id)},
+        )
+        yield
+        other.rollback()
+
+
 def test_a_member_another_claim_is_deciding_is_left_for_a_later_pass(app):
     """Two claims of one member's rows at once could each count the day's sends before the other
     commits and pass the cap together: the second leaves the member's rows until the first commits."""
@@ -102,15 +116,8 @@ def test_a_member_another_claim_is_deciding_is_left_for_a_later_pass(app):
         planning.track_new_members(AT_20)
     with app.app_context(), db.unit_of_work():
         planning.plan_batch(AT_20)
-    engine = app.extensions["engine"]
-    with engine.connect() as other:  # another claim (the event path's, say) holds the member
-        other.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:m))"),
-            {"ns": dispatch.MEMBER_CLAIM_LOCK_NAMESPACE, "m": str(member_id)},
-        )
-        with app.app_context(), db.unit_of_work():
-            assert dispatch.claim_due(AT_20, lease=LEASE).decided == 0
-        other.rollback()
+    with _claimed_elsewhere(app, member_id), app.app_context(), db.unit_of_work():
+        assert dispatch.claim_due(AT_20, lease=LEASE).decided == 0
     assert {n.status for n in nudges_of(app, member_id)} == {"pending"}
     with app.app_context(), db.unit_of_work():
         assert len(dispatch.claim_due(AT_20, lease=LEASE).send) == 2  # the dose and the log reminder
@@ -123,15 +130,8 @@ def test_rows_due_when_planned_are_decided_by_the_planner_under_the_member_lock(
     held = make_member(app, log_time=time(20, 0))
     with app.app_context(), db.unit_of_work():
         planning.track_new_members(AT_20)
-    engine = app.extensions["engine"]
-    with engine.connect() as other:  # another claim (the event path's, say) holds one member
-        other.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:m))"),
-            {"ns": dispatch.MEMBER_CLAIM_LOCK_NAMESPACE, "m": str(held)},
-        )
-        with app.app_context(), db.unit_of_work():
-            planned = planning.plan_batch(AT_20, lease=LEASE)
-        other.rollback()
+    with _claimed_elsewhere(app, held), app.app_context(), db.unit_of_work():
+        planned = planning.plan_batch(AT_20, lease=LEASE)
     [sent] = nudges_of(app, free)
     assert planned.claimed.send == [sent.id]
     assert (sent.status, sent.next_attempt_at) == ("sending", AT_20 + LEASE)
