@@ -58,8 +58,16 @@ PUSH_CONCURRENCY = 100
 IN_FLIGHT_GROUPS = 2
 #: A push is tried at most this many times (ours).
 MAX_PUSH_ATTEMPTS = 5
-#: First key of the advisory locks that say "a live worker is delivering this nudge".
-DELIVERY_LOCK_NAMESPACE = 71_002
+
+
+def delivery_lock_key(nudge_id: str) -> str:
+    """SQL for the advisory lock that says "a live worker is delivering this nudge" (`nudge_id`: a SQL
+    expression of its id): the id's first 64 bits, in PostgreSQL's one-bigint key space, apart from
+    every (namespace, key) lock of ours. A 32-bit hash of the id let two nudges share a lock: with four
+    tasks of 1,000 in flight, about one tick of 100,000 nudges in 15 had a nudge wait for its lease
+    (the birthday bound; a bench run saw it)."""
+    return f"('x' || left(translate({nudge_id}::text, '-', ''), 16))::bit(64)::bigint"
+
 
 _N = Nudge.__table__.c
 _D = Delivery.__table__.c
@@ -128,9 +136,9 @@ def deliver(
             locks.execute(
                 text(
                     "SELECT id FROM unnest(CAST(:ids AS uuid[])) AS id "
-                    "WHERE pg_try_advisory_lock(:ns, hashtext(id::text))"
+                    f"WHERE pg_try_advisory_lock({delivery_lock_key('id')})"
                 ),
-                {"ids": pg_array(ids), "ns": DELIVERY_LOCK_NAMESPACE},
+                {"ids": pg_array(ids)},
             ).scalars()
         )
         report.locked_elsewhere = len(ids) - len(owned)

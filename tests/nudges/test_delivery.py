@@ -4,6 +4,7 @@ countdowns), and never a second push for one delivery, whatever happened to the 
 from __future__ import annotations
 
 import itertools
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -181,8 +182,8 @@ def test_a_nudge_another_live_worker_is_delivering_is_left_alone(app, gateway, d
     [nudge_id] = lost
     with app.extensions["engine"].connect() as other_worker:
         other_worker.execute(
-            text("SELECT pg_advisory_lock(:ns, hashtext(:id))"),
-            {"ns": delivery.DELIVERY_LOCK_NAMESPACE, "id": str(nudge_id)},
+            text(f"SELECT pg_advisory_lock({delivery.delivery_lock_key('CAST(:id AS uuid)')})"),
+            {"id": str(nudge_id)},
         )
         report = deliver([nudge_id], NOW)
         assert (report.locked_elsewhere, gateway.requests()) == (1, [])
@@ -190,6 +191,41 @@ def test_a_nudge_another_live_worker_is_delivering_is_left_alone(app, gateway, d
     deliver([nudge_id], NOW)
     deliver([nudge_id], NOW)  # a redelivered task: nothing more to do
     assert gateway.per_nudge() == {str(nudge_id): 1}
+
+
+#: Two ids whose 32-bit `hashtext` is the same (found among 300,000 random ones).
+SAME_HASHTEXT = (
+    uuid.UUID("4353dd8a-550d-42f8-b3cd-f503abe735dc"),
+    uuid.UUID("d438d37b-e75b-452b-87ab-ec4b4230826f"),
+)
+
+
+def test_a_nudge_whose_id_hashes_like_one_being_delivered_is_not_held_back(app, gateway, deliver):
+    """Each nudge has a lock of its own: another worker delivering a nudge whose id has the same 32-bit
+    hash does not make this one wait for its lease."""
+    member_id = make_member(app)
+    add_device(app, member_id)
+    from companion.nudges import services
+
+    handed: list = []
+    with app.app_context():
+        services.dispatch_due(now=lambda: NOW, send=handed.extend)
+    [nudge_id] = handed
+    busy, mine = SAME_HASHTEXT
+    with app.app_context(), db.unit_of_work() as session:
+        session.execute(text("UPDATE nudges SET id = :mine WHERE id = :id"), {"mine": mine, "id": nudge_id})
+        assert session.execute(
+            text("SELECT hashtext(CAST(:a AS text)) = hashtext(CAST(:b AS text))"),
+            {"a": str(busy), "b": str(mine)},
+        ).scalar_one()
+    with app.extensions["engine"].connect() as other_worker:  # delivering `busy`
+        other_worker.execute(
+            text(f"SELECT pg_advisory_lock({delivery.delivery_lock_key('CAST(:id AS uuid)')})"),
+            {"id": str(busy)},
+        )
+        report = deliver([mine], NOW)
+        other_worker.execute(text("SELECT pg_advisory_unlock_all()"))
+    assert (report.locked_elsewhere, gateway.per_nudge()) == (0, {str(mine): 1})
 
 
 def test_every_push_in_flight_has_its_sender_at_once():
