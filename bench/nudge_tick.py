@@ -1,7 +1,8 @@
 """Benchmark: one dispatcher tick for N members whose reminder is due, planned and delivered to the local
 fake push gateway, beside a baseline measured in the same run (issue 4).
 
-    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 4] [--dispatchers 2] [--threads 100]
+    .venv/bin/python bench/nudge_tick.py --members 100000 [--workers 4] [--dispatchers 2] [--threads 200]
+        [--in-flight 1]
         [--planned-ahead] [--keep]
 
 1. A scratch database on DATABASE_URL's server (else the local 127.0.0.1:5432 one), migrated to head.
@@ -14,7 +15,8 @@ fake push gateway, beside a baseline measured in the same run (issue 4).
    `nudges.dispatch_due` (the beat task's body: plan every member set-based, claim FOR UPDATE SKIP
    LOCKED; a tick with more than a batch of work asks for helpers, NUDGE_DISPATCHERS in all, queued as
    tasks) and `nudges.deliver` of DELIVER_BATCH ids (record each group of T pushes as leaving, send them
-   at once over the FCM client on the process's event loop, record the answers; two groups in flight).
+   at once over the FCM client on the process's event loop, record the answers; --in-flight groups at
+   once; both default to the code's PUSH_CONCURRENCY and IN_FLIGHT_GROUPS).
    A multiprocessing queue stands in for Redis, so the figure is the code's, not the broker's.
    By default the timed tick also plans every member (the issue's figure); --planned-ahead plans them
    in an untimed tick 45 minutes earlier, as beat's earlier ticks would, and times claim + delivery.
@@ -51,6 +53,7 @@ import psycopg
 from harness import loadavg
 
 from companion import migrate
+from companion.nudges import delivery
 from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
@@ -124,6 +127,7 @@ def task_worker(
     redis_url: str,
     gateway_url: str,
     threads: int,
+    in_flight: int,
     dispatchers: int,
     tick: str,
     tasks,
@@ -137,9 +141,9 @@ def task_worker(
     from companion.app import create_app
     from companion.config import Config
     from companion.notifications import build_channels
-    from companion.nudges import delivery, services
+    from companion.nudges import services
 
-    delivery.PUSH_CONCURRENCY = threads
+    delivery.PUSH_CONCURRENCY, delivery.IN_FLIGHT_GROUPS = threads, in_flight
     app = create_app(
         Config.from_env(
             database_url=database_url,
@@ -312,8 +316,14 @@ def main() -> None:
     parser.add_argument(
         "--threads",
         type=int,
-        default=100,
-        help="pushes per group, two groups in flight per delivery process (nudges.delivery.PUSH_CONCURRENCY)",
+        default=delivery.PUSH_CONCURRENCY,
+        help="pushes per group (nudges.delivery.PUSH_CONCURRENCY)",
+    )
+    parser.add_argument(
+        "--in-flight",
+        type=int,
+        default=delivery.IN_FLIGHT_GROUPS,
+        help="groups in flight per delivery task (nudges.delivery.IN_FLIGHT_GROUPS)",
     )
     parser.add_argument(
         "--baseline-threads", type=int, default=16, help="http.client threads per baseline process"
@@ -364,6 +374,7 @@ def main() -> None:
                     redis_url,
                     gateway_url,
                     args.threads,
+                    args.in_flight,
                     args.dispatchers,
                     tick.isoformat(),
                     tasks,
@@ -445,6 +456,7 @@ def main() -> None:
         "dispatchers": args.dispatchers,
         "planning": "planned ahead, untimed" if args.planned_ahead else "planned in the timed tick",
         "threads": args.threads,
+        "in_flight": args.in_flight,
         "baseline_threads": args.baseline_threads,
         "deliver_batch": services.DELIVER_BATCH,
         "tick_seconds": round(tick_seconds, 2),
@@ -482,7 +494,8 @@ def main() -> None:
     print(f"nudge tick: {n:,} members with a reminder due, {len(ZONES)} zones, one Android phone each")
     print(
         f"{os.cpu_count()} CPUs; delivery: {args.workers} processes, {services.DELIVER_BATCH} nudges a task, "
-        f"groups of {args.threads} pushes, two in flight; baseline: {args.baseline_threads} threads each"
+        f"groups of {args.threads} pushes, {args.in_flight} in flight; "
+        f"baseline: {args.baseline_threads} threads each"
     )
     print(f"load average start {load_start} / end {load_end} (shared machine)")
     print(f"reminders {figures['planning']}")

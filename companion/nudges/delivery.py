@@ -14,8 +14,8 @@
    died mid-request) marks it `unknown` and never sends it again. So a killed worker never causes a
    second push; the push it had on the wire is the only one.
 4. Pushes go out in groups of PUSH_CONCURRENCY, all of a group at once on the process's push event
-   loop (`notifications.http1`), two groups in flight: one commit per group records its pushes as
-   leaving and the answers of the group before.
+   loop (`notifications.http1`), IN_FLIGHT_GROUPS groups in flight: one commit per group records its
+   pushes as leaving and the answers of the group before.
 5. A provider's answer decides what follows (DOMAIN.md): a dead token deactivates the device, a bad
    request is not retried, a rate limit or an outage is retried at `next_attempt_at` (backoff with
    jitter, Retry-After honoured, at least 60 s after a rate limit) by the dispatcher's `claim_stale`,
@@ -53,9 +53,12 @@ from companion.nudges.rows import any_of, pg_array, records
 log = logging.getLogger(__name__)
 
 #: Pushes per group: each group is recorded as leaving in one commit, then sent at once.
-PUSH_CONCURRENCY = 100
-#: Groups in flight at once per delivery task (so at most PUSH_CONCURRENCY x this pushes).
-IN_FLIGHT_GROUPS = 2
+PUSH_CONCURRENCY = 200
+#: Groups in flight at once per delivery task (so at most PUSH_CONCURRENCY x this pushes). One group of
+#: 200 costs less CPU a push than two of 100 (one commit and three statements per 200 answers; the
+#: 50,000 tick: 364-386 vs 374-397 us a nudge in all), with the same 200 connections per process; the
+#: worker's other processes keep the cores busy while a task waits on its pushes.
+IN_FLIGHT_GROUPS = 1
 #: A push is tried at most this many times (ours).
 MAX_PUSH_ATTEMPTS = 5
 
