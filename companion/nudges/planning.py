@@ -7,6 +7,9 @@ whole batch with one query per kind of record, calls the pure `domain.nudges.pla
 member in Python, inserts every row with one INSERT ... ON CONFLICT (member_id, dedupe_key) DO
 NOTHING, and moves the batch's windows on to now + PLAN_AHEAD.
 
+In the dispatcher's tick, rows already due when planned (a new member, the windows after an outage)
+are decided in the same transaction by the claim's code (`dispatch.decide`) and inserted as decided.
+
 Consecutive windows partition time, and a key names a local date (and dose time), so a window planned
 twice, a dispatcher that crashed mid-batch, or one that was down for hours never makes a second row.
 A window that starts more than CATCH_UP in the past starts there instead: what was due before is
@@ -91,8 +94,8 @@ def plan_batch(
 
     With a `lease` (the dispatcher's tick), rows already due are decided here as `dispatch.claim_due`
     would (`dispatch.decide`, under the same member locks) and inserted as decided: sent rows go in
-    `sending` with the lease, and `Planned.send` lists them. That is the tick after an outage, or of new
-    members: without it each of their rows would be inserted, read back and updated by the claim.
+    `sending` with the lease, and `Planned.claimed.send` lists them. That is the tick after an outage, or
+    of new members: without it each of their rows would be inserted, read back and updated by the claim.
     """
     planning = NudgePlanning.__table__
     target = minute(now) + PLAN_AHEAD
