@@ -185,10 +185,21 @@ class Decided:
     skips: dict[str, list[uuid.UUID]] = field(default_factory=lambda: defaultdict(list))
     #: Snoozed rows that can no longer go out: back to `sent`, as they were.
     resent_back: list[uuid.UUID] = field(default_factory=list)
-    #: Rows of members whose stored settings the domain refuses: `failed`.
+    #: Rows of members whose stored settings the domain refuses: `failed`. (Rows of a member another
+    #: claim is deciding right now are in none of these: left as they are, for a later pass.)
     refused: list[uuid.UUID] = field(default_factory=list)
-    #: Rows of members another claim is deciding right now: left as they are, for a later pass.
-    left: list[uuid.UUID] = field(default_factory=list)
+
+    def only(self, ids: set[uuid.UUID]) -> Decided:
+        """The decisions of these rows only."""
+        return Decided(
+            send=[i for i in self.send if i in ids],
+            holds={i: until for i, until in self.holds.items() if i in ids},
+            skips={
+                reason: kept for reason, rows in self.skips.items() if (kept := [i for i in rows if i in ids])
+            },
+            resent_back=[i for i in self.resent_back if i in ids],
+            refused=[i for i in self.refused if i in ids],
+        )
 
     def claimed(self) -> Claimed:
         skipped = {reason: len(ids) for reason, ids in self.skips.items()}
@@ -211,10 +222,8 @@ def decide(
     members = _lock_members({row.member_id for row in rows})
     by_member: dict[uuid.UUID, list[Any]] = defaultdict(list)
     for row in rows:
-        if row.member_id in members:
+        if row.member_id in members:  # otherwise another claim is deciding this member: a later pass
             by_member[row.member_id].append(row)
-        else:  # another claim is deciding this member
-            decided.left.append(row.id)
     rows = [row for member_rows in by_member.values() for row in member_rows]
     if settings is None:
         settings = inputs.member_settings(list(by_member))

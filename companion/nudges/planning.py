@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -111,41 +110,23 @@ def plan_batch(
     starts = {member_id: max(until, now - CATCH_UP) for member_id, until in rows}
     settings = inputs.member_settings(list(starts))
     planned = plan_members(starts, target, policy=policy, settings=settings)
-    decided = _decide_due(planned, settings, now=now, lease=lease, policy=policy) if lease else {}
-    inserted = insert_planned(planned, now=now, decided=decided)
+    decided, fates = dispatch.Decided(), {}
+    if lease is not None:
+        due = [dispatch.row_of(uuid.uuid4(), m, nudge) for m, nudge in planned if nudge.due_at <= now]
+        if due:
+            decided = dispatch.decide(due, now=now, policy=policy, settings=settings)
+            fates = _as_inserted(decided, due, leased_until=now + lease)
+    inserted = insert_planned(planned, now=now, decided=fates)
     session.execute(update(planning).where(any_of(planning.c.member_id, starts)).values(planned_until=target))
-    return Planned(len(rows), len(inserted), _claimed(decided.values(), set(inserted)))
+    # A key the member had already keeps its own row (for the claim): only inserted rows were decided here.
+    return Planned(len(rows), len(inserted), decided.only(set(inserted)).claimed())
 
 
-def _claimed(decided: Iterable[DecidedRow], inserted: set[uuid.UUID]) -> dispatch.Claimed:
-    """The decided rows that went in (a key the member had already keeps its own row, for the claim)."""
-    claimed = dispatch.Claimed()
-    for row in decided:
-        if row.id not in inserted:
-            continue
-        if row.status == NudgeStatus.SENDING:
-            claimed.send.append(row.id)
-        elif row.status == NudgeStatus.PENDING:
-            claimed.held += 1
-        else:
-            claimed.skipped[row.skip_reason] = claimed.skipped.get(row.skip_reason, 0) + 1
-    return claimed
-
-
-def _decide_due(
-    planned: list[tuple[uuid.UUID, PlannedNudge]],
-    settings: dict[uuid.UUID, MemberSettings],
-    *,
-    now: datetime,
-    lease: timedelta,
-    policy: NudgePolicy,
+def _as_inserted(
+    decided: dispatch.Decided, rows: list[Any], *, leased_until: datetime
 ) -> dict[tuple[uuid.UUID, str], DecidedRow]:
-    """The planned rows already due, decided (`dispatch.decide`), by (member, dedupe key). Rows of a
-    member another claim holds are not among them: they go in `pending`, for the claim."""
-    rows = [dispatch.row_of(uuid.uuid4(), m, nudge) for m, nudge in planned if nudge.due_at <= now]
-    if not rows:
-        return {}
-    decided = dispatch.decide(rows, now=now, policy=policy, settings=settings)
+    """How each decided row goes in, by (member, dedupe key). Rows of a member another claim holds are
+    not among them: they go in `pending`, for the claim."""
     by_id = {row.id: row for row in rows}
 
     def fate(
@@ -155,7 +136,7 @@ def _decide_due(
         values.setdefault("due_at", row.due_at)
         return (row.member_id, row.dedupe_key), DecidedRow(row_id, status.value, **values)
 
-    fates = [fate(i, NudgeStatus.SENDING, next_attempt_at=now + lease) for i in decided.send]
+    fates = [fate(i, NudgeStatus.SENDING, next_attempt_at=leased_until) for i in decided.send]
     fates += [fate(i, NudgeStatus.PENDING, due_at=until) for i, until in decided.holds.items()]
     fates += [
         fate(i, NudgeStatus.SKIPPED, skip_reason=reason) for reason, ids in decided.skips.items() for i in ids

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -171,23 +173,37 @@ def test_a_push_recorded_as_leaving_by_a_dead_worker_is_never_sent_again(app, ga
     assert nudges_of(app, member_id)[0].status == "sent"
 
 
-def test_a_nudge_another_live_worker_is_delivering_is_left_alone(app, gateway, deliver):
-    member_id = make_member(app)
-    add_device(app, member_id)
+def _one_nudge_handed_out(app) -> uuid.UUID:
+    """A member with a phone and a log reminder due at NOW, claimed by a tick whose delivery task was
+    lost: its id."""
     from companion.nudges import services
 
-    lost: list = []
+    member_id = make_member(app)
+    add_device(app, member_id)
+    handed: list = []
     with app.app_context():
-        services.dispatch_due(now=lambda: NOW, send=lost.extend)
-    [nudge_id] = lost
+        services.dispatch_due(now=lambda: NOW, send=handed.extend)
+    [nudge_id] = handed
+    return nudge_id
+
+
+@contextmanager
+def _delivered_elsewhere(app, nudge_id: uuid.UUID) -> Iterator[None]:
+    """Another live worker holds the delivery lock of `nudge_id` meanwhile."""
     with app.extensions["engine"].connect() as other_worker:
         other_worker.execute(
             text(f"SELECT pg_advisory_lock({delivery.delivery_lock_key('CAST(:id AS uuid)')})"),
             {"id": str(nudge_id)},
         )
+        yield
+        other_worker.execute(text("SELECT pg_advisory_unlock_all()"))
+
+
+def test_a_nudge_another_live_worker_is_delivering_is_left_alone(app, gateway, deliver):
+    nudge_id = _one_nudge_handed_out(app)
+    with _delivered_elsewhere(app, nudge_id):
         report = deliver([nudge_id], NOW)
         assert (report.locked_elsewhere, gateway.requests()) == (1, [])
-        other_worker.execute(text("SELECT pg_advisory_unlock_all()"))
     deliver([nudge_id], NOW)
     deliver([nudge_id], NOW)  # a redelivered task: nothing more to do
     assert gateway.per_nudge() == {str(nudge_id): 1}
@@ -203,14 +219,7 @@ SAME_HASHTEXT = (
 def test_a_nudge_whose_id_hashes_like_one_being_delivered_is_not_held_back(app, gateway, deliver):
     """Each nudge has a lock of its own: another worker delivering a nudge whose id has the same 32-bit
     hash does not make this one wait for its lease."""
-    member_id = make_member(app)
-    add_device(app, member_id)
-    from companion.nudges import services
-
-    handed: list = []
-    with app.app_context():
-        services.dispatch_due(now=lambda: NOW, send=handed.extend)
-    [nudge_id] = handed
+    nudge_id = _one_nudge_handed_out(app)
     busy, mine = SAME_HASHTEXT
     with app.app_context(), db.unit_of_work() as session:
         session.execute(text("UPDATE nudges SET id = :mine WHERE id = :id"), {"mine": mine, "id": nudge_id})
@@ -218,13 +227,8 @@ def test_a_nudge_whose_id_hashes_like_one_being_delivered_is_not_held_back(app, 
             text("SELECT hashtext(CAST(:a AS text)) = hashtext(CAST(:b AS text))"),
             {"a": str(busy), "b": str(mine)},
         ).scalar_one()
-    with app.extensions["engine"].connect() as other_worker:  # delivering `busy`
-        other_worker.execute(
-            text(f"SELECT pg_advisory_lock({delivery.delivery_lock_key('CAST(:id AS uuid)')})"),
-            {"id": str(busy)},
-        )
+    with _delivered_elsewhere(app, busy):
         report = deliver([mine], NOW)
-        other_worker.execute(text("SELECT pg_advisory_unlock_all()"))
     assert (report.locked_elsewhere, gateway.per_nudge()) == (0, {str(mine): 1})
 
 
