@@ -14,6 +14,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -57,9 +58,12 @@ def build(
     last_day: date,
     others: int = 3,
     consent_rate: float = 0.8,
+    walkers: tuple[str, ...] = (),
 ) -> Population:
     """`members` of the target insurer (about `consent_rate` consenting) and `others` of another one,
-    with day rows from a little before `first_day` to a little after `last_day`."""
+    with day rows from a little before `first_day` to a little after `last_day`; then one consenting
+    member per zone of `walkers` who checks a dose in as taken every quarter hour around each change
+    of the zone's UTC offset (`_walker_checkins`)."""
     insurer = Insurer(name="Target plan", code=f"T{uuid.uuid4().hex[:8]}")
     other = Insurer(name="Other plan", code=f"O{uuid.uuid4().hex[:8]}")
     s.add_all([insurer, other])
@@ -68,19 +72,22 @@ def build(
     rows: dict[str, list[dict]] = {
         k: [] for k in ("users", "members", "logs", "cravings", "bac", "plans", "checkins")
     }
-    for n in range(members + others):
-        ours = n < members
+    for n in range(members + others + len(walkers)):
+        ours = n < members or n >= members + others
+        walker = n >= members + others
         member_id = uuid.uuid4()
         # The first two members take doses at 01:30 and 02:30 in zones whose clocks change in the
         # period: on those nights one time happens twice and the other not at all.
         zone = ("America/New_York", "Europe/London")[n] if n < 2 else rng.choice(ZONES)
+        if walker:
+            zone = walkers[n - members - others]
         sex = rng.choice(("female", "male", "unspecified"))
         goal = rng.choice(("abstain", "moderate"))
         enrolled_on = first_day + timedelta(days=rng.randrange(-120, (last_day - first_day).days + 20))
-        if n < 2:
+        if n < 2 or walker:
             enrolled_on = first_day - timedelta(days=30)
         enrolled_at = _instant(enrolled_on, zone, rng)
-        consenting = n < 2 or rng.random() < consent_rate
+        consenting = n < 2 or walker or rng.random() < consent_rate
         rows["users"].append(
             {
                 "id": member_id,
@@ -156,7 +163,10 @@ def build(
                 }
             )
             entries.add(day)
-        plans, checkins = _plans(rng, rows, member_id, zone, enrolled_on, start, end, dst=n < 2)
+        if walker:
+            plans, checkins = _walker_checkins(rows, member_id, zone, start, end)
+        else:
+            plans, checkins = _plans(rng, rows, member_id, zone, enrolled_on, start, end, dst=n < 2)
         entries |= checkins_days(rows, member_id)
         if ours:
             population.records[member_id] = MemberRecord(
@@ -187,6 +197,66 @@ def build(
     return population
 
 
+def _plan_row(plan: Plan, member_id: uuid.UUID) -> dict:
+    return {
+        "id": plan.id,
+        "member_id": member_id,
+        "medication": plan.medication,
+        "dose_mg": plan.dose_mg,
+        "times": list(plan.times),
+        "start_date": plan.start_date,
+        "end_date": plan.end_date,
+        "steps": [
+            {
+                "from_date": st.from_date.isoformat(),
+                "dose_mg": str(st.dose_mg),
+                "times": [t.strftime("%H:%M") for t in st.times],
+            }
+            for st in plan.steps
+        ],
+    }
+
+
+#: A walker's dose times: around midnight, in the hours clocks skip or repeat, and at noon.
+WALKER_TIMES = (time(0, 15), time(1, 30), time(2, 30), time(3), time(12), time(23, 45))
+
+
+def _walker_checkins(rows, member_id, zone, start, end):
+    """One plan (WALKER_TIMES) from `start` on, and a taken check-in at every quarter hour UTC from
+    five days before to five days after each change of the zone's offset between `start` and `end`
+    (and on two ordinary days), each dated its local day: most answer no slot, and those that do sit
+    where a local time computed with the wrong side's offset would land on another day or time."""
+    plan = Plan(uuid.uuid4(), "naltrexone", Decimal(50), WALKER_TIMES, start, None, ())
+    rows["plans"].append(_plan_row(plan, member_id))
+    tz = ZoneInfo(zone)
+
+    def noon_offset(day: date) -> timedelta | None:
+        return datetime.combine(day, time(12), UTC).astimezone(tz).utcoffset()
+
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    changes = [day for day in days[:-1] if noon_offset(day) != noon_offset(day + timedelta(days=1))]
+    assert changes, f"{zone} changes its offset between {start} and {end}"
+    around = {day + timedelta(days=k) for day in changes for k in range(-5, 6)}
+    around |= {days[len(days) // 3], days[2 * len(days) // 3]}
+    checkins = []
+    for day in sorted(around):
+        for quarter in range(96):
+            at = datetime.combine(day, time(), UTC) + timedelta(minutes=15 * quarter)
+            rows["checkins"].append(
+                {
+                    "member_id": member_id,
+                    "id": uuid.uuid4(),
+                    "plan_id": plan.id,
+                    "scheduled_for": at,
+                    "date": localtime.local_date(at, zone),
+                    "status": CheckInStatus.TAKEN.value,
+                    "taken_at": at,
+                }
+            )
+            checkins.append(CheckIn(plan.id, at, CheckInStatus.TAKEN))
+    return [plan], checkins
+
+
 def checkins_days(rows: dict[str, list[dict]], member_id: uuid.UUID) -> set[date]:
     return {c["date"] for c in rows["checkins"] if c["member_id"] == member_id}
 
@@ -214,25 +284,7 @@ def _plans(rng, rows, member_id, zone, enrolled_on, start, end, *, dst=False):
             )
         plan = Plan(uuid.uuid4(), medication, Decimal(10), times, p_start, p_end, tuple(steps))
         plans.append(plan)
-        rows["plans"].append(
-            {
-                "id": plan.id,
-                "member_id": member_id,
-                "medication": medication,
-                "dose_mg": plan.dose_mg,
-                "times": list(times),
-                "start_date": p_start,
-                "end_date": p_end,
-                "steps": [
-                    {
-                        "from_date": st.from_date.isoformat(),
-                        "dose_mg": str(st.dose_mg),
-                        "times": [t.strftime("%H:%M") for t in st.times],
-                    }
-                    for st in steps
-                ],
-            }
-        )
+        rows["plans"].append(_plan_row(plan, member_id))
         day = max(p_start, start)
         last = min(p_end or end, end)
         while day <= last:
