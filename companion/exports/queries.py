@@ -17,10 +17,10 @@ is close); a check-in taken on any other day answers a slot exactly when its loc
 the regimen's times that day, read from one bit string per plan (a bit per dose time and day of the
 period) that each taken check-in finds with one probe of its plan's id.
 
-Day rows are read member by member (migration a5e7c3d19f62): each day table has a (member_id, date)
-index carrying the columns read here, so an index-only scan per cohort member (members in id order)
-yields them in member order, a small sort per member puts them in bucket order, and each (member,
-bucket) group is summed as it streams by. Hashing them instead (the rows in the heap come day by day
+Day rows are read bucket by bucket (migration a5e7c3d19f62): each day table has a (member_id, date)
+index carrying the columns read here, so an index-only range scan per cohort member and 30-day
+bucket (members in id order) yields them in (member, bucket) order, and each group is summed as it
+streams by, with no sort. Hashing them instead (the rows in the heap come day by day
 across members) built tables of ~670 k groups that missed the caches and spilled at 100,000 members.
 
 Everything is read in one REPEATABLE READ, READ ONLY transaction: the cohort (who consents right
@@ -175,8 +175,7 @@ def _rounded(numerator: str, denominator: str) -> str:
 
 def _tagged(table: str, columns: str = "", where: str = "true") -> str:
     """The chunk's rows of a day table (alias `l`) up to the period's end, each tagged with where it
-    falls, computed once per row from its date (OFFSET 0 keeps the planner from inlining the tags
-    into every aggregate that reads them):
+    falls (OFFSET 0 keeps the planner from inlining the tags into every aggregate that reads them):
 
     * g: its 30-day bucket of enrollment (program month g + 1, uncapped), -1 before the window;
     * base: in the baseline;
@@ -190,10 +189,11 @@ def _tagged(table: str, columns: str = "", where: str = "true") -> str:
     test that a row is in the window. Active days are not tagged: a bucket has one if its last entry
     is in the period's active days, or (a bucket not capped) its mask has a bit in the bucket's own.
 
-    The rows are those of the chunk's members (`:after` < member_id <= `:upto`), tested in the scan
-    before the join. They come in (member, bucket) order (ORDER BY): read member by member from the
-    table's covering (member_id, date) index, each member's rows sorted by bucket (an incremental
-    sort), so grouping them streams instead of hashing every group of the chunk.
+    The rows are read bucket by bucket (`member_buckets`, in member and bucket order): one range of
+    the table's covering (member_id, date) index per bucket, so they come out in (member, bucket)
+    order and grouping them streams, with neither a hash table of every group of the chunk nor a
+    sort (OFFSET 0 in the lateral keeps that nested loop: joined freely, the planner merge-joined
+    each member's rows against all of the member's buckets).
     """
     bd, fud, pmd, cap = (
         o.BASELINE_DAYS,
@@ -205,15 +205,18 @@ def _tagged(table: str, columns: str = "", where: str = "true") -> str:
     bucket_last = f"(l.date < c.e + {pmd * (cap - 1)} AND (l.date - c.e) % {pmd} >= {pmd - fud})"
 
     return f"""(
-        SELECT l.member_id, l.date AS day, {columns + "," if columns else ""}
-               CASE WHEN l.date >= c.p_start THEN (l.date - c.e) / {pmd} ELSE -1 END AS g,
+        SELECT c.member_id, c.g, l.date AS day, {columns + "," if columns else ""}
                l.date BETWEEN c.e AND c.e + {bd - 1} AS base,
                l.date > {pe} - {fud} AND l.date >= c.e + {bd} AS pf,
                (l.date > {pe} - {fud} OR {bucket_last}) AND l.date >= c.e + {bd} AS pmf,
                1 << ((l.date - c.e) % {pmd}) AS bit
-        FROM {table} l JOIN c ON c.member_id = l.member_id
-        WHERE l.date <= {pe} AND l.member_id > :after AND l.member_id <= :upto AND {where}
-        ORDER BY l.member_id, g
+        FROM member_buckets c
+        CROSS JOIN LATERAL (
+            SELECT * FROM {table} l
+            WHERE l.member_id = c.member_id AND l.date BETWEEN c.lo AND c.hi AND {where}
+            OFFSET 0
+        ) AS l
+        ORDER BY c.member_id, c.g
         OFFSET 0
     ) AS r"""
 
@@ -320,6 +323,19 @@ WITH c AS NOT MATERIALIZED (
     ORDER BY m.id
     -- A fence: each member's dates computed once, not at every use; still inlined into each join,
     -- so the planner knows member_id is a key (a MATERIALIZED CTE hides that).
+    OFFSET 0
+),
+-- The cohort's 30-day buckets of enrollment that reach into the window (g >= 0: program month
+-- g + 1, uncapped; [lo, hi] their days in the window) and, as g = -1, the days before it; in
+-- (member, bucket) order, the order the day rows are read and grouped in (`_tagged`).
+member_buckets AS NOT MATERIALIZED (
+    SELECT c.member_id, c.zone, c.e, c.p_start, b.g,
+           CASE WHEN b.g < 0 THEN '-infinity'::date ELSE greatest(c.p_start, c.e + {pmd} * b.g) END AS lo,
+           CASE WHEN b.g < 0 THEN c.p_start - 1
+                ELSE least(CAST(:pe AS date), c.e + ({pmd} * b.g + {pmd - 1})) END AS hi
+    FROM c CROSS JOIN LATERAL generate_series(-1, (CAST(:pe AS date) - c.e) / {pmd}) AS b(g)
+    WHERE b.g < 0 OR b.g >= (c.p_start - c.e) / {pmd}
+    ORDER BY c.member_id, b.g
     OFFSET 0
 ),
 logs AS (
@@ -488,10 +504,17 @@ ck AS (
             "CASE WHEN l.status = 'taken' THEN l.scheduled_for AT TIME ZONE c.zone END AS at",
         )
     }
-    -- Through medication_plans, so the planner knows plan ids are unique and hashes the plans'
-    -- bits (a CTE's columns have no statistics: it sorted 1.5 M check-ins for a merge join).
-    LEFT JOIN (medication_plans p JOIN plan_bits pb ON pb.plan_id = p.id)
-        ON p.id = r.taken_plan AND p.member_id = r.member_id
+    -- The plans with their bits, sorted by member in a subquery of their own, so the check-ins
+    -- (in member order) merge-join them. Through medication_plans, so the planner knows plan ids
+    -- are unique (a CTE's columns have no statistics: it once sorted 1.5 M check-ins for a merge
+    -- join); left to the outer query, it paired each plan with every plan's bits by a nested loop
+    -- for the member order (7,099 x 6,821 pairs at 10,000 members).
+    LEFT JOIN (
+        SELECT p.id, p.member_id, pb.times, pb.bits
+        FROM medication_plans p JOIN plan_bits pb ON pb.plan_id = p.id
+        ORDER BY p.member_id
+        OFFSET 0
+    ) AS pb ON pb.id = r.taken_plan AND pb.member_id = r.member_id
     -- One relation to group (its groups estimated as a share of its rows): grouped over the join,
     -- the planner sorted every check-in (GroupAggregate) at 100,000 members. The check-ins come in
     -- (member, bucket) order and the plans are joined by member (a merge join keeps that order), so
