@@ -101,6 +101,9 @@ _COHORT = """
       AND (m.enrolled_at AT TIME ZONE m.timezone)::date <= :pe
 """
 
+#: A taken check-in's place among its member's dose times (`member_plans`), NULL if none.
+_MEMBER_SLOT = "array_position(r.mp_keys, DATE '2000-01-01' + array_position(r.mp_ids, r.taken_plan) + r.at_time)"
+
 _SLOT_AT = """
     CASE WHEN alt.at < pg.at AND (alt.at AT TIME ZONE sl.zone) = sl.local THEN alt.at ELSE pg.at END
 """
@@ -173,7 +176,9 @@ def _rounded(numerator: str, denominator: str) -> str:
     return f"((2 * ({numerator}) + ({denominator})) / (2 * ({denominator})))::integer"
 
 
-def _tagged(table: str, columns: str = "", where: str = "true") -> str:
+def _tagged(
+    table: str, columns: str = "", where: str = "true", buckets: str = "member_buckets", computed: str = ""
+) -> str:
     """The chunk's rows of a day table (alias `l`) up to the period's end, each tagged with where it
     falls (OFFSET 0 keeps the planner from inlining the tags into every aggregate that reads them):
 
@@ -193,7 +198,8 @@ def _tagged(table: str, columns: str = "", where: str = "true") -> str:
     the table's covering (member_id, date) index per bucket, so they come out in (member, bucket)
     order and grouping them streams, with neither a hash table of every group of the chunk nor a
     sort (OFFSET 0 in the lateral keeps that nested loop: joined freely, the planner merge-joined
-    each member's rows against all of the member's buckets).
+    each member's rows against all of the member's buckets). `computed` columns are computed there,
+    once per row, so that `columns` can use them (as `l.<name>`) without computing them again.
     """
     bd, fud, pmd, cap = (
         o.BASELINE_DAYS,
@@ -210,9 +216,9 @@ def _tagged(table: str, columns: str = "", where: str = "true") -> str:
                l.date > {pe} - {fud} AND l.date >= c.e + {bd} AS pf,
                (l.date > {pe} - {fud} OR {bucket_last}) AND l.date >= c.e + {bd} AS pmf,
                1 << ((l.date - c.e) % {pmd}) AS bit
-        FROM member_buckets c
+        FROM {buckets} c
         CROSS JOIN LATERAL (
-            SELECT * FROM {table} l
+            SELECT *{", " + computed if computed else ""} FROM {table} l
             WHERE l.member_id = c.member_id AND l.date BETWEEN c.lo AND c.hi AND {where}
             OFFSET 0
         ) AS l
@@ -247,12 +253,14 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
     craving = _units(Decimal(1), _CRAVING)
     days = "(CAST(:pe AS date) - CAST(:ps AS date) + 1)"
 
-    def dose(r: str) -> str:
-        """Whether taken check-in `r` (its local time `at`, its plan's bits `pb`) answers a dose on
-        an ordinary day of the period."""
-        return f"""CASE WHEN {r}.at::date - CAST(:ps AS date) BETWEEN 0 AND {days} - 1
-                    THEN get_bit(pb.bits, (array_position(pb.times, {r}.at::time) - 1) * {days}
-                                          + ({r}.at::date - CAST(:ps AS date))) = 1 END"""
+    def dose(r: str, bits: str, slot: str, day: str = "") -> str:
+        """Whether taken check-in `r` (its local time `at`) answers a dose on an ordinary day of the
+        period: bit (`slot` - 1) x days + day of `bits`, where `slot` is the position of its plan and
+        local time among the dose times the bits are laid out by (NULL if none: no dose); `day`: its
+        local date, if computed already."""
+        day = day or f"{r}.at::date"
+        return f"""CASE WHEN {day} - CAST(:ps AS date) BETWEEN 0 AND {days} - 1
+                    THEN get_bit({bits}, ({slot} - 1) * {days} + ({day} - CAST(:ps AS date))) = 1 END"""
 
     wants = set(breakdowns)
     with_pm = o.Breakdown.PROGRAM_MONTH in wants
@@ -490,37 +498,45 @@ plan_bits AS MATERIALIZED (
     ) AS y
     GROUP BY plan_id
 ),
+-- Per member, the plans' bits end to end (plans in id order) and the dose times they are laid out
+-- by, each a key of the plan's place k among them and the time (day k of 2000 at that time), so a
+-- check-in finds its bit from its own row (`_MEMBER_SLOT`), with no join per check-in.
+member_plans AS (
+    SELECT member_id, array_agg(plan_id ORDER BY k) FILTER (WHERE o = 1) AS plan_ids,
+           array_agg(DATE '2000-01-01' + k + t ORDER BY k, o) AS slot_keys,
+           string_agg(bits::text, '' ORDER BY k) FILTER (WHERE o = 1)::varbit AS bits
+    FROM (
+        SELECT p.member_id, pb.plan_id, pb.times, pb.bits,
+               (row_number() OVER (PARTITION BY p.member_id ORDER BY pb.plan_id))::integer AS k
+        FROM plan_bits pb JOIN medication_plans p ON p.id = pb.plan_id
+    ) AS mp
+    CROSS JOIN LATERAL unnest(mp.times) WITH ORDINALITY AS u(t, o)
+    GROUP BY member_id
+),
+-- The buckets the check-ins are read by, each with its member's plans.
+ck_buckets AS NOT MATERIALIZED (
+    SELECT b.*, mp.plan_ids, mp.slot_keys, mp.bits
+    FROM member_buckets b LEFT JOIN member_plans mp ON mp.member_id = b.member_id
+    ORDER BY b.member_id, b.g
+    OFFSET 0
+),
 -- Each check-in is an entry on its date; taken on an ordinary day, it answers a dose when its local
 -- time is one of the times of the regimen in force (special days' doses are `es_counts`; ordinary
 -- days' doses are all due, so only taken ones count), counted in the bucket of its local day
 -- (g_taken).
 ck AS (
     SELECT r.member_id, r.g, r.bit, r.day,
-           CASE WHEN {dose("r")} THEN (r.at::date - r.e) / {pmd} END AS g_taken
+           CASE WHEN {dose("r", "r.mp_bits", _MEMBER_SLOT, "r.at_day")} THEN (r.at_day - r.e) / {pmd} END AS g_taken
     FROM {
         _tagged(
             "medication_checkins",
             "CASE WHEN l.status = 'taken' THEN l.plan_id END AS taken_plan, c.e, "
-            "CASE WHEN l.status = 'taken' THEN l.scheduled_for AT TIME ZONE c.zone END AS at",
+            "l.at::date AS at_day, l.at::time AS at_time, "
+            "c.plan_ids AS mp_ids, c.slot_keys AS mp_keys, c.bits AS mp_bits",
+            buckets="ck_buckets",
+            computed="CASE WHEN l.status = 'taken' THEN l.scheduled_for AT TIME ZONE c.zone END AS at",
         )
     }
-    -- The plans with their bits, sorted by member in a subquery of their own, so the check-ins
-    -- (in member order) merge-join them. Through medication_plans, so the planner knows plan ids
-    -- are unique (a CTE's columns have no statistics: it once sorted 1.5 M check-ins for a merge
-    -- join); left to the outer query, it paired each plan with every plan's bits by a nested loop
-    -- for the member order (7,099 x 6,821 pairs at 10,000 members).
-    LEFT JOIN (
-        SELECT p.id, p.member_id, pb.times, pb.bits
-        FROM medication_plans p JOIN plan_bits pb ON pb.plan_id = p.id
-        ORDER BY p.member_id
-        OFFSET 0
-    ) AS pb ON pb.id = r.taken_plan AND pb.member_id = r.member_id
-    -- One relation to group (its groups estimated as a share of its rows): grouped over the join,
-    -- the planner sorted every check-in (GroupAggregate) at 100,000 members. The check-ins come in
-    -- (member, bucket) order and the plans are joined by member (a merge join keeps that order), so
-    -- they are grouped as they stream by.
-    ORDER BY r.member_id, r.g
-    OFFSET 0
 ),
 -- Grouped by the bucket of the check-in's date: a dose whose local day is in another bucket is only
 -- flagged (`odd`) and counted in `ck_odd`.
@@ -543,7 +559,7 @@ ck_odd AS (
     ) AS x
     JOIN (medication_plans p JOIN plan_bits pb ON pb.plan_id = p.id)
         ON p.id = x.plan_id AND p.member_id = x.member_id
-    WHERE (x.at::date - x.e) / {pmd} <> x.g AND {dose("x")}
+    WHERE (x.at::date - x.e) / {pmd} <> x.g AND {dose("x", "pb.bits", "array_position(pb.times, x.at::time)")}
     GROUP BY x.member_id, (x.at::date - x.e) / {pmd}
 ),
 ck_entries AS (SELECT member_id, g, mask, last_entry FROM ck_grouped),
