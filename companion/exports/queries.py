@@ -312,8 +312,8 @@ def _statement(breakdowns: Sequence[o.Breakdown]) -> str:
         ),
         _bucket_branch("crav", {n: n for n in ("pmf_ratings", "pmf_intensity", "mask", "last_entry")}),
         _bucket_branch("breath", {n: n for n in ("mask", "last_entry")}),
-        _bucket_branch("ck_entries", {n: n for n in ("mask", "last_entry")}),
-        _bucket_branch("ck_doses", {"taken": "taken"}),
+        _bucket_branch("ck_grouped", {n: n for n in ("mask", "last_entry", "taken")}),
+        _bucket_branch("ck_odd", {"taken": "taken"}),
         _bucket_branch("pieces", {"scheduled": "scheduled"}),
         _bucket_branch("es_counts", {"scheduled": "scheduled", "taken": "taken"}),
     ]
@@ -561,12 +561,6 @@ ck_odd AS (
         ON p.id = x.plan_id AND p.member_id = x.member_id
     WHERE (x.at::date - x.e) / {pmd} <> x.g AND {dose("x", "pb.bits", "array_position(pb.times, x.at::time)")}
     GROUP BY x.member_id, (x.at::date - x.e) / {pmd}
-),
-ck_entries AS (SELECT member_id, g, mask, last_entry FROM ck_grouped),
-ck_doses AS (
-    SELECT member_id, g, taken FROM ck_grouped
-    UNION ALL
-    SELECT member_id, g, taken FROM ck_odd
 ),
 -- Per member and 30-day bucket (-1: before the window): the small intermediate.
 buckets AS MATERIALIZED (
