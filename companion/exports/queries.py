@@ -102,7 +102,9 @@ _COHORT = """
 """
 
 #: A taken check-in's place among its member's dose times (`member_plans`), NULL if none.
-_MEMBER_SLOT = "array_position(r.mp_keys, DATE '2000-01-01' + array_position(r.mp_ids, r.taken_plan) + r.at_time)"
+_MEMBER_SLOT = (
+    "array_position(r.mp_keys, DATE '2000-01-01' + array_position(r.mp_ids, r.taken_plan) + r.at_time)"
+)
 
 _SLOT_AT = """
     CASE WHEN alt.at < pg.at AND (alt.at AT TIME ZONE sl.zone) = sl.local THEN alt.at ELSE pg.at END
@@ -526,7 +528,8 @@ ck_buckets AS NOT MATERIALIZED (
 -- (g_taken).
 ck AS (
     SELECT r.member_id, r.g, r.bit, r.day,
-           CASE WHEN {dose("r", "r.mp_bits", _MEMBER_SLOT, "r.at_day")} THEN (r.at_day - r.e) / {pmd} END AS g_taken
+           CASE WHEN {dose("r", "r.mp_bits", _MEMBER_SLOT, "r.at_day")}
+                THEN (r.at_day - r.e) / {pmd} END AS g_taken
     FROM {
         _tagged(
             "medication_checkins",
