@@ -15,7 +15,8 @@ rows per member and month). Doses due are counted from the plans' regimen segmen
 slot by slot only on the few days where instants matter (a zone's offset changes nearby, or `now`
 is close); a check-in taken on any other day answers a slot exactly when its local time is one of
 the regimen's times that day, read from one bit string per plan (a bit per dose time and day of the
-period) that each taken check-in finds with one probe of its plan's id.
+period). A member's plans' bit strings ride along with the buckets the check-ins are read by, so
+each taken check-in finds its bit from its own row (`member_plans`).
 
 Day rows are read bucket by bucket (migration a5e7c3d19f62): each day table has a (member_id, date)
 index carrying the columns read here, so an index-only range scan per cohort member and 30-day
@@ -339,7 +340,7 @@ WITH c AS NOT MATERIALIZED (
 -- g + 1, uncapped; [lo, hi] their days in the window) and, as g = -1, the days before it; in
 -- (member, bucket) order, the order the day rows are read and grouped in (`_tagged`).
 member_buckets AS NOT MATERIALIZED (
-    SELECT c.member_id, c.zone, c.e, c.p_start, b.g,
+    SELECT c.member_id, c.zone, c.e, b.g,
            CASE WHEN b.g < 0 THEN '-infinity'::date ELSE greatest(c.p_start, c.e + {pmd} * b.g) END AS lo,
            CASE WHEN b.g < 0 THEN c.p_start - 1
                 ELSE least(CAST(:pe AS date), c.e + ({pmd} * b.g + {pmd - 1})) END AS hi
@@ -483,7 +484,7 @@ dose_times AS (
 ),
 -- Per plan, its dose times and one bit per (time, day of the period): set when the day is ordinary
 -- and the time is one of the regimen's that day (a plan's segments do not overlap). One row per
--- plan, so a check-in finds it with one probe of a unique key.
+-- plan (laid end to end per member in `member_plans`; `ck_odd` probes it by plan id).
 plan_bits AS MATERIALIZED (
     SELECT plan_id, array_agg(at_time ORDER BY at_time) AS times,
            string_agg(bits, '' ORDER BY at_time)::varbit AS bits
