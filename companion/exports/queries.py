@@ -509,8 +509,8 @@ zone_run AS (
 ),
 -- Per member, the plans' bits end to end (plans in id order) and the dose times they are laid out
 -- by, each a key of the plan's place k among them and the time (day k of 2000 at that time), so a
--- check-in finds its bit from its own row (`_MEMBER_SLOT`), with no join per check-in;
--- and its zone's run.
+-- check-in finds its bit from its own row (`_MEMBER_SLOT`), with no join per check-in; with them,
+-- the run of the member's zone (`zone_run`), for the check-ins' local times.
 member_plans AS (
     SELECT member_id, min(t_from) AS t_from, min(t_to) AS t_to, min(off) AS off,
            array_agg(plan_id ORDER BY k) FILTER (WHERE o = 1) AS plan_ids,
