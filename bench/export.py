@@ -630,6 +630,7 @@ def main() -> None:
         load_end = loadavg()
 
         median = sorted(rounds, key=lambda r: r["ratio"])[len(rounds) // 2]
+        verdict_round = rounds.index(median) + 1
         exp, base1, base2 = median["export"], median["before"], median["after"]
         baseline, ratio, cpu_ratio = median["baseline"], median["ratio"], median["cpu_ratio"]
         base_cpu = median["baseline_cpu"]
@@ -685,7 +686,7 @@ def main() -> None:
                 }
                 for r in rounds
             ],
-            "verdict_round": rounds.index(median) + 1,
+            "verdict_round": verdict_round,
             # Beside the wall-time ratio (the goal's), the same ratio in PostgreSQL backend CPU.
             "cpu_ratio": cpu_ratio,
             "goal_ratio": GOAL_RATIO,
@@ -708,7 +709,7 @@ def main() -> None:
         for n, r in enumerate(rounds, 1):
             cpu = "" if r["cpu_ratio"] is None else f" (CPU {r['cpu_ratio']:.2f}x)"
             line(f"round {n}: export / baseline", f"{r['ratio']:.2f}x{cpu}")
-        line("median round (the verdict's)", f"{rounds.index(median) + 1} of {len(rounds)}")
+        line("median round (the verdict's)", f"{verdict_round} of {len(rounds)}")
         line("export wall time", f"{exp['seconds']:.2f} s")
         line("  (child process, incl. start)", f"{exp['process_seconds']:.2f} s")
         line("baseline GROUP BY (mean of 2)", f"{baseline:.2f} s")

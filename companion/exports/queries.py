@@ -510,7 +510,8 @@ zone_run AS (
 -- Per member, the plans' bits end to end (plans in id order) and the dose times they are laid out
 -- by, each a key of the plan's place k among them and the time (day k of 2000 at that time), so a
 -- check-in finds its bit from its own row (`_MEMBER_SLOT`), with no join per check-in; with them,
--- the run of the member's zone (`zone_run`), for the check-ins' local times.
+-- the run of the member's zone (`zone_run`), for the check-ins' local times (joined here, per plan:
+-- joined to the buckets instead, it cost a sort of every bucket before the merge join below).
 member_plans AS (
     SELECT member_id, min(t_from) AS t_from, min(t_to) AS t_to, min(off) AS off,
            array_agg(plan_id ORDER BY k) FILTER (WHERE o = 1) AS plan_ids,
@@ -547,10 +548,12 @@ ck AS (
             "l.at::date AS at_day, l.at::time AS at_time, "
             "c.plan_ids AS mp_ids, c.slot_keys AS mp_keys, c.bits AS mp_bits",
             buckets="ck_buckets",
-            computed="CASE WHEN l.status = 'taken' THEN "
-            "CASE WHEN l.scheduled_for >= c.t_from AND l.scheduled_for < c.t_to "
-            "THEN (l.scheduled_for AT TIME ZONE 'UTC') + c.off ELSE l.scheduled_for AT TIME ZONE c.zone END "
-            "END AS at",
+            computed=(
+                "CASE WHEN l.status <> 'taken' THEN NULL"
+                " WHEN l.scheduled_for >= c.t_from AND l.scheduled_for < c.t_to"
+                " THEN (l.scheduled_for AT TIME ZONE 'UTC') + c.off"
+                " ELSE l.scheduled_for AT TIME ZONE c.zone END AS at"
+            ),
         )
     }
 ),
