@@ -1,7 +1,7 @@
 """Safety flags (issue 5): what the rules found, the alerts they raised and the staff notifications sent.
 
-* `flags`: one row per finding a coach must handle. At most one flag per member and rule is not
-  resolved (open or acknowledged): the partial unique index `uq_flags_member_rule_unresolved`. New
+* `flags`: one row per finding a coach must handle. At most one flag per member and rule is still
+  to handle (open or acknowledged; a `cleared` flag stopped being true): the partial unique index `uq_flags_member_rule_unresolved`. New
   evidence updates that flag; after it is resolved, a new flag opens only on evidence it does not
   already hold (companion/safety/services.py).
 * `flag_alerts`: the ledger that keeps alerts to one per member, rule and (member-local) day: its
@@ -40,6 +40,13 @@ class FlagStatus(enum.StrEnum):
     OPEN = "open"
     ACKNOWLEDGED = "acknowledged"
     RESOLVED = "resolved"
+    #: The finding stopped being true on a rescan (doses entered late as taken, a member active again):
+    #: out of the queue of flags to handle, kept for the "cleared" filter and the member's timeline.
+    CLEARED = "cleared"
+
+
+#: The statuses of a flag still to handle: at most one per member and rule.
+UNRESOLVED = (FlagStatus.OPEN.value, FlagStatus.ACKNOWLEDGED.value)
 
 
 class NotificationKind(enum.StrEnum):
@@ -52,19 +59,20 @@ class NotificationKind(enum.StrEnum):
 class Flag(Base):
     __tablename__ = "flags"
     __table_args__ = (
-        CheckConstraint("status IN ('open', 'acknowledged', 'resolved')", name="status"),
+        CheckConstraint("status IN ('open', 'acknowledged', 'resolved', 'cleared')", name="status"),
         CheckConstraint("tier BETWEEN 1 AND 3", name="tier_range"),
         CheckConstraint("first_seen <= last_seen", name="seen_order"),
         CheckConstraint(
             "(status = 'resolved') = (resolved_at IS NOT NULL)", name="resolved_at_when_resolved"
         ),
-        # One flag per member and rule that is not resolved: new evidence updates it.
+        CheckConstraint("(status = 'cleared') = (cleared_at IS NOT NULL)", name="cleared_at_when_cleared"),
+        # One flag per member and rule still to handle (open or acknowledged): new evidence updates it.
         Index(
             "uq_flags_member_rule_unresolved",
             "member_id",
             "rule",
             unique=True,
-            postgresql_where=text("status <> 'resolved'"),
+            postgresql_where=text("status IN ('open', 'acknowledged')"),
         ),
         # Resolved flags a finding is compared with (only those whose evidence can still be cited).
         Index("ix_flags_member_rule_last_seen", "member_id", "rule", "last_seen"),
@@ -99,6 +107,11 @@ class Flag(Base):
     resolved_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     resolution_note: Mapped[str | None] = mapped_column(Text)
+    #: When a rescan found the flag no longer true, why (built from codes and dates, never free text),
+    #: and the entries that showed it (evidence ids, as `evidence`).
+    cleared_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    cleared_reason: Mapped[str | None] = mapped_column(Text)
+    cleared_evidence: Mapped[list[str]] = mapped_column(ARRAY(Text), default=list, server_default="{}")
     #: Set once, when an urgent flag was not acknowledged within the SLA and the admins were told.
     escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     #: The queue the flag was routed to: the member's coach then, or NULL for the admins' queue.

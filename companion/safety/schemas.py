@@ -19,7 +19,8 @@ class FlagArgsSchema(StrictSchema):
     status = fields.String(
         validate=validate.OneOf(STATUSES),
         metadata={
-            "description": "Only flags in this status. Default: those still to handle (open, acknowledged)."
+            "description": "Only flags in this status. Default: those still to handle (open, acknowledged); "
+            "`cleared` lists flags a rescan found no longer true."
         },
     )
     severity = fields.String(
@@ -74,6 +75,18 @@ class FlagSchema(Schema):
     resolution_note = fields.String(allow_none=True)
     escalated_at = Instant(
         allow_none=True, metadata={"description": "When the admins were told it was overdue."}
+    )
+    cleared_at = Instant(
+        allow_none=True,
+        metadata={"description": "When a rescan found the flag no longer true (status `cleared`)."},
+    )
+    cleared_reason = fields.String(
+        allow_none=True,
+        metadata={"description": "Why it was cleared: codes and dates, never the member's own words."},
+    )
+    cleared_evidence = fields.List(
+        fields.String(),
+        metadata={"description": "The entries that showed it no longer true (ids as in `evidence`)."},
     )
     queue = fields.String(
         metadata={

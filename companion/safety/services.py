@@ -8,7 +8,9 @@ entry (task `safety.scan_member`) and a batch of the periodic sweep (`safety.sca
 **Flags** (DOMAIN.md "Safety rules", issue 5), the semantics chosen:
 
 * One flag per member and rule is unresolved (open or acknowledged): a finding for a rule that has
-  one updates it. Its evidence becomes the union of what it held and what the finding cites; first
+  one updates it. An open flag whose finding is no longer true on a rescan is `cleared`, with the
+  reason and the entries that showed it (domain/clearing.py); a flag citing a reported symptom never
+  clears by itself. A cleared flag leaves the queue but is kept, and does not stop a new flag. Its evidence becomes the union of what it held and what the finding cites; first
   and last seen widen; summary, symptoms, medications and rule version follow the latest finding.
   A finding that no longer holds leaves the flag as it is: only a coach resolves a flag.
 * A resolved flag stays resolved. A finding opens a new flag only when it cites evidence that no
@@ -61,7 +63,7 @@ from companion import jobs
 from companion.accounts.models import CoachAssignment, Member, Role, User
 from companion.audit import services as audit
 from companion.db import session
-from companion.domain import localtime
+from companion.domain import clearing, localtime
 from companion.domain import safety as rules
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.domain.medications import Severity
@@ -70,7 +72,14 @@ from companion.domain.summary import DayLog
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.medications.services import plan_to_domain
 from companion.safety import channels, watch
-from companion.safety.models import Flag, FlagAlert, FlagStatus, NotificationKind, StaffNotification
+from companion.safety.models import (
+    UNRESOLVED,
+    Flag,
+    FlagAlert,
+    FlagStatus,
+    NotificationKind,
+    StaffNotification,
+)
 from companion.tracking.common import decode_page_cursor, encode_page_cursor
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
@@ -90,7 +99,7 @@ DELIVERY_BATCH = 200
 
 _SEVERITIES = {s.label: s for s in Severity}
 _STATUSES = {s.value: s for s in CheckInStatus}
-_UNRESOLVED = (FlagStatus.OPEN.value, FlagStatus.ACKNOWLEDGED.value)
+_UNRESOLVED = UNRESOLVED
 
 
 def _ids_param(name: str, ids: Sequence[uuid.UUID]):  # type: ignore[no-untyped-def]
@@ -234,16 +243,20 @@ def _history_statements() -> dict[str, Any]:
 
 
 def load_histories(
-    member_ids: Sequence[uuid.UUID], *, now: datetime, settings: rules.SafetySettings = SETTINGS
+    member_ids: Sequence[uuid.UUID],
+    *,
+    now: datetime,
+    settings: rules.SafetySettings = SETTINGS,
+    extra_days: int = 0,
 ) -> dict[uuid.UUID, Loaded]:
-    """Every member's history for the rules' windows, in seven set-based queries whatever the number
-    of members (Core rows, not ORM objects: the sweep reads millions). Members that no longer exist
-    (erased) are left out."""
+    """Every member's history for the rules' windows (each widened by `extra_days` into the past), in
+    seven set-based queries whatever the number of members (Core rows, not ORM objects: the sweep
+    reads millions). Members that no longer exist (erased) are left out."""
     if not member_ids:
         return {}
     # Local dates are within a day of UTC's; a day more than a window changes nothing.
     utc_today = localtime.to_utc(now).date()
-    windows = table_windows(settings)
+    windows = {table: days + extra_days for table, days in table_windows(settings).items()}
     params = {
         "ids": list(member_ids),
         "logs_since": utc_today - timedelta(days=windows["drink_logs"]),
@@ -251,7 +264,7 @@ def load_histories(
         "breath_since": utc_today - timedelta(days=windows["bac_readings"]),
         "effects_since": utc_today - timedelta(days=windows["side_effect_reports"]),
         "doses_since": utc_today - timedelta(days=windows["medication_checkins"]),
-        "plans_since": _window_start(now, settings),
+        "plans_since": _window_start(now, settings) - timedelta(days=extra_days),
         "plans_until": utc_today + timedelta(days=1),
     }
     statements = _history_statements()
@@ -309,6 +322,7 @@ class ScanResult:
     findings: int = 0
     opened: int = 0
     updated: int = 0
+    cleared: int = 0
     alerts: int = 0
     notifications: int = 0
     flag_ids: list[uuid.UUID] = field(default_factory=list)
@@ -339,26 +353,34 @@ def _lock_key(member_id: uuid.UUID) -> int:
 
 
 def record_findings(
-    found: dict[uuid.UUID, tuple[Loaded, list[rules.Finding]]], *, now: datetime
+    found: dict[uuid.UUID, tuple[Loaded, list[rules.Finding]]],
+    *,
+    now: datetime,
+    settings: rules.SafetySettings = SETTINGS,
 ) -> ScanResult:
-    """Open, update or leave each member's flags for their findings; alert on urgent news. A fixed
-    number of statements whatever the number of members and findings (the sweep records in batches)."""
+    """Open, update, clear or leave each member's flags for their findings; alert on urgent news. A
+    fixed number of statements whatever the number of members and findings (the sweep records in
+    batches)."""
     result = ScanResult(members=len(found))
+    if not found:
+        return result
     with_findings = {m: v for m, v in found.items() if v[1]}
     result.findings = sum(len(f) for _, f in with_findings.values())
-    if not with_findings:
-        return result
     lock_members(with_findings)
-    ids = _ids_param("ids", list(with_findings))
     unresolved = {
         (flag.member_id, flag.rule): flag
         for flag in session.execute(
             select(Flag)
-            .where(Flag.member_id == ids, Flag.status.in_(_UNRESOLVED))
+            .where(Flag.member_id == _ids_param("ids", list(found)), Flag.status.in_(_UNRESOLVED))
             .with_for_update()
             .execution_options(populate_existing=True)
         ).scalars()
     }
+    result.cleared = _clear_untrue(found, unresolved, now=now, settings=settings)
+    if not with_findings:
+        session.flush()
+        return result
+    ids = _ids_param("ids", list(with_findings))
     oldest = min(f.first_seen for _, findings in with_findings.values() for f in findings)
     resolved: dict[tuple[uuid.UUID, str], set[str]] = defaultdict(set)
     for member_id, rule, evidence in session.execute(
@@ -391,7 +413,8 @@ def record_findings(
         inserted = _insert_many(
             insert(Flag)
             .on_conflict_do_nothing(
-                index_elements=["member_id", "rule"], index_where=text("status <> 'resolved'")
+                index_elements=["member_id", "rule"],
+                index_where=text("status IN ('open', 'acknowledged')"),
             )
             .returning(Flag.id, Flag.member_id, Flag.rule, Flag.tier),
             new_flags,
@@ -406,6 +429,51 @@ def record_findings(
     if result.notifications:
         jobs.enqueue_once_after_commit(jobs.DELIVER_NOTIFICATIONS)
     return result
+
+
+def _clear_untrue(
+    found: dict[uuid.UUID, tuple[Loaded, list[rules.Finding]]],
+    unresolved: dict[tuple[uuid.UUID, str], Flag],
+    *,
+    now: datetime,
+    settings: rules.SafetySettings,
+) -> int:
+    """Clear each open flag whose finding is no longer true (domain/clearing.py); how many.
+
+    Only a rule that found nothing now is a candidate, and never a flag citing a reported symptom.
+    A flag last found days ago is judged on a history widened back to that day, loaded here for its
+    members only (rare: most scans find what they found before)."""
+    candidates: dict[tuple[uuid.UUID, str], clearing.OpenFlag] = {}
+    for (member_id, rule), flag in unresolved.items():
+        if flag.status != FlagStatus.OPEN.value or any(f.rule == rule for f in found[member_id][1]):
+            continue
+        candidate = clearing.OpenFlag(
+            flag.rule, frozenset(flag.evidence), tuple(flag.symptoms), flag.first_seen, flag.last_seen,
+            flag.updated_at,
+        )  # fmt: skip
+        if not clearing.cites_report(candidate):
+            candidates[(member_id, rule)] = candidate
+    if not candidates:
+        return 0
+    extra = min(max((now - c.found_at).days + 2 for c in candidates.values()), rules.lookback_days(settings))
+    members = sorted({member_id for member_id, _ in candidates})
+    histories = load_histories(members, now=now, settings=settings, extra_days=extra)
+    cleared = 0
+    for (member_id, rule), candidate in candidates.items():
+        loaded = histories.get(member_id)
+        if loaded is None:
+            continue
+        verdict = clearing.clearance(candidate, loaded.history, settings, extra_days=extra - 1)
+        if verdict is None:
+            continue
+        flag = unresolved.pop((member_id, rule))
+        flag.status = FlagStatus.CLEARED.value
+        flag.cleared_at = now
+        flag.cleared_reason = verdict.reason
+        flag.cleared_evidence = list(verdict.evidence)
+        flag.updated_at = now
+        cleared += 1
+    return cleared
 
 
 def _new_flag(
@@ -548,7 +616,7 @@ def scan_members(
     watch.claim(member_ids)  # before reading: a write still in flight commits first, or comes after
     loaded = load_histories(member_ids, now=now, settings=settings)
     found = {m: (data, rules.evaluate(data.history, settings)) for m, data in loaded.items()}
-    result = record_findings(found, now=now)
+    result = record_findings(found, now=now, settings=settings)
     watch.schedule({m: rules.next_check(data.history, settings) for m, data in loaded.items()})
     return result
 
@@ -683,6 +751,9 @@ def flag_view(flag: Flag) -> dict[str, Any]:
         "resolved_at": flag.resolved_at,
         "resolution_note": flag.resolution_note,
         "escalated_at": flag.escalated_at,
+        "cleared_at": flag.cleared_at,
+        "cleared_reason": flag.cleared_reason,
+        "cleared_evidence": list(flag.cleared_evidence or ()),
         "queue": "coach" if flag.assigned_coach_id is not None else "admins",
         "assigned_coach_id": flag.assigned_coach_id,
     }
@@ -754,11 +825,13 @@ def acknowledge(actor: User, flag_id: uuid.UUID, *, now: datetime) -> Flag:
     Acknowledging it again changes nothing (the first who and when stay).
 
     :raises NotFound: not a flag `actor` may see.
-    :raises Conflict: the flag is resolved.
+    :raises Conflict: the flag is resolved, or cleared (no longer true: nothing to handle).
     """
     flag = _flag_for(actor, flag_id)
     if flag.status == FlagStatus.RESOLVED:
         raise Conflict("This flag is resolved.", current=_dumped(flag))
+    if flag.status == FlagStatus.CLEARED:
+        raise Conflict("This flag was cleared: it is no longer true.", current=_dumped(flag))
     if flag.status == FlagStatus.OPEN:
         flag.status = FlagStatus.ACKNOWLEDGED.value
         flag.acknowledged_by = actor.id
@@ -779,11 +852,13 @@ def resolve(actor: User, flag_id: uuid.UUID, note: str, *, now: datetime) -> Fla
     """`POST /coach/flags/{id}/resolve`: closed, with the coach's note. From open or acknowledged.
 
     :raises NotFound: not a flag `actor` may see.
-    :raises Conflict: already resolved (the stored flag under `error.current`).
+    :raises Conflict: already resolved, or cleared (the stored flag under `error.current`).
     """
     flag = _flag_for(actor, flag_id)
     if flag.status == FlagStatus.RESOLVED:
         raise Conflict("This flag is already resolved.", current=_dumped(flag))
+    if flag.status == FlagStatus.CLEARED:
+        raise Conflict("This flag was cleared: it is no longer true.", current=_dumped(flag))
     flag.status = FlagStatus.RESOLVED.value
     flag.resolved_by = actor.id
     flag.resolved_at = now
