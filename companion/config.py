@@ -76,6 +76,12 @@ class Config:
     #: Dispatchers that may work one tick at once (beat's and the helpers it asks for when a tick has
     #: more than one batch of work); each holds a worker slot while it runs.
     nudge_dispatchers: int = 2
+    #: How often beat runs the safety pass over due `safety_watch` rows, seconds: a scan message lost
+    #: (Redis down, a worker killed) costs at most about this long plus the grace below.
+    safety_pass_seconds: int = 60
+    #: A row due for less than this is left to its scan message (the debounce's trailing scan comes
+    #: up to 15.5 s after the entry); after it, the pass scans the member itself.
+    safety_pass_grace_seconds: int = 30
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Config:
@@ -108,6 +114,8 @@ class Config:
             "nudge_dispatch_seconds": _env_int("NUDGE_DISPATCH_SECONDS", cls.nudge_dispatch_seconds),
             "nudge_send_lease_seconds": _env_int("NUDGE_SEND_LEASE_SECONDS", cls.nudge_send_lease_seconds),
             "nudge_dispatchers": _env_int("NUDGE_DISPATCHERS", cls.nudge_dispatchers),
+            "safety_pass_seconds": _env_int("SAFETY_PASS_SECONDS", cls.safety_pass_seconds),
+            "safety_pass_grace_seconds": _env_int("SAFETY_PASS_GRACE_SECONDS", cls.safety_pass_grace_seconds),
         }
         values.update(overrides)
         known = {f.name for f in fields(cls)}

@@ -8,8 +8,11 @@ from celery.schedules import crontab
 
 from companion.config import Config
 
+_CONFIG = Config.from_env()
 #: The dispatcher's period, from the settings (tests run it every few seconds).
-_NUDGE_SECONDS = Config.from_env().nudge_dispatch_seconds
+_NUDGE_SECONDS = _CONFIG.nudge_dispatch_seconds
+#: The safety pass's period (SAFETY_PASS_SECONDS).
+_SAFETY_PASS_SECONDS = _CONFIG.safety_pass_seconds
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # Every minute (NUDGE_DISPATCH_SECONDS): plan the nudges falling due within the hour, claim the
@@ -24,10 +27,20 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     # message was lost (Redis down at commit, a worker killed) is sent again after a few minutes,
     # and a running one whose worker died is queued again (companion/exports/services.py).
     "exports.sweep": {"task": "exports.sweep", "schedule": 60.0},
+    # Every minute (SAFETY_PASS_SECONDS): the members whose `safety_watch` row is still due after a
+    # grace: their scan message was lost (Redis down, a worker killed) or a dose deadline passed. The
+    # write marked the row due in its own transaction, so a lost message costs about a minute, not an
+    # hour. A pass not started within its period is dropped (`expires`): the next one does its work.
+    "safety.scan_due": {
+        "task": "safety.scan_due",
+        "schedule": float(_SAFETY_PASS_SECONDS),
+        "options": {"expires": float(_SAFETY_PASS_SECONDS)},
+    },
     # Hourly at :07: what only absence reveals (doses missed past their grace, no entry for days) and
-    # windows that slide with the date raise no entry event; this finds them within the hour, and
-    # catches up any scan whose message Redis lost. Set-based: one query picks the members, batches
-    # of 500 fan out to the workers (bench/safety_sweep.py measures it).
+    # windows that slide with the date raise no entry event; the pass above finds them within a
+    # minute once their row is due, and this visits the members never scanned (who have no row).
+    # Set-based: one query picks the members, batches of 500 fan out to the workers
+    # (bench/safety_sweep.py measures it).
     "safety.sweep": {"task": "safety.sweep", "schedule": crontab(minute=7)},
     # Every minute: urgent flags not acknowledged within the SLA (2 h) reach the admins within a
     # minute of it; escalated_at is set once, so a repeated run notifies no one twice.

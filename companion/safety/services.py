@@ -8,11 +8,12 @@ entry (task `safety.scan_member`) and a batch of the periodic sweep (`safety.sca
 **Flags** (DOMAIN.md "Safety rules", issue 5), the semantics chosen:
 
 * One flag per member and rule is unresolved (open or acknowledged): a finding for a rule that has
-  one updates it. An open flag whose finding is no longer true on a rescan is `cleared`, with the
-  reason and the entries that showed it (domain/clearing.py); a flag citing a reported symptom never
-  clears by itself. A cleared flag leaves the queue but is kept, and does not stop a new flag. Its evidence becomes the union of what it held and what the finding cites; first
+  one updates it. Its evidence becomes the union of what it held and what the finding cites; first
   and last seen widen; summary, symptoms, medications and rule version follow the latest finding.
-  A finding that no longer holds leaves the flag as it is: only a coach resolves a flag.
+* An open flag whose finding is no longer true on a rescan is `cleared`, with the reason and the
+  entries that showed it (domain/clearing.py: a finding that merely aged out of its window stays);
+  a flag citing a reported symptom, or one a coach acknowledged, is closed only by a coach. A
+  cleared flag leaves the queue but is kept, and does not stop a new flag from opening.
 * A resolved flag stays resolved. A finding opens a new flag only when it cites evidence that no
   resolved flag of that member and rule already holds ("re-opens only on new evidence"); the new
   flag carries the finding's whole evidence, so the coach sees the full picture again.
@@ -624,6 +625,37 @@ def scan_members(
 def scan_member(member_id: uuid.UUID, *, now: datetime) -> ScanResult:
     """`scan_members` for one member: what runs after each new or changed entry."""
     return scan_members([member_id], now=now)
+
+
+def scan_due(*, now: datetime, grace: timedelta, limit: int = SWEEP_BATCH) -> ScanResult:
+    """One batch of the every-minute pass: the members whose `safety_watch` row has been due for at
+    least `grace` (their scan message lost or still to come: a write marks its row due in its own
+    transaction, so this holds whatever happened to Redis; or a dose deadline or midnight passed),
+    locked with SKIP LOCKED so passes and writers never wait for each other, then scanned. Rows due
+    for less than `grace` are left to the message, the fast path. `members` < `limit`: none left."""
+    return scan_members(watch.take_due(before=now - grace, limit=limit), now=now)
+
+
+def scan_due_isolated(
+    *, now: datetime, grace: timedelta, retry_after: timedelta, limit: int = SWEEP_BATCH
+) -> tuple[ScanResult, list[uuid.UUID]]:
+    """`scan_due` after a batch failed: each member in a savepoint of their own, so one member whose
+    records make the rules fail never holds back the others; that member's next check moves
+    `retry_after` on (and the caller logs it). What was scanned, and the members that failed."""
+    total, failed = ScanResult(), []
+    for member_id in watch.take_due(before=now - grace, limit=limit):
+        try:
+            with session.begin_nested():
+                result = scan_members([member_id], now=now)
+        except Exception:
+            failed.append(member_id)
+            continue
+        for name in ("members", "findings", "opened", "updated", "cleared", "alerts", "notifications"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+        total.flag_ids += result.flag_ids
+    if failed:
+        watch.postpone(failed, until=now + retry_after)
+    return total, failed
 
 
 def sweep_candidates(*, now: datetime) -> list[uuid.UUID]:

@@ -1,5 +1,6 @@
 """The safety watch (`safety_watch`): when each member's rules must run next, kept in the database so
-that a lost `safety.scan_member` message or a quiet member's coming deadline is found by the sweep.
+that a lost `safety.scan_member` message or a quiet member's coming deadline is found by the pass
+that runs every minute (`take_due`) and the hourly sweep (`due`, which also finds never-scanned members).
 
 Ordering, so no write is ever left unscanned: a write sets its member's row in its own transaction
 (`request_check`); a scan first locks its members' rows (`claim`), which waits for any writer still
@@ -70,6 +71,26 @@ def schedule(next_checks: Mapping[uuid.UUID, datetime | None]) -> None:
         ),
         {"ids": list(next_checks), "ats": list(next_checks.values())},
     )
+
+
+def take_due(*, before: datetime, limit: int) -> list[uuid.UUID]:
+    """Lock up to `limit` rows due at or before `before` (oldest first) for the rest of the
+    transaction, skipping rows another transaction holds (a writer, or another pass's batch): the
+    every-minute pass scans these members. Indexed by `ix_safety_watch_next_check_at`."""
+    return list(
+        session.execute(
+            select(SafetyWatch.member_id)
+            .where(SafetyWatch.next_check_at <= before)
+            .order_by(SafetyWatch.next_check_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        ).scalars()
+    )
+
+
+def postpone(member_ids: Sequence[uuid.UUID], *, until: datetime) -> None:
+    """Move the members' next check to `until` (a member whose scan failed must not block the pass)."""
+    schedule(dict.fromkeys(member_ids, until))
 
 
 def due(*, now: datetime) -> list[uuid.UUID]:

@@ -2,7 +2,10 @@
 
 * `safety.scan_member`: after each new or changed entry (sent by the web side after commit),
   debounced per member (companion/safety/debounce.py).
-* `safety.sweep` (beat): picks, in one query, the members whose flags time alone can change (missed
+* `safety.scan_due` (beat, every minute): scans the members whose `safety_watch` row is still due
+  after a grace (a lost or late scan message, a dose deadline passed), in batches until none is left.
+  The row, not the message, is the guarantee: a write marks its member due in its own transaction.
+* `safety.sweep` (beat, hourly): picks, in one query, the members whose flags time alone can change (missed
   doses, disengagement, sliding windows) and fans them out in batches to `safety.scan_batch`.
 * `safety.escalate_overdue` (beat): urgent flags not acknowledged within the SLA go to the admins.
 * `safety.deliver_notifications`: hands staff notifications to their channels (after commit, and
@@ -15,7 +18,9 @@ Every task is idempotent: scanning the same records again changes nothing and al
 from __future__ import annotations
 
 import logging
+import time
 import uuid
+from datetime import timedelta
 
 import redis
 from celery import shared_task
@@ -29,6 +34,7 @@ from companion.safety import debounce, services
 log = logging.getLogger(__name__)
 
 SCAN_BATCH = "safety.scan_batch"
+SCAN_DUE = "safety.scan_due"
 SWEEP = "safety.sweep"
 ESCALATE_OVERDUE = "safety.escalate_overdue"
 
@@ -46,7 +52,18 @@ def _admission(member_id: str, trailing: bool) -> debounce.Admission:
 
 
 def _counts(result: services.ScanResult) -> dict[str, int]:
-    return {"opened": result.opened, "updated": result.updated, "alerts": result.alerts}
+    return {
+        "opened": result.opened,
+        "updated": result.updated,
+        "cleared": result.cleared,
+        "alerts": result.alerts,
+    }
+
+
+#: The pass takes no new batch after this long, so it ends before beat sends the next one.
+PASS_BUDGET_SECONDS = 45
+#: A member whose scan fails is tried again this much later (and logged at error level each time).
+FAILED_SCAN_RETRY = timedelta(minutes=10)
 
 
 @shared_task(name=jobs.SCAN_MEMBER, bind=True, **_RETRY)
@@ -71,6 +88,36 @@ def scan_batch(member_ids: list[str]) -> int:
         result = services.scan_members([uuid.UUID(m) for m in member_ids], now=utcnow())
     log.info("safety batch", extra={"members": result.members, **_counts(result)})
     return result.members
+
+
+@shared_task(name=SCAN_DUE, **_RETRY)
+def scan_due() -> int:
+    """Scan every member still due after the grace, a batch per transaction, until none is left or
+    the pass's time is up (the next pass goes on). A batch that fails for a reason other than the
+    database is redone member by member, so one member's bad records never block the others."""
+    grace = timedelta(seconds=current_app.config["COMPANION_SAFETY_PASS_GRACE_SECONDS"])
+    started, total = time.monotonic(), services.ScanResult()
+    while time.monotonic() - started < PASS_BUDGET_SECONDS:
+        try:
+            with unit_of_work():
+                result = services.scan_due(now=utcnow(), grace=grace)
+        except OperationalError:
+            raise  # the database is away: Celery retries the pass with back-off
+        except Exception:
+            log.exception("safety pass batch failed; scanning its members one by one")
+            with unit_of_work():
+                result, failed = services.scan_due_isolated(
+                    now=utcnow(), grace=grace, retry_after=FAILED_SCAN_RETRY
+                )
+            for member_id in failed:
+                log.error("safety scan failed; retried later", extra={"member_id": str(member_id)})
+        for name in ("members", "opened", "updated", "cleared", "alerts"):
+            setattr(total, name, getattr(total, name) + getattr(result, name))
+        if result.members < services.SWEEP_BATCH:
+            break
+    if total.members:
+        log.info("safety pass", extra={"members": total.members, **_counts(total)})
+    return total.members
 
 
 @shared_task(name=SWEEP, **_RETRY)
