@@ -245,6 +245,10 @@ def _print_demo(logins, port: int) -> None:  # type: ignore[no-untyped-def]
 
 #: Seconds the children get to finish in-flight work after Ctrl-C before they are killed.
 STOP_GRACE = 15
+#: A child that exits is started again after a wait that doubles up to this (seconds) ...
+RESTART_MAX_DELAY = 30.0
+#: ... while it keeps exiting within this many seconds of its start.
+RESTART_STABLE = 60.0
 
 
 def _child_commands(
@@ -265,6 +269,40 @@ def _child_commands(
     # fmt: on
 
 
+def _warn_without_admin() -> None:
+    """Urgent flags past their SLA escalate to the admins: with none, say so before anything runs."""
+    from companion.safety.services import admin_exists
+
+    with _app_context():
+        if not admin_exists():
+            click.echo(
+                "WARNING: no admin account exists, so an urgent flag not acknowledged within its SLA "
+                "escalates to no one (every coach's dashboard will say so). Create one: "
+                "companion create-staff --role admin --email E --password P",
+                err=True,
+            )
+
+
+class _Restarts:
+    """When to start a child again after it exited: at once the first time, then after doubling
+    waits (1, 2, 4 ... RESTART_MAX_DELAY s) while it keeps exiting within RESTART_STABLE s of its start."""
+
+    def __init__(self) -> None:
+        self.delay = 0.0
+        self.since = 0.0
+        self.due_at: float | None = None
+
+    def started(self, now: float) -> None:
+        self.since, self.due_at = now, None
+
+    def exited(self, now: float) -> float:
+        if now - self.since >= RESTART_STABLE:
+            self.delay = 0.0  # it had been running well: this exit is news, not a loop
+        self.due_at = now + self.delay
+        delay, self.delay = self.delay, min(max(1.0, self.delay * 2), RESTART_MAX_DELAY)
+        return delay
+
+
 def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
     """Signal a child and everything it forked (gunicorn workers, the Celery pool): its own process group."""
     with suppress(ProcessLookupError, PermissionError):
@@ -277,7 +315,8 @@ def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
 @click.option("--demo", is_flag=True, help="Add demo accounts and data, and print how to log in.")
 @click.option("--web-workers", default=2, show_default=True, type=int)
 def up(port: int, host: str, demo: bool, web_workers: int) -> None:
-    """Migrate, then run the API and dashboard, a Celery worker and beat together. Ctrl-C stops all."""
+    """Migrate, then run the API and dashboard, a Celery worker and beat together; a child that exits
+    is started again (with back-off). Ctrl-C stops all."""
     if port_open("127.0.0.1" if host in ("0.0.0.0", "") else host, port):
         raise click.ClickException(f"port {port} is in use; pick another with --port")
     signals = 0
@@ -315,24 +354,38 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
             with _app_context(), unit_of_work():
                 logins = ensure_demo(now=utcnow())
             _print_demo(logins, port)
+        _warn_without_admin()
 
         instance = Path(config.instance_path)
         instance.mkdir(parents=True, exist_ok=True)
         env = {**os.environ}
         env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
-        for name, command in _child_commands(sys.executable, host, port, web_workers, instance).items():
+        commands = _child_commands(sys.executable, host, port, web_workers, instance)
+        restarts = {name: _Restarts() for name in commands}
+        for name, command in commands.items():
             # Own sessions: a terminal's Ctrl-C reaches only us, and we stop the children in order.
             children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+            restarts[name].started(time.monotonic())
         click.echo(
             f"companion is up: API http://{host}:{port}/api/v1  docs http://{host}:{port}/api/docs  "
             f"ready http://{host}:{port}/readyz  (Ctrl-C stops everything)"
         )
         while not signals:
+            now = time.monotonic()
             for name, child in children.items():
-                if child.poll() is not None:
-                    click.echo(f"{name} exited with {child.returncode}; stopping everything", err=True)
-                    exit_code = 1
-                    signals = max(signals, 1)
+                if child.poll() is None or restarts[name].due_at is not None:
+                    continue
+                # A child that exits is started again, waiting longer after each quick exit: a
+                # worker that died with its Redis comes back when Redis does, and the API, the
+                # other children and what they hold stay up meanwhile.
+                _signal_group(child, signal.SIGKILL)  # what it left behind (a pool process)
+                delay = restarts[name].exited(now)
+                click.echo(f"{name} exited with {child.returncode}; restarting it in {delay:.0f}s", err=True)
+            for name, restart in restarts.items():
+                if restart.due_at is not None and now >= restart.due_at and not signals:
+                    children[name] = subprocess.Popen(commands[name], env=env, start_new_session=True)
+                    restart.started(now)
+                    click.echo(f"{name} restarted", err=True)
             time.sleep(0.2)
     except KeyboardInterrupt:
         exit_code = 130

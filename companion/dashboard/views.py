@@ -81,6 +81,15 @@ def _idle_timeout() -> Response | None:
     return None
 
 
+@bp.context_processor
+def _escalation_banner() -> dict[str, Any]:
+    """Every signed-in page says so when urgent flags are past their SLA and no admin exists to be
+    told: escalation would otherwise go nowhere, silently."""
+    if not current_user.is_authenticated:
+        return {}
+    return {"unescalated_overdue": safety.unescalated_overdue(now=utcnow())}
+
+
 def _error_page(status: int, message: str) -> tuple[str, int]:
     return render_template("dashboard/error.html", status=status, message=message), status
 

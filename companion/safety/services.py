@@ -699,6 +699,10 @@ def escalate_overdue(*, now: datetime, settings: rules.SafetySettings = SETTINGS
     if not escalated:
         return 0
     admins = _admin_ids()
+    if not admins:
+        # Nobody to escalate to: loud in the logs, and a banner on every coach's dashboard
+        # (`unescalated_overdue`) until an admin exists; `companion up` warns at start.
+        log.error("urgent flags past their SLA and no admin account to tell", extra={"flags": len(escalated)})
     written = _write_notifications(
         [
             row
@@ -709,6 +713,26 @@ def escalate_overdue(*, now: datetime, settings: rules.SafetySettings = SETTINGS
     if written:
         jobs.enqueue_once_after_commit(jobs.DELIVER_NOTIFICATIONS)
     return len(escalated)
+
+
+def unescalated_overdue(*, now: datetime, settings: rules.SafetySettings = SETTINGS) -> int:
+    """Urgent flags still open past their SLA while no admin account exists: escalation reaches no one,
+    so every coach's dashboard says so. 0 whenever an admin exists (one indexed query otherwise)."""
+    if _admin_ids():
+        return 0
+    return session.execute(
+        select(func.count())
+        .select_from(Flag)
+        .where(
+            Flag.tier == int(rules.Tier.URGENT),
+            Flag.status == FlagStatus.OPEN.value,
+            Flag.created_at <= now - settings.urgent_sla,
+        )
+    ).scalar_one()
+
+
+def admin_exists() -> bool:
+    return bool(_admin_ids())
 
 
 def deliver_pending(*, now: datetime, limit: int = DELIVERY_BATCH) -> int:
