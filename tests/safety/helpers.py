@@ -63,8 +63,8 @@ def new_member(app: Flask, client: FlaskClient, **overrides: Any) -> tuple[uuid.
     return uuid.UUID(member["id"]), member["email"]
 
 
-def new_staff(app: Flask, role: str) -> tuple[uuid.UUID, str]:
-    email = f"{role}-{uuid.uuid4().hex[:8]}@staff.example.org"
+def new_staff(app: Flask, role: str, email: str | None = None) -> tuple[uuid.UUID, str]:
+    email = email or f"{role}-{uuid.uuid4().hex[:8]}@staff.example.org"
     with app.app_context(), db.unit_of_work():
         user = accounts.create_staff(Role(role), email, PASSWORD, now=db.utcnow())
         return user.id, email
