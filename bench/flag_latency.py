@@ -34,6 +34,8 @@ from typing import Any
 
 from harness import ROOT, loadavg, machine, percentile, scratch_database, write_results
 
+from companion.safety.debounce import SCAN_DEBOUNCE_SECONDS
+
 sys.path.insert(0, str(ROOT))  # tests/ is the repository's, not an installed package
 
 from tests.nudges.processes import wait_until_worker_runs_tasks
@@ -160,16 +162,6 @@ def ping_round_trips(stack: Stack, n: int = 20) -> list[float]:
     return times
 
 
-def scans_per_entry(stack: Stack, members: list[Phone], entries: int) -> float:
-    ids = {p.id for p in members}
-    scans = sum(
-        1
-        for r in stack.log_records()
-        if r.get("event") == "safety scan" and r.get("member_id") in ids and "opened" in r
-    )
-    return round(scans / (len(members) * entries), 3)
-
-
 def main() -> None:
     import logging
 
@@ -190,6 +182,9 @@ def main() -> None:
             token = admin_token(stack)
             baseline = ping_round_trips(stack)
             phones, _ = setup(stack, per_group * len(groups) + args.outage_members)
+            # Each new plan asked for a scan: let its debounce window pass, so every member is quiet.
+            time.sleep(SCAN_DEBOUNCE_SECONDS + 1)
+            scans_before = {p.id: stack.scans_of(p.id) for p in phones}
             poller = Poller(stack, token)
             poller.start()
 
@@ -227,7 +222,9 @@ def main() -> None:
             after_return = [poller.seen[p.id] - back for p in outage if p.id in poller.seen]
             never_2 = [p.id for p in outage if p.id not in poller.seen]
             poller.stop.set()
-            scans_50 = scans_per_entry(stack, [p for p, g in work if g == "burst_50"], 50)
+            burst_50 = [p for p, g in work if g == "burst_50"]
+            scans = sum(stack.scans_of(p.id) - scans_before[p.id] for p in burst_50)
+            scans_50 = round(scans / (50 * len(burst_50)), 3)
             restarts = stack.output(10**7).count(" restarted")
             up_running = stack.running()
         finally:

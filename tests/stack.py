@@ -106,6 +106,14 @@ class Stack:
                 with contextlib.suppress(ValueError):
                     yield json.loads(line)
 
+    def scans_of(self, member_id: str) -> int:
+        """Safety scans run for the member so far (the worker logs one line a scan, with its counts)."""
+        return sum(
+            1
+            for r in self.log_records()
+            if r.get("event") == "safety scan" and r.get("member_id") == member_id and "opened" in r
+        )
+
     def http(self, token: str | None = None) -> httpx.Client:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(base_url=f"{self.base_url}/api/v1", headers=headers, timeout=30)

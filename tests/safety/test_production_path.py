@@ -16,13 +16,16 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from tests import fake_push
+from tests.nudges.processes import worker_env
 from tests.safety import helpers
 from tests.stack import Phone, Stack, staff_token, wait_for_flags
 
 RULE = "disulfiram_with_drinking"
 #: The debounce window is 15 s: the trailing scan of a burst comes at most about that long after it.
 WITHIN = 60
-#: A scan message lost with Redis: beat's pass (every minute, after a 30 s grace) finds the due row.
+#: What was written while Redis was down: beat's safety pass (every minute, after a 30 s grace) finds
+#: the due rows, and the nudge dispatcher (every minute) the coach's messages; two minutes and a margin.
 AFTER_REDIS_RETURNS_WITHIN = 150
 
 
@@ -66,15 +69,6 @@ def ok(response) -> None:
     assert response.status_code in (200, 201), response.text
 
 
-def scans_of(stack: Stack, member_id: str) -> int:
-    """Scans that ran for the member (the worker logs one line a scan, with its counts)."""
-    return sum(
-        1
-        for r in stack.log_records()
-        if r.get("event") == "safety scan" and r.get("member_id") == member_id and "opened" in r
-    )
-
-
 def test_a_burst_ending_in_the_pattern_is_flagged_and_costs_two_scans(app, stack, team):
     short, long = quiet_members(app, stack, team, 2)
     for _ in range(4):
@@ -89,7 +83,7 @@ def test_a_burst_ending_in_the_pattern_is_flagged_and_costs_two_scans(app, stack
     assert set(seen) == {short.id, long.id}, stack.output()
     # The debounce: the first entry scanned at once, the rest folded into one trailing scan a window.
     time.sleep(2)
-    assert 1 <= scans_of(stack, long.id) <= 2 * windows, stack.output()
+    assert 1 <= stack.scans_of(long.id) <= 2 * windows, stack.output()
 
 
 def test_several_members_at_once(app, stack, team):
@@ -133,24 +127,43 @@ def test_a_sync_batch(app, stack, team):
 
 
 @pytest.fixture
-def own_stack(database_url, tmp_path):
-    running = Stack(tmp_path / "stack", database_url)
+def gateway():
+    running = fake_push.FakeGateway().start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def own_stack(database_url, tmp_path, gateway):
+    # Pushes go to the local fake FCM, configured as the other worker tests configure it.
+    push = {k: v for k, v in worker_env(database_url, "", gateway).items() if k.startswith(("FCM_", "PUSH_"))}
+    running = Stack(tmp_path / "stack", database_url, **push)
     running.start()
     yield running
     running.stop()
 
 
-def test_redis_stopped_and_restarted_mid_burst(app, own_stack):
+def test_redis_stopped_and_restarted_mid_burst(app, own_stack, gateway):
+    """Redis dies under a running `companion up` and comes back empty: the API answers throughout, and
+    what was written meanwhile goes out once it is back: the flags, and the coach's messages (pushed
+    exactly once) within two minutes."""
     stack = own_stack
     team = make_team(app, stack)
     phones = quiet_members(app, stack, team, 3)
     for phone in phones:
+        device = {"platform": "android", "push_token": f"android-{uuid.uuid4().hex}"}
+        ok(phone.http.post("/me/devices", json=device))
         ok(phone.craving())
     stack.redis.stop()  # everything Redis held is gone: queued messages, debounce keys, limits
     down_since = time.monotonic()
-    for phone in phones:
-        for r in (phone.breath(), phone.drinks("2"), phone.craving()):
-            ok(r)  # the API keeps answering, and every write is stored
+    messages = []
+    with stack.http(team["admin"]) as staff:
+        for phone in phones:
+            for r in (phone.breath(), phone.drinks("2"), phone.craving()):
+                ok(r)  # the API keeps answering, and every write is stored
+            r = staff.post(f"/coach/members/{phone.id}/messages", json={"body": "How are you today?"})
+            ok(r)
+            messages.append(r.json()["id"])
     time.sleep(max(0.0, 10 - (time.monotonic() - down_since)))
     stack.redis.start()
     assert stack.running(), stack.output()
@@ -158,4 +171,10 @@ def test_redis_stopped_and_restarted_mid_burst(app, own_stack):
         stack, team["admin"], RULE, {p.id for p in phones}, within=AFTER_REDIS_RETURNS_WITHIN, poll=1
     )
     assert set(seen) == {p.id for p in phones}, stack.output()
+    deadline = time.monotonic() + max(5.0, AFTER_REDIS_RETURNS_WITHIN - max(seen.values()))
+    while time.monotonic() < deadline and not set(messages) <= set(gateway.per_nudge()):
+        time.sleep(1)
+    time.sleep(2)  # a few more ticks: nothing goes twice
+    delivered = gateway.per_nudge()
+    assert {m: delivered.get(m) for m in messages} == dict.fromkeys(messages, 1), stack.output()
     assert stack.running(), stack.output()
