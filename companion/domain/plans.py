@@ -29,11 +29,13 @@ TAPER_FINAL_DAYS = 14
 
 @dataclass(frozen=True, slots=True)
 class PlanStep:
-    """From `from_date` on, take `dose_mg` at each of `times` (until the next step or the plan's end)."""
+    """From `from_date` on, take `dose_mg` at each of `times` (until the next step or the plan's end).
+    `taper`: the coach marked this step as part of a taper (the withdrawal-risk rule reads it)."""
 
     from_date: date
     dose_mg: Decimal
     times: tuple[time, ...]
+    taper: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,8 +42,9 @@ Semantics where DOMAIN.md is silent (each one a setting where it is a number):
 * **Consecutive days**: calendar-consecutive missed days, all within `withdrawal_window_days`, while
   a plan of that medication is still in force today (a plan that has ended is a prescriber's stop,
   not a missed dose).
-* **Tapering** (`taper_in_progress`): narrower than `plans.is_tapering`, which treats any lowered step
-  as a taper for as long as it is in force (a permanent dose cut would silence this rule forever).
+* **Tapering** (`taper_in_progress`): a step the coach marked `taper`, or the plan's last steps lowering
+  the dose to its end within `taper_final_days`; narrower than `plans.is_tapering`, which treats any
+  lowered step as a taper for as long as it is in force (a dose cut would silence this rule).
 * **After missed doses**: a withdrawal sign reported on local day D, with a missed dose of baclofen or
   gabapentin on D or the `withdrawal_sign_days` days before it (tapering or not).
 * **"While on" a medication**: the report was made on that medication's check-in, or a plan of it was
@@ -165,9 +166,9 @@ class SafetySettings:
     #: A withdrawal sign counts as "after missed doses" when a dose was missed on its day or this many
     #: days before (ours).
     withdrawal_sign_days: int = 3
-    #: A lowering step counts as a taper for this many days from the day it takes effect (ours),
-    #: unless a decreasing regimen leads to the plan's end (a planned taper: see taper_in_progress).
-    taper_grace_days: int = 14
+    #: A lowered dose not marked `taper` by the coach is a taper only when the plan's last steps lower
+    #: it to the plan's end within this many days, both counted (ours; see taper_in_progress).
+    taper_final_days: int = 28
 
     #: Sedation with drinking: a breath alcohol reading at or above this, g/dL, on the report's day.
     sedation_bac_g_dl: Decimal = Decimal("0.080")
@@ -207,7 +208,7 @@ class SafetySettings:
                 ("withdrawal_missed_days", 1),
                 ("withdrawal_window_days", 1),
                 ("withdrawal_sign_days", 0),
-                ("taper_grace_days", 0),
+                ("taper_final_days", 1),
                 ("craving_recent_days", 1),
                 ("craving_baseline_days", 1),
                 ("relapse_heavy_days", 1),
@@ -474,38 +475,36 @@ def _plural(n: int, word: str) -> str:
 # Tapers.
 
 
-def taper_in_progress(plan: Plan, day: date, *, grace_days: int = DEFAULT.taper_grace_days) -> bool:
-    """Whether `plan` is being tapered on local `day`, for the withdrawal-risk rule. Either:
+def taper_in_progress(plan: Plan, day: date, *, final_days: int = DEFAULT.taper_final_days) -> bool:
+    """Whether `plan` is being tapered on local `day`, for the withdrawal-risk rule (DOMAIN.md: a taper
+    is explicit). Either:
 
-    * **a planned taper**: the plan has an `end_date`, its regimens from some step on never rise again
-      and lower the daily total at least once, and `day` is on or after the first lowering of that
-      final descent (the taper runs from its first lower step to the end of the plan); or
-    * **a recent cut**: a step lowering the daily total took effect within `grace_days` days up to
-      `day` (`day - from_date < grace_days`), with no rise in the daily total since.
+    * **a marked taper**: the step in force on `day` carries `taper` (the coach marked it); or
+    * **a taper to the end**: the plan has an `end_date`, its regimens from some step on never rise
+      again and lower the daily total at least once, the first lowering of that final descent takes
+      effect no more than `final_days` days before the end (both days counted), and `day` is on or
+      after it.
 
-    So a permanent dose cut (a lowered step, no end date) quiets the rule for `grace_days` days and
-    not for ever, unlike `plans.is_tapering`; and a planned taper's full-dose days before its first
-    lower step are not a taper. A plan not in force on `day` is not tapering. Limitation: a lasting
-    cut on a plan whose `end_date` is far off reads as a planned taper until that date, so end dates
-    should be real ones.
+    Anything else is not a taper: a lowered dose on an open-ended plan, or on a plan whose end is
+    further off (baclofen 20 -> 15 mg in May on a plan ending in December), leaves missed doses the
+    withdrawal risk they are. A plan not in force on `day` is not tapering.
     """
     if not is_active(plan, day):
         return False
-    steps = regimens(plan)
-    totals = [r.daily_mg for r in steps]
-    index = max(i for i, r in enumerate(steps) if r.since <= day)
-    for k in range(index, 0, -1):
-        if totals[k] > totals[k - 1]:
-            break
-        if totals[k] < totals[k - 1] and (day - steps[k].since).days < grace_days:
-            return True
+    steps = sorted(plan.steps, key=lambda s: s.from_date)
+    totals = [r.daily_mg for r in regimens(plan)]
+    index = max(i for i, r in enumerate(regimens(plan)) if r.since <= day)
+    if index > 0 and steps[index - 1].taper:
+        return True
     if plan.end_date is None:
         return False
     start = len(totals) - 1
     while start > 0 and totals[start] <= totals[start - 1]:
         start -= 1
-    first_lowering = next((k for k in range(start + 1, len(totals)) if totals[k] < totals[k - 1]), None)
-    return first_lowering is not None and index >= first_lowering
+    first = next((k for k in range(start + 1, len(totals)) if totals[k] < totals[k - 1]), None)
+    if first is None or index < first:
+        return False
+    return (plan.end_date - steps[first - 1].from_date).days + 1 <= final_days
 
 
 # Dose outcomes for the withdrawal-risk rule.
@@ -545,7 +544,7 @@ def _dose_outcomes(history: MemberHistory, settings: SafetySettings, window: Dat
             slots = dose_slots(plan, day, history.zone)
             if not slots:
                 continue
-            tapering = taper_in_progress(plan, day, grace_days=settings.taper_grace_days)
+            tapering = taper_in_progress(plan, day, final_days=settings.taper_final_days)
             for slot in slots:
                 answer = answers.get((plan.id, slot.scheduled_for))
                 if answer is not None:

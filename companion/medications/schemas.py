@@ -86,6 +86,14 @@ class PlanStepInputSchema(StrictSchema):
     from_date = fields.Date(required=True, metadata={"description": "First local date of this regimen."})
     dose_mg = dose_field(required=True)
     times = times_field(required=True)
+    taper = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "This step is part of a taper the coach planned: missed doses during it are not "
+            "withdrawal risk. A lowered dose not marked is a taper only when the plan's last steps lower "
+            "it to the plan's end_date within 28 days."
+        },
+    )
 
 
 class PlanInputSchema(StrictSchema):
@@ -130,6 +138,7 @@ class PlanStepSchema(Schema):
     from_date = fields.Date()
     dose_mg = fields.Decimal(as_string=False)
     times = fields.List(HourMinute())
+    taper = fields.Boolean(metadata={"description": "Marked by the coach as part of a taper."})
 
 
 class PlanSchema(Schema):

@@ -75,16 +75,21 @@ def _step_from_json(raw: dict[str, Any]) -> plans.PlanStep:
         from_date=date.fromisoformat(raw["from_date"]),
         dose_mg=Decimal(str(raw["dose_mg"])),
         times=tuple(time.fromisoformat(t) for t in raw["times"]),
+        taper=bool(raw.get("taper", False)),
     )
 
 
 def _step_to_json(step: plans.PlanStep) -> dict[str, Any]:
-    """How a step is stored in `medication_plans.steps` (JSONB): exact decimals as strings, "HH:MM" times."""
-    return {
+    """How a step is stored in `medication_plans.steps` (JSONB): exact decimals as strings, "HH:MM" times,
+    `taper` only when the coach marked the step (steps stored before it existed read as not marked)."""
+    stored: dict[str, Any] = {
         "from_date": step.from_date.isoformat(),
         "dose_mg": str(step.dose_mg),
         "times": [t.strftime("%H:%M") for t in step.times],
     }
+    if step.taper:
+        stored["taper"] = True
+    return stored
 
 
 def plan_to_domain(row: MedicationPlan) -> plans.Plan:
@@ -117,7 +122,12 @@ def plan_view(row: MedicationPlan, *, today: date) -> dict[str, Any]:
         "start_date": row.start_date,
         "end_date": row.end_date,
         "steps": [
-            {"from_date": s.from_date, "dose_mg": _normal(s.dose_mg), "times": list(s.times)}
+            {
+                "from_date": s.from_date,
+                "dose_mg": _normal(s.dose_mg),
+                "times": list(s.times),
+                "taper": s.taper,
+            }
             for s in plan.steps
         ],
         "active": plans.is_active(plan, today),
@@ -175,7 +185,9 @@ def _sorted_times(raw: Sequence[time]) -> tuple[time, ...]:
 
 
 def _step(raw: dict[str, Any]) -> plans.PlanStep:
-    return plans.PlanStep(raw["from_date"], raw["dose_mg"], _sorted_times(raw["times"]))
+    return plans.PlanStep(
+        raw["from_date"], raw["dose_mg"], _sorted_times(raw["times"]), raw.get("taper", False)
+    )
 
 
 def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now: datetime) -> MedicationPlan:

@@ -105,9 +105,10 @@ class Member:
         start: int = 60,
         end: int | None = None,
         dose: str = "10",
-        steps: Iterable[tuple[int, str, tuple[str, ...]]] = (),
+        steps: Iterable[tuple] = (),
     ) -> Plan:
-        """A plan from `start` days ago to `end` days ago (None: open-ended); steps (days ago, mg, times)."""
+        """A plan from `start` days ago to `end` days ago (None: open-ended); steps (days ago, mg, times)
+        or (days ago, mg, times, True) for a step the coach marked `taper`."""
         plan = Plan(
             self.uuid(),
             medication,
@@ -115,7 +116,7 @@ class Member:
             _times(hhmm or ("08:00",)),
             self.day(start),
             None if end is None else self.day(end),
-            tuple(PlanStep(self.day(ago), D(mg), _times(t)) for ago, mg, t in steps),
+            tuple(PlanStep(self.day(ago), D(mg), _times(t), *taper) for ago, mg, t, *taper in steps),
         )
         self.plans.append(plan)
         return plan
@@ -475,6 +476,20 @@ _TITRATE = _plan((3, "25"), (6, "30"))
 _UP_DOWN = _plan((9, "30"), (20, "15"), (25, "25"), end=date(2026, 11, 30))  # down, then up again
 _DOWN_UP_DOWN = _plan((9, "10"), (20, "30"), (40, "20"), (45, "10"), end=date(2026, 11, 30))
 _END_NO_TAPER = _plan(end=date(2026, 11, 8))
+# The review's history: 20 -> 15 mg a dose on Oct 31 on a plan that ends months later: a reduction.
+_REDUCED_LONG_BEFORE_THE_END = _plan((30, "15"), end=date(2027, 3, 31))
+# The same lowering, 28 and 29 days before the end (both days counted).
+_LOWERED_28_DAYS_BEFORE_THE_END = _plan((30, "15"), end=date(2026, 11, 27))
+_LOWERED_29_DAYS_BEFORE_THE_END = _plan((30, "15"), end=date(2026, 11, 28))
+# A coach-marked taper on an open-ended plan: marked steps are tapering, the unmarked one after is not.
+_MARKED = dataclasses.replace(
+    _CUT,
+    steps=(
+        PlanStep(date(2026, 10, 10), D("15"), _times(TID), taper=True),
+        PlanStep(date(2026, 10, 17), D("10"), _times(TID), taper=True),
+        PlanStep(date(2026, 10, 24), D("10"), _times(TID[:2])),
+    ),
+)
 
 
 @pytest.mark.parametrize(("plan", "day", "tapering", "old"), [
@@ -485,32 +500,41 @@ _END_NO_TAPER = _plan(end=date(2026, 11, 8))
     (_TAPER,          date(2026, 11, 8),   True,   True),
     (_TAPER,          date(2026, 11, 9),   False,  False),   # plan over
     (_TAPER,          date(2026, 9, 30),   False,  False),   # not begun
-    # A permanent cut is a taper for 14 days (Oct 10 to Oct 23), not for ever.
+    # A permanent cut is a dose reduction, never a taper.
     (_CUT,            date(2026, 10, 9),   False,  False),
-    (_CUT,            date(2026, 10, 10),  True,   True),
-    (_CUT,            date(2026, 10, 23),  True,   True),
-    (_CUT,            date(2026, 10, 24),  False,  True),
+    (_CUT,            date(2026, 10, 10),  False,  True),
+    (_CUT,            date(2026, 10, 23),  False,  True),
     (_CUT,            date(2027, 6, 1),    False,  True),
     (_TITRATE,        date(2026, 10, 8),   False,  False),
     (_END_NO_TAPER,   date(2026, 11, 8),   False,  False),   # an end date alone is an abrupt stop
     # Down on Oct 10, down on Oct 21, up on Oct 26 (above the step before): the final descent is none.
-    (_UP_DOWN,        date(2026, 10, 22),  True,   True),    # 7 days after the Oct 21 cut
-    (_UP_DOWN,        date(2026, 10, 26),  False,  False),   # raised: no taper any more
+    (_UP_DOWN,        date(2026, 10, 22),  False,  True),
+    (_UP_DOWN,        date(2026, 10, 26),  False,  False),
     (_UP_DOWN,        date(2026, 11, 20),  False,  True),
-    # Cut Oct 10, raised Oct 21, then a planned taper from Nov 10 to the end.
+    # Cut Oct 10, raised Oct 21, then a planned taper from Nov 10 to the end (21 days).
     (_DOWN_UP_DOWN,   date(2026, 10, 22),  False,  False),
     (_DOWN_UP_DOWN,   date(2026, 11, 9),   False,  False),
     (_DOWN_UP_DOWN,   date(2026, 11, 10),  True,   True),
     (_DOWN_UP_DOWN,   date(2026, 11, 30),  True,   True),
+    (_REDUCED_LONG_BEFORE_THE_END, date(2026, 11, 20), False, True),
+    (_REDUCED_LONG_BEFORE_THE_END, date(2027, 3, 31),  False, True),
+    (_LOWERED_28_DAYS_BEFORE_THE_END, date(2026, 10, 31), True, True),
+    (_LOWERED_29_DAYS_BEFORE_THE_END, date(2026, 10, 31), False, True),
+    (_MARKED,         date(2026, 10, 9),   False,  False),
+    (_MARKED,         date(2026, 10, 10),  True,   True),
+    (_MARKED,         date(2026, 10, 23),  True,   True),
+    (_MARKED,         date(2026, 10, 24),  False,  True),   # the step after is not marked
 ])  # fmt: skip
 def test_taper_in_progress(plan, day, tapering, old):
     assert taper_in_progress(plan, day) is tapering
     assert is_tapering(plan, day) is old  # plans.is_tapering, unchanged, for comparison
 
 
-def test_taper_grace_is_a_setting():
-    assert taper_in_progress(_CUT, date(2026, 10, 10), grace_days=0) is False
-    assert taper_in_progress(_CUT, date(2026, 10, 30), grace_days=21) is True
+def test_taper_final_days_is_a_setting():
+    assert taper_in_progress(_LOWERED_29_DAYS_BEFORE_THE_END, date(2026, 10, 31), final_days=29) is True
+    assert taper_in_progress(_TAPER, date(2026, 10, 30), final_days=9) is False  # Oct 30 to Nov 8: 10 days
+    with pytest.raises(ValueError, match="taper_final_days"):
+        SafetySettings(taper_final_days=0)
 
 
 # Withdrawal risk.
@@ -608,9 +632,9 @@ def test_withdrawal_medications(medication, fired):
     ({"start": 0},                                                (),            False),  # new: 1 day
     ({"start": 1},                                                (),            True),
     ({"end": 5, "steps": [(20, "5", ("08:00",))]},                range(3, 61),  False),  # planned taper
-    ({"steps": [(10, "5", ("08:00", "20:00"))]},                  range(3, 61),  False),  # cut 10 days ago
-    ({"steps": [(14, "5", ("08:00", "20:00"))]},                  range(3, 61),  False),  # day 0 only
-    ({"steps": [(15, "5", ("08:00", "20:00"))]},                  range(3, 61),  True),   # days 1, 0
+    ({"steps": [(10, "5", ("08:00", "20:00"))]},                  range(3, 61),  True),   # a cut, not a taper
+    ({"steps": [(10, "5", ("08:00", "20:00"), True)]},            range(3, 61),  False),  # marked taper
+    ({"end": -200, "steps": [(20, "5", ("08:00",))]},             range(3, 61),  True),   # end far off
     ({"steps": [(10, "15", ("08:00", "20:00"))]},                 range(3, 61),  True),   # titration
 ])  # fmt: skip
 def test_withdrawal_plan_in_force_and_tapers(plan_kwargs, taken_days, fired):

@@ -155,10 +155,32 @@ def a_permanent_dose_cut_a_month_ago_then_stopped():
     return m.build()
 
 
-@scenario()
+@scenario("withdrawal_risk")
 def a_dose_cut_last_week_then_doses_missed():
+    # Issue 19: a lowered dose the coach did not mark as a taper is a reduction; missing it is a stop.
     m = Member()
     plan = m.plan("baclofen", *TID, dose="20", steps=[(7, "10", TID)])
+    m.take(plan, range(2, 61))
+    logs_daily(m)
+    return m.build()
+
+
+@scenario("withdrawal_risk")
+def dose_reduction_read_as_a_taper_until_a_far_end_date():
+    # Issue 19's review: 20 -> 15 mg on a plan ending months later, then two whole days missed.
+    m = Member()
+    plan = m.plan("baclofen", *TID, dose="20", end=-150, steps=[(40, "15", TID)])
+    m.take(plan, range(2, 61))
+    logs_daily(m)
+    return m.build()
+
+
+@scenario()
+def coach_marked_taper_with_doses_missed():
+    m = Member()
+    plan = m.plan(
+        "baclofen", *TID, dose="20", steps=[(10, "15", TID, True), (3, "10", ("08:00", "20:00"), True)]
+    )
     m.take(plan, range(2, 61))
     logs_daily(m)
     return m.build()

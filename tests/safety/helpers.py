@@ -232,6 +232,7 @@ def _plan_body(plan: Plan) -> dict[str, Any]:
                 "from_date": s.from_date.isoformat(),
                 "dose_mg": str(s.dose_mg),
                 "times": [t.strftime("%H:%M") for t in s.times],
+                "taper": s.taper,
             }
             for s in plan.steps
         ],
