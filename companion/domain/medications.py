@@ -85,6 +85,8 @@ LABELS: Mapping[str, str] = MappingProxyType(
         "pregnancy": "Pregnancy",
         "kidney_problems": "Kidney problems",
         "suicidal_thoughts": "Thoughts of suicide or self-harm",
+        "opioid_use": "Used an opioid (painkiller, heroin, methadone...)",
+        "kidney_stones": "Kidney stones",
         OTHER: "Something else",
     }
 )
@@ -97,6 +99,12 @@ LIVER_SIGNS = frozenset({"dark_urine", "jaundice", "abdominal_pain"})
 CONTRAINDICATION_SIGNS = frozenset({"pregnancy", "kidney_problems"})
 #: Sedation that adds to alcohol's on baclofen or gabapentin: the sedation-with-drinking rule.
 SEDATION_SIGNS = frozenset({"drowsiness", "dizziness", "confusion"})
+#: Thoughts of suicide or self-harm: urgent at any severity, on any medication or none.
+SUICIDAL_SIGNS = frozenset({"suicidal_thoughts"})
+#: Opioid use, dangerous on naltrexone (precipitated withdrawal; overdose when trying to override it).
+OPIOID_SIGNS = frozenset({"opioid_use"})
+#: Kidney stones, a topiramate danger.
+KIDNEY_STONE_SIGNS = frozenset({"kidney_stones"})
 
 #: Medications whose abrupt stop risks withdrawal (DOMAIN.md safety rules).
 WITHDRAWAL_RISK_MEDICATIONS = frozenset({"baclofen", "gabapentin"})
@@ -106,10 +114,16 @@ LIVER_WATCH_MEDICATIONS = frozenset({"naltrexone", "disulfiram"})
 CONTRAINDICATED_MEDICATIONS = frozenset({"baclofen", "acamprosate", "gabapentin"})
 #: Medications that add to alcohol's sedation.
 SEDATING_MEDICATIONS = frozenset({"baclofen", "gabapentin"})
+#: Medications on which opioid use is dangerous.
+OPIOID_WATCH_MEDICATIONS = frozenset({"naltrexone"})
+#: Medications that can cause kidney stones.
+KIDNEY_STONE_MEDICATIONS = frozenset({"topiramate"})
 
 
 def _effects(*codes: str) -> tuple[SideEffect, ...]:
-    return tuple(SideEffect(code, LABELS[code]) for code in (*codes, OTHER))
+    # Suicidal thoughts can be reported on every medication's check-in (any severity is urgent).
+    extra = () if "suicidal_thoughts" in codes else ("suicidal_thoughts",)
+    return tuple(SideEffect(code, LABELS[code]) for code in (*codes, *extra, OTHER))
 
 
 #: The catalogue, in the order `GET /medications` lists it.
@@ -132,7 +146,7 @@ CATALOGUE: tuple[Medication, ...] = (
         "Opioid receptor antagonist",
         _effects(
             "nausea", "headache", "dizziness", "fatigue", "anxiety", "insomnia",
-            "dark_urine", "jaundice", "abdominal_pain",
+            "dark_urine", "jaundice", "abdominal_pain", "opioid_use",
         ),
     ),
     Medication(
@@ -154,7 +168,7 @@ CATALOGUE: tuple[Medication, ...] = (
         "topiramate",
         "Topiramate",
         "Anticonvulsant",
-        _effects("tingling", "sedation", "trouble_thinking"),
+        _effects("tingling", "sedation", "trouble_thinking", "kidney_stones"),
     ),
     Medication(
         "disulfiram",

@@ -26,7 +26,11 @@ note, so none can be copied into a flag.
 included (dose check-ins and side effects by their slot's local date), the member's plans in force on
 any of those days (steps included), the local date of the member's latest entry of any kind ever
 (`last_entry_date`) and the enrolment date. Rules read only their own window, so loading more
-changes nothing.
+changes nothing. Rules that fire on one reported symptom read the whole backfill window
+(`report_backfill_days`, 60): a report entered late still counts, and its flag says it was late
+(`SideEffectRecord.entered_on`). A caller may load less of what those rules do not read: the
+withdrawal rule reads dose check-ins of its recent window and of the days up to
+`withdrawal_sign_days` before each withdrawal sign.
 
 Semantics where DOMAIN.md is silent (each one a setting where it is a number):
 
@@ -81,12 +85,17 @@ from companion.domain.drinking import standard_drinks_from_grams
 from companion.domain.medications import (
     CONTRAINDICATED_MEDICATIONS,
     CONTRAINDICATION_SIGNS,
+    KIDNEY_STONE_MEDICATIONS,
+    KIDNEY_STONE_SIGNS,
     LABELS,
     LIVER_SIGNS,
     LIVER_WATCH_MEDICATIONS,
+    OPIOID_SIGNS,
+    OPIOID_WATCH_MEDICATIONS,
     OTHER,
     SEDATING_MEDICATIONS,
     SEDATION_SIGNS,
+    SUICIDAL_SIGNS,
     WITHDRAWAL_RISK_MEDICATIONS,
     WITHDRAWAL_SIGNS,
     Severity,
@@ -135,10 +144,16 @@ class SafetySettings:
     Windows are whole local days ending on the member's local today, today included.
     """
 
-    #: Point-event rules (severe side effect, sedation with drinking, disulfiram with drinking, liver
-    #: signs, contraindication) read entries of this many local days (ours): the Timeline Followback's
-    #: reliable recall span (DOMAIN.md), so a recall entry up to two weeks back still raises its flag.
+    #: Drinking rules on one day (sedation with drinking, disulfiram with drinking) read entries of this
+    #: many local days (ours): the Timeline Followback's reliable recall span (DOMAIN.md).
     recent_days: int = 14
+    #: Rules that fire on one reported symptom (severe side effect, liver signs, contraindication,
+    #: withdrawal signs, suicidal thoughts, opioid use, kidney stones) read reports of this many local
+    #: days: the whole backfill window (API.md: entries up to 60 days late), so a late report counts.
+    report_backfill_days: int = 60
+    #: A report entered more than this many days after its own local day is "late": its flag says so
+    #: (a day entered after the next local day is a recall entry, DOMAIN.md).
+    late_report_days: int = 1
 
     #: Persistent side effect: the same side effect at this severity or worse ...
     persistent_min_severity: Severity = Severity.MODERATE
@@ -172,6 +187,8 @@ class SafetySettings:
 
     #: Sedation with drinking: a breath alcohol reading at or above this, g/dL, on the report's day.
     sedation_bac_g_dl: Decimal = Decimal("0.080")
+    #: Disulfiram with drinking: a breath reading above this, g/dL, is drinking, drink log or not (ours).
+    disulfiram_bac_g_dl: Decimal = Decimal("0.020")
 
     #: Craving escalation: the mean rating of the last this-many local days ...
     craving_recent_days: int = 3
@@ -202,6 +219,8 @@ class SafetySettings:
             f"{name} must be at least {least}"
             for name, least in (
                 ("recent_days", 1),
+                ("report_backfill_days", 1),
+                ("late_report_days", 0),
                 ("persistent_min_days", 1),
                 ("escalating_reports", 2),
                 ("escalating_window_days", 1),
@@ -255,7 +274,8 @@ class DoseRecord:
 
 @dataclass(frozen=True, slots=True)
 class SideEffectRecord:
-    """A side effect reported with a check-in: on `medication`, on the check-in's slot's local day."""
+    """A side effect reported with a check-in: on `medication`, on the check-in's slot's local day;
+    `entered_on`, when known, the local day the member entered it (a late report says so)."""
 
     id: int
     checkin_id: UUID
@@ -263,6 +283,7 @@ class SideEffectRecord:
     day: date
     code: str
     severity: Severity
+    entered_on: date | None = None
 
     @property
     def evidence_id(self) -> str:
@@ -368,6 +389,12 @@ class Finding:
     symptoms: tuple[str, ...] = ()
     medications: tuple[str, ...] = ()
 
+    @property
+    def cites_symptoms(self) -> bool:
+        """Whether the finding rests on symptoms the member reported (`symptoms` is never empty then):
+        such a flag must not clear by itself on a rescan, only a coach resolves it (DOMAIN.md)."""
+        return bool(self.symptoms)
+
 
 Check = Callable[[MemberHistory, SafetySettings], Finding | None]
 _C = TypeVar("_C", bound=Callable[..., Finding | None])
@@ -375,21 +402,26 @@ _C = TypeVar("_C", bound=Callable[..., Finding | None])
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A registered rule: `check(history, settings)`, and `window(settings)`, the local days it reads."""
+    """A registered rule: `check(history, settings)`, and `window(settings)`, the local days it reads.
+    `cites_symptoms`: its findings may rest on reported symptoms (`Finding.cites_symptoms` says
+    whether one does): those flags never clear by themselves."""
 
     name: str
     version: int
     tier: Tier
     window: Callable[[SafetySettings], int]
     check: Check
+    cites_symptoms: bool = False
 
 
 _RULES: dict[str, Rule] = {}
 
 
-def _rule(name: str, version: int, tier: Tier, window: Callable[[SafetySettings], int]) -> Callable[[_C], _C]:
+def _rule(
+    name: str, version: int, tier: Tier, window: Callable[[SafetySettings], int], *, symptoms: bool = False
+) -> Callable[[_C], _C]:
     def register(check: _C) -> _C:
-        _RULES[name] = Rule(name, version, tier, window, check)
+        _RULES[name] = Rule(name, version, tier, window, check, symptoms)
         return check
 
     return register
@@ -460,6 +492,24 @@ def _reports_on(
     return found
 
 
+def _late(reports: Iterable[SideEffectRecord], settings: SafetySettings) -> str:
+    """ " Reported late: ..." for the reports entered more than `late_report_days` after their day."""
+    late = sorted(
+        {
+            (r.day, r.entered_on, LABELS.get(r.code, r.code))
+            for r in reports
+            if r.entered_on is not None and (r.entered_on - r.day).days > settings.late_report_days
+        }
+    )
+    if not late:
+        return ""
+    return (
+        " Reported late: "
+        + "; ".join(f"{label} of {day} entered on {entered}" for day, entered, label in late)
+        + "."
+    )
+
+
 def _mean(values: Sequence[int]) -> Fraction:
     return Fraction(sum(values), len(values))
 
@@ -526,9 +576,9 @@ def _answer_rank(record: DoseRecord) -> tuple[bool, str]:
     return record.status != CheckInStatus.TAKEN, str(record.id)
 
 
-def _dose_outcomes(history: MemberHistory, settings: SafetySettings, window: DateRange) -> list[_Outcome]:
-    """Every due slot of a withdrawal-risk plan on the days of `window`. Slots not yet
-    `missed_dose_grace` late and unanswered are left out: not taken, not missed yet."""
+def _dose_outcomes(history: MemberHistory, settings: SafetySettings, days: Iterable[date]) -> list[_Outcome]:
+    """Every due slot of a withdrawal-risk plan on `days`. Slots not yet `missed_dose_grace` late and
+    unanswered are left out: not taken, not missed yet."""
     answers: dict[tuple[UUID, datetime], DoseRecord] = {}
     for record in history.doses:
         slot_key = (record.plan_id, localtime.to_utc(record.scheduled_for))
@@ -540,7 +590,7 @@ def _dose_outcomes(history: MemberHistory, settings: SafetySettings, window: Dat
     for plan in history.plans:
         if plan.medication not in WITHDRAWAL_RISK_MEDICATIONS:
             continue
-        for day in window.days():
+        for day in sorted(set(days)):
             slots = dose_slots(plan, day, history.zone)
             if not slots:
                 continue
@@ -584,10 +634,10 @@ def _missed_runs(
 # The rules, in DOMAIN.md's order: `evaluate` runs them in this order.
 
 
-@_rule("severe_side_effect", 1, Tier.URGENT, lambda s: s.recent_days)
+@_rule("severe_side_effect", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
 def severe_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
-    """Any side effect reported `severe` in the last `recent_days` days (`other` included)."""
-    window = DateRange.ending(history.today, settings.recent_days)
+    """Any side effect reported `severe` in the last `report_backfill_days` days (`other` included)."""
+    window = DateRange.ending(history.today, settings.report_backfill_days)
     reports = [r for r in history.side_effects if r.day in window and r.severity >= Severity.SEVERE]
     if not reports:
         return None
@@ -599,13 +649,13 @@ def severe_side_effect(history: MemberHistory, settings: SafetySettings = DEFAUL
     return _found(
         "severe_side_effect",
         ((r.day, r.evidence_id) for r in reports),
-        f"Severe side effect reported: {what}; latest on {last}.",
+        f"Severe side effect reported: {what}; latest on {last}.{_late(reports, settings)}",
         symptoms=(r.code for r in reports),
         medications=(r.medication for r in reports),
     )
 
 
-@_rule("persistent_side_effect", 1, Tier.WARNING, lambda s: s.persistent_window_days)
+@_rule("persistent_side_effect", 1, Tier.WARNING, lambda s: s.persistent_window_days, symptoms=True)
 def persistent_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """The same side effect at `persistent_min_severity` or worse on at least `persistent_min_days`
     distinct local days of the last `persistent_window_days`."""
@@ -640,7 +690,7 @@ def persistent_side_effect(history: MemberHistory, settings: SafetySettings = DE
     )
 
 
-@_rule("escalating_side_effect", 1, Tier.WARNING, lambda s: s.escalating_window_days)
+@_rule("escalating_side_effect", 1, Tier.WARNING, lambda s: s.escalating_window_days, symptoms=True)
 def escalating_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """The same side effect over `escalating_reports` consecutive reports in the last
     `escalating_window_days` days: never falls in severity and ends higher than it starts."""
@@ -677,16 +727,27 @@ def escalating_side_effect(history: MemberHistory, settings: SafetySettings = DE
     )
 
 
-@_rule("withdrawal_risk", 1, Tier.URGENT, lambda s: s.withdrawal_window_days + s.withdrawal_sign_days)
+@_rule(
+    "withdrawal_risk",
+    1,
+    Tier.URGENT,
+    lambda s: max(s.withdrawal_window_days, s.report_backfill_days) + s.withdrawal_sign_days,
+    symptoms=True,
+)
 def withdrawal_risk(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Baclofen or gabapentin doses missed on `withdrawal_missed_days` consecutive days in the last
     `withdrawal_window_days`, on plans not tapering, while a plan of the medication is in force
-    today; or a withdrawal sign (hallucinations, seizure, confusion, agitation) reported in that window
-    on or within `withdrawal_sign_days` days after a missed dose. See the module docstring."""
+    today; or a withdrawal sign (hallucinations, seizure, confusion, agitation) reported in the last
+    `report_backfill_days` on or within `withdrawal_sign_days` days after a missed dose (the doses of
+    those days are read however long ago they were). See the module docstring."""
     today = history.today
     recent = DateRange.ending(today, settings.withdrawal_window_days)
-    loaded = DateRange(recent.start - timedelta(days=settings.withdrawal_sign_days), today)
-    outcomes = _dose_outcomes(history, settings, loaded)
+    reported = DateRange.ending(today, settings.report_backfill_days)
+    sign_reports = [r for r in history.side_effects if r.code in WITHDRAWAL_SIGNS and r.day in reported]
+    days = set(recent.days())
+    for report in sign_reports:
+        days |= {report.day - timedelta(days=n) for n in range(settings.withdrawal_sign_days + 1)}
+    outcomes = _dose_outcomes(history, settings, days)
     hits: list[tuple[date, str]] = []
     parts: list[str] = []
     involved: set[str] = set()
@@ -711,18 +772,17 @@ def withdrawal_risk(history: MemberHistory, settings: SafetySettings = DEFAULT) 
     missed = [o for o in outcomes if o.missed]
     signs = []
     medications: set[str] = set()
-    for report in history.side_effects:
-        if report.code in WITHDRAWAL_SIGNS and report.day in recent:
-            since = report.day - timedelta(days=settings.withdrawal_sign_days)
-            before = [o for o in missed if since <= o.day <= report.day]
-            if before:
-                signs.append(report)
-                medications |= {o.medication for o in before}
-                hits += [(report.day, report.evidence_id), *((o.day, o.evidence_id) for o in before)]
+    for report in sign_reports:
+        since = report.day - timedelta(days=settings.withdrawal_sign_days)
+        before = [o for o in missed if since <= o.day <= report.day]
+        if before:
+            signs.append(report)
+            medications |= {o.medication for o in before}
+            hits += [(report.day, report.evidence_id), *((o.day, o.evidence_id) for o in before)]
     if signs:
         parts.append(
             f"{_labels(s.code for s in signs)} reported after missed {_names(medications)} doses; "
-            f"latest on {max(s.day for s in signs)}."
+            f"latest on {max(s.day for s in signs)}.{_late(signs, settings)}"
         )
     if not hits:
         return None
@@ -735,7 +795,7 @@ def withdrawal_risk(history: MemberHistory, settings: SafetySettings = DEFAULT) 
     )
 
 
-@_rule("sedation_with_drinking", 1, Tier.URGENT, lambda s: s.recent_days)
+@_rule("sedation_with_drinking", 1, Tier.URGENT, lambda s: s.recent_days, symptoms=True)
 def sedation_with_drinking(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Drowsiness, dizziness or confusion reported on a local day that was a heavy drinking day, or
     had a breath reading at or above `sedation_bac_g_dl`, while on baclofen or gabapentin; last
@@ -780,41 +840,64 @@ def sedation_with_drinking(history: MemberHistory, settings: SafetySettings = DE
 
 @_rule("disulfiram_with_drinking", 1, Tier.URGENT, lambda s: s.recent_days)
 def disulfiram_with_drinking(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
-    """Any drinking logged (grams > 0) on a local day a disulfiram plan was in force; last
-    `recent_days` days. A log of 0 g is an alcohol-free day, not drinking."""
+    """Any drinking logged (grams > 0), or a breath reading above `disulfiram_bac_g_dl` (with or
+    without a drink log: the reading is objective), on a local day a disulfiram plan was in force;
+    last `recent_days` days. A log of 0 g is an alcohol-free day, not drinking."""
     window = DateRange.ending(history.today, settings.recent_days)
     plans = [p for p in history.plans if p.medication in ALCOHOL_REACTION_MEDICATIONS]
-    logs = [
-        log
-        for log in history.day_logs
-        if log.day in window and log.grams > 0 and any(is_active(p, log.day) for p in plans)
+
+    def on_it(day: date) -> bool:
+        return any(is_active(p, day) for p in plans)
+
+    logs = [log for log in history.day_logs if log.day in window and log.grams > 0 and on_it(log.day)]
+    readings = [
+        b
+        for b in history.breath
+        if b.day in window and b.g_dl > settings.disulfiram_bac_g_dl and on_it(b.day)
     ]
-    if not logs:
+    if not logs and not readings:
         return None
-    medications = {p.medication for p in plans for log in logs if is_active(p, log.day)}
-    drinks = standard_drinks_from_grams(sum((log.grams for log in logs), start=Decimal(0)), history.country)
+    days = {log.day for log in logs} | {b.day for b in readings}
+    medications = {p.medication for p in plans for day in days if is_active(p, day)}
+    parts = []
+    if logs:
+        drinks = standard_drinks_from_grams(
+            sum((log.grams for log in logs), start=Decimal(0)), history.country
+        )
+        parts.append(
+            f"Drinking logged on {_plural(len(logs), 'day')} while on {_names(medications)} "
+            f"({drinks} standard drinks in all); latest on {max(log.day for log in logs)}."
+        )
+    if readings:
+        parts.append(
+            f"Breath alcohol above {settings.disulfiram_bac_g_dl} g/dL on "
+            f"{_plural(len({b.day for b in readings}), 'day')} while on {_names(medications)} "
+            f"(up to {max(b.g_dl for b in readings)} g/dL); latest on {max(b.day for b in readings)}."
+        )
     return _found(
         "disulfiram_with_drinking",
-        ((log.day, drink_log_evidence(log.day)) for log in logs),
-        f"Drinking logged on {_plural(len(logs), 'day')} while on {_names(medications)} "
-        f"({drinks} standard drinks in all); latest on {max(log.day for log in logs)}.",
+        [
+            *((log.day, drink_log_evidence(log.day)) for log in logs),
+            *((b.day, b.evidence_id) for b in readings),
+        ],
+        " ".join(parts),
         medications=medications,
     )
 
 
-@_rule("liver_signs", 1, Tier.URGENT, lambda s: s.recent_days)
+@_rule("liver_signs", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
 def liver_signs(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Dark urine, jaundice or abdominal pain reported, any severity, while on naltrexone or
-    disulfiram; last `recent_days` days."""
+    disulfiram; last `report_backfill_days` days."""
     return _sign_rule(
         "liver_signs", history, settings, LIVER_SIGNS, LIVER_WATCH_MEDICATIONS, "Liver injury signs"
     )
 
 
-@_rule("contraindication", 1, Tier.URGENT, lambda s: s.recent_days)
+@_rule("contraindication", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
 def contraindication(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Pregnancy or kidney problems reported while on baclofen, acamprosate or gabapentin; last
-    `recent_days` days."""
+    `report_backfill_days` days."""
     return _sign_rule(
         "contraindication",
         history,
@@ -833,7 +916,8 @@ def _sign_rule(
     medications: frozenset[str],
     title: str,
 ) -> Finding | None:
-    window = DateRange.ending(history.today, settings.recent_days)
+    """Reports of `codes` in the last `report_backfill_days` days while on any of `medications`."""
+    window = DateRange.ending(history.today, settings.report_backfill_days)
     found = _reports_on(history, codes, medications, window)
     if not found:
         return None
@@ -842,7 +926,7 @@ def _sign_rule(
         name,
         ((r.day, r.evidence_id) for r, _ in found),
         f"{title}: {_labels(r.code for r, _ in found)}, while on {_names(on)}; "
-        f"latest on {max(r.day for r, _ in found)}.",
+        f"latest on {max(r.day for r, _ in found)}.{_late((r for r, _ in found), settings)}",
         symptoms=(r.code for r, _ in found),
         medications=on,
     )
@@ -921,8 +1005,53 @@ def disengagement(history: MemberHistory, settings: SafetySettings = DEFAULT) ->
     )
 
 
+@_rule("suicidal_thoughts", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
+def suicidal_thoughts(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Thoughts of suicide or self-harm reported at any severity, on any medication or none (acamprosate's
+    label names them); last `report_backfill_days` days."""
+    window = DateRange.ending(history.today, settings.report_backfill_days)
+    reports = [r for r in history.side_effects if r.code in SUICIDAL_SIGNS and r.day in window]
+    if not reports:
+        return None
+    on = {r.medication for r in reports if r.medication}
+    on |= {p.medication for p in history.plans for r in reports if is_active(p, r.day)}
+    during = f", while on {_names(on)}" if on else ""
+    return _found(
+        "suicidal_thoughts",
+        ((r.day, r.evidence_id) for r in reports),
+        f"Thoughts of suicide or self-harm reported{during}; latest on {max(r.day for r in reports)}."
+        f"{_late(reports, settings)}",
+        symptoms=(r.code for r in reports),
+        medications=on,
+    )
+
+
+@_rule("opioid_use_on_naltrexone", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
+def opioid_use_on_naltrexone(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Opioid use reported while on naltrexone; last `report_backfill_days` days."""
+    return _sign_rule(
+        "opioid_use_on_naltrexone", history, settings, OPIOID_SIGNS, OPIOID_WATCH_MEDICATIONS, "Opioid use"
+    )
+
+
+@_rule("kidney_stones_on_topiramate", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
+def kidney_stones_on_topiramate(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Kidney stones reported while on topiramate; last `report_backfill_days` days."""
+    return _sign_rule(
+        "kidney_stones_on_topiramate",
+        history,
+        settings,
+        KIDNEY_STONE_SIGNS,
+        KIDNEY_STONE_MEDICATIONS,
+        "Kidney stones reported",
+    )
+
+
 #: Every rule by name, in evaluation order. The persistence layer stores `name` and `version`.
 RULES: Mapping[str, Rule] = MappingProxyType(dict(_RULES))
+#: The rules whose findings may rest on reported symptoms (`Rule.cites_symptoms`); a finding of one
+#: does when `Finding.cites_symptoms`. Such flags never clear by themselves (DOMAIN.md).
+SYMPTOM_RULES = frozenset(name for name, rule in RULES.items() if rule.cites_symptoms)
 
 
 def lookback_days(settings: SafetySettings = DEFAULT) -> int:
@@ -954,6 +1083,13 @@ def _midnight(day: date, zone: str) -> datetime:
     return localtime.day_bounds_utc(day, zone)[0]
 
 
+def _follow_days(settings: SafetySettings) -> int:
+    """How long after the latest entry the sweep keeps visiting a quiet member each midnight (their
+    disengagement flag's last day follows): the lookback of the rules over recent days. The backfill
+    window of one-off reports is left out: it would keep a long-gone member in the sweep for two months."""
+    return lookback_days(dataclasses.replace(settings, report_backfill_days=1))
+
+
 def next_check(history: MemberHistory, settings: SafetySettings = DEFAULT) -> datetime | None:
     """The earliest UTC instant after `history.now` at which the rules could find something new for
     this history with no new entry (a new finding, or new evidence for one), or None when time alone
@@ -963,7 +1099,7 @@ def next_check(history: MemberHistory, settings: SafetySettings = DEFAULT) -> da
     The instants: the deadline (slot + `missed_dose_grace`) of each unanswered dose slot of a
     withdrawal-risk plan; the local midnight a plan starts or changes step; the local midnight the
     member crosses `disengagement_days` without an entry, and each midnight after while still within
-    the lookback (so the flag's last day seen follows); and the first local midnight at which the
+    `_follow_days` (so the flag's last day seen follows); and the first local midnight at which the
     craving rule, re-run with the same ratings, would cite a rating it does not cite now.
     """
     now, zone, today = localtime.to_utc(history.now), history.zone, history.today
@@ -998,7 +1134,7 @@ def next_check(history: MemberHistory, settings: SafetySettings = DEFAULT) -> da
         crossing = since + timedelta(days=settings.disengagement_days)
         if crossing > today:
             found.append(_midnight(crossing, zone))
-        elif (today - since).days < lookback_days(settings):
+        elif (today - since).days < _follow_days(settings):
             found.append(_midnight(today + _DAY, zone))
 
     if history.cravings:

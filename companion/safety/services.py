@@ -44,6 +44,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Integer,
     Uuid,
     and_,
     any_,
@@ -146,14 +147,16 @@ def table_windows(settings: rules.SafetySettings = SETTINGS) -> dict[str, int]:
         "drink_logs": max(recent, settings.relapse_window_days + settings.relapse_free_days),
         "cravings": settings.craving_recent_days + settings.craving_baseline_days,
         "bac_readings": recent,
-        # severe, persistent, escalating, withdrawal signs, sedation, liver, contraindication
+        # severe, liver, contraindication, withdrawal signs, suicidal thoughts, opioid use, kidney
+        # stones: the whole backfill window (a late report counts); persistent, escalating, sedation
         "side_effect_reports": max(
             recent,
+            settings.report_backfill_days,
             settings.persistent_window_days,
             settings.escalating_window_days,
-            settings.withdrawal_window_days + settings.withdrawal_sign_days,
         ),
-        # withdrawal: missed doses in its window and before the signs it looks for
+        # withdrawal: missed doses in its window and the days before it; the check-ins of the days
+        # before each withdrawal sign loaded, however old, are loaded too (`_history_statements`)
         "medication_checkins": settings.withdrawal_window_days + settings.withdrawal_sign_days,
     }
 
@@ -167,6 +170,20 @@ def _history_statements() -> dict[str, Any]:
     effects_where = and_(
         SideEffectReport.member_id == ids, SideEffectReport.date >= bindparam("effects_since")
     )
+    # A withdrawal sign's rule reads the doses of its day and the `withdrawal_sign_days` before it.
+    signs = SideEffectReport.__table__.alias("signs")
+    near_a_sign = (
+        select(signs.c.id)
+        .where(
+            signs.c.member_id == MedicationCheckin.member_id,
+            signs.c.code.in_(sorted(rules.WITHDRAWAL_SIGNS)),
+            signs.c.date >= bindparam("effects_since"),
+            signs.c.date >= MedicationCheckin.date,
+            signs.c.date <= MedicationCheckin.date + bindparam("sign_days", type_=Integer),
+        )
+        .exists()
+    )
+    entered = MedicationCheckin.__table__.alias("entered")
     return {
         "members": select(
             Member.id,
@@ -198,7 +215,15 @@ def _history_statements() -> dict[str, Any]:
             SideEffectReport.date,
             SideEffectReport.code,
             SideEffectReport.severity,
-        ).where(effects_where),
+            entered.c.created_at,
+        )
+        .outerjoin(
+            entered,
+            and_(
+                entered.c.member_id == SideEffectReport.member_id, entered.c.id == SideEffectReport.checkin_id
+            ),
+        )
+        .where(effects_where),
         "doses": select(
             MedicationCheckin.member_id,
             MedicationCheckin.id,
@@ -214,6 +239,7 @@ def _history_statements() -> dict[str, Any]:
                 tuple_(MedicationCheckin.member_id, MedicationCheckin.id).in_(
                     select(SideEffectReport.member_id, SideEffectReport.checkin_id).where(effects_where)
                 ),
+                near_a_sign,
             ),
         ),
         "plans": select(
@@ -253,6 +279,7 @@ def load_histories(
         "doses_since": utc_today - timedelta(days=windows["medication_checkins"]),
         "plans_since": _window_start(now, settings),
         "plans_until": utc_today + timedelta(days=1),
+        "sign_days": settings.withdrawal_sign_days,
     }
     statements = _history_statements()
     connection = session.connection()
@@ -286,7 +313,13 @@ def load_histories(
             ),
             side_effects=tuple(
                 rules.SideEffectRecord(
-                    e.id, e.checkin_id, e.medication, e.date, e.code, _SEVERITIES[e.severity]
+                    e.id,
+                    e.checkin_id,
+                    e.medication,
+                    e.date,
+                    e.code,
+                    _SEVERITIES[e.severity],
+                    localtime.local_date(e.created_at, zone) if e.created_at else None,
                 )
                 for e in effects.get(m.id, ())
             ),

@@ -27,6 +27,7 @@ from companion.domain.safety import (
     LOOKBACK_DAYS,
     RULE_LOOKBACK_DAYS,
     RULES,
+    SYMPTOM_RULES,
     BreathRecord,
     CravingRecord,
     DoseRecord,
@@ -44,12 +45,15 @@ from companion.domain.safety import (
     drink_log_evidence,
     escalating_side_effect,
     evaluate,
+    kidney_stones_on_topiramate,
     liver_signs,
     lookback_days,
+    opioid_use_on_naltrexone,
     persistent_side_effect,
     relapse_pattern,
     sedation_with_drinking,
     severe_side_effect,
+    suicidal_thoughts,
     taper_in_progress,
     withdrawal_risk,
 )
@@ -139,10 +143,17 @@ class Member:
         return self.take(plan, days, status=SKIPPED, only=only)
 
     def report(
-        self, code: str, severity: Severity, ago: int, medication: str | Plan = "baclofen", *, at: str = ""
+        self,
+        code: str,
+        severity: Severity,
+        ago: int,
+        medication: str | Plan = "baclofen",
+        *,
+        at: str = "",
+        entered: int | None = None,
     ) -> SideEffectRecord:
         """A side effect on the day's check-in of `medication` (the one at `at` if given), else on a
-        check-in not in the history."""
+        check-in not in the history; `entered` days ago (default: not known, as if on its day)."""
         plan_id = medication.id if isinstance(medication, Plan) else None
         name = medication.medication if isinstance(medication, Plan) else medication
         day = self.day(ago)
@@ -156,7 +167,15 @@ class Member:
             ),
             self.uuid(),
         )
-        record = SideEffectRecord(next(self._ids), checkin, name, day, code, severity)
+        record = SideEffectRecord(
+            next(self._ids),
+            checkin,
+            name,
+            day,
+            code,
+            severity,
+            None if entered is None else self.day(entered),
+        )
         self.side_effects.append(record)
         return record
 
@@ -214,13 +233,19 @@ def test_rules_are_domain_md_s_table_in_order():
         ("craving_escalation", 1, Tier.WARNING),
         ("relapse_pattern", 1, Tier.WARNING),
         ("disengagement", 1, Tier.INFO),
+        ("suicidal_thoughts", 1, Tier.URGENT),
+        ("opioid_use_on_naltrexone", 1, Tier.URGENT),
+        ("kidney_stones_on_topiramate", 1, Tier.URGENT),
     ]
 
 
 def test_lookback():
-    assert LOOKBACK_DAYS == 21 == max(RULE_LOOKBACK_DAYS.values()) == RULE_LOOKBACK_DAYS["relapse_pattern"]
-    assert RULE_LOOKBACK_DAYS["withdrawal_risk"] == 7 + 3
-    assert lookback_days(SafetySettings(recent_days=30)) == 30
+    # Rules that fire on one report read the whole backfill window (issue 19); withdrawal signs also
+    # read the doses of the days before them.
+    assert LOOKBACK_DAYS == 63 == max(RULE_LOOKBACK_DAYS.values()) == RULE_LOOKBACK_DAYS["withdrawal_risk"]
+    assert RULE_LOOKBACK_DAYS["relapse_pattern"] == 21
+    assert RULE_LOOKBACK_DAYS["severe_side_effect"] == RULE_LOOKBACK_DAYS["suicidal_thoughts"] == 60
+    assert lookback_days(SafetySettings(report_backfill_days=70)) == 73
 
 
 def test_tiers_are_ordered_and_spelled():
@@ -318,8 +343,10 @@ def test_evidence_ids():
 
 @pytest.mark.parametrize(("severity", "ago", "code", "fired"), [
     (SEVERE,    0,  "nausea", True),
-    (SEVERE,    13, "nausea", True),    # the 14th local day back, today included
-    (SEVERE,    14, "nausea", False),
+    (SEVERE,    13, "nausea", True),
+    (SEVERE,    20, "nausea", True),    # a late report: the backfill window, not the last 14 days
+    (SEVERE,    59, "nausea", True),    # the 60th local day back, today included
+    (SEVERE,    60, "nausea", False),
     (SEVERE,    -1, "nausea", False),   # a date after today is not in any window
     (MODERATE,  0,  "nausea", False),
     (SEVERE,    0,  "other",  True),    # whatever it is, severe is severe
@@ -670,8 +697,10 @@ def test_withdrawal_missed_days_must_be_consecutive_and_recent():
     ("hallucinations", 0, 3, True),
     ("hallucinations", 0, 4, False),   # missed dose too long before
     ("hallucinations", 3, 0, False),   # the dose was missed after the sign
-    ("seizure",        6, 7, True),    # sign on the window's first day, dose missed the day before
-    ("seizure",        7, 7, False),   # sign outside the window
+    ("seizure",        6, 7, True),
+    ("seizure",        20, 21, True),  # a late report: signs are read over the backfill window
+    ("seizure",        59, 59, True),  # sign on the window's first day
+    ("seizure",        60, 60, False), # sign outside the window
     ("confusion",      1, 2, True),
     ("agitation",      1, 2, True),
     ("drowsiness",     1, 2, False),   # not a withdrawal sign
@@ -843,6 +872,103 @@ def test_liver_signs(code, medication, plan, fired):
     assert fires(finding) is fired
 
 
+# Issue 19: late reports, and the dangers that raised nothing.
+
+
+def test_a_late_report_says_so():
+    m = Member()
+    plan = m.plan("baclofen", *TID)
+    m.take(plan)
+    m.report("seizure", SEVERE, 20, plan, entered=0)
+    m.report("nausea", SEVERE, 1, plan, entered=0)  # entered the next day: not late
+    finding = severe_side_effect(m.build())
+    assert finding.first_seen == m.day(20) and len(finding.evidence) == 2
+    assert finding.summary.endswith(
+        "latest on 2026-11-19. Reported late: Seizure of 2026-10-31 entered on 2026-11-20."
+    )
+    assert "Reported late" not in severe_side_effect(m.build(), SafetySettings(late_report_days=30)).summary
+
+
+@pytest.mark.parametrize(("medication", "severity", "ago", "fired"), [
+    ("acamprosate", MILD,     0,  True),    # any severity
+    ("naltrexone",  MILD,     30, True),    # any medication; a late report counts
+    ("baclofen",    MODERATE, 59, True),
+    ("baclofen",    SEVERE,   60, False),   # outside the backfill window
+])  # fmt: skip
+def test_suicidal_thoughts_any_severity_any_medication(medication, severity, ago, fired):
+    m = Member()
+    m.report("suicidal_thoughts", severity, ago, medication)
+    finding = suicidal_thoughts(m.build())
+    assert fires(finding) is fired
+    if finding:
+        assert finding.tier == Tier.URGENT and finding.medications == (medication,)
+        assert finding.cites_symptoms and finding.symptoms == ("suicidal_thoughts",)
+
+
+def test_suicidal_thoughts_on_no_medication():
+    m = Member()
+    m.report("suicidal_thoughts", MILD, 0, "")  # a report with no medication (a symptom report)
+    finding = suicidal_thoughts(m.build())
+    assert finding.summary == "Thoughts of suicide or self-harm reported; latest on 2026-11-20."
+    assert finding.medications == ()
+
+
+@pytest.mark.parametrize(("check", "code", "medication", "fired"), [
+    (opioid_use_on_naltrexone,     "opioid_use",    "naltrexone",  True),
+    (opioid_use_on_naltrexone,     "opioid_use",    "acamprosate", False),
+    (opioid_use_on_naltrexone,     "nausea",        "naltrexone",  False),
+    (kidney_stones_on_topiramate,  "kidney_stones", "topiramate",  True),
+    (kidney_stones_on_topiramate,  "kidney_stones", "baclofen",    False),
+])  # fmt: skip
+def test_opioid_use_and_kidney_stones(check, code, medication, fired):
+    m = Member()
+    m.report(code, MILD, 40, medication)
+    assert fires(check(m.build())) is fired
+
+
+def test_opioid_use_while_a_naltrexone_plan_is_in_force():
+    m = Member()
+    m.plan("naltrexone", "08:00", start=10)
+    m.report("opioid_use", MILD, 2, "")  # reported on no check-in: the plan in force counts
+    finding = opioid_use_on_naltrexone(m.build())
+    assert finding.medications == ("naltrexone",) and finding.summary.startswith("Opioid use: Used an opioid")
+
+
+@pytest.mark.parametrize(("g_dl", "fired"), [("0.020", False), ("0.021", True), ("0.150", True)])
+def test_disulfiram_fires_on_a_breath_reading_without_a_drink_log(g_dl, fired):
+    m = Member()
+    m.plan("disulfiram", "08:00", start=30)
+    reading = m.blow(3, g_dl)
+    finding = disulfiram_with_drinking(m.build())
+    assert fires(finding) is fired
+    if finding:
+        assert finding.evidence == (reading.evidence_id,)
+        assert finding.summary == (
+            f"Breath alcohol above 0.020 g/dL on 1 day while on Disulfiram (up to {g_dl} g/dL); "
+            "latest on 2026-11-17."
+        )
+    assert fires(disulfiram_with_drinking(m.build(), SafetySettings(disulfiram_bac_g_dl=D("0.2")))) is False
+
+
+def test_disulfiram_breath_off_the_plan_is_not_the_rule_s():
+    m = Member()
+    m.plan("disulfiram", "08:00", start=2)
+    m.blow(3, "0.09")  # the day before the plan
+    assert disulfiram_with_drinking(m.build()) is None
+
+
+def test_symptom_rules_are_marked():
+    assert {
+        "severe_side_effect", "persistent_side_effect", "escalating_side_effect", "withdrawal_risk",
+        "sedation_with_drinking", "liver_signs", "contraindication", "suicidal_thoughts",
+        "opioid_use_on_naltrexone", "kidney_stones_on_topiramate",
+    } == SYMPTOM_RULES  # fmt: skip
+    m = Member()
+    plan = m.plan("baclofen", "08:00")
+    m.take(plan, range(3, 61))  # two days missed, no sign: a withdrawal finding without symptoms
+    assert not withdrawal_risk(m.build()).cites_symptoms
+
+
 def test_liver_signs_summary():
     m = Member()
     m.report("jaundice", MILD, 2, "disulfiram")
@@ -858,7 +984,8 @@ def test_liver_signs_summary():
     ("pregnancy",        "baclofen",     0,   True),
     ("kidney_problems",  "gabapentin",   0,   True),
     ("pregnancy",        "acamprosate",  13,  True),
-    ("pregnancy",        "acamprosate",  14,  False),
+    ("pregnancy",        "acamprosate",  59,  True),
+    ("pregnancy",        "acamprosate",  60,  False),
     ("pregnancy",        "naltrexone",   0,   False),
     ("suicidal_thoughts", "acamprosate", 0,   False),   # not a rule of DOMAIN.md's table
 ])  # fmt: skip
@@ -1119,6 +1246,6 @@ def test_a_realistic_month_is_deterministic():
     assert all(evaluate(history) == first for _ in range(5))
     # Worked out once and pinned: a change here is a change in what coaches see.
     assert [(f.rule, f.first_seen, f.last_seen, len(f.evidence)) for f in first] == [
-        ("severe_side_effect", date(2026, 11, 14), date(2026, 11, 19), 2),
+        ("severe_side_effect", date(2026, 10, 29), date(2026, 11, 19), 5),
         ("sedation_with_drinking", date(2026, 11, 12), date(2026, 11, 19), 6),
     ]

@@ -448,6 +448,85 @@ def auckland_later_that_morning():
     return m.build()
 
 
+# Issue 19: back-dated reports, and dangers that raised nothing.
+
+
+@scenario("severe_side_effect")
+def seizure_reported_late_on_a_check_in_twenty_days_old():
+    m = Member()
+    plan = on(m, "baclofen", *TID)
+    m.report("seizure", SEVERE, 20, plan, at="08:00", entered=0)
+    return m.build()
+
+
+@scenario("liver_signs")
+def dark_urine_reported_late_for_a_month_ago_on_naltrexone():
+    m = Member()
+    plan = on(m, "naltrexone", "08:00")
+    m.report("dark_urine", MILD, 30, plan, entered=1)
+    return m.build()
+
+
+@scenario("withdrawal_risk")
+def hallucinations_reported_late_after_a_skipped_baclofen_dose_three_weeks_ago():
+    m = Member()
+    plan = m.plan("baclofen", "08:00", "20:00")
+    m.take(plan, [d for d in range(61) if d != 21])
+    m.skip(plan, [21], only="20:00")
+    m.take(plan, [21], only="08:00")
+    m.report("hallucinations", MODERATE, 21, plan, at="20:00", entered=0)
+    return m.build()
+
+
+@scenario("suicidal_thoughts")
+def mild_suicidal_thoughts_on_acamprosate():
+    m = Member()
+    plan = on(m, "acamprosate", *TID)
+    m.report("suicidal_thoughts", MILD, 0, plan, at="08:00")
+    return m.build()
+
+
+@scenario("suicidal_thoughts")
+def suicidal_thoughts_on_gabapentin():
+    m = Member()
+    plan = on(m, "gabapentin", "09:00", "21:00", dose="300")
+    m.report("suicidal_thoughts", MODERATE, 2, plan, at="09:00")
+    return m.build()
+
+
+@scenario("opioid_use_on_naltrexone")
+def opioid_use_reported_on_naltrexone():
+    m = Member()
+    plan = on(m, "naltrexone", "08:00")
+    m.report("opioid_use", MILD, 1, plan)
+    return m.build()
+
+
+@scenario("kidney_stones_on_topiramate")
+def kidney_stones_on_topiramate():
+    m = Member()
+    plan = on(m, "topiramate", "08:00", "20:00", dose="50")
+    m.report("kidney_stones", MODERATE, 3, plan, at="20:00")
+    return m.build()
+
+
+@scenario("disulfiram_with_drinking")
+def breath_alcohol_on_disulfiram_with_no_drink_log():
+    m = Member()
+    on(m, "disulfiram", "08:00")
+    m.blow(1, "0.030")
+    return m.build()
+
+
+@scenario()
+def breath_reading_of_0_02_on_disulfiram_is_not_drinking():
+    m = Member()
+    on(m, "disulfiram", "08:00")
+    logs_daily(m)
+    m.blow(1, "0.020")
+    return m.build()
+
+
 @pytest.mark.parametrize(("build", "expected"), SCENARIOS)
 def test_scenario(build, expected):
     findings = evaluate(build())

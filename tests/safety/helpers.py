@@ -303,11 +303,16 @@ def replay(
 
     items: dict[date, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
     effects = defaultdict(list)
+    entered: dict[Any, date] = {}  # a check-in carrying a late report is sent on the day it was entered
     for report in history.side_effects:
         effect = {"code": report.code, "severity": report.severity.label}
         if report.code == "other":
             effect["note"] = "something else"
         effects[report.checkin_id].append(effect)
+        if report.entered_on is not None:
+            entered[report.checkin_id] = max(
+                report.entered_on, entered.get(report.checkin_id, report.entered_on)
+            )
     dose_ids = {d.id for d in history.doses}
     assert set(effects) <= dose_ids, "every side effect must come with a check-in in the history"
     for dose in history.doses:
@@ -320,7 +325,9 @@ def replay(
         }
         if dose.status.value == "taken":
             body["taken_at"] = dose.scheduled_for.isoformat()
-        items[dose.day].append((dose.scheduled_for, {"type": "medication_checkin", "data": body}))
+        day = max(dose.day, entered.get(dose.id, dose.day))
+        at = dose.scheduled_for if day == dose.day else _at(day, "12:00", zone, now)
+        items[day].append((at, {"type": "medication_checkin", "data": body}))
     for log in history.day_logs:
         data = {"date": log.day.isoformat(), "standard_drinks": _standard_drinks(log.grams, history.country)}
         items[log.day].append((_at(log.day, "22:00", zone, now), {"type": "drink_log", "data": data}))
