@@ -222,6 +222,59 @@ def test_a_step_marked_as_a_taper_is_stored_and_shown(app, member, coach):
     assert bad.status_code == 422 and "steps" in fields_of(bad)
 
 
+# Issue 19: a daily dose above the label's usual maximum needs the coach's confirmation.
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    ({"dose_mg": 20, "times": ["06:00", "10:00", "14:00", "20:00"]},  201, None),       # 80 mg a day
+    ({"dose_mg": 30},                                                 422, "dose_mg"),  # 90 mg a day
+    ({"dose_mg": 30, "confirm_high_dose": True},                      201, None),
+    ({"dose_mg": 55, "confirm_high_dose": True},                      201, None),       # 165 > 160
+    ({"dose_mg": 54, "confirm_high_dose": True},                      201, None),       # 162 > 160
+    ({"medication": "naltrexone", "dose_mg": 100, "times": ["08:00"]}, 422, "dose_mg"),
+    ({"medication": "naltrexone", "dose_mg": 100, "times": ["08:00"], "confirm_high_dose": True}, 201, None),
+    ({"steps": [{"from_date": str(TODAY + 3 * DAY), "dose_mg": 30, "times": ["08:00", "14:00", "20:00"]}]},
+     422, "steps"),
+])  # fmt: skip
+def test_a_high_daily_dose_needs_confirmation(app, member, coach, body, status, field):
+    if body.get("dose_mg") in (55, 54):  # twice the maximum (160 mg) is refused whatever is sent
+        status, field = 422, "dose_mg"
+    r = coach.post(plans_path(member), plan_body(**body))
+    assert r.status_code == status, r.get_json()
+    if field:
+        assert list(fields_of(r)) == [field] and "maximum" in fields_of(r)[field][0]
+        assert rows(app, MedicationPlan) == []
+    else:
+        assert r.get_json()["confirm_high_dose"] is bool(body.get("confirm_high_dose"))
+
+
+def test_a_confirmed_high_dose_is_kept_and_audited(app, member, coach):
+    from companion.audit.models import AuditEntry
+
+    plan = new_plan(coach, member, dose_mg=30, confirm_high_dose=True)
+    [entry] = rows(app, AuditEntry, AuditEntry.action == "plan.high_dose_confirmed")
+    assert str(entry.subject_member_id) == member_id(member)
+    assert entry.detail == {
+        "plan_id": plan["id"], "medication": "baclofen", "daily_mg": "90", "usual_max_mg": "80",
+    }  # fmt: skip
+    [listed] = member.get("/medication-plans").get_json()["items"]
+    assert listed["confirm_high_dose"] is True
+    path = plans_path(member, plan["id"])
+    # The confirmation covers the dose confirmed, not a higher one...
+    higher = coach.patch(path, {"dose_mg": 35})
+    assert higher.status_code == 422 and list(fields_of(higher)) == ["dose_mg"]
+    assert coach.patch(path, {"dose_mg": 35, "confirm_high_dose": True}).status_code == 200
+    # ... and other changes keep it.
+    kept = coach.patch(path, {"end_date": str(TODAY + 40 * DAY)})
+    assert kept.status_code == 200 and kept.get_json()["confirm_high_dose"] is True
+    assert len(rows(app, AuditEntry, AuditEntry.action == "plan.high_dose_confirmed")) == 2
+    # Back under the maximum: no confirmation needed, none kept.
+    lower = coach.patch(path, {"dose_mg": 10})
+    assert lower.status_code == 200 and lower.get_json()["confirm_high_dose"] is False
+    twice = coach.patch(path, {"dose_mg": 60, "confirm_high_dose": True})
+    assert twice.status_code == 422 and "refused" in fields_of(twice)["dose_mg"][0]
+
+
 def test_a_plan_starting_later_is_not_active_yet(member, coach):
     plan = new_plan(coach, member, start_date=str(TODAY + 2 * DAY))
     assert plan["active"] is False
