@@ -87,6 +87,8 @@ LABELS: Mapping[str, str] = MappingProxyType(
         "suicidal_thoughts": "Thoughts of suicide or self-harm",
         "opioid_use": "Used an opioid (painkiller, heroin, methadone...)",
         "kidney_stones": "Kidney stones",
+        "tremor": "Shaking or trembling",
+        "sweating": "Heavy sweating",
         OTHER: "Something else",
     }
 )
@@ -191,3 +193,22 @@ def side_effect_codes(code: str) -> frozenset[str]:
     """Side-effect codes a check-in on medication `code` may report (`other` included); empty if unknown."""
     medication = MEDICATIONS.get(code)
     return medication.side_effect_codes if medication else frozenset()
+
+
+#: Symptoms a member may report at any time, with or without a plan (POST /symptom-reports), beyond
+#: every medication's side effects: withdrawal, general and danger signs (issue 19). Pregnancy and
+#: kidney disease keep the check-ins' codes (`pregnancy`, `kidney_problems`).
+GENERAL_SYMPTOMS = (
+    "hallucinations", "seizure", "confusion", "agitation", "tremor", "sweating", "suicidal_thoughts",
+    "opioid_use", "pregnancy", "kidney_problems", "dark_urine", "jaundice", "abdominal_pain", "kidney_stones",
+)  # fmt: skip
+
+
+def _symptom_codes() -> tuple[str, ...]:
+    codes = [s.code for m in CATALOGUE for s in m.side_effects if s.code != OTHER]
+    return tuple(dict.fromkeys([*codes, *GENERAL_SYMPTOMS]))
+
+
+#: Every code `GET /symptoms` lists, in order: each medication's side effects (catalogue order), then
+#: the general symptoms. `other` is not one: a symptom report carries no per-symptom note.
+SYMPTOM_CODES: tuple[str, ...] = _symptom_codes()

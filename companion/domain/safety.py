@@ -181,6 +181,9 @@ class SafetySettings:
     #: A withdrawal sign counts as "after missed doses" when a dose was missed on its day or this many
     #: days before (ours).
     withdrawal_sign_days: int = 3
+    #: Withdrawal after a stop: a withdrawal sign within this many days after a baclofen or gabapentin
+    #: plan ended without a taper (ours).
+    withdrawal_after_stop_days: int = 14
     #: A lowered dose not marked `taper` by the coach is a taper only when the plan's last steps lower
     #: it to the plan's end within this many days, both counted (ours; see taper_in_progress).
     taper_final_days: int = 28
@@ -227,6 +230,7 @@ class SafetySettings:
                 ("withdrawal_missed_days", 1),
                 ("withdrawal_window_days", 1),
                 ("withdrawal_sign_days", 0),
+                ("withdrawal_after_stop_days", 1),
                 ("taper_final_days", 1),
                 ("craving_recent_days", 1),
                 ("craving_baseline_days", 1),
@@ -274,20 +278,23 @@ class DoseRecord:
 
 @dataclass(frozen=True, slots=True)
 class SideEffectRecord:
-    """A side effect reported with a check-in: on `medication`, on the check-in's slot's local day;
-    `entered_on`, when known, the local day the member entered it (a late report says so)."""
+    """A reported symptom. Either a side effect reported with a check-in (`checkin_id`, an integer
+    `id`): on `medication`, on the check-in's slot's local day; or a symptom report made at any time
+    (`checkin_id` None, `id` "<report uuid>:<code>", `medication` "", `at` its instant), on its local
+    day. `entered_on`, when known, is the local day the member entered it (a late report says so)."""
 
-    id: int
-    checkin_id: UUID
+    id: int | str
+    checkin_id: UUID | None
     medication: str
     day: date
     code: str
     severity: Severity
     entered_on: date | None = None
+    at: datetime | None = None
 
     @property
     def evidence_id(self) -> str:
-        return f"side_effect:{self.id}"
+        return f"side_effect:{self.id}" if self.checkin_id is not None else f"symptom:{self.id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -452,7 +459,7 @@ def _found(
         max(days),
         summary,
         tuple(sorted(set(symptoms))),
-        tuple(sorted(set(medications))),
+        tuple(sorted({m for m in medications if m})),
     )
 
 
@@ -462,7 +469,8 @@ def _medication_name(code: str) -> str:
 
 
 def _names(codes: Iterable[str]) -> str:
-    return ", ".join(sorted({_medication_name(c) for c in codes}))
+    """Medication names; a symptom reported on no medication has none ("no medication")."""
+    return ", ".join(sorted({_medication_name(c) for c in codes if c})) or "no medication"
 
 
 def _labels(codes: Iterable[str]) -> str:
@@ -704,7 +712,14 @@ def escalating_side_effect(history: MemberHistory, settings: SafetySettings = DE
     n = settings.escalating_reports
     for code, reports in sorted(by_code.items()):
         reports.sort(
-            key=lambda r: (r.day, slot_of.get(r.checkin_id, _LAST_INSTANT), r.id, r.severity, r.medication)
+            key=lambda r: (
+                r.day,
+                slot_of.get(r.checkin_id, r.at or _LAST_INSTANT) if r.checkin_id else (r.at or _LAST_INSTANT),
+                isinstance(r.id, str),
+                str(r.id).zfill(20),
+                r.severity,
+                r.medication,
+            )
         )
         for i in range(len(reports) - n + 1):
             run = reports[i : i + n]
@@ -1002,6 +1017,56 @@ def disengagement(history: MemberHistory, settings: SafetySettings = DEFAULT) ->
     rule = _RULES["disengagement"]
     return Finding(
         rule.name, rule.version, rule.tier, "", (), since + _DAY, today, f"No entry for {idle} days ({what})."
+    )
+
+
+@_rule(
+    "withdrawal_after_stop",
+    1,
+    Tier.URGENT,
+    lambda s: s.report_backfill_days + s.withdrawal_after_stop_days,
+    symptoms=True,
+)
+def withdrawal_after_stop(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """A withdrawal sign (hallucinations, seizure, confusion, agitation) reported in the last
+    `report_backfill_days` days, 1 to `withdrawal_after_stop_days` days after a baclofen or gabapentin
+    plan ended (its `end_date`) without a taper on its last day, with no plan of that medication in
+    force on the report's day: an abrupt stop, whether or not any plan is in force today. Reports on a
+    check-in or on their own (a symptom report) alike."""
+    window = DateRange.ending(history.today, settings.report_backfill_days)
+    ended = [
+        p
+        for p in history.plans
+        if p.medication in WITHDRAWAL_RISK_MEDICATIONS
+        and p.end_date is not None
+        and not taper_in_progress(p, p.end_date, final_days=settings.taper_final_days)
+    ]
+    hits: list[tuple[date, str]] = []
+    signs: list[SideEffectRecord] = []
+    stopped: dict[str, date] = {}
+    for report in history.side_effects:
+        if report.code not in WITHDRAWAL_SIGNS or report.day not in window:
+            continue
+        for plan in ended:
+            assert plan.end_date is not None
+            since = (report.day - plan.end_date).days
+            continued = any(
+                p.medication == plan.medication and is_active(p, report.day) for p in history.plans
+            )
+            if 1 <= since <= settings.withdrawal_after_stop_days and not continued:
+                hits.append((report.day, report.evidence_id))
+                signs.append(report)
+                stopped[plan.medication] = max(plan.end_date, stopped.get(plan.medication, plan.end_date))
+    if not hits:
+        return None
+    ends = "; ".join(f"{_medication_name(m)} ended on {day}" for m, day in sorted(stopped.items()))
+    return _found(
+        "withdrawal_after_stop",
+        hits,
+        f"{_labels(s.code for s in signs)} reported after a stop without a taper ({ends}); "
+        f"latest on {max(s.day for s in signs)}.{_late(signs, settings)}",
+        symptoms=(s.code for s in signs),
+        medications=stopped,
     )
 
 

@@ -72,6 +72,7 @@ from companion.medications.models import MedicationCheckin, MedicationPlan, Side
 from companion.medications.services import plan_to_domain
 from companion.safety import channels, watch
 from companion.safety.models import Flag, FlagAlert, FlagStatus, NotificationKind, StaffNotification
+from companion.symptoms.models import SymptomReport
 from companion.tracking.common import decode_page_cursor, encode_page_cursor
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
@@ -133,6 +134,7 @@ def _last_entry_at(member_id_column: Any) -> Any:
         newest(Craving, Craving.created_at),
         newest(BacReading, BacReading.created_at),
         newest(MedicationCheckin, MedicationCheckin.created_at),
+        newest(SymptomReport, SymptomReport.created_at),
     )
 
 
@@ -180,6 +182,18 @@ def _history_statements() -> dict[str, Any]:
             signs.c.date >= bindparam("effects_since"),
             signs.c.date >= MedicationCheckin.date,
             signs.c.date <= MedicationCheckin.date + bindparam("sign_days", type_=Integer),
+        )
+        .exists()
+    )
+    # ... and so does one reported on its own (a symptom report).
+    near_a_report = (
+        select(SymptomReport.id)
+        .where(
+            SymptomReport.member_id == MedicationCheckin.member_id,
+            SymptomReport.codes.overlap(sorted(rules.WITHDRAWAL_SIGNS)),
+            SymptomReport.date >= bindparam("effects_since"),
+            SymptomReport.date >= MedicationCheckin.date,
+            SymptomReport.date <= MedicationCheckin.date + bindparam("sign_days", type_=Integer),
         )
         .exists()
     )
@@ -240,8 +254,17 @@ def _history_statements() -> dict[str, Any]:
                     select(SideEffectReport.member_id, SideEffectReport.checkin_id).where(effects_where)
                 ),
                 near_a_sign,
+                near_a_report,
             ),
         ),
+        "symptoms": select(
+            SymptomReport.member_id,
+            SymptomReport.id,
+            SymptomReport.date,
+            SymptomReport.reported_at,
+            SymptomReport.created_at,
+            SymptomReport.symptoms,
+        ).where(SymptomReport.member_id == ids, SymptomReport.date >= bindparam("effects_since")),
         "plans": select(
             MedicationPlan.member_id,
             MedicationPlan.id,
@@ -262,7 +285,7 @@ def _history_statements() -> dict[str, Any]:
 def load_histories(
     member_ids: Sequence[uuid.UUID], *, now: datetime, settings: rules.SafetySettings = SETTINGS
 ) -> dict[uuid.UUID, Loaded]:
-    """Every member's history for the rules' windows, in seven set-based queries whatever the number
+    """Every member's history for the rules' windows, in eight set-based queries whatever the number
     of members (Core rows, not ORM objects: the sweep reads millions). Members that no longer exist
     (erased) are left out."""
     if not member_ids:
@@ -295,6 +318,7 @@ def load_histories(
 
     logs, cravings, breath = rows("logs"), rows("cravings"), rows("breath")
     effects, doses, plans = rows("effects"), rows("doses"), rows("plans")
+    reported = rows("symptoms")
 
     loaded = {}
     for m in members:
@@ -322,6 +346,20 @@ def load_histories(
                     localtime.local_date(e.created_at, zone) if e.created_at else None,
                 )
                 for e in effects.get(m.id, ())
+            )
+            + tuple(
+                rules.SideEffectRecord(
+                    f"{r.id}:{symptom['code']}",
+                    None,
+                    "",
+                    r.date,
+                    symptom["code"],
+                    _SEVERITIES[symptom["severity"]],
+                    localtime.local_date(r.created_at, zone),
+                    r.reported_at,
+                )
+                for r in reported.get(m.id, ())
+                for symptom in r.symptoms
             ),
             day_logs=tuple(DayLog(log.date, log.grams_ethanol, log.heavy) for log in logs.get(m.id, ())),
             cravings=tuple(rules.CravingRecord(c.id, c.date, c.intensity) for c in cravings.get(m.id, ())),

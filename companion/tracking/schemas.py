@@ -134,7 +134,8 @@ class SyncItemSchema(Schema):
     """Documentation of one batch item; each item is validated on its own (see POST /sync)."""
 
     type = fields.String(
-        required=True, metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading"]}
+        required=True,
+        metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "symptom_report"]},
     )
     data = fields.Dict(
         required=True,
@@ -182,6 +183,7 @@ class SyncChangeSchema(Schema):
                 "craving",
                 "medication_checkin",
                 "bac_reading",
+                "symptom_report",
                 "medication_plan",
                 "message",
             ]

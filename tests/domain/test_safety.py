@@ -55,6 +55,7 @@ from companion.domain.safety import (
     severe_side_effect,
     suicidal_thoughts,
     taper_in_progress,
+    withdrawal_after_stop,
     withdrawal_risk,
 )
 from companion.domain.summary import DayLog
@@ -179,6 +180,19 @@ class Member:
         self.side_effects.append(record)
         return record
 
+    def symptom(
+        self, code: str, severity: Severity, ago: int, *, at: str = "12:00", entered: int | None = None
+    ) -> SideEffectRecord:
+        """A symptom reported on its own (POST /symptom-reports), at `at` local time `ago` days ago."""
+        day = self.day(ago)
+        instant = localtime.local_to_utc(day, time.fromisoformat(at), self.zone)
+        record = SideEffectRecord(
+            f"{self.uuid()}:{code}", None, "", day, code, severity,
+            None if entered is None else self.day(entered), instant,
+        )  # fmt: skip
+        self.side_effects.append(record)
+        return record
+
     def drink(self, ago: int, grams: D | str | int, heavy: bool | None = None) -> DayLog:
         log = DayLog(self.day(ago), D(grams), D(grams) >= 56 if heavy is None else heavy)
         self.day_logs.append(log)
@@ -233,6 +247,7 @@ def test_rules_are_domain_md_s_table_in_order():
         ("craving_escalation", 1, Tier.WARNING),
         ("relapse_pattern", 1, Tier.WARNING),
         ("disengagement", 1, Tier.INFO),
+        ("withdrawal_after_stop", 1, Tier.URGENT),
         ("suicidal_thoughts", 1, Tier.URGENT),
         ("opioid_use_on_naltrexone", 1, Tier.URGENT),
         ("kidney_stones_on_topiramate", 1, Tier.URGENT),
@@ -242,10 +257,14 @@ def test_rules_are_domain_md_s_table_in_order():
 def test_lookback():
     # Rules that fire on one report read the whole backfill window (issue 19); withdrawal signs also
     # read the doses of the days before them.
-    assert LOOKBACK_DAYS == 63 == max(RULE_LOOKBACK_DAYS.values()) == RULE_LOOKBACK_DAYS["withdrawal_risk"]
+    assert RULE_LOOKBACK_DAYS["withdrawal_risk"] == 63
+    # A withdrawal sign up to 60 days back, 14 days after its plan ended.
+    assert (
+        LOOKBACK_DAYS == 74 == max(RULE_LOOKBACK_DAYS.values()) == RULE_LOOKBACK_DAYS["withdrawal_after_stop"]
+    )
     assert RULE_LOOKBACK_DAYS["relapse_pattern"] == 21
     assert RULE_LOOKBACK_DAYS["severe_side_effect"] == RULE_LOOKBACK_DAYS["suicidal_thoughts"] == 60
-    assert lookback_days(SafetySettings(report_backfill_days=70)) == 73
+    assert lookback_days(SafetySettings(report_backfill_days=70)) == 84
 
 
 def test_tiers_are_ordered_and_spelled():
@@ -961,7 +980,7 @@ def test_symptom_rules_are_marked():
     assert {
         "severe_side_effect", "persistent_side_effect", "escalating_side_effect", "withdrawal_risk",
         "sedation_with_drinking", "liver_signs", "contraindication", "suicidal_thoughts",
-        "opioid_use_on_naltrexone", "kidney_stones_on_topiramate",
+        "opioid_use_on_naltrexone", "kidney_stones_on_topiramate", "withdrawal_after_stop",
     } == SYMPTOM_RULES  # fmt: skip
     m = Member()
     plan = m.plan("baclofen", "08:00")
@@ -1249,3 +1268,66 @@ def test_a_realistic_month_is_deterministic():
         ("severe_side_effect", date(2026, 10, 29), date(2026, 11, 19), 5),
         ("sedation_with_drinking", date(2026, 11, 12), date(2026, 11, 19), 6),
     ]
+
+
+# Withdrawal after a stop (issue 19 item 4), and symptoms reported on no check-in (item 3).
+
+
+@pytest.mark.parametrize(("plan_kwargs", "sign_ago", "fired"), [
+    ({"end": 5},                                              0,  True),
+    ({"end": 14},                                             0,  True),
+    ({"end": 15},                                             0,  False),   # more than 14 days after
+    ({"end": 0},                                              0,  False),   # the plan's own last day
+    ({"end": 5},                                              6,  False),   # before the stop
+    ({"end": 5, "steps": [(15, "5", ("08:00",))]},            0,  False),   # tapered to the end
+    ({"end": 5, "steps": [(15, "5", ("08:00",), True)]},      0,  False),   # a marked taper
+    ({"end": 5, "steps": [(40, "5", ("08:00",))]},            0,  True),    # a cut 36 days before: no taper
+    ({"end": 30},                                             20, True),    # a late report counts
+])  # fmt: skip
+def test_withdrawal_after_a_stop(plan_kwargs, sign_ago, fired):
+    m = Member()
+    plan = m.plan("baclofen", "08:00", "20:00", start=50, **plan_kwargs)
+    m.take(plan)
+    sign = m.symptom("seizure", MODERATE, sign_ago, entered=0)
+    finding = withdrawal_after_stop(m.build())
+    assert fires(finding) is fired
+    if finding:
+        assert finding.evidence == (sign.evidence_id,) and sign.evidence_id.startswith("symptom:")
+        assert finding.medications == ("baclofen",) and finding.cites_symptoms
+        assert f"(Baclofen ended on {plan.end_date})" in finding.summary
+
+
+def test_withdrawal_after_a_stop_needs_a_withdrawal_medication_and_no_plan_continuing_it():
+    m = Member()
+    m.plan("naltrexone", "08:00", start=50, end=5)
+    m.symptom("hallucinations", MILD, 0)
+    assert withdrawal_after_stop(m.build()) is None
+    m = Member()
+    m.plan("gabapentin", "08:00", start=50, end=5)
+    m.plan("gabapentin", "08:00", start=4)  # a new plan the next day: a change, not a stop
+    m.symptom("agitation", MILD, 0)
+    assert withdrawal_after_stop(m.build()) is None
+    m = Member()
+    m.plan("gabapentin", "08:00", start=50, end=5)
+    m.symptom("agitation", MILD, 0)
+    assert withdrawal_after_stop(m.build())
+    assert withdrawal_after_stop(m.build(), SafetySettings(withdrawal_after_stop_days=3)) is None
+
+
+def test_symptom_reports_feed_the_same_rules():
+    m = Member()
+    plan = m.plan("acamprosate", "08:00")
+    m.take(plan)
+    m.symptom("seizure", SEVERE, 2)
+    m.symptom("kidney_problems", MILD, 1)
+    m.symptom("suicidal_thoughts", MILD, 0)
+    for ago in (2, 1, 0):
+        m.symptom("nausea", MODERATE, ago, at="09:00")
+    found = {f.rule: f for f in evaluate(m.build())}
+    assert set(found) == {
+        "severe_side_effect", "contraindication", "suicidal_thoughts", "persistent_side_effect",
+    }  # fmt: skip
+    assert found["severe_side_effect"].summary == (
+        "Severe side effect reported: Seizure (no medication); latest on 2026-11-18."
+    )
+    assert found["contraindication"].medications == ("acamprosate",)  # the plan in force that day

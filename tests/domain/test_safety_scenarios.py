@@ -527,6 +527,57 @@ def breath_reading_of_0_02_on_disulfiram_is_not_drinking():
     return m.build()
 
 
+# Issue 19: symptoms reported on their own (no dose check-in to ride on), and withdrawal after a stop.
+
+
+@scenario("withdrawal_after_stop")
+def seizure_reported_after_baclofen_was_stopped_abruptly():
+    m = Member()
+    plan = m.plan("baclofen", *TID, dose="20", start=50, end=6)
+    m.take(plan)
+    logs_daily(m, days=range(0, 30))
+    m.symptom("seizure", MODERATE, 1, at="15:00")
+    return m.build()
+
+
+@scenario("withdrawal_after_stop", "severe_side_effect")
+def severe_hallucinations_after_gabapentin_ended_with_no_plan_today():
+    m = Member()
+    plan = m.plan("gabapentin", "09:00", "21:00", dose="300", start=50, end=3)
+    m.take(plan)
+    m.symptom("hallucinations", SEVERE, 0, at="10:00")
+    m.symptom("agitation", MILD, 0, at="10:00")
+    return m.build()
+
+
+@scenario()
+def confusion_after_a_baclofen_taper_ended():
+    m = Member()
+    plan = m.plan(
+        "baclofen", *TID, dose="20", start=50, end=4, steps=[(18, "10", TID), (10, "5", ("08:00",))]
+    )
+    m.take(plan)
+    logs_daily(m)
+    m.symptom("confusion", MILD, 1)
+    return m.build()
+
+
+@scenario("suicidal_thoughts")
+def suicidal_thoughts_reported_with_no_plan_at_all():
+    m = Member()
+    logs_daily(m)
+    m.symptom("suicidal_thoughts", MILD, 0, at="18:00")
+    return m.build()
+
+
+@scenario("contraindication")
+def pregnancy_reported_on_its_own_while_on_baclofen():
+    m = Member()
+    on(m, "baclofen", *TID)
+    m.symptom("pregnancy", MILD, 2)
+    return m.build()
+
+
 @pytest.mark.parametrize(("build", "expected"), SCENARIOS)
 def test_scenario(build, expected):
     findings = evaluate(build())
