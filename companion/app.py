@@ -24,6 +24,7 @@ from companion.medications import views as medications_views
 from companion.nudges import views as nudges_views
 from companion.runtime import limiter_storage_url
 from companion.safety import views as safety_views
+from companion.symptoms import views as symptoms_views
 from companion.tracking import views as tracking_views
 
 #: HTML pages (the dashboard, the API docs) run only our own scripts, load nothing from elsewhere and
@@ -37,6 +38,7 @@ API_BLUEPRINTS = (
     accounts_views.blp,
     tracking_views.blp,
     medications_views.blp,
+    symptoms_views.blp,
     exports_views.blp,
     safety_views.blp,
     nudges_views.blp,

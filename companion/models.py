@@ -7,6 +7,7 @@ from companion.exports.models import ExportJob
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.nudges.models import Delivery, Message, Nudge, NudgePlanning
 from companion.safety.models import Flag, FlagAlert, StaffNotification
+from companion.symptoms.models import SymptomReport
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 __all__ = [
@@ -31,5 +32,6 @@ __all__ = [
     "NudgePlanning",
     "SideEffectReport",
     "StaffNotification",
+    "SymptomReport",
     "User",
 ]

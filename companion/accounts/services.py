@@ -19,8 +19,11 @@ from companion.accounts import tokens
 from companion.accounts.models import CoachAssignment, Device, Insurer, Member, Role, User
 from companion.accounts.passwords import hash_password, verify_password
 from companion.db import session
+from companion.domain import drinking
 from companion.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from companion.nudges import hooks as nudge_hooks
+from companion.tracking import services as tracking
+from companion.tracking.models import DrinkLog
 
 
 @dataclass(frozen=True)
@@ -154,7 +157,7 @@ def update_member(user: User, changes: dict[str, Any], *, now: datetime) -> User
     """Apply a PATCH /me. A time zone change applies from now on; past entries keep their dates."""
     member = user.member
     assert member is not None
-    zone_before, log_time_before = member.timezone, member.log_time
+    zone_before, log_time_before, sex_before = member.timezone, member.log_time, member.sex
     if "display_name" in changes:
         user.display_name = changes["display_name"]
     for name in ("timezone", "country", "sex"):
@@ -177,8 +180,33 @@ def update_member(user: User, changes: dict[str, Any], *, now: datetime) -> User
         member.consents_updated_at = now
     member.updated_at = now
     session.flush()
+    if member.sex != sex_before:
+        rederive_heavy_days(member, now=now)
     nudge_hooks.settings_changed(member, zone_before=zone_before, log_time_before=log_time_before, now=now)
     return user
+
+
+def rederive_heavy_days(member: Member, *, now: datetime) -> int:
+    """A change of sex changes the heavy-day threshold: every stored drink log's `heavy` is derived
+    again from its grams (DOMAIN.md; the flags, the summary and the exports read the stored value),
+    and the safety rules run again. Returns how many logs changed.
+
+    The logs keep their `change_seq` and `server_updated_at`: this is not an entry (the disengagement
+    rule reads the latest entry from them), so phones see the new value on their next read of the
+    logs, not through `GET /sync`."""
+    threshold = drinking.heavy_day_grams(member.sex)
+    changed = session.execute(
+        update(DrinkLog)
+        .where(
+            DrinkLog.member_id == member.id,
+            DrinkLog.heavy.is_distinct_from(DrinkLog.grams_ethanol >= threshold),
+        )
+        .values(heavy=DrinkLog.grams_ethanol >= threshold)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if changed:
+        tracking.request_safety_scan(member, now=now)
+    return changed
 
 
 def register_device(

@@ -9,6 +9,7 @@ from companion.coaching.services import KINDS
 from companion.medications.schemas import CheckinSchema
 from companion.nudges.schemas import MessageSchema
 from companion.safety.schemas import SEVERITIES, FlagSchema
+from companion.symptoms.schemas import SymptomReportSchema
 from companion.tracking.common import RangeArgsSchema
 from companion.tracking.schemas import BacReadingSchema, CravingSchema, DrinkLogSchema, SummarySchema
 from companion.validation import Instant, StrictSchema
@@ -86,6 +87,10 @@ class TimelineItemSchema(Schema):
     )
     flag = fields.Nested(FlagSchema, metadata={"description": "When `kind` is `flag`."})
     message = fields.Nested(MessageSchema, metadata={"description": "When `kind` is `message`."})
+    symptom_report = fields.Nested(
+        SymptomReportSchema,
+        metadata={"description": "When `kind` is `symptom_report`: symptoms reported on their own."},
+    )
 
 
 class TimelinePageSchema(Schema):

@@ -32,6 +32,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    true,
     tuple_,
     union_all,
 )
@@ -49,6 +50,8 @@ from companion.medications.models import MedicationCheckin, MedicationPlan, Side
 from companion.nudges.models import Message
 from companion.safety import services as safety
 from companion.safety.models import Flag, FlagStatus
+from companion.symptoms import services as symptom_services
+from companion.symptoms.models import SymptomReport
 from companion.tracking import services as tracking
 from companion.tracking import summary as summaries
 from companion.tracking.common import DEFAULT_RANGE_DAYS, decode_page_cursor, encode_page_cursor
@@ -204,7 +207,7 @@ def profile(actor: User, member_id: uuid.UUID, *, now: datetime) -> dict[str, An
 # --- the timeline -----------------------------------------------------------------------------------
 
 #: Kinds in the order they sort at the same instant.
-KINDS = ("bac_reading", "checkin", "craving", "drink_log", "flag", "message")
+KINDS = ("bac_reading", "checkin", "craving", "drink_log", "flag", "message", "symptom_report")
 MAX_TIMELINE_DAYS = 366
 
 
@@ -247,6 +250,13 @@ def _sources(zone: str) -> list[_Source]:
         _Source("flag", Flag, Flag.created_at, local_day(Flag.created_at), cast(Flag.id, String)),
         _Source(
             "message", Message, Message.created_at, local_day(Message.created_at), cast(Message.id, String)
+        ),
+        _Source(
+            "symptom_report",
+            SymptomReport,
+            SymptomReport.reported_at,
+            SymptomReport.date,
+            cast(SymptomReport.id, String),
         ),
     ]
 
@@ -354,6 +364,7 @@ def _timeline_items(target: Member, merged: list[tuple[Any, ...]]) -> list[dict[
             "body": m.body,
             "created_at": m.created_at,
         },
+        "symptom_report": symptom_services.report_view,
     }
     return [
         {"kind": kind, "id": key, "at": at, "date": day, kind: views[kind](record)}
@@ -422,7 +433,7 @@ def chart_series(
         elif kind == "breath":
             breath_max[i] = value
         else:
-            side_effects[severity][i] = int(value)
+            side_effects[severity][i] += int(value)  # on check-ins and reported on their own
 
     taken, scheduled = _doses(target, plans, window, now=now)
     return Series(
@@ -443,7 +454,8 @@ def chart_series(
 
 @cache
 def _day_aggregates() -> Any:
-    """Cravings (mean, highest), breath (highest) and side effects (count per severity) per local day,
+    """Cravings (mean, highest), breath (highest) and side effects (count per severity, those reported on
+    a check-in and in a symptom report alike) per local day,
     in one statement: one round trip instead of three (round trips dominate the member page)."""
     member, first, last = bindparam("member_id", type_=Uuid), bindparam("first"), bindparam("last")
 
@@ -460,10 +472,26 @@ def _day_aggregates() -> Any:
             .group_by(model.date, *([] if severity is None else [severity]))
         )
 
+    symptom = func.jsonb_array_elements(SymptomReport.symptoms).table_valued("value").alias("symptom")
+    symptom_severity = symptom.c.value.op("->>")("severity")
+    reported = (
+        select(
+            literal("side_effect").label("kind"),
+            SymptomReport.date,
+            cast(func.count(), Numeric).label("value"),
+            cast(null(), Numeric).label("top"),
+            cast(symptom_severity, String).label("severity"),
+        )
+        .select_from(SymptomReport)
+        .join(symptom, true())
+        .where(SymptomReport.member_id == member, SymptomReport.date.between(first, last))
+        .group_by(SymptomReport.date, symptom_severity)
+    )
     return union_all(
         per_day(Craving, "craving", func.avg(Craving.intensity), func.max(Craving.intensity), None),
         per_day(BacReading, "breath", func.max(BacReading.bac_g_dl), null(), None),
         per_day(SideEffectReport, "side_effect", func.count(), null(), SideEffectReport.severity),
+        reported,
     )
 
 

@@ -55,6 +55,10 @@ HEAVY_DAY_GRAMS: Mapping[str, Decimal] = MappingProxyType({"male": Decimal("70")
 #: Sex whose thresholds apply when sex is `unspecified` or unknown: the lower, women's ones (ours).
 FALLBACK_SEX = "female"
 
+#: NIAAA heavy weekly use, US standard drinks in 7 days, at or above (DOMAIN.md): 15 for men, 8 for
+#: women (and, by FALLBACK_SEX, unspecified). Counted in US drinks (14 g) whatever the member's country.
+NIAAA_WEEKLY_DRINKS: Mapping[str, Decimal] = MappingProxyType({"male": Decimal(15), "female": Decimal(8)})
+
 #: How far back a drink log may be entered or edited, days before the member's local today (API.md).
 BACKFILL_DAYS = 60
 
@@ -206,3 +210,8 @@ def who_level(mean_grams_per_day: Decimal, sex: str | None) -> WhoLevel:
         if mean_grams_per_day <= upper:
             return level
     return WhoLevel.VERY_HIGH
+
+
+def over_niaaa_weekly(grams: Decimal, sex: str | None) -> bool:
+    """Whether `grams` of ethanol in 7 days reach NIAAA's heavy weekly use for `sex` (US drinks)."""
+    return grams >= NIAAA_WEEKLY_DRINKS[_threshold_sex(sex)] * standard_drink_grams("US")

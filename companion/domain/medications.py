@@ -85,6 +85,10 @@ LABELS: Mapping[str, str] = MappingProxyType(
         "pregnancy": "Pregnancy",
         "kidney_problems": "Kidney problems",
         "suicidal_thoughts": "Thoughts of suicide or self-harm",
+        "opioid_use": "Used an opioid (painkiller, heroin, methadone...)",
+        "kidney_stones": "Kidney stones",
+        "tremor": "Shaking or trembling",
+        "sweating": "Heavy sweating",
         OTHER: "Something else",
     }
 )
@@ -97,6 +101,12 @@ LIVER_SIGNS = frozenset({"dark_urine", "jaundice", "abdominal_pain"})
 CONTRAINDICATION_SIGNS = frozenset({"pregnancy", "kidney_problems"})
 #: Sedation that adds to alcohol's on baclofen or gabapentin: the sedation-with-drinking rule.
 SEDATION_SIGNS = frozenset({"drowsiness", "dizziness", "confusion"})
+#: Thoughts of suicide or self-harm: urgent at any severity, on any medication or none.
+SUICIDAL_SIGNS = frozenset({"suicidal_thoughts"})
+#: Opioid use, dangerous on naltrexone (precipitated withdrawal; overdose when trying to override it).
+OPIOID_SIGNS = frozenset({"opioid_use"})
+#: Kidney stones, a topiramate danger.
+KIDNEY_STONE_SIGNS = frozenset({"kidney_stones"})
 
 #: Medications whose abrupt stop risks withdrawal (DOMAIN.md safety rules).
 WITHDRAWAL_RISK_MEDICATIONS = frozenset({"baclofen", "gabapentin"})
@@ -106,10 +116,16 @@ LIVER_WATCH_MEDICATIONS = frozenset({"naltrexone", "disulfiram"})
 CONTRAINDICATED_MEDICATIONS = frozenset({"baclofen", "acamprosate", "gabapentin"})
 #: Medications that add to alcohol's sedation.
 SEDATING_MEDICATIONS = frozenset({"baclofen", "gabapentin"})
+#: Medications on which opioid use is dangerous.
+OPIOID_WATCH_MEDICATIONS = frozenset({"naltrexone"})
+#: Medications that can cause kidney stones.
+KIDNEY_STONE_MEDICATIONS = frozenset({"topiramate"})
 
 
 def _effects(*codes: str) -> tuple[SideEffect, ...]:
-    return tuple(SideEffect(code, LABELS[code]) for code in (*codes, OTHER))
+    # Suicidal thoughts can be reported on every medication's check-in (any severity is urgent).
+    extra = () if "suicidal_thoughts" in codes else ("suicidal_thoughts",)
+    return tuple(SideEffect(code, LABELS[code]) for code in (*codes, *extra, OTHER))
 
 
 #: The catalogue, in the order `GET /medications` lists it.
@@ -132,7 +148,7 @@ CATALOGUE: tuple[Medication, ...] = (
         "Opioid receptor antagonist",
         _effects(
             "nausea", "headache", "dizziness", "fatigue", "anxiety", "insomnia",
-            "dark_urine", "jaundice", "abdominal_pain",
+            "dark_urine", "jaundice", "abdominal_pain", "opioid_use",
         ),
     ),
     Medication(
@@ -154,7 +170,7 @@ CATALOGUE: tuple[Medication, ...] = (
         "topiramate",
         "Topiramate",
         "Anticonvulsant",
-        _effects("tingling", "sedation", "trouble_thinking"),
+        _effects("tingling", "sedation", "trouble_thinking", "kidney_stones"),
     ),
     Medication(
         "disulfiram",
@@ -177,3 +193,22 @@ def side_effect_codes(code: str) -> frozenset[str]:
     """Side-effect codes a check-in on medication `code` may report (`other` included); empty if unknown."""
     medication = MEDICATIONS.get(code)
     return medication.side_effect_codes if medication else frozenset()
+
+
+#: Symptoms a member may report at any time, with or without a plan (POST /symptom-reports), beyond
+#: every medication's side effects: withdrawal, general and danger signs (issue 19). Pregnancy and
+#: kidney disease keep the check-ins' codes (`pregnancy`, `kidney_problems`).
+GENERAL_SYMPTOMS = (
+    "hallucinations", "seizure", "confusion", "agitation", "tremor", "sweating", "suicidal_thoughts",
+    "opioid_use", "pregnancy", "kidney_problems", "dark_urine", "jaundice", "abdominal_pain", "kidney_stones",
+)  # fmt: skip
+
+
+def _symptom_codes() -> tuple[str, ...]:
+    codes = [s.code for m in CATALOGUE for s in m.side_effects if s.code != OTHER]
+    return tuple(dict.fromkeys([*codes, *GENERAL_SYMPTOMS]))
+
+
+#: Every code `GET /symptoms` lists, in order: each medication's side effects (catalogue order), then
+#: the general symptoms. `other` is not one: a symptom report carries no per-symptom note.
+SYMPTOM_CODES: tuple[str, ...] = _symptom_codes()

@@ -87,13 +87,15 @@ DEFAULT_LOG_TIME = time(20, 0)
 #: At most this many automatic nudges are sent on one local day of the member (DOMAIN.md, ours).
 DAILY_CAP = 4
 
-#: Kinds the daily cap neither limits nor counts. Coach messages are never capped (DOMAIN.md). Dose
-#: reminders are automatic, so DOMAIN.md's "at most 4 automatic nudges a day" caps them too: a member
-#: with more than DAILY_CAP doses a day misses the later reminders. Exempting them is a clinical call.
-CAP_EXEMPT_KINDS = frozenset({NudgeKind.COACH_MESSAGE})
+#: Kinds the daily cap neither limits nor counts. Coach messages are never capped (DOMAIN.md); craving
+#: support is never blocked (issue 19): the member asked for help a moment ago. Dose reminders are
+#: automatic, so DOMAIN.md's "at most 4 automatic nudges a day" caps them too: a member with more than
+#: DAILY_CAP doses a day misses the later reminders. Exempting them is a clinical call.
+CAP_EXEMPT_KINDS = frozenset({NudgeKind.COACH_MESSAGE, NudgeKind.CRAVING_SUPPORT})
 
-#: Kinds sent during quiet hours: a dose reminder is always at its prescribed time (DOMAIN.md).
-QUIET_HOURS_EXEMPT_KINDS = frozenset({NudgeKind.DOSE_REMINDER})
+#: Kinds sent during quiet hours: a dose reminder is always at its prescribed time (DOMAIN.md); craving
+#: support answers a rating the member has just made, so they are awake (issue 19).
+QUIET_HOURS_EXEMPT_KINDS = frozenset({NudgeKind.DOSE_REMINDER, NudgeKind.CRAVING_SUPPORT})
 
 #: A craving rating at or above this, on the 0-10 slider, sends craving support (DOMAIN.md, ours).
 CRAVING_SUPPORT_THRESHOLD = 8
@@ -177,6 +179,8 @@ class NudgePolicy:
     def __post_init__(self) -> None:
         if NudgeKind.COACH_MESSAGE not in self.cap_exempt:
             raise ValueError("coach messages are never capped")
+        if NudgeKind.CRAVING_SUPPORT not in self.cap_exempt & self.quiet_hours_exempt:
+            raise ValueError("craving support is never blocked by the cap or quiet hours")
         if self.daily_cap < 0:
             raise ValueError("negative daily cap")
         if (

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import enum
 import itertools
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
+from types import MappingProxyType
 from uuid import UUID
 
 from companion.domain import localtime
@@ -29,11 +31,13 @@ TAPER_FINAL_DAYS = 14
 
 @dataclass(frozen=True, slots=True)
 class PlanStep:
-    """From `from_date` on, take `dose_mg` at each of `times` (until the next step or the plan's end)."""
+    """From `from_date` on, take `dose_mg` at each of `times` (until the next step or the plan's end).
+    `taper`: the coach marked this step as part of a taper (the withdrawal-risk rule reads it)."""
 
     from_date: date
     dose_mg: Decimal
     times: tuple[time, ...]
+    taper: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,3 +246,68 @@ def validate_plan(plan: Plan) -> None:
     """:raises InvalidInput: naming each bad field when anything in the plan is wrong."""
     if problems := plan_problems(plan):
         raise InvalidInput("The medication plan is invalid.", fields=problems)
+
+
+# Dose limits (issue 19): a daily dose above the label's usual maximum needs the coach's confirmation.
+
+
+@dataclass(frozen=True, slots=True)
+class DoseLimits:
+    """Each medication's usual maximum daily dose, mg (settings; defaults from the labels and DOMAIN.md:
+    France caps baclofen for AUD at 80 mg/day; naltrexone 50 mg oral). A regimen whose daily total is
+    above it needs `confirm_high_dose`; above `refused_factor` times it, it is refused whatever is sent."""
+
+    usual_max_mg: Mapping[str, Decimal] = field(
+        default_factory=lambda: MappingProxyType(
+            {
+                "baclofen": Decimal(80),
+                "naltrexone": Decimal(50),
+                "acamprosate": Decimal(1998),
+                "gabapentin": Decimal(3600),
+                "topiramate": Decimal(300),
+                "disulfiram": Decimal(500),
+            }
+        )
+    )
+    refused_factor: Decimal = Decimal(2)
+
+
+#: The defaults.
+DOSE_LIMITS = DoseLimits()
+
+
+def highest_daily_mg(plan: Plan) -> Decimal:
+    """The largest daily total among the plan's regimens (base and steps)."""
+    return max(r.daily_mg for r in regimens(plan))
+
+
+def is_high_dose(plan: Plan, limits: DoseLimits = DOSE_LIMITS) -> bool:
+    """Whether any regimen of the plan is above the medication's usual maximum daily dose."""
+    maximum = limits.usual_max_mg.get(plan.medication)
+    return maximum is not None and highest_daily_mg(plan) > maximum
+
+
+def dose_limit_problems(
+    plan: Plan, *, confirmed: bool, limits: DoseLimits = DOSE_LIMITS
+) -> dict[str, list[str]]:
+    """Regimens above the usual maximum daily dose (without `confirmed`) or above `refused_factor` times
+    it (always), by API field: `dose_mg` for the base regimen, `steps` for a step. Empty when fine."""
+    maximum = limits.usual_max_mg.get(plan.medication)
+    if maximum is None:
+        return {}
+    refused = maximum * limits.refused_factor
+    problems: dict[str, list[str]] = {}
+    for number, regimen in enumerate(regimens(plan)):
+        daily = regimen.daily_mg.normalize()
+        name, prefix = ("dose_mg", "") if number == 0 else ("steps", f"Step {number}: ")
+        if regimen.daily_mg > refused:
+            problems.setdefault(name, []).append(
+                f"{prefix}{daily:f} mg a day is more than {refused.normalize():f} mg, twice the usual "
+                f"maximum daily dose of {plan.medication} ({maximum.normalize():f} mg): refused."
+            )
+        elif regimen.daily_mg > maximum and not confirmed:
+            problems.setdefault(name, []).append(
+                f"{prefix}{daily:f} mg a day is above the usual maximum daily dose of {plan.medication} "
+                f"({maximum.normalize():f} mg); send confirm_high_dose: true to prescribe it."
+            )
+    return problems

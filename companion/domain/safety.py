@@ -26,7 +26,11 @@ note, so none can be copied into a flag.
 included (dose check-ins and side effects by their slot's local date), the member's plans in force on
 any of those days (steps included), the local date of the member's latest entry of any kind ever
 (`last_entry_date`) and the enrolment date. Rules read only their own window, so loading more
-changes nothing.
+changes nothing. Rules that fire on one reported symptom read the whole backfill window
+(`report_backfill_days`, 60): a report entered late still counts, and its flag says it was late
+(`SideEffectRecord.entered_on`). A caller may load less of what those rules do not read: the
+withdrawal rule reads dose check-ins of its recent window and of the days up to
+`withdrawal_sign_days` before each withdrawal sign.
 
 Semantics where DOMAIN.md is silent (each one a setting where it is a number):
 
@@ -42,8 +46,9 @@ Semantics where DOMAIN.md is silent (each one a setting where it is a number):
 * **Consecutive days**: calendar-consecutive missed days, all within `withdrawal_window_days`, while
   a plan of that medication is still in force today (a plan that has ended is a prescriber's stop,
   not a missed dose).
-* **Tapering** (`taper_in_progress`): narrower than `plans.is_tapering`, which treats any lowered step
-  as a taper for as long as it is in force (a permanent dose cut would silence this rule forever).
+* **Tapering** (`taper_in_progress`): a step the coach marked `taper`, or the plan's last steps lowering
+  the dose to its end within `taper_final_days`; narrower than `plans.is_tapering`, which treats any
+  lowered step as a taper for as long as it is in force (a dose cut would silence this rule).
 * **After missed doses**: a withdrawal sign reported on local day D, with a missed dose of baclofen or
   gabapentin on D or the `withdrawal_sign_days` days before it (tapering or not).
 * **"While on" a medication**: the report was made on that medication's check-in, or a plan of it was
@@ -80,12 +85,17 @@ from companion.domain.drinking import standard_drinks_from_grams
 from companion.domain.medications import (
     CONTRAINDICATED_MEDICATIONS,
     CONTRAINDICATION_SIGNS,
+    KIDNEY_STONE_MEDICATIONS,
+    KIDNEY_STONE_SIGNS,
     LABELS,
     LIVER_SIGNS,
     LIVER_WATCH_MEDICATIONS,
+    OPIOID_SIGNS,
+    OPIOID_WATCH_MEDICATIONS,
     OTHER,
     SEDATING_MEDICATIONS,
     SEDATION_SIGNS,
+    SUICIDAL_SIGNS,
     WITHDRAWAL_RISK_MEDICATIONS,
     WITHDRAWAL_SIGNS,
     Severity,
@@ -134,10 +144,16 @@ class SafetySettings:
     Windows are whole local days ending on the member's local today, today included.
     """
 
-    #: Point-event rules (severe side effect, sedation with drinking, disulfiram with drinking, liver
-    #: signs, contraindication) read entries of this many local days (ours): the Timeline Followback's
-    #: reliable recall span (DOMAIN.md), so a recall entry up to two weeks back still raises its flag.
+    #: Drinking rules on one day (sedation with drinking, disulfiram with drinking) read entries of this
+    #: many local days (ours): the Timeline Followback's reliable recall span (DOMAIN.md).
     recent_days: int = 14
+    #: Rules that fire on one reported symptom (severe side effect, liver signs, contraindication,
+    #: withdrawal signs, suicidal thoughts, opioid use, kidney stones) read reports of this many local
+    #: days: the whole backfill window (API.md: entries up to 60 days late), so a late report counts.
+    report_backfill_days: int = 60
+    #: A report entered more than this many days after its own local day is "late": its flag says so
+    #: (a day entered after the next local day is a recall entry, DOMAIN.md).
+    late_report_days: int = 1
 
     #: Persistent side effect: the same side effect at this severity or worse ...
     persistent_min_severity: Severity = Severity.MODERATE
@@ -165,12 +181,17 @@ class SafetySettings:
     #: A withdrawal sign counts as "after missed doses" when a dose was missed on its day or this many
     #: days before (ours).
     withdrawal_sign_days: int = 3
-    #: A lowering step counts as a taper for this many days from the day it takes effect (ours),
-    #: unless a decreasing regimen leads to the plan's end (a planned taper: see taper_in_progress).
-    taper_grace_days: int = 14
+    #: Withdrawal after a stop: a withdrawal sign within this many days after a baclofen or gabapentin
+    #: plan ended without a taper (ours).
+    withdrawal_after_stop_days: int = 14
+    #: A lowered dose not marked `taper` by the coach is a taper only when the plan's last steps lower
+    #: it to the plan's end within this many days, both counted (ours; see taper_in_progress).
+    taper_final_days: int = 28
 
     #: Sedation with drinking: a breath alcohol reading at or above this, g/dL, on the report's day.
     sedation_bac_g_dl: Decimal = Decimal("0.080")
+    #: Disulfiram with drinking: a breath reading above this, g/dL, is drinking, drink log or not (ours).
+    disulfiram_bac_g_dl: Decimal = Decimal("0.020")
 
     #: Craving escalation: the mean rating of the last this-many local days ...
     craving_recent_days: int = 3
@@ -201,13 +222,16 @@ class SafetySettings:
             f"{name} must be at least {least}"
             for name, least in (
                 ("recent_days", 1),
+                ("report_backfill_days", 1),
+                ("late_report_days", 0),
                 ("persistent_min_days", 1),
                 ("escalating_reports", 2),
                 ("escalating_window_days", 1),
                 ("withdrawal_missed_days", 1),
                 ("withdrawal_window_days", 1),
                 ("withdrawal_sign_days", 0),
-                ("taper_grace_days", 0),
+                ("withdrawal_after_stop_days", 1),
+                ("taper_final_days", 1),
                 ("craving_recent_days", 1),
                 ("craving_baseline_days", 1),
                 ("relapse_heavy_days", 1),
@@ -254,18 +278,23 @@ class DoseRecord:
 
 @dataclass(frozen=True, slots=True)
 class SideEffectRecord:
-    """A side effect reported with a check-in: on `medication`, on the check-in's slot's local day."""
+    """A reported symptom. Either a side effect reported with a check-in (`checkin_id`, an integer
+    `id`): on `medication`, on the check-in's slot's local day; or a symptom report made at any time
+    (`checkin_id` None, `id` "<report uuid>:<code>", `medication` "", `at` its instant), on its local
+    day. `entered_on`, when known, is the local day the member entered it (a late report says so)."""
 
-    id: int
-    checkin_id: UUID
+    id: int | str
+    checkin_id: UUID | None
     medication: str
     day: date
     code: str
     severity: Severity
+    entered_on: date | None = None
+    at: datetime | None = None
 
     @property
     def evidence_id(self) -> str:
-        return f"side_effect:{self.id}"
+        return f"side_effect:{self.id}" if self.checkin_id is not None else f"symptom:{self.id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -367,6 +396,12 @@ class Finding:
     symptoms: tuple[str, ...] = ()
     medications: tuple[str, ...] = ()
 
+    @property
+    def cites_symptoms(self) -> bool:
+        """Whether the finding rests on symptoms the member reported (`symptoms` is never empty then):
+        such a flag must not clear by itself on a rescan, only a coach resolves it (DOMAIN.md)."""
+        return bool(self.symptoms)
+
 
 Check = Callable[[MemberHistory, SafetySettings], Finding | None]
 _C = TypeVar("_C", bound=Callable[..., Finding | None])
@@ -374,21 +409,26 @@ _C = TypeVar("_C", bound=Callable[..., Finding | None])
 
 @dataclass(frozen=True, slots=True)
 class Rule:
-    """A registered rule: `check(history, settings)`, and `window(settings)`, the local days it reads."""
+    """A registered rule: `check(history, settings)`, and `window(settings)`, the local days it reads.
+    `cites_symptoms`: its findings may rest on reported symptoms (`Finding.cites_symptoms` says
+    whether one does): those flags never clear by themselves."""
 
     name: str
     version: int
     tier: Tier
     window: Callable[[SafetySettings], int]
     check: Check
+    cites_symptoms: bool = False
 
 
 _RULES: dict[str, Rule] = {}
 
 
-def _rule(name: str, version: int, tier: Tier, window: Callable[[SafetySettings], int]) -> Callable[[_C], _C]:
+def _rule(
+    name: str, version: int, tier: Tier, window: Callable[[SafetySettings], int], *, symptoms: bool = False
+) -> Callable[[_C], _C]:
     def register(check: _C) -> _C:
-        _RULES[name] = Rule(name, version, tier, window, check)
+        _RULES[name] = Rule(name, version, tier, window, check, symptoms)
         return check
 
     return register
@@ -419,7 +459,7 @@ def _found(
         max(days),
         summary,
         tuple(sorted(set(symptoms))),
-        tuple(sorted(set(medications))),
+        tuple(sorted({m for m in medications if m})),
     )
 
 
@@ -429,7 +469,8 @@ def _medication_name(code: str) -> str:
 
 
 def _names(codes: Iterable[str]) -> str:
-    return ", ".join(sorted({_medication_name(c) for c in codes}))
+    """Medication names; a symptom reported on no medication has none ("no medication")."""
+    return ", ".join(sorted({_medication_name(c) for c in codes if c})) or "no medication"
 
 
 def _labels(codes: Iterable[str]) -> str:
@@ -459,6 +500,24 @@ def _reports_on(
     return found
 
 
+def _late(reports: Iterable[SideEffectRecord], settings: SafetySettings) -> str:
+    """ " Reported late: ..." for the reports entered more than `late_report_days` after their day."""
+    late = sorted(
+        {
+            (r.day, r.entered_on, LABELS.get(r.code, r.code))
+            for r in reports
+            if r.entered_on is not None and (r.entered_on - r.day).days > settings.late_report_days
+        }
+    )
+    if not late:
+        return ""
+    return (
+        " Reported late: "
+        + "; ".join(f"{label} of {day} entered on {entered}" for day, entered, label in late)
+        + "."
+    )
+
+
 def _mean(values: Sequence[int]) -> Fraction:
     return Fraction(sum(values), len(values))
 
@@ -474,38 +533,36 @@ def _plural(n: int, word: str) -> str:
 # Tapers.
 
 
-def taper_in_progress(plan: Plan, day: date, *, grace_days: int = DEFAULT.taper_grace_days) -> bool:
-    """Whether `plan` is being tapered on local `day`, for the withdrawal-risk rule. Either:
+def taper_in_progress(plan: Plan, day: date, *, final_days: int = DEFAULT.taper_final_days) -> bool:
+    """Whether `plan` is being tapered on local `day`, for the withdrawal-risk rule (DOMAIN.md: a taper
+    is explicit). Either:
 
-    * **a planned taper**: the plan has an `end_date`, its regimens from some step on never rise again
-      and lower the daily total at least once, and `day` is on or after the first lowering of that
-      final descent (the taper runs from its first lower step to the end of the plan); or
-    * **a recent cut**: a step lowering the daily total took effect within `grace_days` days up to
-      `day` (`day - from_date < grace_days`), with no rise in the daily total since.
+    * **a marked taper**: the step in force on `day` carries `taper` (the coach marked it); or
+    * **a taper to the end**: the plan has an `end_date`, its regimens from some step on never rise
+      again and lower the daily total at least once, the first lowering of that final descent takes
+      effect no more than `final_days` days before the end (both days counted), and `day` is on or
+      after it.
 
-    So a permanent dose cut (a lowered step, no end date) quiets the rule for `grace_days` days and
-    not for ever, unlike `plans.is_tapering`; and a planned taper's full-dose days before its first
-    lower step are not a taper. A plan not in force on `day` is not tapering. Limitation: a lasting
-    cut on a plan whose `end_date` is far off reads as a planned taper until that date, so end dates
-    should be real ones.
+    Anything else is not a taper: a lowered dose on an open-ended plan, or on a plan whose end is
+    further off (baclofen 20 -> 15 mg in May on a plan ending in December), leaves missed doses the
+    withdrawal risk they are. A plan not in force on `day` is not tapering.
     """
     if not is_active(plan, day):
         return False
-    steps = regimens(plan)
-    totals = [r.daily_mg for r in steps]
-    index = max(i for i, r in enumerate(steps) if r.since <= day)
-    for k in range(index, 0, -1):
-        if totals[k] > totals[k - 1]:
-            break
-        if totals[k] < totals[k - 1] and (day - steps[k].since).days < grace_days:
-            return True
+    steps = sorted(plan.steps, key=lambda s: s.from_date)
+    totals = [r.daily_mg for r in regimens(plan)]
+    index = max(i for i, r in enumerate(regimens(plan)) if r.since <= day)
+    if index > 0 and steps[index - 1].taper:
+        return True
     if plan.end_date is None:
         return False
     start = len(totals) - 1
     while start > 0 and totals[start] <= totals[start - 1]:
         start -= 1
-    first_lowering = next((k for k in range(start + 1, len(totals)) if totals[k] < totals[k - 1]), None)
-    return first_lowering is not None and index >= first_lowering
+    first = next((k for k in range(start + 1, len(totals)) if totals[k] < totals[k - 1]), None)
+    if first is None or index < first:
+        return False
+    return (plan.end_date - steps[first - 1].from_date).days + 1 <= final_days
 
 
 # Dose outcomes for the withdrawal-risk rule.
@@ -527,9 +584,9 @@ def _answer_rank(record: DoseRecord) -> tuple[bool, str]:
     return record.status != CheckInStatus.TAKEN, str(record.id)
 
 
-def _dose_outcomes(history: MemberHistory, settings: SafetySettings, window: DateRange) -> list[_Outcome]:
-    """Every due slot of a withdrawal-risk plan on the days of `window`. Slots not yet
-    `missed_dose_grace` late and unanswered are left out: not taken, not missed yet."""
+def _dose_outcomes(history: MemberHistory, settings: SafetySettings, days: Iterable[date]) -> list[_Outcome]:
+    """Every due slot of a withdrawal-risk plan on `days`. Slots not yet `missed_dose_grace` late and
+    unanswered are left out: not taken, not missed yet."""
     answers: dict[tuple[UUID, datetime], DoseRecord] = {}
     for record in history.doses:
         slot_key = (record.plan_id, localtime.to_utc(record.scheduled_for))
@@ -541,11 +598,11 @@ def _dose_outcomes(history: MemberHistory, settings: SafetySettings, window: Dat
     for plan in history.plans:
         if plan.medication not in WITHDRAWAL_RISK_MEDICATIONS:
             continue
-        for day in window.days():
+        for day in sorted(set(days)):
             slots = dose_slots(plan, day, history.zone)
             if not slots:
                 continue
-            tapering = taper_in_progress(plan, day, grace_days=settings.taper_grace_days)
+            tapering = taper_in_progress(plan, day, final_days=settings.taper_final_days)
             for slot in slots:
                 answer = answers.get((plan.id, slot.scheduled_for))
                 if answer is not None:
@@ -585,10 +642,10 @@ def _missed_runs(
 # The rules, in DOMAIN.md's order: `evaluate` runs them in this order.
 
 
-@_rule("severe_side_effect", 1, Tier.URGENT, lambda s: s.recent_days)
+@_rule("severe_side_effect", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
 def severe_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
-    """Any side effect reported `severe` in the last `recent_days` days (`other` included)."""
-    window = DateRange.ending(history.today, settings.recent_days)
+    """Any side effect reported `severe` in the last `report_backfill_days` days (`other` included)."""
+    window = DateRange.ending(history.today, settings.report_backfill_days)
     reports = [r for r in history.side_effects if r.day in window and r.severity >= Severity.SEVERE]
     if not reports:
         return None
@@ -600,13 +657,13 @@ def severe_side_effect(history: MemberHistory, settings: SafetySettings = DEFAUL
     return _found(
         "severe_side_effect",
         ((r.day, r.evidence_id) for r in reports),
-        f"Severe side effect reported: {what}; latest on {last}.",
+        f"Severe side effect reported: {what}; latest on {last}.{_late(reports, settings)}",
         symptoms=(r.code for r in reports),
         medications=(r.medication for r in reports),
     )
 
 
-@_rule("persistent_side_effect", 1, Tier.WARNING, lambda s: s.persistent_window_days)
+@_rule("persistent_side_effect", 1, Tier.WARNING, lambda s: s.persistent_window_days, symptoms=True)
 def persistent_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """The same side effect at `persistent_min_severity` or worse on at least `persistent_min_days`
     distinct local days of the last `persistent_window_days`."""
@@ -641,7 +698,7 @@ def persistent_side_effect(history: MemberHistory, settings: SafetySettings = DE
     )
 
 
-@_rule("escalating_side_effect", 1, Tier.WARNING, lambda s: s.escalating_window_days)
+@_rule("escalating_side_effect", 1, Tier.WARNING, lambda s: s.escalating_window_days, symptoms=True)
 def escalating_side_effect(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """The same side effect over `escalating_reports` consecutive reports in the last
     `escalating_window_days` days: never falls in severity and ends higher than it starts."""
@@ -655,7 +712,14 @@ def escalating_side_effect(history: MemberHistory, settings: SafetySettings = DE
     n = settings.escalating_reports
     for code, reports in sorted(by_code.items()):
         reports.sort(
-            key=lambda r: (r.day, slot_of.get(r.checkin_id, _LAST_INSTANT), r.id, r.severity, r.medication)
+            key=lambda r: (
+                r.day,
+                slot_of.get(r.checkin_id, r.at or _LAST_INSTANT) if r.checkin_id else (r.at or _LAST_INSTANT),
+                isinstance(r.id, str),
+                str(r.id).zfill(20),
+                r.severity,
+                r.medication,
+            )
         )
         for i in range(len(reports) - n + 1):
             run = reports[i : i + n]
@@ -678,16 +742,27 @@ def escalating_side_effect(history: MemberHistory, settings: SafetySettings = DE
     )
 
 
-@_rule("withdrawal_risk", 1, Tier.URGENT, lambda s: s.withdrawal_window_days + s.withdrawal_sign_days)
+@_rule(
+    "withdrawal_risk",
+    1,
+    Tier.URGENT,
+    lambda s: max(s.withdrawal_window_days, s.report_backfill_days) + s.withdrawal_sign_days,
+    symptoms=True,
+)
 def withdrawal_risk(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Baclofen or gabapentin doses missed on `withdrawal_missed_days` consecutive days in the last
     `withdrawal_window_days`, on plans not tapering, while a plan of the medication is in force
-    today; or a withdrawal sign (hallucinations, seizure, confusion, agitation) reported in that window
-    on or within `withdrawal_sign_days` days after a missed dose. See the module docstring."""
+    today; or a withdrawal sign (hallucinations, seizure, confusion, agitation) reported in the last
+    `report_backfill_days` on or within `withdrawal_sign_days` days after a missed dose (the doses of
+    those days are read however long ago they were). See the module docstring."""
     today = history.today
     recent = DateRange.ending(today, settings.withdrawal_window_days)
-    loaded = DateRange(recent.start - timedelta(days=settings.withdrawal_sign_days), today)
-    outcomes = _dose_outcomes(history, settings, loaded)
+    reported = DateRange.ending(today, settings.report_backfill_days)
+    sign_reports = [r for r in history.side_effects if r.code in WITHDRAWAL_SIGNS and r.day in reported]
+    days = set(recent.days())
+    for report in sign_reports:
+        days |= {report.day - timedelta(days=n) for n in range(settings.withdrawal_sign_days + 1)}
+    outcomes = _dose_outcomes(history, settings, days)
     hits: list[tuple[date, str]] = []
     parts: list[str] = []
     involved: set[str] = set()
@@ -712,18 +787,17 @@ def withdrawal_risk(history: MemberHistory, settings: SafetySettings = DEFAULT) 
     missed = [o for o in outcomes if o.missed]
     signs = []
     medications: set[str] = set()
-    for report in history.side_effects:
-        if report.code in WITHDRAWAL_SIGNS and report.day in recent:
-            since = report.day - timedelta(days=settings.withdrawal_sign_days)
-            before = [o for o in missed if since <= o.day <= report.day]
-            if before:
-                signs.append(report)
-                medications |= {o.medication for o in before}
-                hits += [(report.day, report.evidence_id), *((o.day, o.evidence_id) for o in before)]
+    for report in sign_reports:
+        since = report.day - timedelta(days=settings.withdrawal_sign_days)
+        before = [o for o in missed if since <= o.day <= report.day]
+        if before:
+            signs.append(report)
+            medications |= {o.medication for o in before}
+            hits += [(report.day, report.evidence_id), *((o.day, o.evidence_id) for o in before)]
     if signs:
         parts.append(
             f"{_labels(s.code for s in signs)} reported after missed {_names(medications)} doses; "
-            f"latest on {max(s.day for s in signs)}."
+            f"latest on {max(s.day for s in signs)}.{_late(signs, settings)}"
         )
     if not hits:
         return None
@@ -736,7 +810,7 @@ def withdrawal_risk(history: MemberHistory, settings: SafetySettings = DEFAULT) 
     )
 
 
-@_rule("sedation_with_drinking", 1, Tier.URGENT, lambda s: s.recent_days)
+@_rule("sedation_with_drinking", 1, Tier.URGENT, lambda s: s.recent_days, symptoms=True)
 def sedation_with_drinking(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Drowsiness, dizziness or confusion reported on a local day that was a heavy drinking day, or
     had a breath reading at or above `sedation_bac_g_dl`, while on baclofen or gabapentin; last
@@ -781,41 +855,64 @@ def sedation_with_drinking(history: MemberHistory, settings: SafetySettings = DE
 
 @_rule("disulfiram_with_drinking", 1, Tier.URGENT, lambda s: s.recent_days)
 def disulfiram_with_drinking(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
-    """Any drinking logged (grams > 0) on a local day a disulfiram plan was in force; last
-    `recent_days` days. A log of 0 g is an alcohol-free day, not drinking."""
+    """Any drinking logged (grams > 0), or a breath reading above `disulfiram_bac_g_dl` (with or
+    without a drink log: the reading is objective), on a local day a disulfiram plan was in force;
+    last `recent_days` days. A log of 0 g is an alcohol-free day, not drinking."""
     window = DateRange.ending(history.today, settings.recent_days)
     plans = [p for p in history.plans if p.medication in ALCOHOL_REACTION_MEDICATIONS]
-    logs = [
-        log
-        for log in history.day_logs
-        if log.day in window and log.grams > 0 and any(is_active(p, log.day) for p in plans)
+
+    def on_it(day: date) -> bool:
+        return any(is_active(p, day) for p in plans)
+
+    logs = [log for log in history.day_logs if log.day in window and log.grams > 0 and on_it(log.day)]
+    readings = [
+        b
+        for b in history.breath
+        if b.day in window and b.g_dl > settings.disulfiram_bac_g_dl and on_it(b.day)
     ]
-    if not logs:
+    if not logs and not readings:
         return None
-    medications = {p.medication for p in plans for log in logs if is_active(p, log.day)}
-    drinks = standard_drinks_from_grams(sum((log.grams for log in logs), start=Decimal(0)), history.country)
+    days = {log.day for log in logs} | {b.day for b in readings}
+    medications = {p.medication for p in plans for day in days if is_active(p, day)}
+    parts = []
+    if logs:
+        drinks = standard_drinks_from_grams(
+            sum((log.grams for log in logs), start=Decimal(0)), history.country
+        )
+        parts.append(
+            f"Drinking logged on {_plural(len(logs), 'day')} while on {_names(medications)} "
+            f"({drinks} standard drinks in all); latest on {max(log.day for log in logs)}."
+        )
+    if readings:
+        parts.append(
+            f"Breath alcohol above {settings.disulfiram_bac_g_dl} g/dL on "
+            f"{_plural(len({b.day for b in readings}), 'day')} while on {_names(medications)} "
+            f"(up to {max(b.g_dl for b in readings)} g/dL); latest on {max(b.day for b in readings)}."
+        )
     return _found(
         "disulfiram_with_drinking",
-        ((log.day, drink_log_evidence(log.day)) for log in logs),
-        f"Drinking logged on {_plural(len(logs), 'day')} while on {_names(medications)} "
-        f"({drinks} standard drinks in all); latest on {max(log.day for log in logs)}.",
+        [
+            *((log.day, drink_log_evidence(log.day)) for log in logs),
+            *((b.day, b.evidence_id) for b in readings),
+        ],
+        " ".join(parts),
         medications=medications,
     )
 
 
-@_rule("liver_signs", 1, Tier.URGENT, lambda s: s.recent_days)
+@_rule("liver_signs", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
 def liver_signs(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Dark urine, jaundice or abdominal pain reported, any severity, while on naltrexone or
-    disulfiram; last `recent_days` days."""
+    disulfiram; last `report_backfill_days` days."""
     return _sign_rule(
         "liver_signs", history, settings, LIVER_SIGNS, LIVER_WATCH_MEDICATIONS, "Liver injury signs"
     )
 
 
-@_rule("contraindication", 1, Tier.URGENT, lambda s: s.recent_days)
+@_rule("contraindication", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
 def contraindication(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Pregnancy or kidney problems reported while on baclofen, acamprosate or gabapentin; last
-    `recent_days` days."""
+    `report_backfill_days` days."""
     return _sign_rule(
         "contraindication",
         history,
@@ -834,7 +931,8 @@ def _sign_rule(
     medications: frozenset[str],
     title: str,
 ) -> Finding | None:
-    window = DateRange.ending(history.today, settings.recent_days)
+    """Reports of `codes` in the last `report_backfill_days` days while on any of `medications`."""
+    window = DateRange.ending(history.today, settings.report_backfill_days)
     found = _reports_on(history, codes, medications, window)
     if not found:
         return None
@@ -843,7 +941,7 @@ def _sign_rule(
         name,
         ((r.day, r.evidence_id) for r, _ in found),
         f"{title}: {_labels(r.code for r, _ in found)}, while on {_names(on)}; "
-        f"latest on {max(r.day for r, _ in found)}.",
+        f"latest on {max(r.day for r, _ in found)}.{_late((r for r, _ in found), settings)}",
         symptoms=(r.code for r, _ in found),
         medications=on,
     )
@@ -922,8 +1020,103 @@ def disengagement(history: MemberHistory, settings: SafetySettings = DEFAULT) ->
     )
 
 
+@_rule(
+    "withdrawal_after_stop",
+    1,
+    Tier.URGENT,
+    lambda s: s.report_backfill_days + s.withdrawal_after_stop_days,
+    symptoms=True,
+)
+def withdrawal_after_stop(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """A withdrawal sign (hallucinations, seizure, confusion, agitation) reported in the last
+    `report_backfill_days` days, 1 to `withdrawal_after_stop_days` days after a baclofen or gabapentin
+    plan ended (its `end_date`) without a taper on its last day, with no plan of that medication in
+    force on the report's day: an abrupt stop, whether or not any plan is in force today. Reports on a
+    check-in or on their own (a symptom report) alike."""
+    window = DateRange.ending(history.today, settings.report_backfill_days)
+    ended = [
+        p
+        for p in history.plans
+        if p.medication in WITHDRAWAL_RISK_MEDICATIONS
+        and p.end_date is not None
+        and not taper_in_progress(p, p.end_date, final_days=settings.taper_final_days)
+    ]
+    hits: list[tuple[date, str]] = []
+    signs: list[SideEffectRecord] = []
+    stopped: dict[str, date] = {}
+    for report in history.side_effects:
+        if report.code not in WITHDRAWAL_SIGNS or report.day not in window:
+            continue
+        for plan in ended:
+            assert plan.end_date is not None
+            since = (report.day - plan.end_date).days
+            continued = any(
+                p.medication == plan.medication and is_active(p, report.day) for p in history.plans
+            )
+            if 1 <= since <= settings.withdrawal_after_stop_days and not continued:
+                hits.append((report.day, report.evidence_id))
+                signs.append(report)
+                stopped[plan.medication] = max(plan.end_date, stopped.get(plan.medication, plan.end_date))
+    if not hits:
+        return None
+    ends = "; ".join(f"{_medication_name(m)} ended on {day}" for m, day in sorted(stopped.items()))
+    return _found(
+        "withdrawal_after_stop",
+        hits,
+        f"{_labels(s.code for s in signs)} reported after a stop without a taper ({ends}); "
+        f"latest on {max(s.day for s in signs)}.{_late(signs, settings)}",
+        symptoms=(s.code for s in signs),
+        medications=stopped,
+    )
+
+
+@_rule("suicidal_thoughts", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
+def suicidal_thoughts(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Thoughts of suicide or self-harm reported at any severity, on any medication or none (acamprosate's
+    label names them); last `report_backfill_days` days."""
+    window = DateRange.ending(history.today, settings.report_backfill_days)
+    reports = [r for r in history.side_effects if r.code in SUICIDAL_SIGNS and r.day in window]
+    if not reports:
+        return None
+    on = {r.medication for r in reports if r.medication}
+    on |= {p.medication for p in history.plans for r in reports if is_active(p, r.day)}
+    during = f", while on {_names(on)}" if on else ""
+    return _found(
+        "suicidal_thoughts",
+        ((r.day, r.evidence_id) for r in reports),
+        f"Thoughts of suicide or self-harm reported{during}; latest on {max(r.day for r in reports)}."
+        f"{_late(reports, settings)}",
+        symptoms=(r.code for r in reports),
+        medications=on,
+    )
+
+
+@_rule("opioid_use_on_naltrexone", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
+def opioid_use_on_naltrexone(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Opioid use reported while on naltrexone; last `report_backfill_days` days."""
+    return _sign_rule(
+        "opioid_use_on_naltrexone", history, settings, OPIOID_SIGNS, OPIOID_WATCH_MEDICATIONS, "Opioid use"
+    )
+
+
+@_rule("kidney_stones_on_topiramate", 1, Tier.URGENT, lambda s: s.report_backfill_days, symptoms=True)
+def kidney_stones_on_topiramate(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
+    """Kidney stones reported while on topiramate; last `report_backfill_days` days."""
+    return _sign_rule(
+        "kidney_stones_on_topiramate",
+        history,
+        settings,
+        KIDNEY_STONE_SIGNS,
+        KIDNEY_STONE_MEDICATIONS,
+        "Kidney stones reported",
+    )
+
+
 #: Every rule by name, in evaluation order. The persistence layer stores `name` and `version`.
 RULES: Mapping[str, Rule] = MappingProxyType(dict(_RULES))
+#: The rules whose findings may rest on reported symptoms (`Rule.cites_symptoms`); a finding of one
+#: does when `Finding.cites_symptoms`. Such flags never clear by themselves (DOMAIN.md).
+SYMPTOM_RULES = frozenset(name for name, rule in RULES.items() if rule.cites_symptoms)
 
 
 def lookback_days(settings: SafetySettings = DEFAULT) -> int:
@@ -955,6 +1148,13 @@ def _midnight(day: date, zone: str) -> datetime:
     return localtime.day_bounds_utc(day, zone)[0]
 
 
+def _follow_days(settings: SafetySettings) -> int:
+    """How long after the latest entry the sweep keeps visiting a quiet member each midnight (their
+    disengagement flag's last day follows): the lookback of the rules over recent days. The backfill
+    window of one-off reports is left out: it would keep a long-gone member in the sweep for two months."""
+    return lookback_days(dataclasses.replace(settings, report_backfill_days=1))
+
+
 def next_check(history: MemberHistory, settings: SafetySettings = DEFAULT) -> datetime | None:
     """The earliest UTC instant after `history.now` at which the rules could find something new for
     this history with no new entry (a new finding, or new evidence for one), or None when time alone
@@ -964,7 +1164,7 @@ def next_check(history: MemberHistory, settings: SafetySettings = DEFAULT) -> da
     The instants: the deadline (slot + `missed_dose_grace`) of each unanswered dose slot of a
     withdrawal-risk plan; the local midnight a plan starts or changes step; the local midnight the
     member crosses `disengagement_days` without an entry, and each midnight after while still within
-    the lookback (so the flag's last day seen follows); and the first local midnight at which the
+    `_follow_days` (so the flag's last day seen follows); and the first local midnight at which the
     craving rule, re-run with the same ratings, would cite a rating it does not cite now.
     """
     now, zone, today = localtime.to_utc(history.now), history.zone, history.today
@@ -999,7 +1199,7 @@ def next_check(history: MemberHistory, settings: SafetySettings = DEFAULT) -> da
         crossing = since + timedelta(days=settings.disengagement_days)
         if crossing > today:
             found.append(_midnight(crossing, zone))
-        elif (today - since).days < lookback_days(settings):
+        elif (today - since).days < _follow_days(settings):
             found.append(_midnight(today + _DAY, zone))
 
     if history.cravings:

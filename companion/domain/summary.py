@@ -26,7 +26,7 @@ from typing import Generic, TypeVar
 from uuid import UUID
 
 from companion.domain import localtime
-from companion.domain.drinking import WhoLevel, standard_drinks_from_grams, who_level
+from companion.domain.drinking import WhoLevel, over_niaaa_weekly, standard_drinks_from_grams, who_level
 from companion.domain.plans import CheckIn, CheckInStatus, Plan, dose_slots
 from companion.domain.types import DateRange
 
@@ -112,10 +112,16 @@ class Streak:
 
 @dataclass(frozen=True, slots=True)
 class WeekSummary:
-    standard_drinks: Decimal
+    #: Local days of the 7 with a drink log; days without one are missing, never "0 drinks".
+    days_logged: int
+    #: None when no day is logged (unknown, not zero).
+    standard_drinks: Decimal | None
     #: None for an abstain goal (the member has no drink limit to show), as on the member's goal.
     weekly_limit: Decimal | None
-    heavy_days: int
+    #: None when no day is logged.
+    heavy_days: int | None
+    #: The logged days reach NIAAA's heavy weekly use for the member's sex; None when none is logged.
+    over_niaaa_weekly: bool | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,13 +339,22 @@ def streaks(day_logs: Sequence[DayLog], *, goal: Goal, country: str, today: date
     )
 
 
-def week_summary(day_logs: Sequence[DayLog], *, goal: Goal, country: str, today: date) -> WeekSummary:
-    """The last 7 local days, today included: standard drinks (summed in grams), limit, heavy days."""
+def week_summary(
+    day_logs: Sequence[DayLog], *, goal: Goal, country: str, today: date, sex: str | None = None
+) -> WeekSummary:
+    """The last 7 local days, today included: days logged, standard drinks (summed in grams), limit,
+    heavy days, NIAAA heavy weekly use (for `sex`). With no day logged the drinking figures are None:
+    missing days are missing. With some days logged they count what was logged (a lower bound)."""
     logged = _in(day_logs, DateRange.ending(today, WEEK_DAYS))
+    if not logged:
+        return WeekSummary(0, None, goal.weekly_limit, None, None)
+    grams = _grams(logged)
     return WeekSummary(
-        standard_drinks=standard_drinks_from_grams(_grams(logged), country),
+        days_logged=len(logged),
+        standard_drinks=standard_drinks_from_grams(grams, country),
         weekly_limit=goal.weekly_limit,
         heavy_days=sum(log.heavy for log in logged),
+        over_niaaa_weekly=over_niaaa_weekly(grams, sex),
     )
 
 
@@ -407,13 +422,14 @@ def summarize(
     cravings: Sequence[CravingRating],
     checkins: Sequence[CheckIn],
     plans: Sequence[Plan],
+    sex: str | None = None,
 ) -> MemberSummary:
     """`GET /me/summary` as of `now` (aware), in the member's `zone`; `as_of` is the local today."""
     today = localtime.local_date(now, zone)
     return MemberSummary(
         as_of=today,
         streak=streaks(day_logs, goal=goal, country=country, today=today),
-        week=week_summary(day_logs, goal=goal, country=country, today=today),
+        week=week_summary(day_logs, goal=goal, country=country, today=today, sex=sex),
         last_30_days=last_30_days(day_logs, country=country, today=today),
         cravings=craving_summary(cravings, today=today),
         adherence=adherence_summary(plans, checkins, zone=zone, now=now),

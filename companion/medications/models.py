@@ -8,6 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    Boolean,
     CheckConstraint,
     Date,
     DateTime,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
@@ -48,6 +50,8 @@ class MedicationPlan(Syncable, Base):
     end_date: Mapped[date | None] = mapped_column(Date)
     #: [{from_date, dose_mg, times}] in date order.
     steps: Mapped[list[dict[str, Any]]] = mapped_column(JSONB, default=list)
+    #: The coach confirmed a daily dose above the medication's usual maximum (domain.plans.DoseLimits).
+    high_dose_confirmed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

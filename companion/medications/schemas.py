@@ -86,6 +86,14 @@ class PlanStepInputSchema(StrictSchema):
     from_date = fields.Date(required=True, metadata={"description": "First local date of this regimen."})
     dose_mg = dose_field(required=True)
     times = times_field(required=True)
+    taper = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "This step is part of a taper the coach planned: missed doses during it are not "
+            "withdrawal risk. A lowered dose not marked is a taper only when the plan's last steps lower "
+            "it to the plan's end_date within 28 days."
+        },
+    )
 
 
 class PlanInputSchema(StrictSchema):
@@ -106,6 +114,15 @@ class PlanInputSchema(StrictSchema):
         validate=validate.Length(max=MAX_STEPS),
         metadata={"description": "A titration or taper: each replaces the regimen from its from_date on."},
     )
+    confirm_high_dose = fields.Boolean(
+        load_default=False,
+        metadata={
+            "description": "Confirms a daily dose (any regimen's dose x times) above the medication's usual "
+            "maximum (baclofen 80 mg, naltrexone 50, acamprosate 1998, gabapentin 3600, topiramate 300, "
+            "disulfiram 500). Without it such a plan is 422 naming dose_mg (or steps); above twice the "
+            "maximum it is 422 whatever is sent. Kept on the plan and in the audit log."
+        },
+    )
 
 
 class PlanPatchSchema(StrictSchema):
@@ -116,6 +133,14 @@ class PlanPatchSchema(StrictSchema):
     start_date = fields.Date(metadata={"description": "Only while the plan has not started."})
     end_date = fields.Date(allow_none=True)
     steps = fields.List(fields.Nested(PlanStepInputSchema), validate=validate.Length(max=MAX_STEPS))
+    confirm_high_dose = fields.Boolean(
+        metadata={
+            "description": "Confirms a daily dose (any regimen's dose x times) above the medication's usual "
+            "maximum (baclofen 80 mg, naltrexone 50, acamprosate 1998, gabapentin 3600, topiramate 300, "
+            "disulfiram 500). Without it such a plan is 422 naming dose_mg (or steps); above twice the "
+            "maximum it is 422 whatever is sent. Kept on the plan and in the audit log."
+        },
+    )
 
     @pre_load
     def _refuse_fixed(self, data: Any, **_: Any) -> Any:
@@ -130,6 +155,7 @@ class PlanStepSchema(Schema):
     from_date = fields.Date()
     dose_mg = fields.Decimal(as_string=False)
     times = fields.List(HourMinute())
+    taper = fields.Boolean(metadata={"description": "Marked by the coach as part of a taper."})
 
 
 class PlanSchema(Schema):
@@ -141,6 +167,9 @@ class PlanSchema(Schema):
     end_date = fields.Date(allow_none=True)
     steps = fields.List(fields.Nested(PlanStepSchema))
     active = fields.Boolean(metadata={"description": "In force on the member's local today."})
+    confirm_high_dose = fields.Boolean(
+        metadata={"description": "The coach confirmed a daily dose above the medication's usual maximum."}
+    )
     created_at = Instant()
     updated_at = Instant()
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from companion import privacy
 from companion.accounts.models import CoachAssignment, Member, Role, User
+from companion.audit import services as audit
 from companion.db import session, utcnow
 from companion.domain import localtime, plans
 from companion.domain.errors import Conflict, InvalidInput, NotFound
@@ -75,16 +76,21 @@ def _step_from_json(raw: dict[str, Any]) -> plans.PlanStep:
         from_date=date.fromisoformat(raw["from_date"]),
         dose_mg=Decimal(str(raw["dose_mg"])),
         times=tuple(time.fromisoformat(t) for t in raw["times"]),
+        taper=bool(raw.get("taper", False)),
     )
 
 
 def _step_to_json(step: plans.PlanStep) -> dict[str, Any]:
-    """How a step is stored in `medication_plans.steps` (JSONB): exact decimals as strings, "HH:MM" times."""
-    return {
+    """How a step is stored in `medication_plans.steps` (JSONB): exact decimals as strings, "HH:MM" times,
+    `taper` only when the coach marked the step (steps stored before it existed read as not marked)."""
+    stored: dict[str, Any] = {
         "from_date": step.from_date.isoformat(),
         "dose_mg": str(step.dose_mg),
         "times": [t.strftime("%H:%M") for t in step.times],
     }
+    if step.taper:
+        stored["taper"] = True
+    return stored
 
 
 def plan_to_domain(row: MedicationPlan) -> plans.Plan:
@@ -117,10 +123,16 @@ def plan_view(row: MedicationPlan, *, today: date) -> dict[str, Any]:
         "start_date": row.start_date,
         "end_date": row.end_date,
         "steps": [
-            {"from_date": s.from_date, "dose_mg": _normal(s.dose_mg), "times": list(s.times)}
+            {
+                "from_date": s.from_date,
+                "dose_mg": _normal(s.dose_mg),
+                "times": list(s.times),
+                "taper": s.taper,
+            }
             for s in plan.steps
         ],
         "active": plans.is_active(plan, today),
+        "confirm_high_dose": bool(row.high_dose_confirmed),
         "created_at": row.created_at,
         "updated_at": row.updated_at,
     }
@@ -175,7 +187,9 @@ def _sorted_times(raw: Sequence[time]) -> tuple[time, ...]:
 
 
 def _step(raw: dict[str, Any]) -> plans.PlanStep:
-    return plans.PlanStep(raw["from_date"], raw["dose_mg"], _sorted_times(raw["times"]))
+    return plans.PlanStep(
+        raw["from_date"], raw["dose_mg"], _sorted_times(raw["times"]), raw.get("taper", False)
+    )
 
 
 def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now: datetime) -> MedicationPlan:
@@ -202,13 +216,40 @@ def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now:
         steps=tuple(_step(s) for s in data.get("steps") or []),
     )
     plans.validate_plan(plan)
+    confirmed = _check_dose_limits(plan, confirmed=data.get("confirm_high_dose", False))
     row = MedicationPlan(id=plan.id, member_id=member.id, created_by=actor.id, created_at=now)
     _store(row, plan, now=now)
+    row.high_dose_confirmed = confirmed
     session.add(row)
     session.flush()
+    if confirmed:
+        _audit_high_dose(actor, member, plan, now=now)
     nudge_hooks.plan_changed(member.id, row.id, now=now)
     request_safety_scan(member, now=now)  # a new plan can make past entries matter (e.g. a contraindication)
     return row
+
+
+def _check_dose_limits(plan: plans.Plan, *, confirmed: bool) -> bool:
+    """Whether the plan is stored as a confirmed high dose: it is above the usual maximum and the coach
+    confirmed it. :raises InvalidInput: naming `dose_mg` (or `steps`) when a regimen is above the usual
+    maximum without the confirmation, or above twice it."""
+    if problems := plans.dose_limit_problems(plan, confirmed=confirmed):
+        raise InvalidInput("The daily dose is above the medication's usual maximum.", fields=problems)
+    return confirmed and plans.is_high_dose(plan)
+
+
+def _audit_high_dose(actor: User, member: Member, plan: plans.Plan, *, now: datetime) -> None:
+    maximum = plans.DOSE_LIMITS.usual_max_mg[plan.medication]
+    audit.record(
+        "plan.high_dose_confirmed",
+        actor_id=actor.id,
+        now=now,
+        subject_member_id=member.id,
+        plan_id=str(plan.id),
+        medication=plan.medication,
+        daily_mg=f"{plans.highest_daily_mg(plan).normalize():f}",
+        usual_max_mg=str(maximum),
+    )
 
 
 def _not_before_today(today: date) -> str:
@@ -243,11 +284,22 @@ def update_plan(
     if row is None:
         raise NotFound("No such medication plan.")
     current = plan_to_domain(row)
-    new = patched_plan(current, changes, today=local_today(member, now))
+    new = patched_plan(
+        current,
+        {k: v for k, v in changes.items() if k != "confirm_high_dose"},
+        today=local_today(member, now),
+    )
     plans.validate_plan(new)
-    if new != current:
+    # A stored confirmation covers the plan's high dose as it was, not a higher one.
+    kept = row.high_dose_confirmed and plans.highest_daily_mg(new) <= plans.highest_daily_mg(current)
+    sent = changes.get("confirm_high_dose", False)
+    confirmed = _check_dose_limits(new, confirmed=sent or kept)
+    if new != current or confirmed != row.high_dose_confirmed:
         _store(row, new, now=now)
+        row.high_dose_confirmed = confirmed
         session.flush()
+        if sent and confirmed:
+            _audit_high_dose(actor, member, new, now=now)
         nudge_hooks.plan_changed(member.id, row.id, now=now)
         request_safety_scan(member, now=now)
     return row

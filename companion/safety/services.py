@@ -47,6 +47,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Integer,
     Uuid,
     and_,
     any_,
@@ -81,6 +82,7 @@ from companion.safety.models import (
     NotificationKind,
     StaffNotification,
 )
+from companion.symptoms.models import SymptomReport
 from companion.tracking.common import decode_page_cursor, encode_page_cursor
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
@@ -142,6 +144,7 @@ def _last_entry_at(member_id_column: Any) -> Any:
         newest(Craving, Craving.created_at),
         newest(BacReading, BacReading.created_at),
         newest(MedicationCheckin, MedicationCheckin.created_at),
+        newest(SymptomReport, SymptomReport.created_at),
     )
 
 
@@ -156,14 +159,16 @@ def table_windows(settings: rules.SafetySettings = SETTINGS) -> dict[str, int]:
         "drink_logs": max(recent, settings.relapse_window_days + settings.relapse_free_days),
         "cravings": settings.craving_recent_days + settings.craving_baseline_days,
         "bac_readings": recent,
-        # severe, persistent, escalating, withdrawal signs, sedation, liver, contraindication
+        # severe, liver, contraindication, withdrawal signs, suicidal thoughts, opioid use, kidney
+        # stones: the whole backfill window (a late report counts); persistent, escalating, sedation
         "side_effect_reports": max(
             recent,
+            settings.report_backfill_days,
             settings.persistent_window_days,
             settings.escalating_window_days,
-            settings.withdrawal_window_days + settings.withdrawal_sign_days,
         ),
-        # withdrawal: missed doses in its window and before the signs it looks for
+        # withdrawal: missed doses in its window and the days before it; the check-ins of the days
+        # before each withdrawal sign loaded, however old, are loaded too (`_history_statements`)
         "medication_checkins": settings.withdrawal_window_days + settings.withdrawal_sign_days,
     }
 
@@ -177,6 +182,32 @@ def _history_statements() -> dict[str, Any]:
     effects_where = and_(
         SideEffectReport.member_id == ids, SideEffectReport.date >= bindparam("effects_since")
     )
+    # A withdrawal sign's rule reads the doses of its day and the `withdrawal_sign_days` before it.
+    signs = SideEffectReport.__table__.alias("signs")
+    near_a_sign = (
+        select(signs.c.id)
+        .where(
+            signs.c.member_id == MedicationCheckin.member_id,
+            signs.c.code.in_(sorted(rules.WITHDRAWAL_SIGNS)),
+            signs.c.date >= bindparam("effects_since"),
+            signs.c.date >= MedicationCheckin.date,
+            signs.c.date <= MedicationCheckin.date + bindparam("sign_days", type_=Integer),
+        )
+        .exists()
+    )
+    # ... and so does one reported on its own (a symptom report).
+    near_a_report = (
+        select(SymptomReport.id)
+        .where(
+            SymptomReport.member_id == MedicationCheckin.member_id,
+            SymptomReport.codes.overlap(sorted(rules.WITHDRAWAL_SIGNS)),
+            SymptomReport.date >= bindparam("effects_since"),
+            SymptomReport.date >= MedicationCheckin.date,
+            SymptomReport.date <= MedicationCheckin.date + bindparam("sign_days", type_=Integer),
+        )
+        .exists()
+    )
+    entered = MedicationCheckin.__table__.alias("entered")
     return {
         "members": select(
             Member.id,
@@ -208,7 +239,15 @@ def _history_statements() -> dict[str, Any]:
             SideEffectReport.date,
             SideEffectReport.code,
             SideEffectReport.severity,
-        ).where(effects_where),
+            entered.c.created_at,
+        )
+        .outerjoin(
+            entered,
+            and_(
+                entered.c.member_id == SideEffectReport.member_id, entered.c.id == SideEffectReport.checkin_id
+            ),
+        )
+        .where(effects_where),
         "doses": select(
             MedicationCheckin.member_id,
             MedicationCheckin.id,
@@ -224,8 +263,18 @@ def _history_statements() -> dict[str, Any]:
                 tuple_(MedicationCheckin.member_id, MedicationCheckin.id).in_(
                     select(SideEffectReport.member_id, SideEffectReport.checkin_id).where(effects_where)
                 ),
+                near_a_sign,
+                near_a_report,
             ),
         ),
+        "symptoms": select(
+            SymptomReport.member_id,
+            SymptomReport.id,
+            SymptomReport.date,
+            SymptomReport.reported_at,
+            SymptomReport.created_at,
+            SymptomReport.symptoms,
+        ).where(SymptomReport.member_id == ids, SymptomReport.date >= bindparam("effects_since")),
         "plans": select(
             MedicationPlan.member_id,
             MedicationPlan.id,
@@ -251,7 +300,7 @@ def load_histories(
     extra_days: int = 0,
 ) -> dict[uuid.UUID, Loaded]:
     """Every member's history for the rules' windows (each widened by `extra_days` into the past), in
-    seven set-based queries whatever the number of members (Core rows, not ORM objects: the sweep
+    eight set-based queries whatever the number of members (Core rows, not ORM objects: the sweep
     reads millions). Members that no longer exist (erased) are left out."""
     if not member_ids:
         return {}
@@ -267,6 +316,7 @@ def load_histories(
         "doses_since": utc_today - timedelta(days=windows["medication_checkins"]),
         "plans_since": _window_start(now, settings) - timedelta(days=extra_days),
         "plans_until": utc_today + timedelta(days=1),
+        "sign_days": settings.withdrawal_sign_days,
     }
     statements = _history_statements()
     connection = session.connection()
@@ -282,6 +332,7 @@ def load_histories(
 
     logs, cravings, breath = rows("logs"), rows("cravings"), rows("breath")
     effects, doses, plans = rows("effects"), rows("doses"), rows("plans")
+    reported = rows("symptoms")
 
     loaded = {}
     for m in members:
@@ -300,9 +351,29 @@ def load_histories(
             ),
             side_effects=tuple(
                 rules.SideEffectRecord(
-                    e.id, e.checkin_id, e.medication, e.date, e.code, _SEVERITIES[e.severity]
+                    e.id,
+                    e.checkin_id,
+                    e.medication,
+                    e.date,
+                    e.code,
+                    _SEVERITIES[e.severity],
+                    localtime.local_date(e.created_at, zone) if e.created_at else None,
                 )
                 for e in effects.get(m.id, ())
+            )
+            + tuple(
+                rules.SideEffectRecord(
+                    f"{r.id}:{symptom['code']}",
+                    None,
+                    "",
+                    r.date,
+                    symptom["code"],
+                    _SEVERITIES[symptom["severity"]],
+                    localtime.local_date(r.created_at, zone),
+                    r.reported_at,
+                )
+                for r in reported.get(m.id, ())
+                for symptom in r.symptoms
             ),
             day_logs=tuple(DayLog(log.date, log.grams_ethanol, log.heavy) for log in logs.get(m.id, ())),
             cravings=tuple(rules.CravingRecord(c.id, c.date, c.intensity) for c in cravings.get(m.id, ())),

@@ -134,7 +134,8 @@ class SyncItemSchema(Schema):
     """Documentation of one batch item; each item is validated on its own (see POST /sync)."""
 
     type = fields.String(
-        required=True, metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading"]}
+        required=True,
+        metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "symptom_report"]},
     )
     data = fields.Dict(
         required=True,
@@ -182,6 +183,7 @@ class SyncChangeSchema(Schema):
                 "craving",
                 "medication_checkin",
                 "bac_reading",
+                "symptom_report",
                 "medication_plan",
                 "message",
             ]
@@ -203,9 +205,21 @@ class StreakSchema(Schema):
 
 
 class WeekSchema(Schema):
-    standard_drinks = fields.Decimal(as_string=False)
+    days_logged = fields.Integer(metadata={"description": "Local days of the last 7 with a drink log."})
+    standard_drinks = fields.Decimal(
+        as_string=False,
+        allow_none=True,
+        metadata={"description": "Of the days logged; null when no day is logged (missing, never 0)."},
+    )
     weekly_limit = fields.Decimal(as_string=False, allow_none=True)
-    heavy_days = fields.Integer()
+    heavy_days = fields.Integer(allow_none=True, metadata={"description": "Null when no day is logged."})
+    over_niaaa_weekly = fields.Boolean(
+        allow_none=True,
+        metadata={
+            "description": "The days logged reach NIAAA heavy weekly use: 15 or more US standard drinks "
+            "(14 g) for men, 8 or more for women and unspecified. Null when no day is logged."
+        },
+    )
 
 
 class Last30DaysSchema(Schema):

@@ -100,6 +100,7 @@ def summaries(
             cravings=cravings[m.id],
             checkins=checkins[m.id],
             plans=plans.get(m.id, []),
+            sex=m.sex,
         )
         for m in members
     }

@@ -25,6 +25,9 @@ from companion.medications import services as medication_services
 from companion.medications.models import MedicationCheckin, MedicationPlan
 from companion.nudges.models import Message
 from companion.nudges.services import message_change
+from companion.symptoms import schemas as symptom_schemas
+from companion.symptoms import services as symptom_services
+from companion.symptoms.models import SymptomReport
 from companion.sync_seq import decode_cursor, encode_cursor
 from companion.tracking import schemas, services
 from companion.tracking.models import BacReading, Craving, DrinkLog
@@ -58,6 +61,10 @@ HANDLERS: dict[str, tuple[type[Schema], Callable[..., Any]]] = {
     "craving": (schemas.CravingInputSchema, _by_id(services.record_craving)),
     "medication_checkin": (medication_schemas.CheckinInputSchema, _by_id(medication_services.record_checkin)),
     "bac_reading": (schemas.BacReadingInputSchema, _by_id(services.record_bac_reading)),
+    "symptom_report": (
+        symptom_schemas.SymptomReportInputSchema,
+        _by_id(symptom_services.record_symptom_report),
+    ),
 }
 
 
@@ -140,6 +147,14 @@ SOURCES: tuple[tuple[type, Callable[[Member, Any], dict[str, Any]]], ...] = (
             "type": "bac_reading",
             "deleted": False,
             "data": schemas.BacReadingSchema().dump(services.bac_view(r)),
+        },
+    ),
+    (
+        SymptomReport,
+        lambda m, r: {
+            "type": "symptom_report",
+            "deleted": False,
+            "data": symptom_schemas.SymptomReportSchema().dump(symptom_services.report_view(r)),
         },
     ),
     (

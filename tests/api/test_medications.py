@@ -185,10 +185,94 @@ def test_plan_with_a_titration(member, coach):
         ],
     )
     assert plan["steps"] == [
-        {"from_date": str(TODAY + 3 * DAY), "dose_mg": 7.5, "times": ["08:00", "14:00", "20:00"]},
-        {"from_date": str(TODAY + 6 * DAY), "dose_mg": 10, "times": ["08:00", "14:00", "20:00"]},
+        {
+            "from_date": str(TODAY + 3 * DAY),
+            "dose_mg": 7.5,
+            "times": ["08:00", "14:00", "20:00"],
+            "taper": False,
+        },
+        {
+            "from_date": str(TODAY + 6 * DAY),
+            "dose_mg": 10,
+            "times": ["08:00", "14:00", "20:00"],
+            "taper": False,
+        },
     ]
     assert plan["end_date"] == str(TODAY + 30 * DAY)
+
+
+def test_a_step_marked_as_a_taper_is_stored_and_shown(app, member, coach):
+    # Issue 19: a taper is explicit; the mark survives the round trip, and an unmarked step reads False.
+    plan = new_plan(
+        coach,
+        member,
+        steps=[
+            {"from_date": str(TODAY + 3 * DAY), "dose_mg": 4, "times": ["08:00"], "taper": True},
+            {"from_date": str(TODAY + 6 * DAY), "dose_mg": 3, "times": ["08:00"]},
+        ],
+    )
+    assert [s["taper"] for s in plan["steps"]] == [True, False]
+    (row,) = rows(app, MedicationPlan)
+    assert row.steps[0]["taper"] is True and "taper" not in row.steps[1]
+    assert [s["taper"] for s in member.get("/medication-plans").get_json()["items"][0]["steps"]] == [
+        True,
+        False,
+    ]
+    bad = coach.patch(plans_path(member, plan["id"]), {"steps": [{**plan["steps"][0], "taper": "perhaps"}]})
+    assert bad.status_code == 422 and "steps" in fields_of(bad)
+
+
+# Issue 19: a daily dose above the label's usual maximum needs the coach's confirmation.
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    ({"dose_mg": 20, "times": ["06:00", "10:00", "14:00", "20:00"]},  201, None),       # 80 mg a day
+    ({"dose_mg": 30},                                                 422, "dose_mg"),  # 90 mg a day
+    ({"dose_mg": 30, "confirm_high_dose": True},                      201, None),
+    ({"dose_mg": 55, "confirm_high_dose": True},                      201, None),       # 165 > 160
+    ({"dose_mg": 54, "confirm_high_dose": True},                      201, None),       # 162 > 160
+    ({"medication": "naltrexone", "dose_mg": 100, "times": ["08:00"]}, 422, "dose_mg"),
+    ({"medication": "naltrexone", "dose_mg": 100, "times": ["08:00"], "confirm_high_dose": True}, 201, None),
+    ({"steps": [{"from_date": str(TODAY + 3 * DAY), "dose_mg": 30, "times": ["08:00", "14:00", "20:00"]}]},
+     422, "steps"),
+])  # fmt: skip
+def test_a_high_daily_dose_needs_confirmation(app, member, coach, body, status, field):
+    if body.get("dose_mg") in (55, 54):  # twice the maximum (160 mg) is refused whatever is sent
+        status, field = 422, "dose_mg"
+    r = coach.post(plans_path(member), plan_body(**body))
+    assert r.status_code == status, r.get_json()
+    if field:
+        assert list(fields_of(r)) == [field] and "maximum" in fields_of(r)[field][0]
+        assert rows(app, MedicationPlan) == []
+    else:
+        assert r.get_json()["confirm_high_dose"] is bool(body.get("confirm_high_dose"))
+
+
+def test_a_confirmed_high_dose_is_kept_and_audited(app, member, coach):
+    from companion.audit.models import AuditEntry
+
+    plan = new_plan(coach, member, dose_mg=30, confirm_high_dose=True)
+    [entry] = rows(app, AuditEntry, AuditEntry.action == "plan.high_dose_confirmed")
+    assert str(entry.subject_member_id) == member_id(member)
+    assert entry.detail == {
+        "plan_id": plan["id"], "medication": "baclofen", "daily_mg": "90", "usual_max_mg": "80",
+    }  # fmt: skip
+    [listed] = member.get("/medication-plans").get_json()["items"]
+    assert listed["confirm_high_dose"] is True
+    path = plans_path(member, plan["id"])
+    # The confirmation covers the dose confirmed, not a higher one...
+    higher = coach.patch(path, {"dose_mg": 35})
+    assert higher.status_code == 422 and list(fields_of(higher)) == ["dose_mg"]
+    assert coach.patch(path, {"dose_mg": 35, "confirm_high_dose": True}).status_code == 200
+    # ... and other changes keep it.
+    kept = coach.patch(path, {"end_date": str(TODAY + 40 * DAY)})
+    assert kept.status_code == 200 and kept.get_json()["confirm_high_dose"] is True
+    assert len(rows(app, AuditEntry, AuditEntry.action == "plan.high_dose_confirmed")) == 2
+    # Back under the maximum: no confirmation needed, none kept.
+    lower = coach.patch(path, {"dose_mg": 10})
+    assert lower.status_code == 200 and lower.get_json()["confirm_high_dose"] is False
+    twice = coach.patch(path, {"dose_mg": 60, "confirm_high_dose": True})
+    assert twice.status_code == 422 and "refused" in fields_of(twice)["dose_mg"][0]
 
 
 def test_a_plan_starting_later_is_not_active_yet(member, coach):
@@ -301,7 +385,9 @@ def test_patch_before_the_start_replaces_each_field(member, coach):
         ["07:00", "21:00"],
         str(TODAY + 20 * DAY),
     )
-    assert out["steps"] == [{"from_date": str(TODAY + 5 * DAY), "dose_mg": 20, "times": ["07:00"]}]
+    assert out["steps"] == [
+        {"from_date": str(TODAY + 5 * DAY), "dose_mg": 20, "times": ["07:00"], "taper": False}
+    ]
     assert out["updated_at"] >= plan["updated_at"]
     assert coach.patch(plans_path(member, plan["id"]), {"start_date": str(TODAY - DAY)}).status_code == 422
     assert coach.patch(plans_path(member, plan["id"]), {"steps": []}).get_json()["steps"] == []
@@ -321,13 +407,17 @@ def test_dose_change_on_a_started_plan_becomes_a_step_from_today(app, member, co
     assert r.status_code == 200, r.get_json()
     out = r.get_json()
     assert out["dose_mg"] == 5 and out["times"] == ["08:00", "14:00", "20:00"]  # the past stays as it was
-    assert out["steps"] == [{"from_date": str(TODAY), "dose_mg": 10, "times": ["08:00", "14:00", "20:00"]}]
+    assert out["steps"] == [
+        {"from_date": str(TODAY), "dose_mg": 10, "times": ["08:00", "14:00", "20:00"], "taper": False}
+    ]
     # Yesterday's doses are still the plan's.
     yesterday = member.post("/medication-checkins", checkin(plan_id, slot(TODAY - DAY, "14:00")))
     assert yesterday.status_code == 201
     # A times change the same day replaces today's step rather than stacking another.
     out = coach.patch(plans_path(member, plan_id), {"times": ["21:00", "09:00"]}).get_json()
-    assert out["steps"] == [{"from_date": str(TODAY), "dose_mg": 10, "times": ["09:00", "21:00"]}]
+    assert out["steps"] == [
+        {"from_date": str(TODAY), "dose_mg": 10, "times": ["09:00", "21:00"], "taper": False}
+    ]
     assert member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "14:00"))).status_code == 422
     assert member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "09:00"))).status_code == 201
 
@@ -351,27 +441,44 @@ def test_a_change_is_stamped_for_sync_as_staff(app, member, coach):
 
 def test_dose_change_replaces_the_steps_from_today_on(app, member, coach):
     steps = [
-        {"from_date": str(TODAY - 5 * DAY), "dose_mg": 10, "times": ["08:00", "14:00", "20:00"]},
-        {"from_date": str(TODAY + 5 * DAY), "dose_mg": 15, "times": ["08:00", "14:00", "20:00"]},
+        {
+            "from_date": str(TODAY - 5 * DAY),
+            "dose_mg": 10,
+            "times": ["08:00", "14:00", "20:00"],
+            "taper": False,
+        },
+        {
+            "from_date": str(TODAY + 5 * DAY),
+            "dose_mg": 15,
+            "times": ["08:00", "14:00", "20:00"],
+            "taper": True,
+        },
     ]
     plan_id = plan_made_earlier(app, coach, member, now=NOW - 10 * DAY, steps=steps)
     three = ["08:00", "14:00", "20:00"]
     out = coach.patch(plans_path(member, plan_id), {"dose_mg": 7.5}).get_json()
-    assert out["steps"] == [steps[0], {"from_date": str(TODAY), "dose_mg": 7.5, "times": three}]
-    later = {"from_date": str(TODAY + 7 * DAY), "dose_mg": 20, "times": ["08:00", "20:00"]}
+    assert out["steps"] == [
+        steps[0],
+        {"from_date": str(TODAY), "dose_mg": 7.5, "times": three, "taper": False},
+    ]
+    later = {"from_date": str(TODAY + 7 * DAY), "dose_mg": 20, "times": ["08:00", "20:00"], "taper": False}
     out = coach.patch(plans_path(member, plan_id), {"dose_mg": 12.5, "steps": [steps[0], later]}).get_json()
-    assert out["steps"] == [steps[0], {"from_date": str(TODAY), "dose_mg": 12.5, "times": three}, later]
+    assert out["steps"] == [
+        steps[0],
+        {"from_date": str(TODAY), "dose_mg": 12.5, "times": three, "taper": False},
+        later,
+    ]
 
 
 def test_steps_before_today_are_history(app, member, coach):
-    past = {"from_date": str(TODAY - 5 * DAY), "dose_mg": 10, "times": ["08:00"]}
+    past = {"from_date": str(TODAY - 5 * DAY), "dose_mg": 10, "times": ["08:00"], "taper": True}
     plan_id = plan_made_earlier(app, coach, member, now=NOW - 10 * DAY, steps=[past])
     rewritten = coach.patch(plans_path(member, plan_id), {"steps": [{**past, "dose_mg": 11}]})
     assert rewritten.status_code == 422 and "steps" in fields_of(rewritten)
     moved = {**past, "from_date": str(TODAY - DAY)}
     other_past = coach.patch(plans_path(member, plan_id), {"steps": [moved]})
     assert other_past.status_code == 422 and "steps" in fields_of(other_past)
-    future = {"from_date": str(TODAY + 2 * DAY), "dose_mg": 12, "times": ["08:00"]}
+    future = {"from_date": str(TODAY + 2 * DAY), "dose_mg": 12, "times": ["08:00"], "taper": False}
     # Sent unchanged (a round trip of GET) or left out: both keep the history.
     path = plans_path(member, plan_id)
     assert coach.patch(path, {"steps": [past, future]}).get_json()["steps"] == [past, future]

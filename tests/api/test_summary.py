@@ -7,6 +7,7 @@ import uuid
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
+import pytest
 import time_machine
 
 from companion import db
@@ -118,8 +119,15 @@ def test_summary_equals_the_hand_computed_example(app, client, staff, register):
             # Today is dry but yesterday was not: one alcohol-free day. Within goal needs the 7 days
             # ending today under 7 drinks: 0+2+0+5+(missing)+1+0 = 8 drinks (112 g): not within goal.
             "streak": {"alcohol_free_days": 1, "within_goal_days": 0},
-            # 10-27..11-02: 112 g / 14 g = 8.0 US drinks against 7; 10-30 (70 g >= 56 g) is heavy.
-            "week": {"standard_drinks": 8.0, "weekly_limit": 7.0, "heavy_days": 1},
+            # 10-27..11-02: 6 days logged (10-29 missing); 112 g / 14 g = 8.0 US drinks against 7;
+            # 10-30 (70 g >= 56 g) is heavy; 8 US drinks is NIAAA heavy weekly use for a woman.
+            "week": {
+                "days_logged": 6,
+                "standard_drinks": 8.0,
+                "weekly_limit": 7.0,
+                "heavy_days": 1,
+                "over_niaaa_weekly": True,
+            },
             # 10-04..11-02: 7 days logged (with the recalled 10-20), 3 dry, 1 heavy; drinking days
             # 11-01, 10-30, 10-28, 10-20 hold 28+70+14+42 = 154 g = 11 drinks over 4 days = 2.75 -> 2.8.
             "last_30_days": {
@@ -133,3 +141,21 @@ def test_summary_equals_the_hand_computed_example(app, client, staff, register):
             # Scheduled by the plan in force each day: 4 x 2 + 3 x 1 = 11; taken 11 - skipped - missing = 9.
             "adherence": {"taken": 9, "scheduled": 11, "rate_7d": 0.82},
         }
+
+
+@pytest.mark.parametrize(("sex", "drinks", "over"), [
+    ("male", "14.9", False), ("male", "15", True), ("female", "7.9", False), ("female", "8", True),
+    ("unspecified", "8", True),
+])  # fmt: skip
+def test_a_week_with_nothing_logged_is_unknown_and_niaaa_follows_sex(register, sex, drinks, over):
+    # Issue 19: missing days are missing; NIAAA weekly risk is 15 US drinks for men, 8 otherwise.
+    with time_machine.travel(datetime(2026, 11, 2, 17, 0, tzinfo=UTC), tick=False):
+        member = register(timezone="America/New_York", sex=sex, country="US")
+        week = member.get("/me/summary").get_json()["week"]
+        assert week == {
+            "days_logged": 0, "standard_drinks": None, "weekly_limit": None, "heavy_days": None,
+            "over_niaaa_weekly": None,
+        }  # fmt: skip
+        assert member.put("/drink-logs/2026-11-01", {"standard_drinks": drinks}).status_code == 201
+        week = member.get("/me/summary").get_json()["week"]
+        assert (week["days_logged"], week["over_niaaa_weekly"]) == (1, over)

@@ -112,7 +112,9 @@ def test_the_timeline_is_one_time_ordered_list(app, client, world):
     assert r.status_code == 200, r.get_json()
     items = r.get_json()["items"]
     kinds = {i["kind"] for i in items}
-    assert kinds == {"drink_log", "craving", "checkin", "bac_reading", "flag", "message"}
+    assert kinds == {"drink_log", "craving", "checkin", "bac_reading", "flag", "message", "symptom_report"}
+    [reported] = [i for i in items if i["kind"] == "symptom_report"]
+    assert reported["symptom_report"]["symptoms"] == [{"code": "tremor", "severity": "moderate"}]
     keys = [(i["at"], i["kind"], i["id"]) for i in items]
     assert keys == sorted(keys)
     for item in items:

@@ -85,7 +85,8 @@ def staff(app: Flask, role: str, name: str) -> tuple[uuid.UUID, str]:
 def log_history(
     app: Flask, client: FlaskClient, member_id: uuid.UUID, coach_email: str, days: int = 20
 ) -> str:
-    """Drink logs, cravings, breath readings, a plan and dose check-ins (some with side effects)."""
+    """Drink logs, cravings, breath readings, a plan and dose check-ins (some with side effects), and
+    a symptom report."""
     member = helpers.api_for(app, client, member_id)
     today = localtime.local_date(now(), ZONE)
     plan_id = helpers.create_plan(
@@ -129,6 +130,17 @@ def log_history(
                 ]
         r = member.post("/medication-checkins", body)
         assert r.status_code == 201, r.get_json()
+    # A symptom reported on its own (no check-in), two days back.
+    noon = localtime.local_to_utc(today - 2 * DAY, time(12, 0), ZONE)
+    r = member.post(
+        "/symptom-reports",
+        {
+            "id": str(uuid.uuid4()),
+            "reported_at": noon.isoformat(),
+            "symptoms": [{"code": "tremor", "severity": "moderate"}],
+        },
+    )
+    assert r.status_code == 201, r.get_json()
     return plan_id
 
 

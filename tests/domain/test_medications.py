@@ -28,14 +28,16 @@ CONTRA = {"pregnancy", "kidney_problems"}
 @pytest.mark.parametrize(("code", "common", "danger"), [
     ("baclofen",    {"drowsiness", "dizziness", "weakness", "nausea", "confusion", "headache", "insomnia",
                      "fatigue", "constipation", "urinary_frequency"},      WITHDRAWAL | CONTRA),
-    ("naltrexone",  {"nausea", "headache", "dizziness", "fatigue", "anxiety", "insomnia"},  LIVER),
+    ("naltrexone",  {"nausea", "headache", "dizziness", "fatigue", "anxiety", "insomnia"},
+                    LIVER | {"opioid_use"}),
     ("acamprosate", {"diarrhea", "insomnia", "anxiety"},                   CONTRA | {"suicidal_thoughts"}),
     ("gabapentin",  {"fatigue", "dizziness", "drowsiness", "headache", "insomnia"},  WITHDRAWAL | CONTRA),
-    ("topiramate",  {"tingling", "sedation", "trouble_thinking"},          set()),
+    ("topiramate",  {"tingling", "sedation", "trouble_thinking"},          {"kidney_stones"}),
     ("disulfiram",  {"drowsiness", "metallic_taste"},                      LIVER),
 ])  # fmt: skip
 def test_side_effects(code, common, danger):
-    assert side_effect_codes(code) == frozenset(common | danger | {OTHER})
+    # Suicidal thoughts may be reported on every medication (urgent at any severity, issue 19).
+    assert side_effect_codes(code) == frozenset(common | danger | {"suicidal_thoughts", OTHER})
 
 
 def test_catalogue_order_and_lookup():

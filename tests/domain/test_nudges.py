@@ -160,6 +160,8 @@ def test_settings_refuse_bad_values(kwargs):
 
 @pytest.mark.parametrize("kwargs", [
     {"cap_exempt": frozenset()},  # coach messages are never capped
+    {"cap_exempt": frozenset({K.COACH_MESSAGE})},  # craving support is never blocked
+    {"quiet_hours_exempt": frozenset({K.DOSE_REMINDER})},
     {"daily_cap": -1},
     {"streak_milestones": (30, 7)},
     {"streak_milestones": (0, 7)},
@@ -576,13 +578,16 @@ HOLD = hold_until
     (LOG_20,     {},                           4,  z(1),      False, SKIP_CAP),
     (DOSE_23,    {},                           4,  z(4),      False, SKIP_CAP),
     (COACH_23,   {},                           99, z(4),      False, SEND),
+    # Craving support is never blocked (issue 19): not by the cap, not by quiet hours.
+    (CRAVING_23, {},                           4,  z(4),      False, SEND),
+    (CRAVING_23, QUIET,                        99, z(4),      False, SEND),
+    (CRAVING_23, {"muted_kinds": {"craving_support"}, **QUIET}, 0, z(4), False, SKIP_MUTED),  # muted: asked
     # Quiet hours 22:00-07:00 (z(12) is 07:00 EST), across midnight: held to their end...
     (COACH_23,   QUIET,                        0,  z(4),      False, HOLD(z(12))),
     (COACH_23,   QUIET,                        0,  z(11, 59), False, HOLD(z(12))),
     (COACH_23,   QUIET,                        0,  z(12),     False, SEND),
     (COACH_23,   QUIET,                        99, z(4),      False, HOLD(z(12))),   # the cap is for later
     # ... unless it would expire by then.
-    (CRAVING_23, QUIET,                        0,  z(4),      False, SKIP_EXPIRED),
     (LOG_20,     quiet("19:00", "07:00"),      0,  z(1),      False, SKIP_EXPIRED),
     # Quiet hours within a day; an empty span is no quiet hours.
     (LOG_20,     quiet("21:00", "22:00"),      0,  z(1),      False, SEND),
@@ -602,8 +607,9 @@ def test_delivery_decision(nudge, settings, count, now, done, expected):
 @pytest.mark.parametrize(("policy", "nudge", "count", "expected"), [
     (NudgePolicy(daily_cap=6),                                             LOG_20,  5, SEND),
     (NudgePolicy(daily_cap=0),                                             LOG_20,  0, SKIP_CAP),
-    (NudgePolicy(cap_exempt=frozenset({K.COACH_MESSAGE, K.DOSE_REMINDER})), DOSE_23, 9, SEND),
-    (NudgePolicy(quiet_hours_exempt=frozenset()),                          DOSE_23, 0, SKIP_EXPIRED),
+    (NudgePolicy(cap_exempt=frozenset({K.COACH_MESSAGE, K.CRAVING_SUPPORT, K.DOSE_REMINDER})),
+                                                                           DOSE_23, 9, SEND),
+    (NudgePolicy(quiet_hours_exempt=frozenset({K.CRAVING_SUPPORT})),       DOSE_23, 0, SKIP_EXPIRED),
 ])  # fmt: skip
 def test_delivery_policy_is_a_setting(policy, nudge, count, expected):
     decision = delivery_decision(

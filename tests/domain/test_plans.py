@@ -11,11 +11,14 @@ from hypothesis import strategies as st
 from companion.domain import localtime
 from companion.domain.errors import InvalidInput
 from companion.domain.plans import (
+    DoseLimits,
     Plan,
     PlanStep,
     Regimen,
+    dose_limit_problems,
     dose_slots,
     is_active,
+    is_high_dose,
     is_tapering,
     plan_problems,
     regimen_on,
@@ -303,3 +306,43 @@ def test_slots_are_distinct_instants_on_their_day_and_match_back(day, minutes, z
     for slot in slots:
         assert localtime.local_date(slot.scheduled_for, zone) == day
         assert slot_matches(plan, slot.scheduled_for, zone) == slot
+
+
+# Dose limits (issue 19).
+
+
+def _daily(medication: str, mg: str, times: int = 1, steps=()) -> Plan:
+    hhmm = tuple(time(h) for h in (8, 12, 16, 20)[:times])
+    return Plan(uuid.uuid4(), medication, D(mg), hhmm, date(2026, 11, 1), None, tuple(steps))
+
+
+@pytest.mark.parametrize(("plan", "confirmed", "problems"), [
+    (_daily("baclofen", "20", 4),      False, set()),
+    (_daily("baclofen", "20.5", 4),    False, {"dose_mg"}),
+    (_daily("baclofen", "20.5", 4),    True,  set()),
+    (_daily("baclofen", "40", 4),      True,  set()),              # 160 mg: twice, not above it
+    (_daily("baclofen", "40.5", 4),    True,  {"dose_mg"}),
+    (_daily("naltrexone", "50"),       False, set()),
+    (_daily("naltrexone", "51"),       False, {"dose_mg"}),
+    (_daily("acamprosate", "666", 3),  False, set()),
+    (_daily("gabapentin", "1200", 3),  False, set()),
+    (_daily("gabapentin", "1201", 3),  False, {"dose_mg"}),
+    (_daily("topiramate", "150", 2),   False, set()),
+    (_daily("topiramate", "151", 2),   False, {"dose_mg"}),
+    (_daily("disulfiram", "500"),      False, set()),
+    (_daily("disulfiram", "1001"),     True,  {"dose_mg"}),
+    (_daily("baclofen", "10", 1, [PlanStep(date(2026, 11, 5), D("90"), (time(8),))]), False, {"steps"}),
+    (_daily("baclofen", "10", 1, [PlanStep(date(2026, 11, 5), D("90"), (time(8),))]), True,  set()),
+])  # fmt: skip
+def test_dose_limits(plan, confirmed, problems):
+    assert set(dose_limit_problems(plan, confirmed=confirmed)) == problems
+    assert is_high_dose(plan) is (dose_limit_problems(plan, confirmed=False) != {})
+
+
+def test_dose_limits_are_settings():
+    limits = DoseLimits(usual_max_mg={"baclofen": D("100")}, refused_factor=D("1.5"))
+    assert dose_limit_problems(_daily("baclofen", "30", 3), confirmed=False, limits=limits) == {}
+    assert set(dose_limit_problems(_daily("baclofen", "51", 3), confirmed=True, limits=limits)) == {"dose_mg"}
+    assert (
+        dose_limit_problems(_daily("naltrexone", "500"), confirmed=False, limits=limits) == {}
+    )  # no limit set

@@ -27,6 +27,7 @@ from companion.domain.safety import (
     LOOKBACK_DAYS,
     RULE_LOOKBACK_DAYS,
     RULES,
+    SYMPTOM_RULES,
     BreathRecord,
     CravingRecord,
     DoseRecord,
@@ -44,13 +45,17 @@ from companion.domain.safety import (
     drink_log_evidence,
     escalating_side_effect,
     evaluate,
+    kidney_stones_on_topiramate,
     liver_signs,
     lookback_days,
+    opioid_use_on_naltrexone,
     persistent_side_effect,
     relapse_pattern,
     sedation_with_drinking,
     severe_side_effect,
+    suicidal_thoughts,
     taper_in_progress,
+    withdrawal_after_stop,
     withdrawal_risk,
 )
 from companion.domain.summary import DayLog
@@ -105,9 +110,10 @@ class Member:
         start: int = 60,
         end: int | None = None,
         dose: str = "10",
-        steps: Iterable[tuple[int, str, tuple[str, ...]]] = (),
+        steps: Iterable[tuple] = (),
     ) -> Plan:
-        """A plan from `start` days ago to `end` days ago (None: open-ended); steps (days ago, mg, times)."""
+        """A plan from `start` days ago to `end` days ago (None: open-ended); steps (days ago, mg, times)
+        or (days ago, mg, times, True) for a step the coach marked `taper`."""
         plan = Plan(
             self.uuid(),
             medication,
@@ -115,7 +121,7 @@ class Member:
             _times(hhmm or ("08:00",)),
             self.day(start),
             None if end is None else self.day(end),
-            tuple(PlanStep(self.day(ago), D(mg), _times(t)) for ago, mg, t in steps),
+            tuple(PlanStep(self.day(ago), D(mg), _times(t), *taper) for ago, mg, t, *taper in steps),
         )
         self.plans.append(plan)
         return plan
@@ -138,10 +144,17 @@ class Member:
         return self.take(plan, days, status=SKIPPED, only=only)
 
     def report(
-        self, code: str, severity: Severity, ago: int, medication: str | Plan = "baclofen", *, at: str = ""
+        self,
+        code: str,
+        severity: Severity,
+        ago: int,
+        medication: str | Plan = "baclofen",
+        *,
+        at: str = "",
+        entered: int | None = None,
     ) -> SideEffectRecord:
         """A side effect on the day's check-in of `medication` (the one at `at` if given), else on a
-        check-in not in the history."""
+        check-in not in the history; `entered` days ago (default: not known, as if on its day)."""
         plan_id = medication.id if isinstance(medication, Plan) else None
         name = medication.medication if isinstance(medication, Plan) else medication
         day = self.day(ago)
@@ -155,7 +168,28 @@ class Member:
             ),
             self.uuid(),
         )
-        record = SideEffectRecord(next(self._ids), checkin, name, day, code, severity)
+        record = SideEffectRecord(
+            next(self._ids),
+            checkin,
+            name,
+            day,
+            code,
+            severity,
+            None if entered is None else self.day(entered),
+        )
+        self.side_effects.append(record)
+        return record
+
+    def symptom(
+        self, code: str, severity: Severity, ago: int, *, at: str = "12:00", entered: int | None = None
+    ) -> SideEffectRecord:
+        """A symptom reported on its own (POST /symptom-reports), at `at` local time `ago` days ago."""
+        day = self.day(ago)
+        instant = localtime.local_to_utc(day, time.fromisoformat(at), self.zone)
+        record = SideEffectRecord(
+            f"{self.uuid()}:{code}", None, "", day, code, severity,
+            None if entered is None else self.day(entered), instant,
+        )  # fmt: skip
         self.side_effects.append(record)
         return record
 
@@ -213,13 +247,24 @@ def test_rules_are_domain_md_s_table_in_order():
         ("craving_escalation", 1, Tier.WARNING),
         ("relapse_pattern", 1, Tier.WARNING),
         ("disengagement", 1, Tier.INFO),
+        ("withdrawal_after_stop", 1, Tier.URGENT),
+        ("suicidal_thoughts", 1, Tier.URGENT),
+        ("opioid_use_on_naltrexone", 1, Tier.URGENT),
+        ("kidney_stones_on_topiramate", 1, Tier.URGENT),
     ]
 
 
 def test_lookback():
-    assert LOOKBACK_DAYS == 21 == max(RULE_LOOKBACK_DAYS.values()) == RULE_LOOKBACK_DAYS["relapse_pattern"]
-    assert RULE_LOOKBACK_DAYS["withdrawal_risk"] == 7 + 3
-    assert lookback_days(SafetySettings(recent_days=30)) == 30
+    # Rules that fire on one report read the whole backfill window (issue 19); withdrawal signs also
+    # read the doses of the days before them.
+    assert RULE_LOOKBACK_DAYS["withdrawal_risk"] == 63
+    # A withdrawal sign up to 60 days back, 14 days after its plan ended.
+    assert (
+        LOOKBACK_DAYS == 74 == max(RULE_LOOKBACK_DAYS.values()) == RULE_LOOKBACK_DAYS["withdrawal_after_stop"]
+    )
+    assert RULE_LOOKBACK_DAYS["relapse_pattern"] == 21
+    assert RULE_LOOKBACK_DAYS["severe_side_effect"] == RULE_LOOKBACK_DAYS["suicidal_thoughts"] == 60
+    assert lookback_days(SafetySettings(report_backfill_days=70)) == 84
 
 
 def test_tiers_are_ordered_and_spelled():
@@ -317,8 +362,10 @@ def test_evidence_ids():
 
 @pytest.mark.parametrize(("severity", "ago", "code", "fired"), [
     (SEVERE,    0,  "nausea", True),
-    (SEVERE,    13, "nausea", True),    # the 14th local day back, today included
-    (SEVERE,    14, "nausea", False),
+    (SEVERE,    13, "nausea", True),
+    (SEVERE,    20, "nausea", True),    # a late report: the backfill window, not the last 14 days
+    (SEVERE,    59, "nausea", True),    # the 60th local day back, today included
+    (SEVERE,    60, "nausea", False),
     (SEVERE,    -1, "nausea", False),   # a date after today is not in any window
     (MODERATE,  0,  "nausea", False),
     (SEVERE,    0,  "other",  True),    # whatever it is, severe is severe
@@ -475,6 +522,20 @@ _TITRATE = _plan((3, "25"), (6, "30"))
 _UP_DOWN = _plan((9, "30"), (20, "15"), (25, "25"), end=date(2026, 11, 30))  # down, then up again
 _DOWN_UP_DOWN = _plan((9, "10"), (20, "30"), (40, "20"), (45, "10"), end=date(2026, 11, 30))
 _END_NO_TAPER = _plan(end=date(2026, 11, 8))
+# The review's history: 20 -> 15 mg a dose on Oct 31 on a plan that ends months later: a reduction.
+_REDUCED_LONG_BEFORE_THE_END = _plan((30, "15"), end=date(2027, 3, 31))
+# The same lowering, 28 and 29 days before the end (both days counted).
+_LOWERED_28_DAYS_BEFORE_THE_END = _plan((30, "15"), end=date(2026, 11, 27))
+_LOWERED_29_DAYS_BEFORE_THE_END = _plan((30, "15"), end=date(2026, 11, 28))
+# A coach-marked taper on an open-ended plan: marked steps are tapering, the unmarked one after is not.
+_MARKED = dataclasses.replace(
+    _CUT,
+    steps=(
+        PlanStep(date(2026, 10, 10), D("15"), _times(TID), taper=True),
+        PlanStep(date(2026, 10, 17), D("10"), _times(TID), taper=True),
+        PlanStep(date(2026, 10, 24), D("10"), _times(TID[:2])),
+    ),
+)
 
 
 @pytest.mark.parametrize(("plan", "day", "tapering", "old"), [
@@ -485,32 +546,41 @@ _END_NO_TAPER = _plan(end=date(2026, 11, 8))
     (_TAPER,          date(2026, 11, 8),   True,   True),
     (_TAPER,          date(2026, 11, 9),   False,  False),   # plan over
     (_TAPER,          date(2026, 9, 30),   False,  False),   # not begun
-    # A permanent cut is a taper for 14 days (Oct 10 to Oct 23), not for ever.
+    # A permanent cut is a dose reduction, never a taper.
     (_CUT,            date(2026, 10, 9),   False,  False),
-    (_CUT,            date(2026, 10, 10),  True,   True),
-    (_CUT,            date(2026, 10, 23),  True,   True),
-    (_CUT,            date(2026, 10, 24),  False,  True),
+    (_CUT,            date(2026, 10, 10),  False,  True),
+    (_CUT,            date(2026, 10, 23),  False,  True),
     (_CUT,            date(2027, 6, 1),    False,  True),
     (_TITRATE,        date(2026, 10, 8),   False,  False),
     (_END_NO_TAPER,   date(2026, 11, 8),   False,  False),   # an end date alone is an abrupt stop
     # Down on Oct 10, down on Oct 21, up on Oct 26 (above the step before): the final descent is none.
-    (_UP_DOWN,        date(2026, 10, 22),  True,   True),    # 7 days after the Oct 21 cut
-    (_UP_DOWN,        date(2026, 10, 26),  False,  False),   # raised: no taper any more
+    (_UP_DOWN,        date(2026, 10, 22),  False,  True),
+    (_UP_DOWN,        date(2026, 10, 26),  False,  False),
     (_UP_DOWN,        date(2026, 11, 20),  False,  True),
-    # Cut Oct 10, raised Oct 21, then a planned taper from Nov 10 to the end.
+    # Cut Oct 10, raised Oct 21, then a planned taper from Nov 10 to the end (21 days).
     (_DOWN_UP_DOWN,   date(2026, 10, 22),  False,  False),
     (_DOWN_UP_DOWN,   date(2026, 11, 9),   False,  False),
     (_DOWN_UP_DOWN,   date(2026, 11, 10),  True,   True),
     (_DOWN_UP_DOWN,   date(2026, 11, 30),  True,   True),
+    (_REDUCED_LONG_BEFORE_THE_END, date(2026, 11, 20), False, True),
+    (_REDUCED_LONG_BEFORE_THE_END, date(2027, 3, 31),  False, True),
+    (_LOWERED_28_DAYS_BEFORE_THE_END, date(2026, 10, 31), True, True),
+    (_LOWERED_29_DAYS_BEFORE_THE_END, date(2026, 10, 31), False, True),
+    (_MARKED,         date(2026, 10, 9),   False,  False),
+    (_MARKED,         date(2026, 10, 10),  True,   True),
+    (_MARKED,         date(2026, 10, 23),  True,   True),
+    (_MARKED,         date(2026, 10, 24),  False,  True),   # the step after is not marked
 ])  # fmt: skip
 def test_taper_in_progress(plan, day, tapering, old):
     assert taper_in_progress(plan, day) is tapering
     assert is_tapering(plan, day) is old  # plans.is_tapering, unchanged, for comparison
 
 
-def test_taper_grace_is_a_setting():
-    assert taper_in_progress(_CUT, date(2026, 10, 10), grace_days=0) is False
-    assert taper_in_progress(_CUT, date(2026, 10, 30), grace_days=21) is True
+def test_taper_final_days_is_a_setting():
+    assert taper_in_progress(_LOWERED_29_DAYS_BEFORE_THE_END, date(2026, 10, 31), final_days=29) is True
+    assert taper_in_progress(_TAPER, date(2026, 10, 30), final_days=9) is False  # Oct 30 to Nov 8: 10 days
+    with pytest.raises(ValueError, match="taper_final_days"):
+        SafetySettings(taper_final_days=0)
 
 
 # Withdrawal risk.
@@ -608,9 +678,9 @@ def test_withdrawal_medications(medication, fired):
     ({"start": 0},                                                (),            False),  # new: 1 day
     ({"start": 1},                                                (),            True),
     ({"end": 5, "steps": [(20, "5", ("08:00",))]},                range(3, 61),  False),  # planned taper
-    ({"steps": [(10, "5", ("08:00", "20:00"))]},                  range(3, 61),  False),  # cut 10 days ago
-    ({"steps": [(14, "5", ("08:00", "20:00"))]},                  range(3, 61),  False),  # day 0 only
-    ({"steps": [(15, "5", ("08:00", "20:00"))]},                  range(3, 61),  True),   # days 1, 0
+    ({"steps": [(10, "5", ("08:00", "20:00"))]},                  range(3, 61),  True),   # a cut, not a taper
+    ({"steps": [(10, "5", ("08:00", "20:00"), True)]},            range(3, 61),  False),  # marked taper
+    ({"end": -200, "steps": [(20, "5", ("08:00",))]},             range(3, 61),  True),   # end far off
     ({"steps": [(10, "15", ("08:00", "20:00"))]},                 range(3, 61),  True),   # titration
 ])  # fmt: skip
 def test_withdrawal_plan_in_force_and_tapers(plan_kwargs, taken_days, fired):
@@ -646,8 +716,10 @@ def test_withdrawal_missed_days_must_be_consecutive_and_recent():
     ("hallucinations", 0, 3, True),
     ("hallucinations", 0, 4, False),   # missed dose too long before
     ("hallucinations", 3, 0, False),   # the dose was missed after the sign
-    ("seizure",        6, 7, True),    # sign on the window's first day, dose missed the day before
-    ("seizure",        7, 7, False),   # sign outside the window
+    ("seizure",        6, 7, True),
+    ("seizure",        20, 21, True),  # a late report: signs are read over the backfill window
+    ("seizure",        59, 59, True),  # sign on the window's first day
+    ("seizure",        60, 60, False), # sign outside the window
     ("confusion",      1, 2, True),
     ("agitation",      1, 2, True),
     ("drowsiness",     1, 2, False),   # not a withdrawal sign
@@ -819,6 +891,103 @@ def test_liver_signs(code, medication, plan, fired):
     assert fires(finding) is fired
 
 
+# Issue 19: late reports, and the dangers that raised nothing.
+
+
+def test_a_late_report_says_so():
+    m = Member()
+    plan = m.plan("baclofen", *TID)
+    m.take(plan)
+    m.report("seizure", SEVERE, 20, plan, entered=0)
+    m.report("nausea", SEVERE, 1, plan, entered=0)  # entered the next day: not late
+    finding = severe_side_effect(m.build())
+    assert finding.first_seen == m.day(20) and len(finding.evidence) == 2
+    assert finding.summary.endswith(
+        "latest on 2026-11-19. Reported late: Seizure of 2026-10-31 entered on 2026-11-20."
+    )
+    assert "Reported late" not in severe_side_effect(m.build(), SafetySettings(late_report_days=30)).summary
+
+
+@pytest.mark.parametrize(("medication", "severity", "ago", "fired"), [
+    ("acamprosate", MILD,     0,  True),    # any severity
+    ("naltrexone",  MILD,     30, True),    # any medication; a late report counts
+    ("baclofen",    MODERATE, 59, True),
+    ("baclofen",    SEVERE,   60, False),   # outside the backfill window
+])  # fmt: skip
+def test_suicidal_thoughts_any_severity_any_medication(medication, severity, ago, fired):
+    m = Member()
+    m.report("suicidal_thoughts", severity, ago, medication)
+    finding = suicidal_thoughts(m.build())
+    assert fires(finding) is fired
+    if finding:
+        assert finding.tier == Tier.URGENT and finding.medications == (medication,)
+        assert finding.cites_symptoms and finding.symptoms == ("suicidal_thoughts",)
+
+
+def test_suicidal_thoughts_on_no_medication():
+    m = Member()
+    m.report("suicidal_thoughts", MILD, 0, "")  # a report with no medication (a symptom report)
+    finding = suicidal_thoughts(m.build())
+    assert finding.summary == "Thoughts of suicide or self-harm reported; latest on 2026-11-20."
+    assert finding.medications == ()
+
+
+@pytest.mark.parametrize(("check", "code", "medication", "fired"), [
+    (opioid_use_on_naltrexone,     "opioid_use",    "naltrexone",  True),
+    (opioid_use_on_naltrexone,     "opioid_use",    "acamprosate", False),
+    (opioid_use_on_naltrexone,     "nausea",        "naltrexone",  False),
+    (kidney_stones_on_topiramate,  "kidney_stones", "topiramate",  True),
+    (kidney_stones_on_topiramate,  "kidney_stones", "baclofen",    False),
+])  # fmt: skip
+def test_opioid_use_and_kidney_stones(check, code, medication, fired):
+    m = Member()
+    m.report(code, MILD, 40, medication)
+    assert fires(check(m.build())) is fired
+
+
+def test_opioid_use_while_a_naltrexone_plan_is_in_force():
+    m = Member()
+    m.plan("naltrexone", "08:00", start=10)
+    m.report("opioid_use", MILD, 2, "")  # reported on no check-in: the plan in force counts
+    finding = opioid_use_on_naltrexone(m.build())
+    assert finding.medications == ("naltrexone",) and finding.summary.startswith("Opioid use: Used an opioid")
+
+
+@pytest.mark.parametrize(("g_dl", "fired"), [("0.020", False), ("0.021", True), ("0.150", True)])
+def test_disulfiram_fires_on_a_breath_reading_without_a_drink_log(g_dl, fired):
+    m = Member()
+    m.plan("disulfiram", "08:00", start=30)
+    reading = m.blow(3, g_dl)
+    finding = disulfiram_with_drinking(m.build())
+    assert fires(finding) is fired
+    if finding:
+        assert finding.evidence == (reading.evidence_id,)
+        assert finding.summary == (
+            f"Breath alcohol above 0.020 g/dL on 1 day while on Disulfiram (up to {g_dl} g/dL); "
+            "latest on 2026-11-17."
+        )
+    assert fires(disulfiram_with_drinking(m.build(), SafetySettings(disulfiram_bac_g_dl=D("0.2")))) is False
+
+
+def test_disulfiram_breath_off_the_plan_is_not_the_rule_s():
+    m = Member()
+    m.plan("disulfiram", "08:00", start=2)
+    m.blow(3, "0.09")  # the day before the plan
+    assert disulfiram_with_drinking(m.build()) is None
+
+
+def test_symptom_rules_are_marked():
+    assert {
+        "severe_side_effect", "persistent_side_effect", "escalating_side_effect", "withdrawal_risk",
+        "sedation_with_drinking", "liver_signs", "contraindication", "suicidal_thoughts",
+        "opioid_use_on_naltrexone", "kidney_stones_on_topiramate", "withdrawal_after_stop",
+    } == SYMPTOM_RULES  # fmt: skip
+    m = Member()
+    plan = m.plan("baclofen", "08:00")
+    m.take(plan, range(3, 61))  # two days missed, no sign: a withdrawal finding without symptoms
+    assert not withdrawal_risk(m.build()).cites_symptoms
+
+
 def test_liver_signs_summary():
     m = Member()
     m.report("jaundice", MILD, 2, "disulfiram")
@@ -834,7 +1003,8 @@ def test_liver_signs_summary():
     ("pregnancy",        "baclofen",     0,   True),
     ("kidney_problems",  "gabapentin",   0,   True),
     ("pregnancy",        "acamprosate",  13,  True),
-    ("pregnancy",        "acamprosate",  14,  False),
+    ("pregnancy",        "acamprosate",  59,  True),
+    ("pregnancy",        "acamprosate",  60,  False),
     ("pregnancy",        "naltrexone",   0,   False),
     ("suicidal_thoughts", "acamprosate", 0,   False),   # not a rule of DOMAIN.md's table
 ])  # fmt: skip
@@ -1095,6 +1265,69 @@ def test_a_realistic_month_is_deterministic():
     assert all(evaluate(history) == first for _ in range(5))
     # Worked out once and pinned: a change here is a change in what coaches see.
     assert [(f.rule, f.first_seen, f.last_seen, len(f.evidence)) for f in first] == [
-        ("severe_side_effect", date(2026, 11, 14), date(2026, 11, 19), 2),
+        ("severe_side_effect", date(2026, 10, 29), date(2026, 11, 19), 5),
         ("sedation_with_drinking", date(2026, 11, 12), date(2026, 11, 19), 6),
     ]
+
+
+# Withdrawal after a stop (issue 19 item 4), and symptoms reported on no check-in (item 3).
+
+
+@pytest.mark.parametrize(("plan_kwargs", "sign_ago", "fired"), [
+    ({"end": 5},                                              0,  True),
+    ({"end": 14},                                             0,  True),
+    ({"end": 15},                                             0,  False),   # more than 14 days after
+    ({"end": 0},                                              0,  False),   # the plan's own last day
+    ({"end": 5},                                              6,  False),   # before the stop
+    ({"end": 5, "steps": [(15, "5", ("08:00",))]},            0,  False),   # tapered to the end
+    ({"end": 5, "steps": [(15, "5", ("08:00",), True)]},      0,  False),   # a marked taper
+    ({"end": 5, "steps": [(40, "5", ("08:00",))]},            0,  True),    # a cut 36 days before: no taper
+    ({"end": 30},                                             20, True),    # a late report counts
+])  # fmt: skip
+def test_withdrawal_after_a_stop(plan_kwargs, sign_ago, fired):
+    m = Member()
+    plan = m.plan("baclofen", "08:00", "20:00", start=50, **plan_kwargs)
+    m.take(plan)
+    sign = m.symptom("seizure", MODERATE, sign_ago, entered=0)
+    finding = withdrawal_after_stop(m.build())
+    assert fires(finding) is fired
+    if finding:
+        assert finding.evidence == (sign.evidence_id,) and sign.evidence_id.startswith("symptom:")
+        assert finding.medications == ("baclofen",) and finding.cites_symptoms
+        assert f"(Baclofen ended on {plan.end_date})" in finding.summary
+
+
+def test_withdrawal_after_a_stop_needs_a_withdrawal_medication_and_no_plan_continuing_it():
+    m = Member()
+    m.plan("naltrexone", "08:00", start=50, end=5)
+    m.symptom("hallucinations", MILD, 0)
+    assert withdrawal_after_stop(m.build()) is None
+    m = Member()
+    m.plan("gabapentin", "08:00", start=50, end=5)
+    m.plan("gabapentin", "08:00", start=4)  # a new plan the next day: a change, not a stop
+    m.symptom("agitation", MILD, 0)
+    assert withdrawal_after_stop(m.build()) is None
+    m = Member()
+    m.plan("gabapentin", "08:00", start=50, end=5)
+    m.symptom("agitation", MILD, 0)
+    assert withdrawal_after_stop(m.build())
+    assert withdrawal_after_stop(m.build(), SafetySettings(withdrawal_after_stop_days=3)) is None
+
+
+def test_symptom_reports_feed_the_same_rules():
+    m = Member()
+    plan = m.plan("acamprosate", "08:00")
+    m.take(plan)
+    m.symptom("seizure", SEVERE, 2)
+    m.symptom("kidney_problems", MILD, 1)
+    m.symptom("suicidal_thoughts", MILD, 0)
+    for ago in (2, 1, 0):
+        m.symptom("nausea", MODERATE, ago, at="09:00")
+    found = {f.rule: f for f in evaluate(m.build())}
+    assert set(found) == {
+        "severe_side_effect", "contraindication", "suicidal_thoughts", "persistent_side_effect",
+    }  # fmt: skip
+    assert found["severe_side_effect"].summary == (
+        "Severe side effect reported: Seizure (no medication); latest on 2026-11-18."
+    )
+    assert found["contraindication"].medications == ("acamprosate",)  # the plan in force that day

@@ -155,10 +155,32 @@ def a_permanent_dose_cut_a_month_ago_then_stopped():
     return m.build()
 
 
-@scenario()
+@scenario("withdrawal_risk")
 def a_dose_cut_last_week_then_doses_missed():
+    # Issue 19: a lowered dose the coach did not mark as a taper is a reduction; missing it is a stop.
     m = Member()
     plan = m.plan("baclofen", *TID, dose="20", steps=[(7, "10", TID)])
+    m.take(plan, range(2, 61))
+    logs_daily(m)
+    return m.build()
+
+
+@scenario("withdrawal_risk")
+def dose_reduction_read_as_a_taper_until_a_far_end_date():
+    # Issue 19's review: 20 -> 15 mg on a plan ending months later, then two whole days missed.
+    m = Member()
+    plan = m.plan("baclofen", *TID, dose="20", end=-150, steps=[(40, "15", TID)])
+    m.take(plan, range(2, 61))
+    logs_daily(m)
+    return m.build()
+
+
+@scenario()
+def coach_marked_taper_with_doses_missed():
+    m = Member()
+    plan = m.plan(
+        "baclofen", *TID, dose="20", steps=[(10, "15", TID, True), (3, "10", ("08:00", "20:00"), True)]
+    )
     m.take(plan, range(2, 61))
     logs_daily(m)
     return m.build()
@@ -423,6 +445,136 @@ def auckland_later_that_morning():
     m = Member(zone=AUCKLAND, at="11:00")
     plan = m.plan("baclofen", "08:00", "20:00")
     m.take(plan, range(2, 61))
+    return m.build()
+
+
+# Issue 19: back-dated reports, and dangers that raised nothing.
+
+
+@scenario("severe_side_effect")
+def seizure_reported_late_on_a_check_in_twenty_days_old():
+    m = Member()
+    plan = on(m, "baclofen", *TID)
+    m.report("seizure", SEVERE, 20, plan, at="08:00", entered=0)
+    return m.build()
+
+
+@scenario("liver_signs")
+def dark_urine_reported_late_for_a_month_ago_on_naltrexone():
+    m = Member()
+    plan = on(m, "naltrexone", "08:00")
+    m.report("dark_urine", MILD, 30, plan, entered=1)
+    return m.build()
+
+
+@scenario("withdrawal_risk")
+def hallucinations_reported_late_after_a_skipped_baclofen_dose_three_weeks_ago():
+    m = Member()
+    plan = m.plan("baclofen", "08:00", "20:00")
+    m.take(plan, [d for d in range(61) if d != 21])
+    m.skip(plan, [21], only="20:00")
+    m.take(plan, [21], only="08:00")
+    m.report("hallucinations", MODERATE, 21, plan, at="20:00", entered=0)
+    return m.build()
+
+
+@scenario("suicidal_thoughts")
+def mild_suicidal_thoughts_on_acamprosate():
+    m = Member()
+    plan = on(m, "acamprosate", *TID)
+    m.report("suicidal_thoughts", MILD, 0, plan, at="08:00")
+    return m.build()
+
+
+@scenario("suicidal_thoughts")
+def suicidal_thoughts_on_gabapentin():
+    m = Member()
+    plan = on(m, "gabapentin", "09:00", "21:00", dose="300")
+    m.report("suicidal_thoughts", MODERATE, 2, plan, at="09:00")
+    return m.build()
+
+
+@scenario("opioid_use_on_naltrexone")
+def opioid_use_reported_on_naltrexone():
+    m = Member()
+    plan = on(m, "naltrexone", "08:00")
+    m.report("opioid_use", MILD, 1, plan)
+    return m.build()
+
+
+@scenario("kidney_stones_on_topiramate")
+def kidney_stones_on_topiramate():
+    m = Member()
+    plan = on(m, "topiramate", "08:00", "20:00", dose="50")
+    m.report("kidney_stones", MODERATE, 3, plan, at="20:00")
+    return m.build()
+
+
+@scenario("disulfiram_with_drinking")
+def breath_alcohol_on_disulfiram_with_no_drink_log():
+    m = Member()
+    on(m, "disulfiram", "08:00")
+    m.blow(1, "0.030")
+    return m.build()
+
+
+@scenario()
+def breath_reading_of_0_02_on_disulfiram_is_not_drinking():
+    m = Member()
+    on(m, "disulfiram", "08:00")
+    logs_daily(m)
+    m.blow(1, "0.020")
+    return m.build()
+
+
+# Issue 19: symptoms reported on their own (no dose check-in to ride on), and withdrawal after a stop.
+
+
+@scenario("withdrawal_after_stop")
+def seizure_reported_after_baclofen_was_stopped_abruptly():
+    m = Member()
+    plan = m.plan("baclofen", *TID, dose="20", start=50, end=6)
+    m.take(plan)
+    logs_daily(m, days=range(0, 30))
+    m.symptom("seizure", MODERATE, 1, at="15:00")
+    return m.build()
+
+
+@scenario("withdrawal_after_stop", "severe_side_effect")
+def severe_hallucinations_after_gabapentin_ended_with_no_plan_today():
+    m = Member()
+    plan = m.plan("gabapentin", "09:00", "21:00", dose="300", start=50, end=3)
+    m.take(plan)
+    m.symptom("hallucinations", SEVERE, 0, at="10:00")
+    m.symptom("agitation", MILD, 0, at="10:00")
+    return m.build()
+
+
+@scenario()
+def confusion_after_a_baclofen_taper_ended():
+    m = Member()
+    plan = m.plan(
+        "baclofen", *TID, dose="20", start=50, end=4, steps=[(18, "10", TID), (10, "5", ("08:00",))]
+    )
+    m.take(plan)
+    logs_daily(m)
+    m.symptom("confusion", MILD, 1)
+    return m.build()
+
+
+@scenario("suicidal_thoughts")
+def suicidal_thoughts_reported_with_no_plan_at_all():
+    m = Member()
+    logs_daily(m)
+    m.symptom("suicidal_thoughts", MILD, 0, at="18:00")
+    return m.build()
+
+
+@scenario("contraindication")
+def pregnancy_reported_on_its_own_while_on_baclofen():
+    m = Member()
+    on(m, "baclofen", *TID)
+    m.symptom("pregnancy", MILD, 2)
     return m.build()
 
 

@@ -134,17 +134,35 @@ def test_logs_after_today_are_ignored_and_duplicates_are_bugs():
 def test_week_sums_grams_before_converting():
     # Three days of 4.66 g are 0.3 drinks each as shown, but 13.98 g = 1.0 drink together.
     week = week_summary(logs(4.66, 4.66, 4.66), goal=MODERATE_7, country="US", today=TODAY)
-    assert week == WeekSummary(D("1.0"), D("7"), 0)
+    assert week == WeekSummary(3, D("1.0"), D("7"), 0, False)
 
 
 @pytest.mark.parametrize(("grams_by_days_ago", "goal", "country", "expected"), [
-    ((),                              ABSTAIN,     "US",  WeekSummary(D("0.0"), None, 0)),
-    ((14, None, 56, 0, 0, 0, 70),     MODERATE_7,  "US",  WeekSummary(D("10.0"), D("7"), 2)),
-    ((0, 0, 0, 0, 0, 0, 0, 140),      MODERATE_7,  "US",  WeekSummary(D("0.0"), D("7"), 0)),   # day 7 is out
-    ((16, 8),                         MODERATE_14, "GB",  WeekSummary(D("3.0"), D("14"), 0)),   # UK units
+    # Nothing logged: unknown, never 0 drinks (issue 19).
+    ((),                              ABSTAIN,     "US",  WeekSummary(0, None, None, None, None)),
+    ((None, None, None, None, None, None, None, 140),
+                                      MODERATE_7,  "US",  WeekSummary(0, None, D("7"), None, None)),
+    ((14, None, 56, 0, 0, 0, 70),     MODERATE_7,  "US",  WeekSummary(6, D("10.0"), D("7"), 2, True)),
+    ((0, 0, 0, 0, 0, 0, 0, 140),      MODERATE_7,  "US",  WeekSummary(7, D("0.0"), D("7"), 0, False)),
+    ((16, 8),                         MODERATE_14, "GB",  WeekSummary(2, D("3.0"), D("14"), 0, False)),
+    # NIAAA weekly use is in US drinks: 112 g (8 US drinks, 14 UK units) is over for a woman anywhere.
+    ((56, 56),                        MODERATE_14, "GB",  WeekSummary(2, D("14.0"), D("14"), 2, True)),
+    ((55.99, 56),                     MODERATE_14, "US",  WeekSummary(2, D("8.0"), D("14"), 1, False)),
 ])  # fmt: skip
 def test_week_summary(grams_by_days_ago, goal, country, expected):
-    assert week_summary(logs(*grams_by_days_ago), goal=goal, country=country, today=TODAY) == expected
+    assert (
+        week_summary(logs(*grams_by_days_ago), goal=goal, country=country, today=TODAY, sex="female")
+        == expected
+    )
+
+
+@pytest.mark.parametrize(("sex", "grams", "over"), [
+    ("male", "209.99", False), ("male", "210", True), ("female", "111.99", False), ("female", "112", True),
+    ("unspecified", "112", True), (None, "112", True),
+])  # fmt: skip
+def test_niaaa_weekly_follows_sex(sex, grams, over):
+    week = week_summary(logs(grams), goal=ABSTAIN, country="US", today=TODAY, sex=sex)
+    assert week.over_niaaa_weekly is over
 
 
 @pytest.mark.parametrize(("grams_by_days_ago", "expected"), [
@@ -393,7 +411,14 @@ def test_hand_computed_summary_across_the_fall_back_with_a_baclofen_taper():
             within_goal_days=6,
         ),
         # Oct 28..Nov 3: 0 + 14.00 + 0 + 28.40 + 0 + 0 (+ Nov 3 missing) = 42.40 g / 14 = 3.03 -> 3.0
-        week=WeekSummary(standard_drinks=D("3.0"), weekly_limit=D("7"), heavy_days=0),
+        # 6 days logged; 42.40 g is under NIAAA's 112 g (sex unknown: the women's threshold).
+        week=WeekSummary(
+            days_logged=6,
+            standard_drinks=D("3.0"),
+            weekly_limit=D("7"),
+            heavy_days=0,
+            over_niaaa_weekly=False,
+        ),
         last_30_days=Last30Days(
             # Oct 5..Nov 3: Oct 10, 12, 15-20 (6), 22, 23-26 (4), 27, 28, 29, 30, 31, Nov 1, Nov 2 = 20
             days_logged=20,

@@ -289,3 +289,39 @@ def test_zone_change_moves_pending_reminders_to_the_new_local_time(app, member):
     [moved] = nudges_of(app, member_id(member))
     assert moved.local_slot.isoformat("minutes") == "07:15"
     assert moved.due_at == localtime.local_to_utc(before.local_date, moved.local_slot, "Asia/Kolkata")
+
+
+def test_craving_support_is_never_blocked_by_the_cap_or_quiet_hours(app, register, redis, gateway, deliver):
+    # Issue 19: 23:30 in New York, inside the member's quiet hours, with the day's 4 nudges already sent.
+    from companion.nudges.models import Nudge
+
+    at = datetime(2026, 11, 21, 4, 30, tzinfo=UTC)
+    with time_machine.travel(at, tick=False):
+        member = register(timezone="America/New_York")
+        mid = member_id(member)
+        r = member.patch("/me", {"reminders": {"quiet_hours": {"start": "22:00", "end": "07:00"}}})
+        assert r.status_code == 200, r.get_json()
+        token = add_device(app, mid)
+        with app.app_context(), db.unit_of_work() as session:
+            for n in range(4):
+                sent = at - timedelta(hours=n + 1)
+                session.add(
+                    Nudge(
+                        member_id=mid, kind="log_reminder", dedupe_key=f"filler:{n}", local_date=sent.date(),
+                        local_slot=sent.time(), zone="America/New_York", due_at=sent, template="log_reminder",
+                        status="sent", sent_at=sent,
+                    )
+                )  # fmt: skip
+        craving = {
+            "id": str(uuid.uuid4()),
+            "recorded_at": (at - timedelta(minutes=1)).isoformat(),
+            "intensity": 8,
+        }
+        assert member.post("/cravings", craving).status_code == 201
+        with app.app_context(), db.unit_of_work():
+            nudge_id = nudge_services.craving_support(mid, uuid.UUID(craving["id"]), now=at)
+        assert nudge_id is not None
+    deliver([nudge_id], at)
+    assert [r.token for r in gateway.requests()] == [token]
+    [row] = [n for n in nudges_of(app, mid) if n.kind == "craving_support"]
+    assert row.status == "sent"

@@ -232,6 +232,7 @@ def _plan_body(plan: Plan) -> dict[str, Any]:
                 "from_date": s.from_date.isoformat(),
                 "dose_mg": str(s.dose_mg),
                 "times": [t.strftime("%H:%M") for t in s.times],
+                "taper": s.taper,
             }
             for s in plan.steps
         ],
@@ -256,7 +257,11 @@ def trimmed(history: MemberHistory) -> MemberHistory:
     return dataclasses.replace(
         history,
         doses=kept_doses,
-        side_effects=tuple(r for r in history.side_effects if r.checkin_id in kept),
+        side_effects=tuple(
+            r
+            for r in history.side_effects
+            if r.checkin_id in kept or (r.checkin_id is None and r.day >= cutoff)
+        ),
         day_logs=tuple(log for log in history.day_logs if log.day >= cutoff),
         cravings=tuple(c for c in history.cravings if c.day >= cutoff),
         breath=tuple(b for b in history.breath if b.day >= cutoff),
@@ -302,11 +307,29 @@ def replay(
 
     items: dict[date, list[tuple[datetime, dict[str, Any]]]] = defaultdict(list)
     effects = defaultdict(list)
+    entered: dict[Any, date] = {}  # a check-in carrying a late report is sent on the day it was entered
+    reports: dict[str, dict[str, Any]] = {}  # symptoms reported on their own, by report id
     for report in history.side_effects:
+        if report.checkin_id is None:
+            report_id = str(report.id).split(":")[0]
+            assert report.at is not None
+            day = max(report.day, report.entered_on or report.day)
+            reports.setdefault(
+                report_id,
+                {"day": day, "data": {"id": report_id, "reported_at": report.at.isoformat(), "symptoms": []}},
+            )["data"]["symptoms"].append({"code": report.code, "severity": report.severity.label})
+            continue
         effect = {"code": report.code, "severity": report.severity.label}
         if report.code == "other":
             effect["note"] = "something else"
         effects[report.checkin_id].append(effect)
+        if report.entered_on is not None:
+            entered[report.checkin_id] = max(
+                report.entered_on, entered.get(report.checkin_id, report.entered_on)
+            )
+    for item in reports.values():
+        sent = _at(item["day"], "12:00", zone, now) if item["day"] != history.today else now
+        items[item["day"]].append((sent, {"type": "symptom_report", "data": item["data"]}))
     dose_ids = {d.id for d in history.doses}
     assert set(effects) <= dose_ids, "every side effect must come with a check-in in the history"
     for dose in history.doses:
@@ -319,7 +342,9 @@ def replay(
         }
         if dose.status.value == "taken":
             body["taken_at"] = dose.scheduled_for.isoformat()
-        items[dose.day].append((dose.scheduled_for, {"type": "medication_checkin", "data": body}))
+        day = max(dose.day, entered.get(dose.id, dose.day))
+        at = dose.scheduled_for if day == dose.day else _at(day, "12:00", zone, now)
+        items[day].append((at, {"type": "medication_checkin", "data": body}))
     for log in history.day_logs:
         data = {"date": log.day.isoformat(), "standard_drinks": _standard_drinks(log.grams, history.country)}
         items[log.day].append((_at(log.day, "22:00", zone, now), {"type": "drink_log", "data": data}))

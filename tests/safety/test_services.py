@@ -386,3 +386,42 @@ def test_a_channel_that_fails_leaves_its_notification_for_the_next_run(app, pers
     assert [n.sent_at for n in helpers.notifications(app) if n.channel == "log"] == [None]
     with app.app_context(), db.unit_of_work():
         assert services.deliver_pending(now=NOW + DAY) == 1
+
+
+def test_a_report_entered_late_is_loaded_and_its_flag_says_so(app, person):
+    # Issue 19: a check-in dated eight days ago, entered now, with a liver sign (naltrexone).
+    slot = at(TODAY - 8 * DAY, "20:00")
+    body = {
+        "id": str(uuid.uuid4()),
+        "plan_id": person.plan_id,
+        "scheduled_for": slot.isoformat(),
+        "status": "taken",
+        "taken_at": slot.isoformat(),
+        "side_effects": [{"code": "dark_urine", "severity": "mild"}],
+    }
+    with helpers.travel(NOW):
+        assert person.api().post("/medication-checkins", body).status_code == 201
+    scan(app, person.id)
+    [flag] = helpers.flags_of(app, person.id)
+    assert flag.rule == "liver_signs" and flag.first_seen == TODAY - 8 * DAY
+    assert flag.summary.endswith("Reported late: Dark urine of 2026-11-12 entered on 2026-11-20.")
+
+
+def test_the_doses_before_an_old_withdrawal_sign_are_loaded(app, client, team):
+    # A sign 30 days ago, on a dose taken then: the check-ins of its days are loaded (not read as missed).
+    person = Person(app, client, coach_email=team["coach"][1], admin_email=team["admins"][0][1], plan=False)
+    body = {"medication": "baclofen", "dose_mg": 10, "times": ["08:00", "20:00"]}
+    person.plan_id = helpers.create_plan(app, team["coach"][1], person.id, body, now=NOW - 29 * DAY)
+    person.take_all([*range(0, 27), 28, 29])
+    person.dose(TODAY - 27 * DAY, "08:00")
+    with app.app_context():
+        loaded = services.load_histories([person.id], now=NOW)[person.id].history
+    assert {d.day for d in loaded.doses} >= {TODAY - n * DAY for n in range(10)}
+    assert TODAY - 20 * DAY not in {d.day for d in loaded.doses}  # no sign near it: not read, not loaded
+    person.dose(TODAY - 27 * DAY, "20:00", ("confusion", "mild"))
+    with app.app_context():
+        loaded = services.load_histories([person.id], now=NOW)[person.id].history
+    days = {d.day for d in loaded.doses}
+    assert {TODAY - 28 * DAY, TODAY - 27 * DAY} <= days and TODAY - 20 * DAY not in days
+    scan(app, person.id)
+    assert helpers.flags_of(app, person.id) == []  # every dose before the sign was taken

@@ -155,6 +155,9 @@ class World:
             return {"standard_drinks": 2}
         if kind == "craving":
             return {"id": str(uuid.uuid4()), "recorded_at": now.isoformat(), "intensity": 4}
+        if kind == "symptom_report":
+            return {"id": str(uuid.uuid4()), "reported_at": now.isoformat(),
+                    "symptoms": [{"code": "tremor", "severity": "mild"}]}  # fmt: skip
         if kind == "bac_reading":
             return {"id": str(uuid.uuid4()), "measured_at": now.isoformat(), "bac_g_dl": 0.0}
         if kind == "sync":

@@ -1,0 +1,56 @@
+"""clinical rules (issue 19): a plan keeps the coach's confirmation of a high daily dose; symptom reports
+
+Revision ID: 3c19a7d2e5b8
+Revises: f3b8d2e6a417
+Create Date: 2026-12-06 03:40:00
+
+`medication_plans.high_dose_confirmed`: a daily dose above the medication's usual maximum is stored
+only with the coach's `confirm_high_dose` (domain.plans.DoseLimits); existing plans read as not
+confirmed. `symptom_reports`: symptoms a member reports at any time (POST /symptom-reports), keyed by
+(member, the phone's id) like cravings; `codes` repeats the symptoms' codes for the safety loader.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision: str = "3c19a7d2e5b8"
+down_revision: str | None = "f3b8d2e6a417"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column(
+        "medication_plans",
+        sa.Column("high_dose_confirmed", sa.Boolean(), nullable=False, server_default=sa.false()),
+    )
+    op.create_table(
+        "symptom_reports",
+        sa.Column("member_id", sa.Uuid(), nullable=False),
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("reported_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("date", sa.Date(), nullable=False),
+        sa.Column("symptoms", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("codes", postgresql.ARRAY(sa.String(length=40)), nullable=False),
+        sa.Column("note", sa.Text(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("change_seq", sa.BigInteger(), nullable=False),
+        sa.Column("changed_by", sa.Uuid(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["member_id"],
+            ["members.id"],
+            name=op.f("fk_symptom_reports_member_id_members"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("member_id", "id", name=op.f("pk_symptom_reports")),
+    )
+    op.create_index("ix_symptom_reports_member_change", "symptom_reports", ["member_id", "change_seq"])
+    op.create_index("ix_symptom_reports_member_date", "symptom_reports", ["member_id", "date"])
+
+
+def downgrade() -> None:
+    op.drop_table("symptom_reports")
+    op.drop_column("medication_plans", "high_dose_confirmed")
