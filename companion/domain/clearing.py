@@ -36,7 +36,7 @@ from companion.domain.safety import (
 STATE_RULES = frozenset({"disengagement"})
 
 #: Evidence ids that are a member's report of how they feel (never cleared by a rescan).
-REPORT_PREFIXES = ("side_effect:", "symptom_report:")
+REPORT_PREFIXES = ("side_effect:", "symptom:")
 
 #: At most this many entries are cited as having cleared a flag (the latest ones).
 MAX_CLEARING_ENTRIES = 50
