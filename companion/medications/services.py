@@ -525,32 +525,37 @@ def checkin_row(
     return row, slot
 
 
+def add_side_effects(member: Member, checkins: Sequence[tuple[dict[str, Any], str, dict[str, Any]]]) -> None:
+    """The side effects of new check-ins, in one statement: (check-in row, medication, its input)."""
+    reports = [
+        {
+            "member_id": member.id,
+            "checkin_id": row["id"],
+            "medication": medication,
+            "date": row["date"],
+            "code": e["code"],
+            "severity": e["severity"],
+            "note": e.get("note"),
+        }
+        for row, medication, data in checkins
+        for e in data.get("side_effects") or []
+    ]
+    if reports:
+        session.execute(insert(SideEffectReport), reports)
+
+
 def written_checkin(
     member: Member, plan: MedicationPlan, data: dict[str, Any], row: dict[str, Any], origin: uuid.UUID | None
 ) -> MedicationCheckin:
     """After the insert: the check-in's side effects (one statement, if any), and the check-in as
     written, carrying what its answer shows (no read back)."""
-    effects = [
+    add_side_effects(member, [(row, plan.medication, data)])
+    checkin = MedicationCheckin(member_id=member.id, changed_by=origin, **row)
+    view = _view(checkin, plan.medication, [])
+    view["side_effects"] = [
         {"code": e["code"], "severity": e["severity"], "note": e.get("note")}
         for e in data.get("side_effects") or []
     ]
-    if effects:
-        session.execute(
-            insert(SideEffectReport),
-            [
-                {
-                    "member_id": member.id,
-                    "checkin_id": row["id"],
-                    "medication": plan.medication,
-                    "date": row["date"],
-                }
-                | e
-                for e in effects
-            ],
-        )
-    checkin = MedicationCheckin(member_id=member.id, changed_by=origin, **row)
-    view = _view(checkin, plan.medication, [])
-    view["side_effects"] = effects
     checkin.written_view = view  # type: ignore[attr-defined]
     return checkin
 
