@@ -17,13 +17,13 @@ import os
 import pstats
 import random
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 
 import redis as redis_lib
-from harness import bench_members, private_redis, scratch_database
+from harness import bench_members, dumps, private_redis, scratch_database
 from member_writes import build_requests, open_slots
+from sync_batch import batch_for
 from sqlalchemy import event
 
 from companion import simulate
@@ -32,7 +32,9 @@ from companion.runtime import sqlalchemy_url
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--kind", default="drink_log", choices=("drink_log", "craving", "checkin", "mix"))
+    parser.add_argument(
+        "--kind", default="drink_log", choices=("drink_log", "craving", "checkin", "mix", "sync")
+    )
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()
@@ -40,7 +42,7 @@ def main() -> None:
     rng = random.Random(1)
     with scratch_database("companion_bench_profile") as (url, pg), private_redis() as redis_url:
         simulate.simulate(pg, members=200, days=10, seed=1, now=now)
-        members = bench_members(pg, 20, now)
+        members = bench_members(pg, 40, now)
         slots = {m.id: open_slots(m, now) for m in members}
         os.environ.update(
             DATABASE_URL=sqlalchemy_url(url), REDIS_URL=redis_url, RATELIMIT_DEFAULT="1000000 per minute"
@@ -50,9 +52,21 @@ def main() -> None:
 
         app = create_app(Config.from_env())
         client = app.test_client()
-        pool = build_requests(members, slots, args.requests * 6 + 60, now, rng)
-        if args.kind != "mix":
-            pool = [r for r in pool if r[0] == args.kind]
+        if args.kind == "sync":  # one phone's batch of 500 (bench/sync_batch.py's mix) a request
+            pool = [
+                (
+                    "sync",
+                    "POST",
+                    "/api/v1/sync",
+                    dumps({"items": batch_for(m, slots[m.id], now, rng)[0]}),
+                    m.token,
+                )
+                for m in (members * (1 + (args.requests + 20) // len(members)))[: args.requests + 20]
+            ]
+        else:
+            pool = build_requests(members, slots, args.requests * 6 + 60, now, rng)
+            if args.kind != "mix":
+                pool = [r for r in pool if r[0] == args.kind]
         warm, measured = pool[:20], pool[20 : 20 + args.requests]
         statements: Counter[str] = Counter()
         engine = app.extensions["engine"]
@@ -85,7 +99,9 @@ def main() -> None:
         wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
         calls = _redis_calls(rds) - calls_before
         n = len(measured)
-        print(f"{n} requests ({args.kind}): {wall / n * 1000:.2f} ms wall, {cpu / n * 1000:.2f} ms CPU a request")
+        print(
+            f"{n} requests ({args.kind}): {wall / n * 1000:.2f} ms wall, {cpu / n * 1000:.2f} ms CPU a request"
+        )
         print(f"PostgreSQL statements a request: {sum(statements.values()) / n:.2f}")
         for text, count in statements.most_common():
             print(f"  {count / n:5.2f}  {text}")
@@ -100,5 +116,4 @@ def _redis_calls(rds: redis_lib.Redis) -> int:
 
 
 if __name__ == "__main__":
-    uuid.uuid4()
     main()

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from marshmallow import Schema, ValidationError
 from sqlalchemy import select
@@ -132,9 +132,17 @@ def _by_id_row(values_of: Callable[..., dict[str, Any]]) -> Callable[[Batch, int
     return make
 
 
+class _NewCraving(NamedTuple):
+    """What the craving-support hook reads of a new craving."""
+
+    id: uuid.UUID
+    intensity: int
+    recorded_at: datetime
+
+
 def _cravings_created(batch: Batch, rows: list[NewRow]) -> None:
     for new in rows:
-        craving = Craving(member_id=batch.member.id, **new.row)
+        craving = _NewCraving(new.row["id"], new.row["intensity"], new.row["recorded_at"])
         nudge_hooks.craving_recorded(batch.member, craving, now=batch.now)
 
 
@@ -177,8 +185,9 @@ def apply_batch(
     batch = Batch(member, origin, now)
     results: list[dict[str, Any] | None] = [None] * len(items)
     loaded: list[tuple[int, str, dict[str, Any]]] = []
+    schemas_in_use: dict[str, Schema] = {}  # one a type and batch: making one costs more than a load
     for index, item in enumerate(items):
-        outcome = _load_item(index, item)
+        outcome = _load_item(index, item, schemas_in_use)
         if isinstance(outcome, _Loaded):
             loaded.append((index, item["type"], outcome))
         else:
@@ -224,7 +233,7 @@ def _new_row(path: SetPath, batch: Batch, index: int, data: dict[str, Any]) -> N
         return None  # the per-item path answers it (or finds it stored: a replay)
 
 
-def _load_item(index: int, item: Any) -> dict[str, Any]:
+def _load_item(index: int, item: Any, schemas_in_use: dict[str, Schema]) -> dict[str, Any]:
     """The item's data as its schema loads it (a `_Loaded`), or its "invalid" result."""
     result: dict[str, Any] = {"index": index, **_key_of(item)}
     if not isinstance(item, dict) or set(item) - {"type", "data"} or item.get("type") not in HANDLERS:
@@ -235,9 +244,11 @@ def _load_item(index: int, item: Any) -> dict[str, Any]:
         }
     if not isinstance(item.get("data"), dict):
         return {**result, "status": "invalid", "errors": {"data": ["Must be an object."]}}
-    schema_class, _ = HANDLERS[item["type"]]
+    kind = item["type"]
+    if kind not in schemas_in_use:
+        schemas_in_use[kind] = HANDLERS[kind][0]()
     try:
-        return _Loaded(schema_class().load(item["data"]))
+        return _Loaded(schemas_in_use[kind].load(item["data"]))
     except ValidationError as exc:
         return {**result, "status": "invalid", "errors": exc.normalized_messages()}
 
