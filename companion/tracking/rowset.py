@@ -1,8 +1,8 @@
 """New member records inserted as a set: one statement for any number of rows of one type.
 
 A single write (`PUT /drink-logs/{date}`, `POST /cravings`, ...) and a sync batch insert their new rows
-the same way: one `INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING key`, which in the
-same statement
+the same way: one `INSERT ... SELECT FROM jsonb_to_recordset(:rows) ON CONFLICT DO NOTHING RETURNING key`
+(the rows as one JSON parameter), which in the same statement
 
 * takes the member's change lock (`sync_seq`) unless this transaction holds it already, before any row
   takes its sync number (the lock's CTE is joined to the rows, so no `nextval` runs before it),
@@ -17,11 +17,13 @@ edit, a conflict) and goes through the per-record path. Adding a record type is 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
+import orjson
 from sqlalchemy import text
 
 from companion.db import session
@@ -31,15 +33,11 @@ from companion.sync_seq import CHANGE_LOCK_NAMESPACE, holds_change_stream, mark_
 
 @dataclass(frozen=True)
 class Column:
-    """One column a row supplies: its name, the SQL type of its parameter array, and the SQL that makes
-    the stored value from `u.<name>` (default: the value itself)."""
+    """One column a row supplies: its name and SQL type (a `jsonb` or array column takes the row's
+    JSON value as it is)."""
 
     name: str
-    array_type: str
-    expression: str | None = None
-
-    def select_sql(self) -> str:
-        return self.expression.format(v=f"u.{self.name}") if self.expression else f"u.{self.name}"
+    sql_type: str
 
 
 @dataclass(frozen=True)
@@ -64,8 +62,8 @@ class RowSpec:
 
     def _build(self, *, lock: bool) -> str:
         names = ", ".join(c.name for c in self.columns)
-        arrays = ", ".join(f"CAST(:{c.name} AS {c.array_type}[])" for c in self.columns)
-        values = ", ".join(c.select_sql() for c in self.columns)
+        record = ", ".join(f"{c.name} {c.sql_type}" for c in self.columns)
+        values = ", ".join(f"u.{c.name}" for c in self.columns)
         conflict = f"({', '.join(self.conflict)})" if self.conflict else ""
         lock_cte = (
             f"lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({CHANGE_LOCK_NAMESPACE}, "
@@ -79,12 +77,18 @@ class RowSpec:
             f"WITH {lock_cte}"
             f"ins AS (INSERT INTO {self.table} (member_id, change_seq, changed_by, {names}) "
             f"SELECT CAST(:member_id AS uuid), nextval('sync_change_seq'), CAST(:origin AS uuid), {values} "
-            f"FROM {lock_from}unnest({arrays}) AS u({names}) "
+            f"FROM {lock_from}jsonb_to_recordset(CAST(:rows AS jsonb)) AS u({record}) "
             f"ON CONFLICT {conflict} DO NOTHING RETURNING {key}), "
             f"watch AS ({safety_watch.REQUEST_SQL} WHERE EXISTS (SELECT FROM ins) "
             f"{safety_watch.REQUEST_CONFLICT_SQL}) "
             f"SELECT {key}, (SELECT publish FROM watch) AS publish FROM ins"
         )
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"not a row value: {type(value).__name__}")
 
 
 def insert_new(
@@ -94,19 +98,16 @@ def insert_new(
     *,
     origin: uuid.UUID | None,
     now: datetime,
-    convert: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> set[tuple[Any, ...]]:
     """Insert the rows that are new (by `spec.conflict`); the keys of those inserted. With any inserted,
     the member is due for a safety scan and its message is queued for after commit unless one is
-    already pending (`safety.watch`)."""
+    already pending (`safety.watch`). The rows travel as one JSON parameter (orjson: a row costs a
+    few microseconds; PostgreSQL parses each value by its column's type)."""
     if not rows:
         return set()
-    convert = convert or {}
-    params: dict[str, Any] = {"member_id": member_id, "origin": origin, "now": now}
-    for column in spec.columns:
-        to_param = convert.get(column.name)
-        values = [row[column.name] for row in rows]
-        params[column.name] = [to_param(v) for v in values] if to_param else values
+    names = [c.name for c in spec.columns]
+    document = orjson.dumps([{n: row[n] for n in names} for row in rows], default=_json_value)
+    params = {"member_id": member_id, "origin": origin, "now": now, "rows": document.decode()}
     lock = not holds_change_stream(member_id)
     found = session.execute(spec.statement(lock=lock), params).all()
     if lock:

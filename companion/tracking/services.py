@@ -8,7 +8,6 @@ API and the sync batch answer the same way.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -129,7 +128,7 @@ DRINK_LOGS = rowset.RowSpec(
         rowset.Column("date", "date"),
         rowset.Column("grams_ethanol", "numeric"),
         rowset.Column("entered_standard_drinks", "numeric"),
-        rowset.Column("drinks", "text", "CAST({v} AS jsonb)"),
+        rowset.Column("drinks", "jsonb"),
         rowset.Column("heavy", "boolean"),
         rowset.Column("note", "text"),
         rowset.Column("source", "text"),
@@ -140,7 +139,6 @@ DRINK_LOGS = rowset.RowSpec(
     conflict=("member_id", "date"),
     key=("date",),
 )
-DRINK_LOG_PARAMS = {"drinks": lambda items: None if items is None else json.dumps(items)}
 
 
 @dataclass(frozen=True)
@@ -185,9 +183,7 @@ def put_drink_log(
     prepared = prepare_drink_log(member, day, data, now=now)
     # Insert unless the day exists: the primary key settles a race between two devices. A new log is
     # one statement (change lock, insert, safety request: `rowset`) and its answer is what was written.
-    if rowset.insert_new(
-        DRINK_LOGS, member.id, [prepared.row], origin=origin, now=now, convert=DRINK_LOG_PARAMS
-    ):
+    if rowset.insert_new(DRINK_LOGS, member.id, [prepared.row], origin=origin, now=now):
         return prepared.record(member, origin), CREATED
     return stored_drink_log(member, prepared, origin=origin, now=now)
 
@@ -283,14 +279,13 @@ CRAVINGS = rowset.RowSpec(
         rowset.Column("recorded_at", "timestamptz"),
         rowset.Column("date", "date"),
         rowset.Column("intensity", "smallint"),
-        rowset.Column("triggers", "text", "ARRAY(SELECT jsonb_array_elements_text(CAST({v} AS jsonb)))"),
+        rowset.Column("triggers", "text[]"),
         rowset.Column("note", "text"),
         rowset.Column("created_at", "timestamptz"),
     ),
     conflict=("member_id", "id"),
     key=("id",),
 )
-CRAVING_PARAMS = {"triggers": json.dumps}
 
 BAC_READINGS = rowset.RowSpec(
     "bac_readings",
@@ -315,7 +310,6 @@ class ById:
 
     model: type
     spec: rowset.RowSpec
-    params: dict[str, Any]
     same: Any  # (stored record, values) -> bool
     dump: Any  # stored record -> JSON-ready dict
 
@@ -333,7 +327,7 @@ def _record_once(
     A new record is one statement (`rowset`), answered from what was written; only a repeated id reads
     the stored one."""
     row = {"id": record_id, "created_at": now, **values}
-    if rowset.insert_new(kind.spec, member.id, [row], origin=origin, now=now, convert=kind.params):
+    if rowset.insert_new(kind.spec, member.id, [row], origin=origin, now=now):
         return kind.model(member_id=member.id, changed_by=origin, **row), CREATED
     return stored_by_id(kind, member, record_id, values)
 
@@ -388,7 +382,7 @@ def _dump_craving(stored: Craving) -> dict[str, Any]:
     return CravingSchema().dump(craving_view(stored))
 
 
-CRAVING = ById(Craving, CRAVINGS, CRAVING_PARAMS, _same_craving, _dump_craving)
+CRAVING = ById(Craving, CRAVINGS, _same_craving, _dump_craving)
 
 
 def record_craving(
@@ -441,7 +435,7 @@ def _dump_bac(stored: BacReading) -> dict[str, Any]:
     return BacReadingSchema().dump(bac_view(stored))
 
 
-BAC_READING = ById(BacReading, BAC_READINGS, {}, _same_bac, _dump_bac)
+BAC_READING = ById(BacReading, BAC_READINGS, _same_bac, _dump_bac)
 
 
 def record_bac_reading(

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -112,7 +112,6 @@ class SetPath:
 
     spec: rowset.RowSpec
     make: Callable[[Batch, int, dict[str, Any]], NewRow]
-    params: dict[str, Callable[[Any], Any]] = field(default_factory=dict)
     created: Callable[[Batch, list[NewRow]], None] | None = None
 
 
@@ -161,10 +160,8 @@ def _checkins_created(batch: Batch, rows: list[NewRow]) -> None:
 
 #: type -> its set path; a type without one goes item by item.
 SET_PATHS: dict[str, SetPath] = {
-    "drink_log": SetPath(services.DRINK_LOGS, _drink_log_row, services.DRINK_LOG_PARAMS),
-    "craving": SetPath(
-        services.CRAVINGS, _by_id_row(services.craving_values), services.CRAVING_PARAMS, _cravings_created
-    ),
+    "drink_log": SetPath(services.DRINK_LOGS, _drink_log_row),
+    "craving": SetPath(services.CRAVINGS, _by_id_row(services.craving_values), _cravings_created),
     "bac_reading": SetPath(services.BAC_READINGS, _by_id_row(services.bac_values)),
     "medication_checkin": SetPath(medication_services.CHECKINS, _checkin_row, created=_checkins_created),
 }
@@ -205,9 +202,7 @@ def apply_batch(
         by_type.setdefault(kind, []).append(new)
     for kind, rows in by_type.items():
         path = SET_PATHS[kind]
-        stored = rowset.insert_new(
-            path.spec, member.id, [r.row for r in rows], origin=origin, now=now, convert=path.params
-        )
+        stored = rowset.insert_new(path.spec, member.id, [r.row for r in rows], origin=origin, now=now)
         created = [r for r in rows if r.keys[0] in stored]
         if path.created and created:
             path.created(batch, created)
