@@ -1,9 +1,9 @@
 """Where a member write's time goes: the app in-process (Flask's test client, no HTTP server), a loop of
 the same request, counting PostgreSQL statements and Redis commands per request, with cProfile.
 
-    .venv/bin/python bench/profile_writes.py [--kind drink_log|craving|checkin|sync] [--requests 300] [--top 30]
+    .venv/bin/python bench/profile_writes.py [--kind drink_log|craving|checkin|mix|sync] [--requests 300]
 
-A scratch database (a small simulated population, 20 bench members with tokens and plans) and a private
+A scratch database (a small simulated population, 40 bench members with tokens and plans) and a private
 redis-server, as the other write benchmarks. Prints per request: wall ms, CPU ms, statements (with
 their text, once), Redis commands; then cProfile's top functions by cumulative and by own time.
 """
@@ -23,8 +23,8 @@ from datetime import UTC, datetime
 import redis as redis_lib
 from harness import bench_members, dumps, private_redis, scratch_database
 from member_writes import build_requests, open_slots
-from sync_batch import batch_for
 from sqlalchemy import event
+from sync_batch import batch_for
 
 from companion import simulate
 from companion.runtime import sqlalchemy_url
@@ -76,7 +76,7 @@ def main() -> None:
             statements[" ".join(statement.split())[:160]] += 1
 
         def send(r):  # type: ignore[no-untyped-def]
-            kind, method, path, body, token = r
+            _kind, method, path, body, token = r
             response = client.open(
                 path,
                 method=method,
@@ -100,11 +100,13 @@ def main() -> None:
         calls = _redis_calls(rds) - calls_before
         n = len(measured)
         print(
-            f"{n} requests ({args.kind}): {wall / n * 1000:.2f} ms wall, {cpu / n * 1000:.2f} ms CPU a request"
+            f"{n} requests ({args.kind}): {wall / n * 1000:.2f} ms wall,"
+            f" {cpu / n * 1000:.2f} ms CPU a request"
         )
         print(f"PostgreSQL statements a request: {sum(statements.values()) / n:.2f}")
         for text, count in statements.most_common():
             print(f"  {count / n:5.2f}  {text}")
+        # Server-side: a Lua script's own commands count too (the limiter's script is one round trip).
         print(f"Redis commands a request (the profile's own INFO excluded): {(calls - 1) / n:.2f}")
         stats = pstats.Stats(profiler)
         stats.sort_stats("cumulative").print_stats(args.top)
