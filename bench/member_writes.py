@@ -47,13 +47,16 @@ from companion.runtime import sqlalchemy_url
 GOAL_RATIO = 0.6
 
 
-def build_requests(members, slots, n: int, now: datetime, rng: random.Random) -> list[Request]:  # type: ignore[no-untyped-def]
-    """`n` requests, a third of each kind, each one a new record (a new craving id, a dose slot taken from
-    `slots`) or a day's log changed; `Request` = (kind, method, path, body, token)."""
+KINDS = ("drink_log", "craving", "checkin")
+
+
+def build_requests(members, slots, n: int, now: datetime, rng: random.Random, kinds=KINDS) -> list[Request]:  # type: ignore[no-untyped-def]
+    """`n` requests, as many of each of `kinds`, each one a new record (a new craving id, a dose slot taken
+    from `slots`) or a day's log changed; `Request` = (kind, method, path, body, token)."""
     out: list[Request] = []
     for i in range(n):
         m = rng.choice(members)
-        kind = ("drink_log", "craving", "checkin")[i % 3]
+        kind = kinds[i % len(kinds)]
         if kind == "drink_log":
             today = localtime.local_date(now, m.zone)
             day = today - timedelta(days=rng.randrange(0, 50))
@@ -97,8 +100,10 @@ def main() -> None:
     parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8, help="connections per client process")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--only", choices=KINDS, help="one kind of write instead of the mix")
     parser.add_argument("--keep", action="store_true")
     args = parser.parse_args()
+    kinds = (args.only,) if args.only else KINDS
 
     box, load_start = machine(), loadavg()
     print(f"machine: {box['nproc']} cpus ({box['cpu']}), load {load_start}", flush=True)
@@ -117,8 +122,8 @@ def main() -> None:
             conn.execute(TABLE_SQL)
         per_run = int(args.seconds * 700)
         slots = {m.id: open_slots(m, now) for m in members}
-        warm = build_requests(members, slots, 300, now, rng)
-        app_runs = [build_requests(members, slots, per_run, now, rng) for _ in range(2)]
+        warm = build_requests(members, slots, 300, now, rng, kinds)
+        app_runs = [build_requests(members, slots, per_run, now, rng, kinds) for _ in range(2)]
         env = {
             "DATABASE_URL": sqlalchemy_url(url),
             "REDIS_URL": redis_url,
@@ -160,14 +165,17 @@ def main() -> None:
     figures = {
         "benchmark": "member writes through gunicorn (issue 8)",
         "command": f".venv/bin/python bench/member_writes.py --members {args.members} --days {args.days}"
-        f" --accounts {args.accounts} --seconds {args.seconds}",
+        f" --accounts {args.accounts} --seconds {args.seconds}"
+        + (f" --only {args.only}" if args.only else ""),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": box,
         "load_average_start": load_start,
         "load_average_end": load_end,
         "gunicorn": "2 workers x 4 threads (gthread), as companion up",
         "load": load,
-        "mix": "1/3 PUT /drink-logs/{date}, 1/3 POST /cravings, 1/3 POST /medication-checkins",
+        "mix": f"only {args.only}"
+        if args.only
+        else "1/3 PUT /drink-logs/{date}, 1/3 POST /cravings, 1/3 POST /medication-checkins",
         "app": app,
         "baseline": base | {"what": "bench/minimal_app.py: parse JSON, one INSERT, commit"},
         "ratio": round(ratio, 3),
@@ -177,7 +185,7 @@ def main() -> None:
     path = write_results("member_writes", figures)
     print()
     print(f"{'':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
-    for name, r in (("app (3 kinds)", app), ("baseline (one INSERT)", base)):
+    for name, r in ((f"app ({args.only or '3 kinds'})", app), ("baseline (one INSERT)", base)):
         print(
             f"{name:28} {r['requests_per_second']:9,.0f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f}"
             f" {r['errors']:7}"

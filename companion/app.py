@@ -6,7 +6,7 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion import api as api_plumbing
-from companion import db, jobs, logs
+from companion import db, jobs, logs, ratelimit
 from companion.accounts import views as accounts_views
 from companion.auth import loaders
 from companion.auth.access import enforce_access
@@ -86,6 +86,7 @@ def register_extensions(app: Flask, config: Config) -> None:
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_KEY_PREFIX="companion-rl",
     )
+    assert ratelimit.OneTripRedisStorage  # registers the storage scheme limiter_storage_url names
     limiter.init_app(app)
 
     csrf.init_app(app)

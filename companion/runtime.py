@@ -94,10 +94,11 @@ def celery_broker_url(redis_url: str) -> str:
 
 
 def limiter_storage_url(redis_url: str) -> str:
-    """The `limits` package spells a unix socket `redis+unix://`."""
+    """The rate limiter's storage (`companion.ratelimit`, one Redis round trip a request) on `redis_url`;
+    the `limits` package spells a unix socket `redis+unix://`."""
     if redis_url.startswith("unix://"):
-        return "redis+unix://" + redis_url[len("unix://") :]
-    return redis_url
+        return "companion+redis+unix://" + redis_url[len("unix://") :]
+    return "companion+" + redis_url
 
 
 @dataclass

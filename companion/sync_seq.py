@@ -43,11 +43,21 @@ NEXT_CHANGE_SEQ: ColumnElement[int] = change_seq.next_value()
 
 def claim_change_stream(member_id: uuid.UUID) -> None:
     """Take the member's change lock for the rest of the transaction (once per transaction)."""
-    held: set[uuid.UUID] = session().info.setdefault(_HELD, set())
-    if member_id in held:
+    if holds_change_stream(member_id):
         return
     session.execute(select(func.pg_advisory_xact_lock(CHANGE_LOCK_NAMESPACE, func.hashtext(str(member_id)))))
-    held.add(member_id)
+    mark_change_stream_held(member_id)
+
+
+def holds_change_stream(member_id: uuid.UUID) -> bool:
+    """Whether this transaction holds the member's change lock already."""
+    return member_id in session().info.get(_HELD, ())
+
+
+def mark_change_stream_held(member_id: uuid.UUID) -> None:
+    """Record that a statement of this transaction took the member's change lock itself (in SQL, as
+    `tracking.rowset` does: the lock folded into the write, one round trip less)."""
+    session().info.setdefault(_HELD, set()).add(member_id)
 
 
 @event.listens_for(Session, "after_commit")

@@ -16,18 +16,19 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert
 
 from companion import privacy
 from companion.accounts.models import CoachAssignment, Member, Role, User
 from companion.audit import services as audit
 from companion.db import session, utcnow
 from companion.domain import localtime, plans
-from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from companion.domain.medications import CATALOGUE, side_effect_codes
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.medications.schemas import CheckinSchema, PlanSchema
 from companion.nudges import hooks as nudge_hooks
+from companion.tracking import rowset
 from companion.tracking.common import (
     DateRange,
     backfill_days,
@@ -448,8 +449,9 @@ def checkin_views(checkins: Sequence[MedicationCheckin]) -> list[dict[str, Any]]
 
 
 def checkin_view(checkin: MedicationCheckin) -> dict[str, Any]:
-    """One check-in as the API shows it (dump it with `CheckinSchema`)."""
-    return checkin_views([checkin])[0]
+    """One check-in as the API shows it (dump it with `CheckinSchema`); one just written carries it."""
+    written = getattr(checkin, "written_view", None)
+    return written if written is not None else checkin_views([checkin])[0]
 
 
 def dump_checkin(checkin: MedicationCheckin) -> dict[str, Any]:
@@ -536,6 +538,80 @@ def _check_details(plan: MedicationPlan, data: dict[str, Any], *, now: datetime)
         raise InvalidInput(_INVALID, fields={"side_effects": unknown})  # type: ignore[dict-item]
 
 
+CHECKINS = rowset.RowSpec(
+    "medication_checkins",
+    (
+        rowset.Column("id", "uuid"),
+        rowset.Column("plan_id", "uuid"),
+        rowset.Column("scheduled_for", "timestamptz"),
+        rowset.Column("date", "date"),
+        rowset.Column("status", "text"),
+        rowset.Column("taken_at", "timestamptz"),
+        rowset.Column("note", "text"),
+        rowset.Column("created_at", "timestamptz"),
+    ),
+    conflict=None,  # its id, or its plan's dose slot (uq_medication_checkins_slot)
+    key=("id",),
+)
+
+
+def checkin_row(
+    member: Member, plan: MedicationPlan | None, data: dict[str, Any], *, now: datetime
+) -> tuple[dict[str, Any], plans.DoseSlot]:
+    """The row a new check-in inserts, checked against its plan and the clock (NotFound, InvalidInput)."""
+    if plan is None or plan.member_id != member.id:
+        raise NotFound("No such medication plan.", fields={"plan_id": ["No such plan."]})
+    slot = _dose_slot(member, plan, data, now=now)
+    _check_details(plan, data, now=now)
+    taken_at = data.get("taken_at")
+    row = {
+        "id": data["id"],
+        "plan_id": plan.id,
+        "scheduled_for": slot.scheduled_for,
+        "date": slot.local_date,
+        "status": data["status"],
+        "taken_at": localtime.to_utc(taken_at) if taken_at is not None else None,
+        "note": data.get("note"),
+        "created_at": now,
+    }
+    return row, slot
+
+
+def add_side_effects(member: Member, checkins: Sequence[tuple[dict[str, Any], str, dict[str, Any]]]) -> None:
+    """The side effects of new check-ins, in one statement: (check-in row, medication, its input)."""
+    reports = [
+        {
+            "member_id": member.id,
+            "checkin_id": row["id"],
+            "medication": medication,
+            "date": row["date"],
+            "code": e["code"],
+            "severity": e["severity"],
+            "note": e.get("note"),
+        }
+        for row, medication, data in checkins
+        for e in data.get("side_effects") or []
+    ]
+    if reports:
+        session.execute(insert(SideEffectReport), reports)
+
+
+def written_checkin(
+    member: Member, plan: MedicationPlan, data: dict[str, Any], row: dict[str, Any], origin: uuid.UUID | None
+) -> MedicationCheckin:
+    """After the insert: the check-in's side effects (one statement, if any), and the check-in as
+    written, carrying what its answer shows (no read back)."""
+    add_side_effects(member, [(row, plan.medication, data)])
+    checkin = MedicationCheckin(member_id=member.id, changed_by=origin, **row)
+    view = _view(checkin, plan.medication, [])
+    view["side_effects"] = [
+        {"code": e["code"], "severity": e["severity"], "note": e.get("note")}
+        for e in data.get("side_effects") or []
+    ]
+    checkin.written_view = view  # type: ignore[attr-defined]
+    return checkin
+
+
 def record_checkin(
     member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
 ) -> tuple[MedicationCheckin, str]:
@@ -547,61 +623,29 @@ def record_checkin(
     * The same id with a different body: Conflict, with the stored check-in as `current`.
     * Another id for a slot already checked in: Conflict (the (plan, slot) key), with that check-in.
 
-    Concurrent duplicates are settled by the database's keys: the insert runs in a savepoint, the
-    second of two concurrent inserts waits for the first and fails on the key, and then compares
-    with what the first stored. Nothing is written unless "created" is returned.
+    Concurrent duplicates are settled by the database's keys: the insert is `ON CONFLICT DO NOTHING`
+    (`tracking.rowset`, one statement with the change lock and the safety request), the second of two
+    concurrent inserts waits for the first and inserts nothing, and then compares with what the first
+    stored. Nothing is written unless "created" is returned. A body that fails against the plan is
+    still a replay when its id is stored (the plan may have changed since).
 
     :raises NotFound: the plan is not the member's (field `plan_id`).
     :raises InvalidInput: `scheduled_for` is not a dose slot of the plan, `taken_at` is in the future,
         a side effect is not one of the medication's.
     :raises Conflict: see above.
     """
-    stored = _stored_checkin(member.id, data["id"])
-    if stored is not None:
-        return _replayed(stored, data)
     plan = session.get(MedicationPlan, data["plan_id"])
-    if plan is None or plan.member_id != member.id:
-        raise NotFound("No such medication plan.", fields={"plan_id": ["No such plan."]})
-    slot = _dose_slot(member, plan, data, now=now)
-    _check_details(plan, data, now=now)
-    taken_at = data.get("taken_at")
-    checkin = MedicationCheckin(
-        member_id=member.id,
-        id=data["id"],
-        plan_id=plan.id,
-        scheduled_for=slot.scheduled_for,
-        date=slot.local_date,
-        status=data["status"],
-        taken_at=localtime.to_utc(taken_at) if taken_at is not None else None,
-        note=data.get("note"),
-        created_at=now,
-    )
-    stamp(checkin, origin)
     try:
-        # A savepoint, so a duplicate key leaves the transaction usable. A concurrent insert of the same
-        # key waits here for the other transaction, then fails once it commits.
-        with session.begin_nested():
-            session.add(checkin)
-            session.flush()
-    except IntegrityError as exc:
-        if getattr(exc.orig, "sqlstate", None) != UNIQUE_VIOLATION:
-            raise
-        return _already_stored(member, data, plan, slot)
-    session.add_all(
-        SideEffectReport(
-            member_id=member.id,
-            checkin_id=checkin.id,
-            medication=plan.medication,
-            date=slot.local_date,
-            code=effect["code"],
-            severity=effect["severity"],
-            note=effect.get("note"),
-        )
-        for effect in data.get("side_effects") or []
-    )
-    session.flush()
-    request_safety_scan(member, now=now)
-    return checkin, CREATED
+        row, slot = checkin_row(member, plan, data, now=now)
+    except DomainError:
+        stored = _stored_checkin(member.id, data["id"])
+        if stored is not None:
+            return _replayed(stored, data)
+        raise
+    assert plan is not None
+    if rowset.insert_new(CHECKINS, member.id, [row], origin=origin, now=now):
+        return written_checkin(member, plan, data, row, origin), CREATED
+    return _already_stored(member, data, plan, slot)
 
 
 def _already_stored(

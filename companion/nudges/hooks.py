@@ -93,6 +93,11 @@ def craving_recorded(member: Any, craving: Any, *, now: datetime) -> None:
     """A new craving: a high rating gets its support nudge row now, and its task after commit."""
     if craving.intensity < DEFAULT_POLICY.craving_threshold:
         return
+    # Pure first: a rating whose support would already have expired (a sync of old ratings) reads nothing;
+    # the member's last support row can only hold a nudge back, never make one due.
+    due = craving_support_for(craving.id, craving.intensity, craving.recorded_at, member_settings(member))
+    if due is None or (due.expires_at is not None and due.expires_at <= now):
+        return
     nudge_id = plan_craving_support(member, craving.id, craving.intensity, craving.recorded_at, now=now)
     if nudge_id is not None:
         jobs.enqueue_after_commit(jobs.CRAVING_SUPPORT, member_id=str(member.id), craving_id=str(craving.id))

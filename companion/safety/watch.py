@@ -19,6 +19,7 @@ from sqlalchemy import ARRAY, DateTime, Uuid, bindparam, event, func, literal_co
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from companion import jobs
 from companion.accounts.models import Member
 from companion.db import session
 from companion.safety.models import SafetyWatch
@@ -26,19 +27,45 @@ from companion.safety.models import SafetyWatch
 _REQUESTED = "companion.safety_watch_requested"
 
 
+#: A write finds its member already due since at most this long: a scan is pending (asked for by the
+#: write that made the row due, whose message went out), so it does not publish another message. A row
+#: due for longer (a lost message, or a deadline the sweep has not reached) is made due again from now,
+#: and the write publishes: a lost message delays a scan by this long at most while writes go on, and
+#: the sweep over due rows catches a member who writes nothing more.
+PENDING_SCAN_SECONDS = 60
+
+#: The row write behind every scan request, as SQL other statements embed (`tracking.rowset` puts it
+#: in the same statement as the records it inserts): parameters `member_id`, `now`; a WHERE may follow
+#: REQUEST_SQL. Its one row says whether the scan message must be published.
+REQUEST_SQL = (
+    "INSERT INTO safety_watch (member_id, next_check_at) "
+    "SELECT CAST(:member_id AS uuid), CAST(:now AS timestamptz)"
+)
+REQUEST_CONFLICT_SQL = (
+    "ON CONFLICT (member_id) DO UPDATE SET next_check_at = CASE "
+    "WHEN safety_watch.next_check_at <= EXCLUDED.next_check_at "
+    f"AND safety_watch.next_check_at > EXCLUDED.next_check_at - interval '{PENDING_SCAN_SECONDS} seconds' "
+    "THEN safety_watch.next_check_at ELSE EXCLUDED.next_check_at END "
+    "RETURNING next_check_at = CAST(:now AS timestamptz) AS publish"
+)
+_REQUEST = text(f"{REQUEST_SQL} {REQUEST_CONFLICT_SQL}")
+
+
 def request_check(member_id: uuid.UUID, *, now: datetime) -> None:
-    """Mark the member due for a scan (once per transaction): a new or changed entry or plan."""
-    requested: set[uuid.UUID] = session().info.setdefault(_REQUESTED, set())
-    if member_id in requested:
+    """Mark the member due for a scan (once per transaction): a new or changed entry or plan; the
+    `safety.scan_member` message goes after commit unless a scan is already pending."""
+    if member_id in session().info.get(_REQUESTED, ()):
         return
-    statement = insert(SafetyWatch).values(member_id=member_id, next_check_at=now)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[SafetyWatch.member_id],
-            set_={"next_check_at": func.least(SafetyWatch.next_check_at, statement.excluded.next_check_at)},
-        )
-    )
-    requested.add(member_id)
+    publish = session.execute(_REQUEST, {"member_id": member_id, "now": now}).scalar_one()
+    requested(member_id, publish=bool(publish))
+
+
+def requested(member_id: uuid.UUID, *, publish: bool) -> None:
+    """A statement of this transaction marked the member due (`REQUEST_SQL`); queue the message if it
+    said to."""
+    session().info.setdefault(_REQUESTED, set()).add(member_id)
+    if publish:
+        jobs.enqueue_once_after_commit(jobs.SCAN_MEMBER, member_id=str(member_id))
 
 
 def claim(member_ids: Sequence[uuid.UUID]) -> None:

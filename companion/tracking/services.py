@@ -9,21 +9,21 @@ API and the sync batch answer the same way.
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert
 
-from companion import jobs, privacy
+from companion import privacy
 from companion.accounts.models import Member
 from companion.db import session
 from companion.domain import drinking, localtime
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.nudges import hooks as nudge_hooks
 from companion.safety import watch as safety_watch
-from companion.sync_seq import stamp_values
+from companion.tracking import rowset
 from companion.tracking.common import (
     DateRange,
     backfill_days,
@@ -44,9 +44,9 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 def request_safety_scan(member: Member, *, now: datetime) -> None:
     """A new or changed entry: the safety rules run again for the member once this commits. The
-    request is a row first (the sweep finds it if the message is lost), then a message."""
+    request is a row first (the sweep finds it if the message is lost), then a message unless a scan
+    is already pending (`safety.watch`)."""
     safety_watch.request_check(member.id, now=now)
-    jobs.enqueue_once_after_commit(jobs.SCAN_MEMBER, member_id=str(member.id))
 
 
 def parse_log_date(raw: str) -> date:
@@ -122,43 +122,77 @@ def _same_drink_log(log: DrinkLog, data: dict[str, Any], grams: Decimal) -> bool
     )
 
 
-def put_drink_log(
-    member: Member, day: date, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
-) -> tuple[DrinkLog, str]:
-    """Create or replace the log of one local day. Safe to retry; a stale edit is a 409."""
+DRINK_LOGS = rowset.RowSpec(
+    "drink_logs",
+    (
+        rowset.Column("date", "date"),
+        rowset.Column("grams_ethanol", "numeric"),
+        rowset.Column("entered_standard_drinks", "numeric"),
+        rowset.Column("drinks", "jsonb"),
+        rowset.Column("heavy", "boolean"),
+        rowset.Column("note", "text"),
+        rowset.Column("source", "text"),
+        rowset.Column("created_at", "timestamptz"),
+        rowset.Column("updated_at", "timestamptz"),
+        rowset.Column("server_updated_at", "timestamptz"),
+    ),
+    conflict=("member_id", "date"),
+    key=("date",),
+)
+
+
+@dataclass(frozen=True)
+class PreparedDrinkLog:
+    """A valid drink log, its row as it would be inserted, before anything is read or written."""
+
+    day: date
+    data: dict[str, Any]
+    grams: Decimal
+    values: dict[str, Any]
+    row: dict[str, Any]
+
+    def record(self, member: Member, origin: uuid.UUID | None) -> DrinkLog:
+        """The log as inserted, without reading it back (what the answer is built from)."""
+        return DrinkLog(member_id=member.id, changed_by=origin, deleted_at=None, **self.row)
+
+
+def prepare_drink_log(member: Member, day: date, data: dict[str, Any], *, now: datetime) -> PreparedDrinkLog:
+    """Check a day's log against the clock and compute what is stored. Raises InvalidInput."""
     today = local_today(member, now)
     drinking.check_loggable(day, today=today, backfill_days=backfill_days())
     grams = _grams(data, member.country)
-    edited_at = data.get("updated_at") or now
     values = {
         "grams_ethanol": grams,
         "entered_standard_drinks": data.get("standard_drinks"),
         "drinks": _drink_items(data),
         "heavy": drinking.is_heavy_day(grams, member.sex),
         "note": data.get("note"),
-        "updated_at": edited_at,
+        "updated_at": data.get("updated_at") or now,
         "server_updated_at": now,
         "deleted_at": None,
     }
-    # Insert unless the day exists: the primary key settles a race between two devices. A new row comes
-    # back from the INSERT itself (one round trip less: docs/performance.md, "Member writes").
-    inserted = session.scalars(
-        insert(DrinkLog)
-        .values(
-            member_id=member.id,
-            date=day,
-            source=drinking.log_source(day, today=today).value,
-            created_at=now,
-            **values,
-            **stamp_values(origin, member.id),
-        )
-        .on_conflict_do_nothing(index_elements=["member_id", "date"])
-        .returning(DrinkLog),
-        execution_options={"populate_existing": True},
-    ).first()
-    if inserted is not None:
-        request_safety_scan(member, now=now)
-        return inserted, CREATED
+    row = {k: v for k, v in values.items() if k != "deleted_at"}
+    row.update(date=day, source=drinking.log_source(day, today=today).value, created_at=now)
+    return PreparedDrinkLog(day, data, grams, values, row)
+
+
+def put_drink_log(
+    member: Member, day: date, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
+) -> tuple[DrinkLog, str]:
+    """Create or replace the log of one local day. Safe to retry; a stale edit is a 409."""
+    prepared = prepare_drink_log(member, day, data, now=now)
+    # Insert unless the day exists: the primary key settles a race between two devices. A new log is
+    # one statement (change lock, insert, safety request: `rowset`) and its answer is what was written.
+    if rowset.insert_new(DRINK_LOGS, member.id, [prepared.row], origin=origin, now=now):
+        return prepared.record(member, origin), CREATED
+    return stored_drink_log(member, prepared, origin=origin, now=now)
+
+
+def stored_drink_log(
+    member: Member, prepared: PreparedDrinkLog, *, origin: uuid.UUID | None, now: datetime
+) -> tuple[DrinkLog, str]:
+    """The day has a stored log (the insert met it): revive, replace, keep or refuse (409) it."""
+    day, data, values = prepared.day, prepared.data, dict(prepared.values)
     log = session.execute(
         select(DrinkLog)
         .where(DrinkLog.member_id == member.id, DrinkLog.date == day)
@@ -167,14 +201,14 @@ def put_drink_log(
     ).scalar_one()
     if log.deleted_at is not None:
         # A deleted day logged again is a new log, with today's provenance.
-        values.update(source=drinking.log_source(day, today=today).value, created_at=now)
+        values.update(source=prepared.row["source"], created_at=now)
         _apply(log, values, origin)
         request_safety_scan(member, now=now)
         return log, CREATED
     if data.get("updated_at") is not None and data["updated_at"] < log.updated_at:
         raise Conflict("A newer version of this day's log is stored.", current=_dump_drink_log(log, member))
     newer_edit = data.get("updated_at") is not None and data["updated_at"] > log.updated_at
-    if _same_drink_log(log, data, grams) and not newer_edit:
+    if _same_drink_log(log, data, prepared.grams) and not newer_edit:
         return log, UNCHANGED
     # A newer edit of the same amounts still moves `updated_at`, or an older edit would later win.
     _apply(log, values, origin)
@@ -238,38 +272,76 @@ def _cursor_date(value: Any) -> date:
 # --- cravings and breath readings: records the phone names by id ------------------------------------
 
 
+CRAVINGS = rowset.RowSpec(
+    "cravings",
+    (
+        rowset.Column("id", "uuid"),
+        rowset.Column("recorded_at", "timestamptz"),
+        rowset.Column("date", "date"),
+        rowset.Column("intensity", "smallint"),
+        rowset.Column("triggers", "text[]"),
+        rowset.Column("note", "text"),
+        rowset.Column("created_at", "timestamptz"),
+    ),
+    conflict=("member_id", "id"),
+    key=("id",),
+)
+
+BAC_READINGS = rowset.RowSpec(
+    "bac_readings",
+    (
+        rowset.Column("id", "uuid"),
+        rowset.Column("measured_at", "timestamptz"),
+        rowset.Column("date", "date"),
+        rowset.Column("bac_g_dl", "numeric"),
+        rowset.Column("device_model", "text"),
+        rowset.Column("device_serial", "text"),
+        rowset.Column("created_at", "timestamptz"),
+    ),
+    conflict=("member_id", "id"),
+    key=("id",),
+)
+
+
+@dataclass(frozen=True)
+class ById:
+    """A record type the phone names by id (cravings, breath readings): how it is inserted, compared
+    with a stored one, and shown in a 409."""
+
+    model: type
+    spec: rowset.RowSpec
+    same: Any  # (stored record, values) -> bool
+    dump: Any  # stored record -> JSON-ready dict
+
+
 def _record_once(
-    model: type,
+    kind: ById,
     member: Member,
     record_id: uuid.UUID,
     values: dict[str, Any],
-    same,
-    dump,
     *,
     origin: uuid.UUID | None,
     now: datetime,
 ):  # type: ignore[no-untyped-def]
     """Insert (member, id) once. The same id again: unchanged if the body matches, else a 409.
-    A new record comes back from the INSERT itself; only a repeated id reads the stored one."""
-    inserted = session.scalars(
-        insert(model)
-        .values(
-            member_id=member.id, id=record_id, created_at=now, **values, **stamp_values(origin, member.id)
-        )
-        .on_conflict_do_nothing(index_elements=["member_id", "id"])
-        .returning(model),
-        execution_options={"populate_existing": True},
-    ).first()
-    if inserted is not None:
-        request_safety_scan(member, now=now)
-        return inserted, CREATED
+    A new record is one statement (`rowset`), answered from what was written; only a repeated id reads
+    the stored one."""
+    row = {"id": record_id, "created_at": now, **values}
+    if rowset.insert_new(kind.spec, member.id, [row], origin=origin, now=now):
+        return kind.model(member_id=member.id, changed_by=origin, **row), CREATED
+    return stored_by_id(kind, member, record_id, values)
+
+
+def stored_by_id(kind: ById, member: Member, record_id: uuid.UUID, values: dict[str, Any]):  # type: ignore[no-untyped-def]
+    """The id is stored (the insert met it): the same body is "unchanged", another one a 409."""
+    model = kind.model
     record = session.execute(
         select(model)
         .where(model.member_id == member.id, model.id == record_id)
         .execution_options(populate_existing=True)
     ).scalar_one()
-    if not same(record, values):
-        raise Conflict("A different record with this id is stored.", current=dump(record))
+    if not kind.same(record, values):
+        raise Conflict("A different record with this id is stored.", current=kind.dump(record))
     return record, UNCHANGED
 
 
@@ -285,11 +357,10 @@ def craving_view(craving: Craving) -> dict[str, Any]:
     }
 
 
-def record_craving(
-    member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
-) -> tuple[Craving, str]:
+def craving_values(member: Member, data: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """What a craving stores, checked against the clock. Raises InvalidInput."""
     check_instant("recorded_at", data["recorded_at"], member=member, now=now)
-    values = {
+    return {
         "recorded_at": data["recorded_at"],
         "date": localtime.local_date(data["recorded_at"], member.timezone),
         "intensity": data["intensity"],
@@ -297,18 +368,28 @@ def record_craving(
         "note": data.get("note"),
     }
 
-    def same(stored: Craving, new: dict[str, Any]) -> bool:
-        return (stored.recorded_at, stored.intensity, list(stored.triggers), stored.note) == (
-            new["recorded_at"],
-            new["intensity"],
-            new["triggers"],
-            new["note"],
-        )
 
-    def dump(stored: Craving) -> dict[str, Any]:
-        return CravingSchema().dump(craving_view(stored))
+def _same_craving(stored: Craving, new: dict[str, Any]) -> bool:
+    return (stored.recorded_at, stored.intensity, list(stored.triggers), stored.note) == (
+        new["recorded_at"],
+        new["intensity"],
+        new["triggers"],
+        new["note"],
+    )
 
-    craving, outcome = _record_once(Craving, member, data["id"], values, same, dump, origin=origin, now=now)
+
+def _dump_craving(stored: Craving) -> dict[str, Any]:
+    return CravingSchema().dump(craving_view(stored))
+
+
+CRAVING = ById(Craving, CRAVINGS, _same_craving, _dump_craving)
+
+
+def record_craving(
+    member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
+) -> tuple[Craving, str]:
+    values = craving_values(member, data, now=now)
+    craving, outcome = _record_once(CRAVING, member, data["id"], values, origin=origin, now=now)
     if outcome == CREATED:
         nudge_hooks.craving_recorded(member, craving, now=now)  # support after a high rating
     return craving, outcome
@@ -328,12 +409,11 @@ def bac_view(reading: BacReading) -> dict[str, Any]:
     }
 
 
-def record_bac_reading(
-    member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
-) -> tuple[BacReading, str]:
+def bac_values(member: Member, data: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """What a breath reading stores, checked against the clock. Raises InvalidInput."""
     check_instant("measured_at", data["measured_at"], member=member, now=now)
     device = data.get("device") or {}
-    values = {
+    return {
         "measured_at": data["measured_at"],
         "date": localtime.local_date(data["measured_at"], member.timezone),
         "bac_g_dl": data["bac_g_dl"],
@@ -341,18 +421,28 @@ def record_bac_reading(
         "device_serial": device.get("serial"),
     }
 
-    def same(stored: BacReading, new: dict[str, Any]) -> bool:
-        return (stored.measured_at, stored.bac_g_dl, stored.device_model, stored.device_serial) == (
-            new["measured_at"],
-            new["bac_g_dl"],
-            new["device_model"],
-            new["device_serial"],
-        )
 
-    def dump(stored: BacReading) -> dict[str, Any]:
-        return BacReadingSchema().dump(bac_view(stored))
+def _same_bac(stored: BacReading, new: dict[str, Any]) -> bool:
+    return (stored.measured_at, stored.bac_g_dl, stored.device_model, stored.device_serial) == (
+        new["measured_at"],
+        new["bac_g_dl"],
+        new["device_model"],
+        new["device_serial"],
+    )
 
-    return _record_once(BacReading, member, data["id"], values, same, dump, origin=origin, now=now)
+
+def _dump_bac(stored: BacReading) -> dict[str, Any]:
+    return BacReadingSchema().dump(bac_view(stored))
+
+
+BAC_READING = ById(BacReading, BAC_READINGS, _same_bac, _dump_bac)
+
+
+def record_bac_reading(
+    member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
+) -> tuple[BacReading, str]:
+    values = bac_values(member, data, now=now)
+    return _record_once(BAC_READING, member, data["id"], values, origin=origin, now=now)
 
 
 def _list_by_instant(

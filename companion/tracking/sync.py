@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from marshmallow import Schema, ValidationError
 from sqlalchemy import select
@@ -23,13 +24,14 @@ from companion.domain.errors import Conflict, DomainError, TooLarge
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medication_services
 from companion.medications.models import MedicationCheckin, MedicationPlan
+from companion.nudges import hooks as nudge_hooks
 from companion.nudges.models import Message
 from companion.nudges.services import message_change
 from companion.symptoms import schemas as symptom_schemas
 from companion.symptoms import services as symptom_services
 from companion.symptoms.models import SymptomReport
 from companion.sync_seq import decode_cursor, encode_cursor
-from companion.tracking import schemas, services
+from companion.tracking import rowset, schemas, services
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 #: API.md: at most 500 items a batch (more is a 413).
@@ -78,19 +80,163 @@ def _key_of(item: Any) -> dict[str, Any]:
     return {}
 
 
+@dataclass
+class Batch:
+    """What every item of one batch shares."""
+
+    member: Member
+    origin: uuid.UUID | None
+    now: datetime
+    _plans: dict[uuid.UUID, MedicationPlan] | None = None
+
+    def plan(self, plan_id: uuid.UUID) -> MedicationPlan | None:
+        """The member's plan by id (all of them read once a batch)."""
+        if self._plans is None:
+            rows = session.execute(select(MedicationPlan).where(MedicationPlan.member_id == self.member.id))
+            self._plans = {p.id: p for p in rows.scalars()}
+        return self._plans.get(plan_id)
+
+
+@dataclass
+class NewRow:
+    """A valid item made into the row it inserts: `keys[0]` is what the insert returns for it, any
+    other key is another unique key of its table (two items of a batch may not share any key)."""
+
+    index: int
+    data: dict[str, Any]
+    row: dict[str, Any]
+    keys: tuple[tuple[Any, ...], ...]
+    answer: dict[str, Any]
+    extra: Any = None
+
+
+@dataclass(frozen=True)
+class SetPath:
+    """How one item type's new records are stored as a set (`tracking.rowset`): `make` turns a valid
+    item into its row (raising DomainError sends it down the per-item path, which answers it), and
+    `created` runs for the rows the insert stored (side effects, nudges). Adding a type to the set path
+    is declaring one of these."""
+
+    spec: rowset.RowSpec
+    make: Callable[[Batch, int, dict[str, Any]], NewRow]
+    created: Callable[[Batch, list[NewRow]], None] | None = None
+
+
+def _drink_log_row(batch: Batch, index: int, data: dict[str, Any]) -> NewRow:
+    rest = {k: v for k, v in data.items() if k != "date"}
+    prepared = services.prepare_drink_log(batch.member, data["date"], rest, now=batch.now)
+    day = prepared.row["date"]
+    return NewRow(index, data, prepared.row, ((day,),), {"date": day.isoformat()})
+
+
+def _by_id_row(values_of: Callable[..., dict[str, Any]]) -> Callable[[Batch, int, dict[str, Any]], NewRow]:
+    def make(batch: Batch, index: int, data: dict[str, Any]) -> NewRow:
+        values = values_of(batch.member, data, now=batch.now)
+        row = {"id": data["id"], "created_at": batch.now, **values}
+        return NewRow(index, data, row, ((data["id"],),), {"id": str(data["id"])})
+
+    return make
+
+
+class _NewCraving(NamedTuple):
+    """What the craving-support hook reads of a new craving."""
+
+    id: uuid.UUID
+    intensity: int
+    recorded_at: datetime
+
+
+def _cravings_created(batch: Batch, rows: list[NewRow]) -> None:
+    for new in rows:
+        craving = _NewCraving(new.row["id"], new.row["intensity"], new.row["recorded_at"])
+        nudge_hooks.craving_recorded(batch.member, craving, now=batch.now)
+
+
+def _checkin_row(batch: Batch, index: int, data: dict[str, Any]) -> NewRow:
+    plan = batch.plan(data["plan_id"])
+    row, _ = medication_services.checkin_row(batch.member, plan, data, now=batch.now)
+    keys = ((row["id"],), (row["plan_id"], row["scheduled_for"]))
+    return NewRow(index, data, row, keys, {"id": str(row["id"])}, extra=plan)
+
+
+def _checkins_created(batch: Batch, rows: list[NewRow]) -> None:
+    medication_services.add_side_effects(
+        batch.member, [(new.row, new.extra.medication, new.data) for new in rows]
+    )
+
+
+#: type -> its set path; a type without one goes item by item.
+SET_PATHS: dict[str, SetPath] = {
+    "drink_log": SetPath(services.DRINK_LOGS, _drink_log_row),
+    "craving": SetPath(services.CRAVINGS, _by_id_row(services.craving_values), _cravings_created),
+    "bac_reading": SetPath(services.BAC_READINGS, _by_id_row(services.bac_values)),
+    "medication_checkin": SetPath(medication_services.CHECKINS, _checkin_row, created=_checkins_created),
+}
+
+
 def apply_batch(
     member: Member, items: list[Any], *, origin: uuid.UUID | None, now: datetime
 ) -> list[dict[str, Any]]:
+    """Every item validated in Python, then each type's new records inserted in one statement (the
+    first also takes the change lock; the member's safety request rides on them); the items the
+    inserts did not store (replays, edits, conflicts, a key repeated in the batch, an item its type's
+    checks refuse) then go one by one, in order, through the single-record services, each in its own
+    savepoint. Each item's result is what it would have been alone, in the batch's order."""
     if len(items) > MAX_BATCH:
         raise TooLarge(
             f"At most {MAX_BATCH} items a batch.", fields={"items": [f"At most {MAX_BATCH} items."]}
         )
-    return [_apply_item(member, index, item, origin=origin, now=now) for index, item in enumerate(items)]
+    batch = Batch(member, origin, now)
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    loaded: list[tuple[int, str, dict[str, Any]]] = []
+    schemas_in_use: dict[str, Schema] = {}  # one a type and batch: making one costs more than a load
+    for index, item in enumerate(items):
+        outcome = _load_item(index, item, schemas_in_use)
+        if isinstance(outcome, _Loaded):
+            loaded.append((index, item["type"], outcome))
+        else:
+            results[index] = outcome
+    by_type: dict[str, list[NewRow]] = {}
+    one_by_one: list[tuple[int, str, dict[str, Any]]] = []
+    seen: set[tuple[str, tuple[Any, ...]]] = set()
+    for index, kind, data in loaded:
+        path = SET_PATHS.get(kind)
+        new = _new_row(path, batch, index, data) if path else None
+        if new is None or any((kind, key) in seen for key in new.keys):
+            one_by_one.append((index, kind, data))
+            continue
+        seen.update((kind, key) for key in new.keys)
+        by_type.setdefault(kind, []).append(new)
+    for kind, rows in by_type.items():
+        path = SET_PATHS[kind]
+        stored = rowset.insert_new(path.spec, member.id, [r.row for r in rows], origin=origin, now=now)
+        created = [r for r in rows if r.keys[0] in stored]
+        if path.created and created:
+            path.created(batch, created)
+        for r in rows:
+            if r.keys[0] in stored:
+                results[r.index] = {
+                    "index": r.index,
+                    **_key_of(items[r.index]),
+                    **r.answer,
+                    "status": "created",
+                }
+            else:
+                one_by_one.append((r.index, kind, r.data))
+    for index, kind, data in sorted(one_by_one, key=lambda entry: entry[0]):
+        results[index] = _apply_item(member, index, items[index], kind, data, origin=origin, now=now)
+    return [r for r in results if r is not None]
 
 
-def _apply_item(
-    member: Member, index: int, item: Any, *, origin: uuid.UUID | None, now: datetime
-) -> dict[str, Any]:
+def _new_row(path: SetPath, batch: Batch, index: int, data: dict[str, Any]) -> NewRow | None:
+    try:
+        return path.make(batch, index, data)
+    except DomainError:
+        return None  # the per-item path answers it (or finds it stored: a replay)
+
+
+def _load_item(index: int, item: Any, schemas_in_use: dict[str, Schema]) -> dict[str, Any]:
+    """The item's data as its schema loads it (a `_Loaded`), or its "invalid" result."""
     result: dict[str, Any] = {"index": index, **_key_of(item)}
     if not isinstance(item, dict) or set(item) - {"type", "data"} or item.get("type") not in HANDLERS:
         return {
@@ -100,14 +246,34 @@ def _apply_item(
         }
     if not isinstance(item.get("data"), dict):
         return {**result, "status": "invalid", "errors": {"data": ["Must be an object."]}}
-    schema_class, handle = HANDLERS[item["type"]]
+    kind = item["type"]
+    if kind not in schemas_in_use:
+        schemas_in_use[kind] = HANDLERS[kind][0]()
     try:
-        data = schema_class().load(item["data"])
+        return _Loaded(schemas_in_use[kind].load(item["data"]))
     except ValidationError as exc:
         return {**result, "status": "invalid", "errors": exc.normalized_messages()}
+
+
+class _Loaded(dict):  # type: ignore[type-arg]
+    """An item's loaded data (told apart from a result)."""
+
+
+def _apply_item(
+    member: Member,
+    index: int,
+    item: Any,
+    kind: str,
+    data: dict[str, Any],
+    *,
+    origin: uuid.UUID | None,
+    now: datetime,
+) -> dict[str, Any]:
+    result: dict[str, Any] = {"index": index, **_key_of(item)}
+    _, handle = HANDLERS[kind]
     try:
         with session.begin_nested():
-            key, outcome = handle(member, data, origin, now)
+            key, outcome = handle(member, dict(data), origin, now)
     except Conflict as exc:
         conflict = {**result, "status": "conflict", "errors": exc.fields or {"_record": [exc.message]}}
         if "current" in exc.details:

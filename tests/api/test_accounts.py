@@ -414,3 +414,25 @@ def test_delete_me_erases_and_blocks_sign_in(app, api, register):
 def test_delete_me_requires_password_field(register):
     r = register().delete("/me", {})
     assert r.status_code == 422 and "password" in r.get_json()["error"]["fields"]
+
+
+def test_rate_limit_counts_and_reads_its_window_in_one_round_trip(api, monkeypatch):
+    """The limiter's hit returns the window (companion/ratelimit.py): the headers come from it, and the
+    second script (`get_moving_window`) is never run for a request that hit the limit."""
+    from limits.storage import RedisStorage
+
+    second_trips: list[str] = []
+    read_window = RedisStorage.get_moving_window
+
+    def counted(self, key, limit, expiry):  # type: ignore[no-untyped-def]
+        second_trips.append(key)
+        return read_window(self, key, limit, expiry)
+
+    monkeypatch.setattr(RedisStorage, "get_moving_window", counted)
+    api.client.environ_base["REMOTE_ADDR"] = "198.51.100.77"
+    answers = [api.post("/auth/register", registration()) for _ in range(6)]
+    assert [r.status_code for r in answers] == [201] * 5 + [429]
+    assert [r.headers["X-RateLimit-Limit"] for r in answers[:5]] == ["5"] * 5
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers[:5]] == ["4", "3", "2", "1", "0"]
+    assert int(answers[5].headers["Retry-After"]) > 0
+    assert second_trips == []

@@ -265,3 +265,24 @@ def test_nul_characters_are_422_not_500(api, path, body, field):
     r = api.post(path, body)
     assert r.status_code == 422, r.get_json()
     assert field in r.get_json()["error"]["fields"]
+
+
+def test_a_pooled_connection_killed_while_idle_is_replaced_not_a_failed_request(app, register, monkeypatch):
+    """companion/db.py pings a connection idle for PING_AFTER_IDLE_SECONDS before use (what a PostgreSQL
+    restart leaves behind); one used more recently goes without the round trip."""
+    import sqlalchemy as sa
+
+    from companion import db as db_module
+
+    member = register()
+    assert member.get("/me").status_code == 200
+    engine = app.extensions["engine"]
+    with sa.create_engine(engine.url, poolclass=sa.pool.NullPool).connect() as killer:
+        killer.execute(
+            sa.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+        )
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    assert member.get("/me").status_code == 200  # the dead connection was pinged and replaced

@@ -1032,3 +1032,20 @@ def test_checkin_never_500(member, plan, data):
     assert r.status_code in {200, 201, 400, 404, 409, 422}, (body, r.get_json())
     if r.status_code >= 400:
         assert r.get_json()["error"]["status"] == r.status_code
+
+
+def test_a_new_checkin_is_its_plan_read_and_one_insert_without_a_savepoint(app, member, plan):
+    """docs/performance.md "Member writes": the check-in, its change lock and safety request are one
+    statement, its side effects a second; its answer is built from what was written, read nothing."""
+    from tests.api.test_round_trips import _statements
+
+    body = checkin(plan, slot(TODAY, "14:00"), side_effects=[{"code": "drowsiness", "severity": "mild"}])
+    with _statements(app) as seen:
+        r = member.post("/medication-checkins", body)
+    assert r.status_code == 201, r.get_json()
+    writes = [s for s in seen if "FROM auth_tokens" not in s]
+    assert not [s for s in writes if "SAVEPOINT" in s]
+    assert [s.split(" ")[0] for s in writes] == ["SELECT", "WITH", "INSERT"]
+    assert "FROM medication_plans" in writes[0] and "INSERT INTO medication_checkins" in writes[1]
+    listed = member.get("/medication-checkins", query_string={"from": "2026-11-20", "to": "2026-11-20"})
+    assert [c for c in listed.get_json()["items"] if c["id"] == body["id"]] == [r.get_json()]

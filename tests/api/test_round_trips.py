@@ -50,3 +50,69 @@ def test_new_records_are_not_read_back(app, register):
         edited = member.put(f"/drink-logs/{today}", {"standard_drinks": "3"})
     assert edited.status_code == 200 and edited.get_json()["grams_ethanol"] == 42
     assert len(_reads(seen, "drink_logs")) == 1
+
+
+def _writes(statements: list[str]) -> list[str]:
+    """Statements after the token's read (one per request)."""
+    return [s for s in statements if "FROM auth_tokens" not in s]
+
+
+def test_a_new_record_is_one_statement_with_its_change_lock_and_safety_request(app, register):
+    member = register()
+    today = member.get("/me/summary").get_json()["as_of"]
+    with _statements(app) as seen:
+        logged = member.put(f"/drink-logs/{today}", {"standard_drinks": "2"})
+    assert logged.status_code == 201
+    (write,) = _writes(seen)
+    assert "pg_advisory_xact_lock" in write and "INSERT INTO drink_logs" in write
+    assert "INSERT INTO safety_watch" in write
+    with _statements(app) as seen:
+        reading = member.post(
+            "/bac-readings",
+            {"id": str(uuid.uuid4()), "measured_at": db.utcnow().isoformat(), "bac_g_dl": "0.020"},
+        )
+    assert reading.status_code == 201 and reading.get_json()["bac_g_dl"] == 0.02
+    assert len(_writes(seen)) == 1
+
+
+def test_the_scan_message_goes_only_when_no_scan_is_pending(app, register, monkeypatch):
+    """companion/safety/watch.py: a write whose member is already due (since < PENDING_SCAN_SECONDS)
+    publishes no second message; a row due for longer, or scanned since (next check ahead), does."""
+    from datetime import timedelta
+
+    from sqlalchemy import text
+
+    from companion import jobs
+    from companion.safety.watch import PENDING_SCAN_SECONDS
+
+    sent: list[dict] = []
+    monkeypatch.setattr(jobs, "send_now", lambda task, **ids: sent.append({"task": task, **ids}) or True)
+    member = register()
+    member_id = member.body["member"]["id"]
+
+    def craving() -> int:
+        body = {"id": str(uuid.uuid4()), "recorded_at": db.utcnow().isoformat(), "intensity": 2}
+        return member.post("/cravings", body).status_code
+
+    def watch_row(at=None):  # type: ignore[no-untyped-def]
+        with app.app_context(), db.unit_of_work() as s:
+            if at is not None:
+                s.execute(
+                    text("UPDATE safety_watch SET next_check_at = :at WHERE member_id = :m"),
+                    {"at": at, "m": member_id},
+                )
+            return s.execute(
+                text("SELECT next_check_at FROM safety_watch WHERE member_id = :m"), {"m": member_id}
+            ).scalar_one()
+
+    scans = lambda: [m for m in sent if m["task"] == jobs.SCAN_MEMBER]  # noqa: E731
+    assert craving() == 201 and scans() == [{"task": jobs.SCAN_MEMBER, "member_id": member_id}]
+    first_due = watch_row()
+    assert craving() == 201 and len(scans()) == 1  # a scan is pending: no second message
+    assert watch_row() == first_due
+    long_ago = db.utcnow() - timedelta(seconds=PENDING_SCAN_SECONDS + 30)
+    watch_row(long_ago)  # due for longer: its message may be lost
+    assert craving() == 201 and len(scans()) == 2
+    assert watch_row() > long_ago + timedelta(seconds=PENDING_SCAN_SECONDS)
+    watch_row(db.utcnow() + timedelta(hours=3))  # scanned since: next check ahead
+    assert craving() == 201 and len(scans()) == 3

@@ -359,3 +359,59 @@ def test_a_nul_spoils_only_its_own_item(member):
     results = member.post("/sync", {"items": items}).get_json()["results"]
     assert [r["status"] for r in results] == ["created", "invalid"]
     assert "note" in results[1]["errors"]
+
+
+def test_a_batch_of_new_records_is_a_few_statements_and_each_result_stands(app, member):
+    """The set path (tracking/sync.py): new records of each type in one statement; a key repeated in
+    the batch, a replay and a stale edit still answer as they would alone, in the batch's order."""
+    from tests.api.test_round_trips import _statements
+
+    day = today_utc()
+    stored = craving_item()
+    assert member.post("/sync", {"items": [stored, drink_item(day, 1)]}).status_code == 200
+    reading = {
+        "type": "bac_reading",
+        "data": {"id": str(uuid.uuid4()), "measured_at": datetime.now(UTC).isoformat(), "bac_g_dl": 0.01},
+    }
+    new_cravings = [craving_item(intensity=n % 5) for n in range(60)]  # below the support threshold
+    repeated = craving_item()
+    days = [drink_item(day - timedelta(days=k), k % 4) for k in range(1, 31)]
+    items = [
+        *new_cravings,
+        stored,  # a replay
+        repeated,
+        {"type": "craving", "data": {**repeated["data"], "intensity": 9}},  # the same id again, changed
+        drink_item(day, 3, updated_at=datetime.now(UTC) - timedelta(days=2)),  # older than the stored log
+        *days,
+        drink_item(day - timedelta(days=1), 0),  # a day already in this batch, changed
+        reading,
+    ]
+    with _statements(app) as seen:
+        r = member.post("/sync", {"items": items})
+    assert r.status_code == 200, r.get_json()
+    results = r.get_json()["results"]
+    statuses = [x["status"] for x in results]
+    assert statuses[:60] == ["created"] * 60
+    assert statuses[60:64] == ["unchanged", "created", "conflict", "conflict"]
+    assert statuses[64:94] == ["created"] * 30
+    assert statuses[94:] == ["updated", "created"]
+    assert [x["index"] for x in results] == list(range(len(items)))
+    assert (
+        results[62]["current"]["intensity"] == 5
+        and results[94]["date"] == (day - timedelta(days=1)).isoformat()
+    )
+    # 93 new records in three inserts; the four others item by item (a savepoint each, whose service
+    # tries its insert again and then reads the stored record).
+    inserts = [s for s in seen if s.startswith("WITH")]
+    assert len(inserts) == 3 + 4 and "pg_advisory_xact_lock" in inserts[0]
+    assert len([s for s in seen if s.startswith("SAVEPOINT")]) == 4
+    assert not any("pg_advisory_xact_lock" in s for s in inserts[1:3])
+    assert len(seen) < 40
+    listed = member.get("/drink-logs", query_string={"from": (day - timedelta(days=30)).isoformat()})
+    assert len(listed.get_json()["items"]) == 31
+    assert [x["status"] for x in member.post("/sync", {"items": items}).get_json()["results"]][60:64] == [
+        "unchanged",
+        "unchanged",
+        "conflict",
+        "conflict",
+    ]
