@@ -38,6 +38,7 @@ def _app_context() -> Iterator[Services]:
 
 
 @click.group()
+@click.version_option(package_name="companion", prog_name="companion")
 def main() -> None:
     """Companion: the recovery program's API, dashboard, workers and tools."""
 
@@ -86,6 +87,42 @@ def db_current() -> None:
     """Print the database's revision."""
     config, _services_handle = _services()
     click.echo(migrate.current(config.database_url) or "base (empty)")
+
+
+# --- health ---------------------------------------------------------------------------------------
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="The same JSON as /readyz.")
+def status(as_json: bool) -> None:
+    """What /readyz reports: PostgreSQL, Redis, the worker's and beat's heartbeats, the queue's depth.
+
+    Exits 1 when something is down or stale, so scripts can test it.
+    """
+    import json
+
+    from companion.health import readiness
+
+    with _app_context():
+        report = readiness()
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        for name, state in report.checks.items():
+            click.echo(f"{name:<11} {state}{_liveness_detail(report, name)}")
+        depth = "unknown" if report.queue_depth is None else str(report.queue_depth)
+        click.echo(f"{'queue':<11} {depth} waiting")
+        click.echo("ready" if report.ready else f"NOT READY: {', '.join(report.failing)}")
+    if not report.ready:
+        sys.exit(1)
+
+
+def _liveness_detail(report, name: str) -> str:  # type: ignore[no-untyped-def]
+    liveness = {"worker": report.worker, "beat": report.beat}.get(name)
+    if liveness is None or liveness.age_seconds is None:
+        return ""
+    alive = f", {liveness.alive} alive" if name == "worker" else ""
+    return f" (last heartbeat {liveness.age_seconds:.0f} s ago{alive})"
 
 
 # --- accounts ---------------------------------------------------------------------------------------

@@ -76,6 +76,8 @@ class Config:
     #: Dispatchers that may work one tick at once (beat's and the helpers it asks for when a tick has
     #: more than one batch of work); each holds a worker slot while it runs.
     nudge_dispatchers: int = 2
+    #: Readiness calls a worker or beat heartbeat older than this stale (companion/heartbeats.py).
+    heartbeat_stale_seconds: int = 180
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Config:
@@ -108,6 +110,7 @@ class Config:
             "nudge_dispatch_seconds": _env_int("NUDGE_DISPATCH_SECONDS", cls.nudge_dispatch_seconds),
             "nudge_send_lease_seconds": _env_int("NUDGE_SEND_LEASE_SECONDS", cls.nudge_send_lease_seconds),
             "nudge_dispatchers": _env_int("NUDGE_DISPATCHERS", cls.nudge_dispatchers),
+            "heartbeat_stale_seconds": _env_int("HEARTBEAT_STALE_SECONDS", cls.heartbeat_stale_seconds),
         }
         values.update(overrides)
         known = {f.name for f in fields(cls)}
