@@ -145,17 +145,37 @@ def create_insurer(name: str, code: str) -> None:
 @main.command("create-staff")
 @click.option("--role", required=True, type=click.Choice(["coach", "admin", "insurer_analyst"]))
 @click.option("--email", required=True)
-@click.option("--password", required=True, help="At least 10 characters.")
+@click.option(
+    "--password",
+    default=None,
+    help="At least 10 characters. Left out: asked for (hidden, twice). On the command line it stays "
+    "in the shell's history and is visible to `ps`: prefer the prompt or --password-stdin.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @click.option("--insurer", "insurer_code", default=None, help="The insurer's code (insurer analysts only).")
 @click.option("--name", "display_name", default=None, help="The name members and colleagues see.")
 @_fail_on_domain_error
 def create_staff(
-    role: str, email: str, password: str, insurer_code: str | None, display_name: str | None
+    role: str,
+    email: str,
+    password: str | None,
+    password_stdin: bool,
+    insurer_code: str | None,
+    display_name: str | None,
 ) -> None:
     """Create a staff account (staff never self-register)."""
     from companion.accounts import services
     from companion.accounts.models import Role
     from companion.db import unit_of_work, utcnow
+
+    if password_stdin:
+        if password is not None:
+            raise click.UsageError("give --password or --password-stdin, not both")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.UsageError("--password-stdin: stdin held no password")
+    elif password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
     with _app_context(), unit_of_work():
         user = services.create_staff(
@@ -291,15 +311,28 @@ def _child_commands(
     return {
         # No gunicorn access log: the app logs every request with its route template, never the
         # concrete path (which can hold a member's dates and ids).
-        "web": [python, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(web_workers),
+        # JSON logs and the metrics folder's cleanup: companion/gunicorn_conf.py. Celery's --quiet
+        # drops its plain-text banner; its log lines are the app's JSON.
+        "web": [python, "-m", "gunicorn", "--config", "python:companion.gunicorn_conf",
+                "--bind", f"{host}:{port}", "--workers", str(web_workers),
                 "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", str(STOP_GRACE - 5),
                 "companion.wsgi:app"],
-        "worker": [python, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel", "INFO",
-                   "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
-        "beat": [python, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
+        "worker": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "worker",
+                   "--loglevel", "INFO", "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
+        "beat": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "beat", "--loglevel", "INFO",
                  "--schedule", str(instance / "celerybeat-schedule")],
     }
     # fmt: on
+
+
+def _metrics_folder(instance: Path, name: str) -> str:
+    """One child's multiprocess metrics folder (companion/metrics.py), emptied before it starts."""
+    import shutil
+
+    folder = instance / "metrics" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return str(folder)
 
 
 def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
@@ -359,7 +392,8 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
         env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
         for name, command in _child_commands(sys.executable, host, port, web_workers, instance).items():
             # Own sessions: a terminal's Ctrl-C reaches only us, and we stop the children in order.
-            children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+            child_env = {**env, "PROMETHEUS_MULTIPROC_DIR": _metrics_folder(instance, name)}
+            children[name] = subprocess.Popen(command, env=child_env, start_new_session=True)
         click.echo(
             f"companion is up: API http://{host}:{port}/api/v1  docs http://{host}:{port}/api/docs  "
             f"ready http://{host}:{port}/readyz  (Ctrl-C stops everything)"

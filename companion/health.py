@@ -2,6 +2,7 @@
 
 * `/healthz`: liveness. The process answers; nothing else is checked and it is never rate-limited, so
   a probe every second never marks a healthy node down and a database outage never restarts the web tier.
+* `/metrics`: Prometheus text for a scrape presenting `Bearer METRICS_TOKEN`; 404 while no token is set.
 * `/readyz`: the whole system, as `companion status` prints it: PostgreSQL, Redis, the worker's and
   beat's heartbeats (stale after HEARTBEAT_STALE_SECONDS, companion/heartbeats.py) and the queue's
   depth. 503 names what is down or stale.
@@ -15,12 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import redis
-from flask import Blueprint, current_app, jsonify
+from flask import Blueprint, Response, current_app, jsonify, request
 from sqlalchemy import text
 
-from companion import heartbeats
+from companion import heartbeats, metrics
 from companion.auth.access import PUBLIC, allow
 from companion.db import session
+from companion.domain.errors import NotFound, Unauthenticated
 
 bp = Blueprint("health", __name__)
 
@@ -113,3 +115,18 @@ def readyz():
     what is not."""
     report = readiness()
     return jsonify(report.as_json()), 200 if report.ready else 503
+
+
+@bp.get("/metrics")
+@allow(PUBLIC)  # not a user's route: the scrape's own bearer token, checked below
+def prometheus_metrics():
+    """Every process's counters (companion/metrics.py) and what Redis and PostgreSQL say now."""
+    expected = current_app.config["COMPANION_METRICS_TOKEN"]
+    if not expected:
+        raise NotFound("Metrics are off: set METRICS_TOKEN.")
+    if not metrics.token_matches(request.headers.get("Authorization"), expected):
+        raise Unauthenticated("A scrape must send Authorization: Bearer <METRICS_TOKEN>.")
+    body, content_type = metrics.exposition(
+        metrics.SystemCollector(current_app.config["REDIS_URL"], current_app.extensions["engine"])
+    )
+    return Response(body, content_type=content_type)

@@ -31,6 +31,7 @@ celery.conf.beat_scheduler = "workers.heartbeat:HeartbeatScheduler"
 celery.flask_app = flask_app  # the heartbeats read REDIS_URL from it
 celery.steps["worker"].add(WorkerHeartbeat)
 
+import workers.observe  # noqa: E402  (task metrics and the worker's metrics port)
 import workers.tasks  # noqa: E402,F401  (registers every task by its explicit name)
 
 app = celery

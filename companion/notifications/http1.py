@@ -34,6 +34,8 @@ T = TypeVar("T")
 KEEPALIVE_SECONDS = 5.0
 #: Longest status line + headers we read from an answer.
 MAX_HEAD = 64 * 1024
+#: Longest body we read (FCM answers a few hundred bytes); a longer one is an error, never buffered.
+MAX_BODY = 1024 * 1024
 
 
 class HttpError(Exception):
@@ -182,18 +184,31 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = await _read_chunked(reader)
     elif "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
+        length = int(headers["content-length"])
+        if length > MAX_BODY:
+            raise HttpError("ResponseTooLarge")
+        body = await reader.readexactly(length)
     elif status in (204, 304):
         body = b""
     else:  # delimited by the connection closing
-        body, keep = await reader.read(-1), False
+        keep, parts, total = False, [], 0
+        while chunk := await reader.read(65536):
+            total += len(chunk)
+            if total > MAX_BODY:
+                raise HttpError("ResponseTooLarge")
+            parts.append(chunk)
+        body = b"".join(parts)
     return Response(status, headers, body), keep
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     parts = []
+    total = 0
     while True:
         size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
+        total += size
+        if total > MAX_BODY:
+            raise HttpError("ResponseTooLarge")
         if size == 0:
             while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, then the blank line
                 pass

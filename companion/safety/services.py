@@ -312,6 +312,8 @@ class ScanResult:
     alerts: int = 0
     notifications: int = 0
     flag_ids: list[uuid.UUID] = field(default_factory=list)
+    #: (rule, tier label) of each flag this scan opened, for the metrics
+    opened_rules: list[tuple[str, str]] = field(default_factory=list)
 
 
 def evidence_of(finding: rules.Finding) -> frozenset[str]:
@@ -399,6 +401,7 @@ def record_findings(
         result.opened = len(inserted)
         for flag_id, member_id, rule, tier in inserted:
             result.flag_ids.append(flag_id)
+            result.opened_rules.append((str(rule), rules.Tier(tier).label))
             if tier == rules.Tier.URGENT:
                 alerts.append((flag_id, member_id, rule, opened_for[(member_id, rule)], "opened"))
     if alerts:

@@ -8,6 +8,7 @@ from flask.views import MethodView
 from flask_login import current_user
 from flask_smorest import Blueprint
 
+from companion import metrics
 from companion.accounts.models import Role
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
@@ -156,9 +157,9 @@ class Sync(MethodView):
     def post(self, data: dict[str, Any]):
         """Store a batch written offline. Each item stands alone and answers its own status; replay-safe."""
         with unit_of_work():
-            return {
-                "results": sync.apply_batch(_member(), data["items"], origin=current_login(), now=utcnow())
-            }
+            results = sync.apply_batch(_member(), data["items"], origin=current_login(), now=utcnow())
+        metrics.count_sync_items(data["items"], results)  # after the commit: what was stored
+        return {"results": results}
 
 
 @blp.route("/me/summary", methods=["GET"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def test_companion_status_prints_the_same(app, redis, monkeypatch):
     result = runner.invoke(main, ["status"])
     assert result.exit_code == 0, result.output
     assert "postgresql  ok" in result.output and "redis       ok" in result.output
-    assert "last heartbeat 42 s ago, 1 alive" in result.output
+    assert re.search(r"worker      ok \(last heartbeat 4\d s ago, 1 alive\)", result.output), result.output
     assert result.output.rstrip().endswith("ready")
     result = runner.invoke(main, ["status", "--json"])
     assert result.exit_code == 0 and json.loads(result.output)["status"] == "ready"
@@ -223,3 +224,68 @@ def test_readiness_follows_the_worker_and_beat(app, api, processes, monkeypatch)
     beat.wait()
     body = wait_for(api, lambda b: b["status_code"] == 503, "503 after beat was killed", seen, STALE * 3)
     assert body["failing"] == ["beat"] and body["checks"]["beat"] == "stale", body
+
+
+def test_the_container_probe_checks_this_process_heartbeat(app, redis, redis_url, monkeypatch, capsys):
+    from companion import probe
+
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("HEARTBEAT_STALE_SECONDS", "180")
+    assert probe.main(["worker", "--node", "celery@box1"]) == 1
+    assert "celery@box1: no heartbeat" in capsys.readouterr().err
+    heartbeats.write_worker(redis, "celery@box1", time.time() - 10)
+    heartbeats.write_worker(redis, "celery@box2", time.time() - 500)
+    assert probe.main(["worker", "--node", "celery@box1"]) == 0
+    assert probe.main(["worker", "--node", "celery@box2"]) == 1  # another container's worker is stale
+    assert "last heartbeat 500 s ago" in capsys.readouterr().err
+    assert probe.main(["beat"]) == 1
+    heartbeats.write_beat(redis, time.time())
+    assert probe.main(["beat"]) == 0
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert probe.main(["beat"]) == 1
+
+
+# --- create-staff without the password on the command line ----------------------------------------
+
+
+def _staff_cli(app, monkeypatch, args: list[str], stdin: str):  # type: ignore[no-untyped-def]
+    from companion.cli import main
+
+    monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])
+    monkeypatch.setenv("REDIS_URL", app.config["REDIS_URL"])
+    return CliRunner().invoke(main, ["create-staff", "--role", "coach", *args], input=stdin)
+
+
+def _signs_in(api, email: str, password: str) -> bool:
+    return api.post("/auth/token", {"email": email, "password": password}).status_code == 200
+
+
+def test_create_staff_prompts_for_the_password_twice_hidden(app, api, monkeypatch):
+    email = f"coach-{uuid.uuid4().hex[:8]}@example.org"
+    secret = "prompted password 1"
+    result = _staff_cli(app, monkeypatch, ["--email", email], f"{secret}\n{secret}\n")
+    assert result.exit_code == 0, result.output
+    assert "Password:" in result.output and "Repeat for confirmation:" in result.output
+    assert secret not in result.output, "the prompt hides what is typed"
+    assert _signs_in(api, email, secret)
+
+
+def test_create_staff_prompt_refuses_a_mismatch(app, api, monkeypatch):
+    email = f"coach-{uuid.uuid4().hex[:8]}@example.org"
+    result = _staff_cli(app, monkeypatch, ["--email", email], "first password 1\nsecond password 2\n")
+    assert result.exit_code != 0 and "do not match" in result.output.lower()
+    assert not _signs_in(api, email, "first password 1")
+
+
+def test_create_staff_reads_the_password_from_stdin(app, api, monkeypatch):
+    email = f"coach-{uuid.uuid4().hex[:8]}@example.org"
+    result = _staff_cli(app, monkeypatch, ["--email", email, "--password-stdin"], "piped password 1\n")
+    assert result.exit_code == 0, result.output
+    assert "Password:" not in result.output
+    assert _signs_in(api, email, "piped password 1")
+    both = _staff_cli(
+        app, monkeypatch, ["--email", "x@example.org", "--password-stdin", "--password", "p"], ""
+    )
+    assert both.exit_code == 2 and "not both" in both.output
+    empty = _staff_cli(app, monkeypatch, ["--email", "y@example.org", "--password-stdin"], "")
+    assert empty.exit_code == 2 and "held no password" in empty.output

@@ -22,7 +22,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from companion import jobs
+from companion import jobs, metrics
 from companion.db import unit_of_work, utcnow
 from companion.safety import debounce, services
 
@@ -60,6 +60,7 @@ def scan_member(self, member_id: str, trailing: bool = False) -> str:  # type: i
         return admission.decision.value
     with unit_of_work():
         result = services.scan_member(uuid.UUID(member_id), now=utcnow())
+    metrics.flags_opened(result.opened_rules)
     log.info("safety scan", extra={"member_id": member_id, **_counts(result)})
     return debounce.Decision.SCAN.value
 
@@ -69,6 +70,7 @@ def scan_batch(member_ids: list[str]) -> int:
     """Run the safety rules for a batch of the sweep's members, in one transaction."""
     with unit_of_work():
         result = services.scan_members([uuid.UUID(m) for m in member_ids], now=utcnow())
+    metrics.flags_opened(result.opened_rules)
     log.info("safety batch", extra={"members": result.members, **_counts(result)})
     return result.members
 
