@@ -300,3 +300,75 @@ def test_the_http1_push_client_bounds_answer_sizes(answer):
         with pytest.raises(http1.HttpError) as raised:
             asyncio.run(post())
     assert raised.value.kind == "ResponseTooLarge"
+
+
+class ConnectProxy:
+    """An HTTP proxy that only tunnels (`CONNECT host:port`), as corporate egress proxies do."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.tunnels: list[str] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        import threading
+
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        assert method == b"CONNECT"
+        self.tunnels.append(target.decode())
+        host, port = target.decode().rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(a: socket.socket, b: socket.socket) -> None:
+            try:
+                while data := a.recv(65536):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                b.close()
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_the_http1_push_client_goes_through_the_environments_proxy(gateway, tmp_path, monkeypatch):
+    proxy = ConnectProxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        made = build_channels(push_settings(gateway, tmp_path / "k.p8"))
+        assert made.for_platform("android").send("tok", MESSAGE).outcome == A
+        made.close()
+        gateway_port = gateway.url.rsplit(":", 1)[1]
+        assert proxy.tunnels == [f"127.0.0.1:{gateway_port}"]
+        assert len(gateway.requests()) == 1
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # bypassed: straight to the gateway
+        made = build_channels(push_settings(gateway, tmp_path / "k.p8"))
+        assert made.for_platform("android").send("tok", MESSAGE).outcome == A
+        made.close()
+        assert len(proxy.tunnels) == 1 and len(gateway.requests()) == 2
+    finally:
+        proxy.close()
