@@ -10,8 +10,7 @@ token (403) is minted again and retried.
 APNs speaks HTTP/2 only, and so does this client (httpx with `h2`, locked: `httpx[http2]`; HTTP/1.1
 is off): ALPN over TLS, prior knowledge over a cleartext URL (the tests' fake gateway). One client per
 sending thread: `push` (what a delivery task awaits) hands `send` to this channel's threads. httpx
-honours HTTPS_PROXY and bounds nothing it does not read: answers are read whole, but APNs's are a few
-hundred bytes and `classify` reads only `reason`.
+reads HTTPS_PROXY / NO_PROXY from the environment.
 """
 
 from __future__ import annotations
