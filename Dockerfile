@@ -31,5 +31,5 @@ ENV PATH=/app/.venv/bin:$PATH \
     COMPANION_INSTANCE_PATH=/app/instance
 
 EXPOSE 5000
-CMD ["gunicorn", "--bind=0.0.0.0:5000", "--worker-class=gthread", "--workers=3", "--threads=4", \
-     "companion.wsgi:app"]
+CMD ["gunicorn", "--config=python:companion.gunicorn_conf", "--bind=0.0.0.0:5000", \
+     "--worker-class=gthread", "--workers=3", "--threads=4", "companion.wsgi:app"]

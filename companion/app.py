@@ -119,5 +119,6 @@ def register_blueprints(app: Flask) -> None:
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing to forge
     app.register_blueprint(health_bp)
+    limiter.exempt(health_bp)  # probes every second must never be refused (liveness is not a client)
     app.register_blueprint(docs_bp)
     app.register_blueprint(dashboard_views.bp)  # cookie sessions and CSRF-protected forms

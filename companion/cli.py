@@ -38,6 +38,7 @@ def _app_context() -> Iterator[Services]:
 
 
 @click.group()
+@click.version_option(package_name="companion", prog_name="companion")
 def main() -> None:
     """Companion: the recovery program's API, dashboard, workers and tools."""
 
@@ -88,6 +89,42 @@ def db_current() -> None:
     click.echo(migrate.current(config.database_url) or "base (empty)")
 
 
+# --- health ---------------------------------------------------------------------------------------
+
+
+@main.command("status")
+@click.option("--json", "as_json", is_flag=True, help="The same JSON as /readyz.")
+def status(as_json: bool) -> None:
+    """What /readyz reports: PostgreSQL, Redis, the worker's and beat's heartbeats, the queue's depth.
+
+    Exits 1 when something is down or stale, so scripts can test it.
+    """
+    import json
+
+    from companion.health import readiness
+
+    with _app_context():
+        report = readiness()
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2))
+    else:
+        for name, state in report.checks.items():
+            click.echo(f"{name:<11} {state}{_liveness_detail(report, name)}")
+        depth = "unknown" if report.queue_depth is None else str(report.queue_depth)
+        click.echo(f"{'queue':<11} {depth} waiting")
+        click.echo("ready" if report.ready else f"NOT READY: {', '.join(report.failing)}")
+    if not report.ready:
+        sys.exit(1)
+
+
+def _liveness_detail(report, name: str) -> str:  # type: ignore[no-untyped-def]
+    liveness = {"worker": report.worker, "beat": report.beat}.get(name)
+    if liveness is None or liveness.age_seconds is None:
+        return ""
+    alive = f", {liveness.alive} alive" if name == "worker" else ""
+    return f" (last heartbeat {liveness.age_seconds:.0f} s ago{alive})"
+
+
 # --- accounts ---------------------------------------------------------------------------------------
 
 
@@ -108,17 +145,37 @@ def create_insurer(name: str, code: str) -> None:
 @main.command("create-staff")
 @click.option("--role", required=True, type=click.Choice(["coach", "admin", "insurer_analyst"]))
 @click.option("--email", required=True)
-@click.option("--password", required=True, help="At least 10 characters.")
+@click.option(
+    "--password",
+    default=None,
+    help="At least 10 characters. Left out: asked for (hidden, twice). On the command line it stays "
+    "in the shell's history and is visible to `ps`: prefer the prompt or --password-stdin.",
+)
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of stdin.")
 @click.option("--insurer", "insurer_code", default=None, help="The insurer's code (insurer analysts only).")
 @click.option("--name", "display_name", default=None, help="The name members and colleagues see.")
 @_fail_on_domain_error
 def create_staff(
-    role: str, email: str, password: str, insurer_code: str | None, display_name: str | None
+    role: str,
+    email: str,
+    password: str | None,
+    password_stdin: bool,
+    insurer_code: str | None,
+    display_name: str | None,
 ) -> None:
     """Create a staff account (staff never self-register)."""
     from companion.accounts import services
     from companion.accounts.models import Role
     from companion.db import unit_of_work, utcnow
+
+    if password_stdin:
+        if password is not None:
+            raise click.UsageError("give --password or --password-stdin, not both")
+        password = sys.stdin.readline().rstrip("\r\n")
+        if not password:
+            raise click.UsageError("--password-stdin: stdin held no password")
+    elif password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
 
     with _app_context(), unit_of_work():
         user = services.create_staff(
@@ -258,12 +315,15 @@ def _child_commands(
     return {
         # No gunicorn access log: the app logs every request with its route template, never the
         # concrete path (which can hold a member's dates and ids).
-        "web": [python, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(web_workers),
+        # JSON logs and the metrics folder's cleanup: companion/gunicorn_conf.py. Celery's --quiet
+        # drops its plain-text banner; its log lines are the app's JSON.
+        "web": [python, "-m", "gunicorn", "--config", "python:companion.gunicorn_conf",
+                "--bind", f"{host}:{port}", "--workers", str(web_workers),
                 "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", str(STOP_GRACE - 5),
                 "companion.wsgi:app"],
-        "worker": [python, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel", "INFO",
-                   "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
-        "beat": [python, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",
+        "worker": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "worker",
+                   "--loglevel", "INFO", "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
+        "beat": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "beat", "--loglevel", "INFO",
                  "--schedule", str(instance / "celerybeat-schedule")],
     }
     # fmt: on
@@ -301,6 +361,16 @@ class _Restarts:
         self.due_at = now + self.delay
         delay, self.delay = self.delay, min(max(1.0, self.delay * 2), RESTART_MAX_DELAY)
         return delay
+
+
+def _metrics_folder(instance: Path, name: str) -> str:
+    """One child's multiprocess metrics folder (companion/metrics.py), emptied before it starts."""
+    import shutil
+
+    folder = instance / "metrics" / name
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    return str(folder)
 
 
 def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
@@ -362,9 +432,12 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
         env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
         commands = _child_commands(sys.executable, host, port, web_workers, instance)
         restarts = {name: _Restarts() for name in commands}
+        child_envs = {
+            name: {**env, "PROMETHEUS_MULTIPROC_DIR": _metrics_folder(instance, name)} for name in commands
+        }
         for name, command in commands.items():
             # Own sessions: a terminal's Ctrl-C reaches only us, and we stop the children in order.
-            children[name] = subprocess.Popen(command, env=env, start_new_session=True)
+            children[name] = subprocess.Popen(command, env=child_envs[name], start_new_session=True)
             restarts[name].started(time.monotonic())
         click.echo(
             f"companion is up: API http://{host}:{port}/api/v1  docs http://{host}:{port}/api/docs  "
@@ -383,7 +456,8 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
                 click.echo(f"{name} exited with {child.returncode}; restarting it in {delay:.0f}s", err=True)
             for name, restart in restarts.items():
                 if restart.due_at is not None and now >= restart.due_at and not signals:
-                    children[name] = subprocess.Popen(commands[name], env=env, start_new_session=True)
+                    command, child_env = commands[name], child_envs[name]
+                    children[name] = subprocess.Popen(command, env=child_env, start_new_session=True)
                     restart.started(now)
                     click.echo(f"{name} restarted", err=True)
             time.sleep(0.2)

@@ -57,7 +57,9 @@ class Config:
     proxy_fix: bool = False
     #: Push to Android through FCM HTTP v1 when set (the Firebase project id); empty: the log channel.
     fcm_project_id: str = ""
-    #: OAuth 2.0 bearer token for FCM (scope firebase.messaging).
+    #: Service-account JSON for FCM: google-auth mints the OAuth bearer and refreshes it before its hour.
+    fcm_credentials_file: str = ""
+    #: A static OAuth 2.0 bearer for FCM (a trial only: it expires after an hour).
     fcm_access_token: str = ""
     fcm_base_url: str = "https://fcm.googleapis.com"
     #: Push to iOS through APNs when set (path of the .p8 signing key); empty: the log channel.
@@ -82,6 +84,13 @@ class Config:
     #: A row due for less than this is left to its scan message (the debounce's trailing scan comes
     #: up to 15.5 s after the entry); after it, the pass scans the member itself.
     safety_pass_grace_seconds: int = 30
+    #: Readiness calls a worker or beat heartbeat older than this stale (companion/heartbeats.py).
+    heartbeat_stale_seconds: int = 180
+    #: Bearer token a Prometheus scrape of /metrics must present; empty: /metrics is off (404).
+    metrics_token: str = ""
+    #: host:port the worker serves its own metrics on (Prometheus text, no token: keep it internal);
+    #: empty: not served.
+    worker_metrics_bind: str = ""
 
     @classmethod
     def from_env(cls, **overrides: Any) -> Config:
@@ -103,6 +112,7 @@ class Config:
             "backfill_days": _env_int("BACKFILL_DAYS", cls.backfill_days),
             "proxy_fix": _env_bool("PROXY_FIX", cls.proxy_fix),
             "fcm_project_id": _env("FCM_PROJECT_ID", cls.fcm_project_id),
+            "fcm_credentials_file": _env("FCM_CREDENTIALS_FILE", cls.fcm_credentials_file),
             "fcm_access_token": _env("FCM_ACCESS_TOKEN", cls.fcm_access_token),
             "fcm_base_url": _env("FCM_BASE_URL", cls.fcm_base_url),
             "apns_key_file": _env("APNS_KEY_FILE", cls.apns_key_file),
@@ -116,6 +126,9 @@ class Config:
             "nudge_dispatchers": _env_int("NUDGE_DISPATCHERS", cls.nudge_dispatchers),
             "safety_pass_seconds": _env_int("SAFETY_PASS_SECONDS", cls.safety_pass_seconds),
             "safety_pass_grace_seconds": _env_int("SAFETY_PASS_GRACE_SECONDS", cls.safety_pass_grace_seconds),
+            "heartbeat_stale_seconds": _env_int("HEARTBEAT_STALE_SECONDS", cls.heartbeat_stale_seconds),
+            "metrics_token": _env("METRICS_TOKEN", cls.metrics_token),
+            "worker_metrics_bind": _env("WORKER_METRICS_BIND", cls.worker_metrics_bind),
         }
         values.update(overrides)
         known = {f.name for f in fields(cls)}

@@ -12,6 +12,8 @@ from typing import Any
 
 from flask import Flask, Response, g, has_request_context, request
 
+from companion import metrics
+
 #: LogRecord attributes that are not ours to print.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 #: Keys that must never reach a log line, even if a caller passes them by mistake.
@@ -58,6 +60,7 @@ def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 def configure_logging(level: str = "INFO") -> None:
     logging.setLogRecordFactory(_record_with_request_id)
+    logging.captureWarnings(True)  # a library's warning is a JSON line too, not a bare stderr print
     root = logging.getLogger()
     if any(getattr(h, "_companion", False) for h in root.handlers):
         root.setLevel(level)
@@ -72,6 +75,7 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 access_log = logging.getLogger("companion.access")
+_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def init_app(app: Flask) -> None:
@@ -86,13 +90,18 @@ def init_app(app: Flask) -> None:
         response.headers["X-Request-ID"] = g.get("request_id", "")
         # The route template, never the concrete path: paths can hold dates and ids of a member's records.
         route = request.url_rule.rule if request.url_rule else "<unmatched>"
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        metrics.HTTP_LATENCY.labels(request.method, route).observe(seconds)
+        if request.method in _WRITES and 200 <= response.status_code < 300 and route.startswith("/api/"):
+            metrics.WRITES_ACCEPTED.labels(route).inc()
         access_log.info(
             "request",
             extra={
                 "method": request.method,
                 "route": route,
                 "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+                "duration_ms": round(seconds * 1000, 2),
             },
         )
         return response

@@ -1,4 +1,6 @@
-"""A local push gateway speaking FCM HTTP v1 and APNs (HTTP/1.1), for the push clients and the workers.
+"""A local push gateway speaking FCM HTTP v1 (HTTP/1.1, with Google's OAuth 2.0 token endpoint for
+service accounts) and APNs (HTTP/2 only, as Apple's: `apns_url`, cleartext h2 with prior knowledge),
+for the push clients and the workers.
 
 It is the only fake in the tests: a threaded `http.server` that checks what the real gateways check
 (FCM: the path and the OAuth bearer; APNs: the ES256 provider token, its key id and team, the topic and
@@ -29,6 +31,7 @@ FCM_PROJECT = "companion-test"
 APNS_KEY_ID = "TESTKEY123"
 APNS_TEAM_ID = "TESTTEAM45"
 APNS_TOPIC = "org.example.companion"
+GOOGLE_TOKEN_URI = "https://oauth2.googleapis.com/token"
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,12 @@ class Received:
 class FakeGateway:
     def __init__(self, *, apns_public_key: Any = None, latency: float = 0.0, record: bool = True) -> None:
         self.apns_public_key = apns_public_key
+        #: Google's OAuth token endpoint (`POST /token`): the service accounts it knows (email -> public
+        #: key), the tokens it issued (token -> expiry, Unix time) and how long they live.
+        self.service_accounts: dict[str, Any] = {}
+        self.issued: dict[str, float] = {}
+        self.token_requests = 0
+        self.oauth_expires_in = 3600
         self.latency = latency
         #: False (the benchmark): keep only the count per nudge, not every request.
         self.record = record
@@ -115,6 +124,7 @@ class FakeGateway:
             target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name="fake-push"
         )
         self._thread.start()
+        self._apns = Http2Server(self)
         return self
 
     def stop(self) -> None:
@@ -122,6 +132,13 @@ class FakeGateway:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+        if getattr(self, "_apns", None) is not None:
+            self._apns.close()
+
+    @property
+    def apns_url(self) -> str:
+        """APNs: HTTP/2 only (an HTTP/1.1 request gets no answer it can read)."""
+        return f"http://127.0.0.1:{self._apns.port}"
 
     @property
     def url(self) -> str:
@@ -210,7 +227,10 @@ class FakeGateway:
         parts = path.strip("/").split("/")
         if len(parts) != 4 or parts[:2] != ["v1", "projects"] or parts[3] != "messages:send":
             return Reply(404, {"error": {"code": 404, "status": "NOT_FOUND", "message": "no such method"}})
-        if headers.get("authorization") != f"Bearer {FCM_BEARER}":
+        bearer = headers.get("authorization", "").removeprefix("Bearer ")
+        with self._lock:
+            expiry = self.issued.get(bearer)
+        if bearer != FCM_BEARER and (expiry is None or time.time() >= expiry):
             return Reply(401, {"error": {"code": 401, "status": "UNAUTHENTICATED", "message": "bad bearer"}})
         message = body.get("message") or {}
         token = message.get("token")
@@ -223,6 +243,32 @@ class FakeGateway:
                 name = f"projects/{parts[2]}/messages/{self._sequence}"
             return Reply(200, {"name": name})
         return reply
+
+    def handle_token(self, form: dict[str, str]) -> Reply:
+        """Google's OAuth 2.0 token endpoint for a service account's signed JWT (RFC 7523)."""
+        if form.get("grant_type") != "urn:ietf:params:oauth:grant-type:jwt-bearer":
+            return Reply(400, {"error": "unsupported_grant_type"})
+        assertion = form.get("assertion", "")
+        try:
+            issuer = jwt.decode(assertion, options={"verify_signature": False}).get("iss")
+            claims = jwt.decode(
+                # google-auth addresses its assertion to Google's token URI wherever it posts it.
+                assertion,
+                self.service_accounts[issuer],
+                algorithms=["RS256"],
+                audience=GOOGLE_TOKEN_URI,
+            )
+        except (jwt.PyJWTError, KeyError):
+            return Reply(400, {"error": "invalid_grant", "error_description": "bad assertion"})
+        if "https://www.googleapis.com/auth/firebase.messaging" not in claims.get("scope", "").split():
+            return Reply(400, {"error": "invalid_scope"})
+        with self._lock:
+            self.token_requests += 1
+            token = f"ya29.fake-{self.token_requests}"
+            self.issued[token] = time.time() + self.oauth_expires_in
+        return Reply(
+            200, {"access_token": token, "expires_in": self.oauth_expires_in, "token_type": "Bearer"}
+        )
 
     def handle_apns(self, path: str, headers: dict[str, str], body: dict[str, Any]) -> Reply:
         token = path.rsplit("/", 1)[-1]
@@ -278,15 +324,20 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
+        if self.path == "/token":
+            from urllib.parse import parse_qsl
+
+            self._reply(self.fake.handle_token(dict(parse_qsl(raw.decode()))))
+            return
         try:
             body = json.loads(raw) if raw else {}
         except ValueError:
             body = {}
         headers = {k.lower(): v for k, v in self.headers.items()}
-        if self.path.startswith("/3/device/"):
-            provider, token = "apns", self.path.rsplit("/", 1)[-1]
+        if self.path.startswith("/3/device/"):  # APNs answers HTTP/2 only (`apns_url`)
+            provider, token = "apns-http1", self.path.rsplit("/", 1)[-1]
             nudge_id = body.get("nudge_id")
-            reply = self.fake.handle_apns(self.path, headers, body)
+            reply = Reply(505, {"reason": "HTTP/2 required"})
         else:
             message = body.get("message") or {}
             provider, token = "fcm", str(message.get("token"))
@@ -296,6 +347,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.fake.latency:
             time.sleep(self.fake.latency)
         self.fake._open.wait(120)
+        self._reply(reply)
+
+    def _reply(self, reply: Reply) -> None:
         payload = json.dumps(reply.body).encode() if reply.body is not None else b""
         try:
             self.send_response(reply.status)
@@ -308,6 +362,32 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):  # the client died while we held the answer
             self.close_connection = True
+
+
+def make_service_account(gateway: FakeGateway, path: Any) -> str:
+    """A Firebase service account's JSON key file at `path`, whose token endpoint is the gateway's;
+    the gateway knows its public key. Returns the path, as FCM_CREDENTIALS_FILE takes it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    email = f"push-{len(gateway.service_accounts)}@{FCM_PROJECT}.iam.gserviceaccount.com"
+    gateway.service_accounts[email] = private.public_key()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    info = {
+        "type": "service_account",
+        "project_id": FCM_PROJECT,
+        "private_key_id": "fake-key-1",
+        "private_key": pem,
+        "client_email": email,
+        "client_id": "1",
+        "token_uri": f"{gateway.url}/token",
+    }
+    with open(path, "w") as out:
+        json.dump(info, out)
+    return str(path)
 
 
 def make_apns_key() -> tuple[str, Any]:
@@ -398,3 +478,98 @@ def serve_lean(urls: Any) -> None:
         await server.serve_forever()
 
     asyncio.run(main())
+
+
+class Http2Server:
+    """APNs's transport: HTTP/2 with prior knowledge (h2c) on a port of its own, one thread a
+    connection, streams answered in the order they end. Built on the `h2` protocol library; what it
+    answers is `FakeGateway.handle_apns`. `http2_requests` counts the requests that came over HTTP/2."""
+
+    def __init__(self, fake: FakeGateway) -> None:
+        import socket
+
+        self.fake = fake
+        self.http2_requests = 0
+        self._sock = socket.create_server(("127.0.0.1", 0), backlog=512)
+        self.port = self._sock.getsockname()[1]
+        self._closed = False
+        threading.Thread(target=self._accept, daemon=True, name="fake-apns-h2").start()
+
+    def close(self) -> None:
+        self._closed = True
+        self._sock.close()
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True, name="fake-apns-conn").start()
+
+    def _serve(self, sock: Any) -> None:
+        import socket
+
+        import h2.config
+        import h2.connection
+        import h2.events
+        import h2.exceptions
+
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding="utf-8")
+        )
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        streams: dict[int, tuple[dict[str, str], bytearray]] = {}
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                try:
+                    events = conn.receive_data(data)
+                except h2.exceptions.ProtocolError:  # e.g. an HTTP/1.1 request: not APNs's protocol
+                    sock.sendall(conn.data_to_send())
+                    return
+                for event in events:
+                    if isinstance(event, h2.events.RequestReceived):
+                        streams[event.stream_id] = (dict(event.headers), bytearray())
+                    elif isinstance(event, h2.events.DataReceived):
+                        streams[event.stream_id][1].extend(event.data)
+                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                    elif isinstance(event, h2.events.StreamEnded):
+                        headers, body = streams.pop(event.stream_id)
+                        self._answer(conn, event.stream_id, headers, bytes(body))
+                sock.sendall(conn.data_to_send())
+        except OSError:
+            return
+        finally:
+            sock.close()
+
+    def _answer(self, conn: Any, stream_id: int, headers: dict[str, str], raw: bytes) -> None:
+        path = headers.get(":path", "")
+        try:
+            body = json.loads(raw) if raw else {}
+        except ValueError:
+            body = {}
+        with self.fake._lock:
+            self.http2_requests += 1
+        if headers.get(":method") != "POST" or not path.startswith("/3/device/"):
+            reply = apns_error(404, "BadPath")
+        else:
+            reply = self.fake.handle_apns(path, {k: v for k, v in headers.items() if k[0] != ":"}, body)
+        token = path.rsplit("/", 1)[-1]
+        plain = {k: v for k, v in headers.items() if k[0] != ":"}
+        self.fake._record(Received("apns", path, plain, body, token, body.get("nudge_id"), reply.status))
+        if self.fake.latency:
+            time.sleep(self.fake.latency)
+        self.fake._open.wait(120)
+        payload = json.dumps(reply.body).encode() if reply.body is not None else b""
+        response = [(":status", str(reply.status)), *((k.lower(), v) for k, v in reply.headers.items())]
+        if payload:
+            response.append(("content-type", "application/json"))
+        response.append(("content-length", str(len(payload))))
+        conn.send_headers(stream_id, response, end_stream=not payload)
+        if payload:
+            conn.send_data(stream_id, payload, end_stream=True)

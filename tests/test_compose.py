@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 APP_SERVICES = ("migrate", "web", "worker", "beat")
 SECRET = "compose-test-secret"
+REDIS_PASSWORD = "compose-test-redis-password"
 
 
 def compose_command() -> list[str]:
@@ -54,7 +55,7 @@ def run_config(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    result = run_config(tmp_path_factory.mktemp("compose"), SECRET_KEY=SECRET)
+    result = run_config(tmp_path_factory.mktemp("compose"), SECRET_KEY=SECRET, REDIS_PASSWORD=REDIS_PASSWORD)
     assert result.returncode == 0, f"compose config failed:\n{result.stdout}\n{result.stderr}"
     config = yaml.safe_load(result.stdout)
     assert isinstance(config, dict) and isinstance(config.get("services"), dict), result.stdout
@@ -79,7 +80,7 @@ def test_app_services_share_one_environment(rendered: dict[str, Any]) -> None:
         assert environment == web, f"{name}'s environment differs from web's"
     assert web["DATABASE_URL"].startswith("postgresql+psycopg://"), "SQLAlchemy needs the psycopg 3 driver"
     assert "@postgres:5432/" in web["DATABASE_URL"]
-    assert re.fullmatch(r"redis://redis:6379/\d+", web["REDIS_URL"]), web["REDIS_URL"]
+    assert re.fullmatch(rf"redis://:{REDIS_PASSWORD}@redis:6379/\d+", web["REDIS_URL"]), web["REDIS_URL"]
     assert web["SECRET_KEY"] == SECRET
     # Every setting the app reads is passed through, so `.env` configures the containers too.
     from tests.test_settings_documented import config_env_names
@@ -104,10 +105,12 @@ def test_processes(rendered: dict[str, Any]) -> None:
     web = command_of(services["web"])
     assert web.startswith("gunicorn") and "companion.wsgi:app" in web
     assert "gthread" in web and "0.0.0.0:5000" in web
-    assert "/readyz" in command_of({"command": services["web"]["healthcheck"]["test"]})
+    # Liveness: a dead worker must not take the web tier out of service (/readyz is for monitoring).
+    assert "/healthz" in command_of({"command": services["web"]["healthcheck"]["test"]})
     assert any(str(p.get("target", p)).split(":")[-1] == "5000" for p in services["web"]["ports"])
-    assert command_of(services["worker"]).startswith("celery -A workers.celery_app worker")
-    assert command_of(services["beat"]).startswith("celery -A workers.celery_app beat")
+    assert "--config=python:companion.gunicorn_conf" in web, "JSON logs and the metrics folder"
+    assert command_of(services["worker"]).startswith("celery -A workers.celery_app --quiet worker")
+    assert command_of(services["beat"]).startswith("celery -A workers.celery_app --quiet beat")
     assert services["postgres"]["image"] == "postgres:16"
     assert services["redis"]["image"] == "redis:7"
     assert "--maxmemory-policy noeviction" in command_of(services["redis"])
@@ -115,9 +118,44 @@ def test_processes(rendered: dict[str, Any]) -> None:
 
 
 def test_secret_key_is_required(tmp_path: Path) -> None:
-    result = run_config(tmp_path)
+    result = run_config(tmp_path, REDIS_PASSWORD=REDIS_PASSWORD)
     assert result.returncode != 0, "compose must refuse to start without SECRET_KEY"
     assert "SECRET_KEY" in result.stdout + result.stderr
+
+
+def test_redis_password_is_required_and_used(tmp_path: Path, rendered: dict[str, Any]) -> None:
+    result = run_config(tmp_path, SECRET_KEY=SECRET)
+    assert result.returncode != 0, "compose must refuse to start without REDIS_PASSWORD"
+    assert "REDIS_PASSWORD" in result.stdout + result.stderr
+    redis = rendered["services"]["redis"]
+    assert redis["environment"]["REDIS_PASSWORD"] == REDIS_PASSWORD
+    # The container's shell expands it (Compose prints the escaped `$$`).
+    assert re.search(r'--requirepass "\$\$?REDIS_PASSWORD"', command_of(redis)), "the server asks for it"
+    assert REDIS_PASSWORD not in command_of(redis), "never the value on the command line"
+    assert "REDISCLI_AUTH" in command_of({"command": redis["healthcheck"]["test"]})
+
+
+def test_every_service_has_a_healthcheck(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    for name, service in services.items():
+        check = service.get("healthcheck")
+        assert check and check.get("test") and not check.get("disable"), f"{name} has no healthcheck"
+    assert "companion.probe worker" in command_of({"command": services["worker"]["healthcheck"]["test"]})
+    assert "companion.probe beat" in command_of({"command": services["beat"]["healthcheck"]["test"]})
+
+
+def test_metrics_and_push_secrets(rendered: dict[str, Any]) -> None:
+    services = rendered["services"]
+    web = services["web"]["environment"]
+    assert web["PROMETHEUS_MULTIPROC_DIR"] == "/run/companion-metrics"
+    assert web["WORKER_METRICS_BIND"] == "0.0.0.0:9808"
+    for name in APP_SERVICES:
+        assert "/run/companion-metrics" in str(services[name].get("tmpfs")), f"{name}: metrics on a tmpfs"
+    worker = services["worker"]
+    assert "9808" in [str(p) for p in worker.get("expose", [])] and not worker.get("ports")
+    mounts = [m if isinstance(m, dict) else {"target": str(m).split(":")[1]} for m in worker["volumes"]]
+    secrets = [m for m in mounts if m["target"] == "/run/secrets/companion"]
+    assert secrets and secrets[0].get("read_only", True), "the push keys are mounted read-only"
 
 
 def test_dockerfile_installs_from_the_lock() -> None:

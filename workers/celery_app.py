@@ -14,6 +14,7 @@ from companion import db
 from companion.app import create_app
 from companion.config import Config
 from companion.runtime import resolve
+from workers.heartbeat import WorkerHeartbeat
 from workers.schedule import BEAT_SCHEDULE
 
 _config = Config.from_env()
@@ -25,7 +26,12 @@ celery = flask_app.extensions["celery"]
 celery.conf.beat_schedule = BEAT_SCHEDULE
 celery.conf.beat_max_loop_interval = 30
 celery.conf.include = ["workers.tasks"]
+# Beat's own heartbeat (workers/heartbeat.py); `celery beat --scheduler` still overrides it.
+celery.conf.beat_scheduler = "workers.heartbeat:HeartbeatScheduler"
+celery.flask_app = flask_app  # the heartbeats read REDIS_URL from it
+celery.steps["worker"].add(WorkerHeartbeat)
 
+import workers.observe  # noqa: E402  (task metrics and the worker's metrics port)
 import workers.tasks  # noqa: E402,F401  (registers every task by its explicit name)
 
 app = celery

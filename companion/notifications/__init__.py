@@ -74,7 +74,8 @@ def build_channels(settings: Mapping[str, Any]) -> Channels:
     if settings.get("COMPANION_FCM_PROJECT_ID"):
         android = FcmChannel(
             project_id=settings["COMPANION_FCM_PROJECT_ID"],
-            access_token=settings["COMPANION_FCM_ACCESS_TOKEN"],
+            access_token=settings.get("COMPANION_FCM_ACCESS_TOKEN", ""),
+            credentials_file=settings.get("COMPANION_FCM_CREDENTIALS_FILE", ""),
             base_url=settings["COMPANION_FCM_BASE_URL"],
             timeout=timeout,
         )

@@ -7,15 +7,15 @@ DeviceTokenNotForTopic deactivate the device; other 400s are never retried; 429 
 off at least 60 s; 500/503 honour Retry-After with jittered backoff; an expired or refused provider
 token (403) is minted again and retried.
 
-Production APNs speaks HTTP/2 only: the client turns HTTP/2 on when the `h2` package is installed
-(`httpx[http2]`); the local fake gateway in the tests speaks HTTP/1.1. So APNs keeps httpx, one
-client per sending thread: `push` (what a delivery task awaits) hands `send` to this channel's threads.
+APNs speaks HTTP/2 only, and so does this client (httpx with `h2`, locked: `httpx[http2]`; HTTP/1.1
+is off): ALPN over TLS, prior knowledge over a cleartext URL (the tests' fake gateway). One client per
+sending thread: `push` (what a delivery task awaits) hands `send` to this channel's threads. httpx
+reads HTTPS_PROXY / NO_PROXY from the environment.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import threading
 import time
@@ -93,9 +93,10 @@ class ApnsChannel:
         self.provider_token = ProviderToken(
             key_pem=Path(key_file).read_text(), key_id=key_id, team_id=team_id
         )
-        http2 = importlib.util.find_spec("h2") is not None
         self._clients = ThreadClients(
-            lambda: httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), http2=http2)
+            lambda: httpx.Client(
+                timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)), http1=False, http2=True
+            )
         )
         self._threads: ThreadPoolExecutor | None = None
         self._threads_pid = 0

@@ -1,6 +1,9 @@
 """Firebase Cloud Messaging HTTP v1: `POST {base}/v1/projects/{project}/messages:send`, a message a request.
 
-The OAuth 2.0 bearer token (scope firebase.messaging) comes from the settings. Errors, as FCM reports
+The OAuth 2.0 bearer token (scope firebase.messaging) is minted from a service account by google-auth
+(`FCM_CREDENTIALS_FILE`) and minted again before its hour is up, or after FCM refused it (401); the
+mint runs off the push event loop. A static `FCM_ACCESS_TOKEN` is still accepted for a short trial:
+it stops working after its hour. Errors, as FCM reports
 them (`error.status` and the FcmError `errorCode` in `error.details`), map to what to do next:
 UNREGISTERED / 404 (and SENDER_ID_MISMATCH: the token belongs to another project) deactivate the
 device; INVALID_ARGUMENT / 400 is never retried; QUOTA_EXCEEDED / 429 backs off at least 60 s;
@@ -13,7 +16,11 @@ delivery task runs many of at once, `send` waits for one (docs/performance.md: h
 
 from __future__ import annotations
 
+import asyncio
+import functools
+import logging
 import os
+import threading
 from typing import Any
 
 import orjson
@@ -21,6 +28,8 @@ import orjson
 from companion.db import utcnow
 from companion.notifications import http1
 from companion.notifications.base import PushMessage, PushOutcome, PushResult, parse_retry_after
+
+log = logging.getLogger(__name__)
 
 NAME = "fcm"
 DEACTIVATE_CODES = frozenset({"UNREGISTERED", "SENDER_ID_MISMATCH"})
@@ -43,15 +52,83 @@ def payload(token: str, message: PushMessage, *, now_epoch: int) -> dict[str, An
     }
 
 
+SCOPE = "https://www.googleapis.com/auth/firebase.messaging"
+
+
+def _header_safe(token: str) -> str:
+    if any(c in token for c in "\r\n"):
+        raise ValueError("an FCM access token with a line break cannot go in a header")
+    return token
+
+
+class StaticBearer:
+    """A token given in the settings (FCM_ACCESS_TOKEN): never refreshed, so good for an hour."""
+
+    def __init__(self, token: str) -> None:
+        self._token = _header_safe(token)
+
+    def current(self) -> str | None:
+        return self._token
+
+    def refresh(self) -> str:
+        return self._token
+
+    def invalidate(self, used: str) -> None:
+        pass
+
+
+class ServiceAccountBearer:
+    """OAuth 2.0 access tokens for a service account (google-auth): `current()` is None once the token
+    is within google-auth's refresh margin of its expiry (or refused), and `refresh()` mints another
+    from the account's token endpoint (over `requests`: proxies from the environment, a timeout)."""
+
+    def __init__(self, credentials_file: str, *, timeout: float) -> None:
+        from google.oauth2 import service_account
+
+        self._credentials = service_account.Credentials.from_service_account_file(
+            credentials_file, scopes=[SCOPE]
+        )
+        self._timeout = timeout
+        self._lock = threading.Lock()
+
+    def current(self) -> str | None:
+        credentials = self._credentials
+        return credentials.token if credentials.valid else None
+
+    def refresh(self) -> str:
+        import google.auth.transport.requests
+
+        with self._lock:  # one mint for every push waiting on it
+            if not self._credentials.valid:
+                request = google.auth.transport.requests.Request()
+                self._credentials.refresh(functools.partial(request, timeout=self._timeout))
+            return _header_safe(self._credentials.token)
+
+    def invalidate(self, used: str) -> None:
+        with self._lock:
+            if self._credentials.token == used:
+                self._credentials.token = None  # not valid: the next push mints another
+
+
 class FcmChannel:
     name = NAME
 
-    def __init__(self, *, project_id: str, access_token: str, base_url: str, timeout: float) -> None:
-        if any(c in access_token for c in "\r\n"):
-            raise ValueError("COMPANION_FCM_ACCESS_TOKEN: a line break cannot go in a header")
+    def __init__(
+        self,
+        *,
+        project_id: str,
+        base_url: str,
+        timeout: float,
+        access_token: str = "",
+        credentials_file: str = "",
+    ) -> None:
         self.base_url, self.timeout = base_url, timeout
         self.path = f"/v1/projects/{project_id}/messages:send"
-        self._headers = f"Authorization: Bearer {access_token}\r\nContent-Type: application/json\r\n".encode()
+        self.bearer: StaticBearer | ServiceAccountBearer = (
+            ServiceAccountBearer(credentials_file, timeout=timeout)
+            if credentials_file
+            else StaticBearer(access_token)
+        )
         self._pool: http1.Http1Pool | None = None
         self._pool_pid = 0
 
@@ -65,10 +142,20 @@ class FcmChannel:
     async def push(self, token: str, message: PushMessage) -> PushResult:
         """Send one message (on the push event loop)."""
         body = orjson.dumps(payload(token, message, now_epoch=int(utcnow().timestamp())))
+        bearer = self.bearer.current()
+        if bearer is None:
+            try:
+                bearer = await asyncio.get_running_loop().run_in_executor(None, self.bearer.refresh)
+            except Exception as exc:  # google-auth's RefreshError / TransportError: our side, retried
+                log.warning("fcm token not minted", extra={"error": type(exc).__name__})
+                return PushResult(PushOutcome.RETRY, NAME, error=f"oauth:{type(exc).__name__}")
+        headers = f"Authorization: Bearer {bearer}\r\nContent-Type: application/json\r\n".encode()
         try:
-            response = await self._connections().post(self.path, body, self._headers)
+            response = await self._connections().post(self.path, body, headers)
         except http1.HttpError as exc:  # timeouts and connection failures: transient
             return PushResult(PushOutcome.RETRY, NAME, error=f"network:{exc.kind}")
+        if response.status_code == 401:
+            self.bearer.invalidate(bearer)
         return classify(response)
 
     def send(self, token: str, message: PushMessage) -> PushResult:

@@ -4,9 +4,10 @@ flight on one event loop thread.
 Why not httpx: pushes are CPU-bound on our side, and httpx spent ~1.1 ms of CPU a request with one
 client per sending thread (3.9 ms with its async client and 32 requests in flight); this client spends
 ~50 us (docs/performance.md). It does only what a push needs: a POST with a small body, an answer with
-a Content-Length or chunked body, keep-alive, TLS, and a timeout per request. Anything else the server
-does (`Connection: close`, an idle connection it dropped) closes that connection; the next request
-opens another.
+a Content-Length or chunked body (at most MAX_BODY), keep-alive, TLS, an HTTP proxy from the
+environment (HTTPS_PROXY/HTTP_PROXY, NO_PROXY: a CONNECT tunnel), and a timeout per request.
+Anything else the server does (`Connection: close`, an idle connection it dropped) closes that
+connection; the next request opens another.
 
 `EventLoopThread` is the process's event loop, in a daemon thread: sync callers submit coroutines to it
 (`run` waits, `submit` returns a concurrent Future). A fork leaves the thread behind, so it is made
@@ -34,6 +35,8 @@ T = TypeVar("T")
 KEEPALIVE_SECONDS = 5.0
 #: Longest status line + headers we read from an answer.
 MAX_HEAD = 64 * 1024
+#: Longest body we read (FCM answers a few hundred bytes); a longer one is an error, never buffered.
+MAX_BODY = 1024 * 1024
 
 
 class HttpError(Exception):
@@ -99,6 +102,7 @@ class Http1Pool:
         self.timeout = timeout
         self.connect_timeout = min(timeout, 5.0)
         self._idle: deque[_Connection] = deque()
+        self.proxy = proxy_for(parts.scheme, self.host)
 
     async def post(self, path: str, body: bytes, headers: bytes = b"") -> Response:
         """POST `body` to `path` (under the base URL's path). `headers`: extra header lines, each ending in
@@ -144,14 +148,32 @@ class Http1Pool:
             connection.close()
         try:
             async with asyncio.timeout(self.connect_timeout):
-                reader, writer = await asyncio.open_connection(
-                    self.host, self.port, ssl=self.ssl, limit=MAX_HEAD
-                )
+                if self.proxy is None:
+                    reader, writer = await asyncio.open_connection(
+                        self.host, self.port, ssl=self.ssl, limit=MAX_HEAD
+                    )
+                else:
+                    reader, writer = await self._tunnel(*self.proxy)
         except TimeoutError:
             raise HttpError("ConnectTimeout") from None
         except OSError:
             raise HttpError("ConnectError") from None
         return _Connection(reader, writer)
+
+    async def _tunnel(
+        self, proxy_host: str, proxy_port: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection through an HTTP proxy (`CONNECT host:port`), TLS to the origin inside it."""
+        reader, writer = await asyncio.open_connection(proxy_host, proxy_port, limit=MAX_HEAD)
+        target = f"{self.host}:{self.port}".encode()
+        writer.write(b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (target, target))
+        head = await reader.readuntil(b"\r\n\r\n")
+        if head.split(b" ", 2)[1:2] != [b"200"]:
+            writer.close()
+            raise HttpError("ProxyError")
+        if self.ssl is not None:
+            await writer.start_tls(self.ssl, server_hostname=self.host)
+        return reader, writer
 
     def _discard(self, connection: _Connection | None) -> None:
         if connection is not None:
@@ -160,6 +182,20 @@ class Http1Pool:
     def close(self) -> None:
         while self._idle:
             self._idle.pop().close()
+
+
+def proxy_for(scheme: str, host: str) -> tuple[str, int] | None:
+    """The HTTP proxy the environment names for this origin (HTTPS_PROXY / HTTP_PROXY, NO_PROXY), as
+    httpx and requests read them; None to connect directly."""
+    import urllib.request
+
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    parts = urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+    if parts.scheme != "http" or not parts.hostname:
+        raise ValueError(f"only an http:// proxy is supported for pushes, not {proxy!r}")
+    return parts.hostname, parts.port or 80
 
 
 async def _read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:
@@ -182,18 +218,31 @@ async def _read_response(reader: asyncio.StreamReader) -> tuple[Response, bool]:
     if "chunked" in headers.get("transfer-encoding", "").lower():
         body = await _read_chunked(reader)
     elif "content-length" in headers:
-        body = await reader.readexactly(int(headers["content-length"]))
+        length = int(headers["content-length"])
+        if length > MAX_BODY:
+            raise HttpError("ResponseTooLarge")
+        body = await reader.readexactly(length)
     elif status in (204, 304):
         body = b""
     else:  # delimited by the connection closing
-        body, keep = await reader.read(-1), False
+        keep, parts, total = False, [], 0
+        while chunk := await reader.read(65536):
+            total += len(chunk)
+            if total > MAX_BODY:
+                raise HttpError("ResponseTooLarge")
+            parts.append(chunk)
+        body = b"".join(parts)
     return Response(status, headers, body), keep
 
 
 async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
     parts = []
+    total = 0
     while True:
         size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
+        total += size
+        if total > MAX_BODY:
+            raise HttpError("ResponseTooLarge")
         if size == 0:
             while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers, then the blank line
                 pass

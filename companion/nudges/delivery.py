@@ -85,6 +85,8 @@ class Delivered:
     locked_elsewhere: int = 0
     pushes: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     finished: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    #: (channel, status, provider error code) -> pushes, for the metrics
+    by_channel: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +346,8 @@ def _record(
             if result.outcome is PushOutcome.DEACTIVATE:
                 dead[work.device_id] = (result.error or "invalid token")[:64]
         report.pushes[status.value] += 1
+        sent = status is DeliveryStatus.SENT
+        report.by_channel[(work.channel.name, status.value, "" if sent else (result.error or ""))] += 1
         states[work.nudge_id][work.device_id] = _State(status, error, next_at)
         updates.append(
             {

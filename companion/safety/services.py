@@ -39,7 +39,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cache
@@ -398,6 +398,19 @@ class ScanResult:
     alerts: int = 0
     notifications: int = 0
     flag_ids: list[uuid.UUID] = field(default_factory=list)
+    #: (rule, tier label) of each flag this scan opened, for the metrics
+    opened_rules: list[tuple[str, str]] = field(default_factory=list)
+    #: (rule, tier label, seconds) of each flag opened for a member whose row a write had made due:
+    #: from that write to the flag (the flag latency, issue 26).
+    latencies: list[tuple[str, str, float]] = field(default_factory=list)
+
+    def add(self, other: ScanResult) -> None:
+        """Fold another batch's result into this one (a pass runs several)."""
+        for name in ("members", "findings", "opened", "updated", "cleared", "alerts", "notifications"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.flag_ids += other.flag_ids
+        self.opened_rules += other.opened_rules
+        self.latencies += other.latencies
 
 
 def evidence_of(finding: rules.Finding) -> frozenset[str]:
@@ -429,6 +442,7 @@ def record_findings(
     *,
     now: datetime,
     settings: rules.SafetySettings = SETTINGS,
+    due_since: Mapping[uuid.UUID, datetime | None] | None = None,
 ) -> ScanResult:
     """Open, update, clear or leave each member's flags for their findings; alert on urgent news. A
     fixed number of statements whatever the number of members and findings (the sweep records in
@@ -494,6 +508,10 @@ def record_findings(
         result.opened = len(inserted)
         for flag_id, member_id, rule, tier in inserted:
             result.flag_ids.append(flag_id)
+            result.opened_rules.append((str(rule), rules.Tier(tier).label))
+            since = (due_since or {}).get(member_id)
+            if since is not None and since <= now:
+                result.latencies.append((str(rule), rules.Tier(tier).label, (now - since).total_seconds()))
             if tier == rules.Tier.URGENT:
                 alerts.append((flag_id, member_id, rule, opened_for[(member_id, rule)], "opened"))
     if alerts:
@@ -685,10 +703,10 @@ def scan_members(
 ) -> ScanResult:
     """Run every rule for these members as of `now` and record the findings. Idempotent: the same
     records scanned again change nothing and alert no one. The caller commits."""
-    watch.claim(member_ids)  # before reading: a write still in flight commits first, or comes after
+    due = watch.claim(member_ids)  # before reading: a write in flight commits first, or comes after
     loaded = load_histories(member_ids, now=now, settings=settings)
     found = {m: (data, rules.evaluate(data.history, settings)) for m, data in loaded.items()}
-    result = record_findings(found, now=now, settings=settings)
+    result = record_findings(found, now=now, settings=settings, due_since=due)
     watch.schedule({m: rules.next_check(data.history, settings) for m, data in loaded.items()})
     return result
 
@@ -721,9 +739,7 @@ def scan_due_isolated(
         except Exception:
             failed.append(member_id)
             continue
-        for name in ("members", "findings", "opened", "updated", "cleared", "alerts", "notifications"):
-            setattr(total, name, getattr(total, name) + getattr(result, name))
-        total.flag_ids += result.flag_ids
+        total.add(result)
     if failed:
         watch.postpone(failed, until=now + retry_after)
     return total, failed

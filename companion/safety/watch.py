@@ -68,20 +68,23 @@ def requested(member_id: uuid.UUID, *, publish: bool) -> None:
         jobs.enqueue_once_after_commit(jobs.SCAN_MEMBER, member_id=str(member_id))
 
 
-def claim(member_ids: Sequence[uuid.UUID]) -> None:
+def claim(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, datetime | None]:
     """Lock the members' rows for the rest of the transaction (creating missing ones), before their
-    records are read. Ids of members that no longer exist are ignored."""
+    records are read; each row's next check as it stood (when a write made it due: the flag latency's
+    start). Ids of members that no longer exist are ignored."""
     if not member_ids:
-        return
+        return {}
     existing = select(Member.id, literal_column("NULL::timestamptz")).where(
         Member.id == func.any(bindparam("ids", list(member_ids), type_=ARRAY(Uuid)))
     )
     statement = insert(SafetyWatch).from_select(["member_id", "next_check_at"], existing.order_by(Member.id))
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[SafetyWatch.member_id],
-            set_={"next_check_at": SafetyWatch.next_check_at},  # a no-op that takes the row lock
-        )
+    return dict(
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[SafetyWatch.member_id],
+                set_={"next_check_at": SafetyWatch.next_check_at},  # a no-op that takes the row lock
+            ).returning(SafetyWatch.member_id, SafetyWatch.next_check_at)
+        ).all()
     )
 
 

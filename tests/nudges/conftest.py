@@ -40,7 +40,7 @@ def push_settings(gateway: fake_push.FakeGateway, key_file: Path, **overrides: A
         "COMPANION_APNS_KEY_ID": fake_push.APNS_KEY_ID,
         "COMPANION_APNS_TEAM_ID": fake_push.APNS_TEAM_ID,
         "COMPANION_APNS_TOPIC": fake_push.APNS_TOPIC,
-        "COMPANION_APNS_BASE_URL": gateway.url,
+        "COMPANION_APNS_BASE_URL": gateway.apns_url,  # HTTP/2 only, as Apple
         "COMPANION_PUSH_TIMEOUT_SECONDS": 5,
     }
     settings.update(overrides)

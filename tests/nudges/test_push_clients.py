@@ -180,3 +180,195 @@ def test_retry_after_header_forms():
     assert parse_retry_after("soon", now=now) is None
     assert parse_retry_after(None, now=now) is None
     assert now + timedelta(seconds=parse_retry_after("0", now=now)) == now
+
+
+# --- production transports: APNs over HTTP/2, tokens that refresh themselves -------------------------
+
+
+def test_apns_speaks_http2_only(apns, gateway):
+    """The fake's APNs port answers HTTP/2 only, like Apple's; the client gets through."""
+    assert apns.send("device-h2", MESSAGE).outcome == A
+    [received] = gateway.requests()
+    assert received.provider == "apns" and gateway._apns.http2_requests == 1
+    import httpx
+
+    with httpx.Client(http2=False) as http11, pytest.raises(httpx.HTTPError):
+        http11.post(f"{gateway.apns_url}/3/device/x", json={}, timeout=2)
+
+
+def test_apns_provider_token_is_minted_again_before_its_hour(apns, gateway):
+    import time_machine
+
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False):
+        assert apns.send("dev", MESSAGE).outcome == A
+    with time_machine.travel(start + timedelta(minutes=39), tick=False):
+        assert apns.send("dev", MESSAGE).outcome == A
+    with time_machine.travel(start + timedelta(minutes=59), tick=False):  # Apple refuses after 60
+        assert apns.send("dev", MESSAGE).outcome == A
+    tokens = [r.headers["authorization"] for r in gateway.requests()]
+    assert tokens[0] == tokens[1] != tokens[2], "reused for 40 minutes, then minted again"
+    issued = [jwt.decode(t[7:], options={"verify_signature": False})["iat"] for t in tokens]
+    assert issued[2] - issued[0] == 59 * 60
+
+
+@pytest.fixture
+def fcm_oauth(gateway, tmp_path):
+    credentials = fake_push.make_service_account(gateway, tmp_path / "firebase.json")
+    made = build_channels(
+        push_settings(
+            gateway,
+            tmp_path / "k.p8",
+            COMPANION_FCM_ACCESS_TOKEN="",
+            COMPANION_FCM_CREDENTIALS_FILE=credentials,
+        )
+    )
+    yield made.for_platform("android")
+    made.close()
+
+
+def test_fcm_mints_its_bearer_from_the_service_account_and_again_after_the_hour(fcm_oauth, gateway):
+    import time_machine
+
+    start = datetime.now(UTC)
+    with time_machine.travel(start, tick=False):
+        assert fcm_oauth.send("tok", MESSAGE).outcome == A
+        assert fcm_oauth.send("tok", MESSAGE).outcome == A
+    assert gateway.token_requests == 1, "one token for both"
+    with time_machine.travel(start + timedelta(minutes=61), tick=False):
+        assert fcm_oauth.send("tok", MESSAGE).outcome == A  # the first token expired at 60
+    assert gateway.token_requests == 2
+    bearers = [r.headers["authorization"] for r in gateway.requests()]
+    assert bearers == ["Bearer ya29.fake-1", "Bearer ya29.fake-1", "Bearer ya29.fake-2"]
+
+
+def test_fcm_mints_again_after_a_refused_bearer(fcm_oauth, gateway):
+    assert fcm_oauth.send("tok", MESSAGE).outcome == A
+    gateway.issued.clear()  # FCM no longer accepts the token (revoked, or the clocks disagree)
+    result = fcm_oauth.send("tok", MESSAGE)
+    assert (result.outcome, result.error) == (R, "401 UNAUTHENTICATED")  # retried later, not dropped
+    assert fcm_oauth.send("tok", MESSAGE).outcome == A
+    assert gateway.token_requests == 2
+
+
+def test_fcm_token_endpoint_down_is_a_retry(gateway, tmp_path):
+    credentials = fake_push.make_service_account(gateway, tmp_path / "firebase.json")
+    gateway.service_accounts.clear()  # the endpoint refuses the account's assertion
+    made = build_channels(
+        push_settings(gateway, tmp_path / "k.p8", COMPANION_FCM_CREDENTIALS_FILE=credentials)
+    )
+    result = made.for_platform("android").send("tok", MESSAGE)
+    assert (result.outcome, result.error) == (R, "oauth:RefreshError")
+    assert [r for r in gateway.requests() if r.provider == "fcm"] == []
+    made.close()
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2000000\r\n\r\n",  # announced too long
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + b"100000\r\n" + b"x" * 0x100000 + b"\r\n"
+        + b"10\r\n" + b"x" * 16 + b"\r\n0\r\n\r\n",  # chunks adding up past the bound
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * (1024 * 1024 + 10),  # until close
+    ],
+)  # fmt: skip
+def test_the_http1_push_client_bounds_answer_sizes(answer):
+    """The hand-written HTTP/1.1 client (kept for speed: docs/performance.md) never buffers a huge answer."""
+    import asyncio
+    import threading
+
+    from companion.notifications import http1
+
+    with socket.create_server(("127.0.0.1", 0)) as server:
+
+        def serve() -> None:
+            conn, _ = server.accept()
+            with conn:
+                conn.recv(65536)
+                conn.sendall(answer)
+
+        threading.Thread(target=serve, daemon=True).start()
+        port = server.getsockname()[1]
+
+        async def post() -> None:
+            pool = http1.Http1Pool(f"http://127.0.0.1:{port}", timeout=5)
+            try:
+                await pool.post("/x", b"{}", b"Content-Type: application/json\r\n")
+            finally:
+                pool.close()
+
+        with pytest.raises(http1.HttpError) as raised:
+            asyncio.run(post())
+    assert raised.value.kind == "ResponseTooLarge"
+
+
+class ConnectProxy:
+    """An HTTP proxy that only tunnels (`CONNECT host:port`), as corporate egress proxies do."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.tunnels: list[str] = []
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._tunnel, args=(client,), daemon=True).start()
+
+    def _tunnel(self, client: socket.socket) -> None:
+        import threading
+
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += client.recv(4096)
+        method, target, _ = head.split(b"\r\n", 1)[0].split(b" ", 2)
+        assert method == b"CONNECT"
+        self.tunnels.append(target.decode())
+        host, port = target.decode().rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(a: socket.socket, b: socket.socket) -> None:
+            try:
+                while data := a.recv(65536):
+                    b.sendall(data)
+            except OSError:
+                pass
+            finally:
+                b.close()
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.server.close()
+
+
+def test_the_http1_push_client_goes_through_the_environments_proxy(gateway, tmp_path, monkeypatch):
+    proxy = ConnectProxy()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.delenv("NO_PROXY", raising=False)
+        monkeypatch.delenv("no_proxy", raising=False)
+        made = build_channels(push_settings(gateway, tmp_path / "k.p8"))
+        assert made.for_platform("android").send("tok", MESSAGE).outcome == A
+        made.close()
+        gateway_port = gateway.url.rsplit(":", 1)[1]
+        assert proxy.tunnels == [f"127.0.0.1:{gateway_port}"]
+        assert len(gateway.requests()) == 1
+
+        monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # bypassed: straight to the gateway
+        made = build_channels(push_settings(gateway, tmp_path / "k.p8"))
+        assert made.for_platform("android").send("tok", MESSAGE).outcome == A
+        made.close()
+        assert len(proxy.tunnels) == 1 and len(gateway.requests()) == 2
+    finally:
+        proxy.close()

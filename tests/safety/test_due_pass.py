@@ -113,3 +113,11 @@ def test_a_member_whose_scan_fails_never_holds_back_the_others(app, members, mon
         assert run_pass(NOW + GRACE + timedelta(minutes=1)) == 0
     assert run_pass(NOW + 2 * GRACE + tasks.FAILED_SCAN_RETRY) == 1
     assert flagged(app, members) == set(members)
+
+
+def test_a_flag_opened_for_a_due_member_measures_its_latency_from_the_write(app, members):
+    """The flag latency (a Prometheus histogram): from when the write made the row due to the flag."""
+    with helpers.travel(NOW + GRACE + timedelta(seconds=12)), app.app_context(), db.unit_of_work():
+        result = services.scan_due(now=db.utcnow(), grace=GRACE)
+    assert sorted(result.latencies) == [("disulfiram_with_drinking", "urgent", 42.0)] * 3
+    assert result.opened_rules == [("disulfiram_with_drinking", "urgent")] * 3

@@ -160,7 +160,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/api/docs/assets/<path:filename>", everyone(200), params={"filename": "asset"}),
     Route("GET", "/static/<path:filename>", everyone(404), params={"filename": "missing_static"}),
     Route("GET", "/healthz", everyone(200)),
-    Route("GET", "/readyz", everyone(200)),
+    Route("GET", "/readyz", everyone(503)),  # open to all; no worker or beat runs beside this test
+    Route("GET", "/metrics", everyone(404)),  # off without METRICS_TOKEN; a user's token never opens it
     Route("POST", f"{V1}/auth/register", everyone(201), body="registration"),
     Route("POST", f"{V1}/auth/token", everyone(401), body="wrong_password"),
     Route("POST", f"{V1}/auth/refresh", everyone(401), body="unknown_refresh"),

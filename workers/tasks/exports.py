@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
-from companion import jobs
+from companion import jobs, metrics
 from companion.db import unit_of_work, utcnow
 from companion.exports import services
 
@@ -19,7 +20,11 @@ log = logging.getLogger(__name__)
 def build(export_id: str) -> str:
     """Build one export. Idempotent: it claims the job (queued -> running) under a row lock, so a
     duplicate or late message, or one for a job already done, does nothing."""
+    started = time.monotonic()
     outcome = services.build_export(uuid.UUID(export_id), now=utcnow())
+    metrics.EXPORT_BUILDS.labels(outcome).inc()
+    if outcome != "skipped":
+        metrics.EXPORT_DURATION.labels(outcome).observe(time.monotonic() - started)
     log.info("export build", extra={"export_id": export_id, "outcome": outcome})
     return outcome
 

@@ -12,7 +12,7 @@ import uuid
 from celery import shared_task
 from sqlalchemy.exc import OperationalError
 
-from companion import jobs
+from companion import jobs, metrics
 from companion.db import unit_of_work, utcnow
 from companion.nudges import services
 
@@ -27,6 +27,7 @@ def dispatch_due(helper: bool = False) -> None:
     does the same work from the database.
     """
     tick = services.dispatch_due(helper=helper)
+    metrics.NUDGES_PLANNED.inc(tick.planned)
     log.info(
         "nudges dispatched",
         extra={
@@ -53,6 +54,7 @@ def deliver(nudge_ids: list[str], claimed: bool = False) -> None:
     """Push these nudges (those still pending and due are claimed first, unless the dispatcher sent them:
     `claimed`). Safe to run twice."""
     report = services.deliver([uuid.UUID(i) for i in nudge_ids], claimed=claimed)
+    metrics.count_pushes(report.by_channel)
     log.info(
         "nudges delivered",
         extra={
@@ -76,4 +78,4 @@ def craving_support(member_id: str, craving_id: str) -> None:
     with unit_of_work():
         nudge_id = services.craving_support(uuid.UUID(member_id), uuid.UUID(craving_id), now=utcnow())
     if nudge_id is not None:
-        services.deliver([nudge_id])
+        metrics.count_pushes(services.deliver([nudge_id]).by_channel)

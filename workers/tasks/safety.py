@@ -27,7 +27,7 @@ from celery import shared_task
 from flask import current_app
 from sqlalchemy.exc import OperationalError
 
-from companion import jobs
+from companion import jobs, metrics
 from companion.db import unit_of_work, utcnow
 from companion.safety import debounce, services
 
@@ -60,6 +60,12 @@ def _counts(result: services.ScanResult) -> dict[str, int]:
     }
 
 
+def _measure(result: services.ScanResult) -> None:
+    metrics.flags_opened(result.opened_rules)
+    for rule, tier, seconds in result.latencies:
+        metrics.observe_flag_latency(seconds, rule, tier)
+
+
 #: The pass takes no new batch after this long, so it ends before beat sends the next one.
 PASS_BUDGET_SECONDS = 45
 #: A member whose scan fails is tried again this much later (and logged at error level each time).
@@ -77,6 +83,7 @@ def scan_member(self, member_id: str, trailing: bool = False) -> str:  # type: i
         return admission.decision.value
     with unit_of_work():
         result = services.scan_member(uuid.UUID(member_id), now=utcnow())
+    _measure(result)
     log.info("safety scan", extra={"member_id": member_id, **_counts(result)})
     return debounce.Decision.SCAN.value
 
@@ -86,6 +93,7 @@ def scan_batch(member_ids: list[str]) -> int:
     """Run the safety rules for a batch of the sweep's members, in one transaction."""
     with unit_of_work():
         result = services.scan_members([uuid.UUID(m) for m in member_ids], now=utcnow())
+    _measure(result)
     log.info("safety batch", extra={"members": result.members, **_counts(result)})
     return result.members
 
@@ -111,8 +119,8 @@ def scan_due() -> int:
                 )
             for member_id in failed:
                 log.error("safety scan failed; retried later", extra={"member_id": str(member_id)})
-        for name in ("members", "opened", "updated", "cleared", "alerts"):
-            setattr(total, name, getattr(total, name) + getattr(result, name))
+        _measure(result)
+        total.add(result)
         if result.members < services.SWEEP_BATCH:
             break
     if total.members:

@@ -9,11 +9,9 @@ import redis
 from celery import shared_task
 from flask import current_app
 
-from companion import jobs
+from companion import heartbeats, jobs
 
 log = logging.getLogger(__name__)
-
-HEARTBEAT_KEY = "companion:worker:heartbeat"
 
 
 @shared_task(name=jobs.PING)
@@ -27,11 +25,12 @@ def ping(token: str = "") -> str:
     return token
 
 
-@shared_task(name="system.heartbeat")
-def heartbeat() -> None:
-    """Beat sends this every minute; the worker records when it last ran."""
+@shared_task(name="system.heartbeat", bind=True)
+def heartbeat(self) -> None:  # type: ignore[no-untyped-def]
+    """Beat sends this every minute: the worker that runs it records that the path beat → broker →
+    worker works (its own timer writes the same field between two runs; companion/heartbeats.py)."""
     client = redis.Redis.from_url(current_app.config["REDIS_URL"])
     try:
-        client.set(HEARTBEAT_KEY, str(int(time.time())), ex=600)
+        heartbeats.write_worker(client, self.request.hostname or "unknown", time.time())
     finally:
         client.close()
