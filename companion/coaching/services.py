@@ -215,6 +215,7 @@ class _Source:
     at: Any  # the instant the item sorts on
     day: Any  # its member-local date
     key: Any  # its id, as text (a drink log's is its date)
+    where: Any = True  # what else a row of this kind must meet
 
 
 def _sources(zone: str) -> list[_Source]:
@@ -243,6 +244,7 @@ def _sources(zone: str) -> list[_Source]:
             func.timezone(zone, cast(DrinkLog.date, DateTime)),
             DrinkLog.date,
             cast(DrinkLog.date, String),
+            DrinkLog.deleted_at.is_(None),
         ),
         _Source("flag", Flag, Flag.created_at, local_day(Flag.created_at), cast(Flag.id, String)),
         _Source(
@@ -251,7 +253,39 @@ def _sources(zone: str) -> list[_Source]:
     ]
 
 
-def _timeline_cursor(cursor: str | None) -> tuple[datetime, str, str] | None:
+def _story_sources(zone: str) -> list[_Source]:
+    """The dashboard's member story: the API's kinds, and a flag's later events as items of their own
+    (acknowledged; resolved or otherwise closed, with the note). A new kind is one more source here."""
+
+    def local_day(instant: Any) -> Any:
+        return cast(func.timezone(zone, instant), Date)
+
+    return [
+        *_sources(zone),
+        _Source(
+            "flag_acknowledged",
+            Flag,
+            Flag.acknowledged_at,
+            local_day(Flag.acknowledged_at),
+            cast(Flag.id, String),
+            Flag.acknowledged_at.is_not(None),
+        ),
+        _Source(
+            "flag_closed",
+            Flag,
+            Flag.resolved_at,
+            local_day(Flag.resolved_at),
+            cast(Flag.id, String),
+            Flag.resolved_at.is_not(None),
+        ),
+    ]
+
+
+#: The member story's kinds (the dashboard's timeline filters), in the order they sort at one instant.
+STORY_KINDS = (*KINDS, "flag_acknowledged", "flag_closed")
+
+
+def _timeline_cursor(cursor: str | None, kinds: tuple[str, ...] = KINDS) -> tuple[datetime, str, str] | None:
     after = decode_page_cursor(cursor)
     if not after:
         return None
@@ -259,23 +293,73 @@ def _timeline_cursor(cursor: str | None) -> tuple[datetime, str, str] | None:
         at, kind, key = after
         instant = datetime.fromisoformat(str(at))
         localtime.to_utc(instant)
-        if kind not in KINDS:
+        if kind not in kinds:
             raise ValueError(kind)
         return instant, str(kind), str(key)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput("The request is invalid.", fields=_INVALID_CURSOR) from exc
 
 
-def _after(source: _Source, after: tuple[datetime, str, str] | None) -> Any:
-    """Items of `source` that sort after the cursor's (instant, kind, id)."""
+def _after(source: _Source, after: tuple[datetime, str, str] | None, *, newest_first: bool = False) -> Any:
+    """Items of `source` that sort after the cursor's (instant, kind, id): later ones, or with
+    `newest_first` earlier ones."""
     if after is None:
         return True
     at, kind, key = after
+    if newest_first:
+        if source.kind < kind:
+            return source.at <= at
+        if source.kind > kind:
+            return source.at < at
+        return tuple_(source.at, source.key) < tuple_(at, key)
     if source.kind > kind:
         return source.at >= at
     if source.kind < kind:
         return source.at > at
     return tuple_(source.at, source.key) > tuple_(at, key)
+
+
+def _read_timeline(
+    target: Member,
+    sources: list[_Source],
+    *,
+    start: date,
+    end: date,
+    after: tuple[datetime, str, str] | None,
+    limit: int,
+    newest_first: bool = False,
+) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
+    """A page of (at, kind, key, day, record), and the last one when there are more. Each kind is read
+    in its own query, already in order and cut at `limit + 1`; merging them and keeping the first
+    `limit + 1` gives the page."""
+    streams = []
+    for source in sources:
+        model = source.model
+        conditions = [
+            model.member_id == target.id,
+            source.where,
+            source.day >= start,
+            source.day <= end,
+            _after(source, after, newest_first=newest_first),
+        ]
+        order = (source.at.desc(), source.key.desc()) if newest_first else (source.at, source.key)
+        rows = session.execute(
+            select(model, source.at.label("at"), source.day.label("day"), source.key.label("key"))
+            .where(*conditions)
+            .order_by(*order)
+            .limit(limit + 1)
+        ).all()
+        streams.append([(at, source.kind, key, day, record) for record, at, day, key in rows])
+    merged = list(heapq.merge(*streams, key=lambda item: (item[0], item[1], item[2]), reverse=newest_first))[
+        : limit + 1
+    ]
+    more = len(merged) > limit
+    merged = merged[:limit]
+    return merged, (merged[-1] if more else None)
+
+
+def _cursor_of(last: tuple[Any, ...] | None) -> str | None:
+    return encode_page_cursor([last[0].isoformat(), last[1], last[2]]) if last else None
 
 
 def timeline(
@@ -290,39 +374,16 @@ def timeline(
 ) -> dict[str, Any]:
     """`GET /coach/members/{id}/timeline`: drink logs, breath readings, cravings, dose check-ins,
     flags and messages whose member-local date is in [start, end] (default: the last 30 days), in
-    time order (oldest first; ties by kind, then id), keyset-paged. Audited with the range read.
-
-    Each kind is read in its own query, already in order and cut at `limit + 1`; merging them and
-    keeping the first `limit + 1` gives the page.
-    """
+    time order (oldest first; ties by kind, then id), keyset-paged. Audited with the range read."""
     target = member(actor, member_id)
     today = localtime.local_date(now, target.timezone)
     end = end or today
     start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     if start > end:
         raise InvalidInput("The request is invalid.", fields={"from": ["Must not be after 'to'."]})
-    after = _timeline_cursor(cursor)
-    streams = []
-    for source in _sources(target.timezone):
-        model = source.model
-        conditions = [
-            model.member_id == target.id,
-            source.day >= start,
-            source.day <= end,
-            _after(source, after),
-        ]
-        if model is DrinkLog:
-            conditions.append(DrinkLog.deleted_at.is_(None))
-        rows = session.execute(
-            select(model, source.at.label("at"), source.day.label("day"), source.key.label("key"))
-            .where(*conditions)
-            .order_by(source.at, source.key)
-            .limit(limit + 1)
-        ).all()
-        streams.append([(at, source.kind, key, day, record) for record, at, day, key in rows])
-    merged = list(heapq.merge(*streams, key=lambda item: (item[0], item[1], item[2])))[: limit + 1]
-    more = len(merged) > limit
-    merged = merged[:limit]
+    merged, last = _read_timeline(
+        target, _sources(target.timezone), start=start, end=end, after=_timeline_cursor(cursor), limit=limit
+    )
     audit.record(
         "member.timeline_viewed",
         actor_id=actor.id,
@@ -331,14 +392,37 @@ def timeline(
         start=start.isoformat(),
         end=end.isoformat(),
     )
-    last = merged[-1] if more else None
-    return {
-        "items": _timeline_items(target, merged),
-        "next_cursor": encode_page_cursor([last[0].isoformat(), last[1], last[2]]) if last else None,
-    }
+    return {"items": _timeline_items(target, merged), "next_cursor": _cursor_of(last)}
 
 
-def _timeline_items(target: Member, merged: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+#: How far back the member page's story reaches, days before the member's today.
+STORY_DAYS = MAX_TIMELINE_DAYS
+
+
+def story(
+    target: Member, *, kinds: tuple[str, ...], cursor: str | None, limit: int, now: datetime
+) -> dict[str, Any]:
+    """The dashboard's member story: the timeline's kinds and a flag's later events, newest first,
+    keyset-paged, over the last STORY_DAYS days; only `kinds` (all when empty). Read by `member_page`,
+    which audits it."""
+    today = localtime.local_date(now, target.timezone)
+    sources = [s for s in _story_sources(target.timezone) if not kinds or s.kind in kinds]
+    merged, last = _read_timeline(
+        target,
+        sources,
+        start=today - timedelta(days=STORY_DAYS - 1),
+        end=today,
+        after=_timeline_cursor(cursor, STORY_KINDS),
+        limit=limit,
+        newest_first=True,
+    )
+    views = {"flag_acknowledged": safety.flag_view, "flag_closed": safety.flag_view}
+    return {"items": _timeline_items(target, merged, views), "next_cursor": _cursor_of(last)}
+
+
+def _timeline_items(
+    target: Member, merged: list[tuple[Any, ...]], more_views: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
     checkins = [record for _, kind, _, _, record in merged if kind == "checkin"]
     checkin_views = {v["id"]: v for v in medications.checkin_views(checkins)}
     views = {
@@ -354,6 +438,7 @@ def _timeline_items(target: Member, merged: list[tuple[Any, ...]]) -> list[dict[
             "body": m.body,
             "created_at": m.created_at,
         },
+        **(more_views or {}),
     }
     return [
         {"kind": kind, "id": key, "at": at, "date": day, kind: views[kind](record)}
@@ -489,8 +574,21 @@ def _doses(
 # --- the dashboard's member page --------------------------------------------------------------------
 
 
-def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) -> dict[str, Any]:
-    """Everything the dashboard's member page shows, read once and audited once."""
+#: Items a page of the member page's story shows.
+STORY_PAGE = 50
+
+
+def member_page(
+    actor: User,
+    member_id: uuid.UUID,
+    *,
+    days: int,
+    now: datetime,
+    kinds: tuple[str, ...] = (),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Everything the dashboard's member page shows (the story: `kinds`, from `cursor`), read once and
+    audited once."""
     row = _row(actor, member_id)
     target = row.member
     today = localtime.local_date(now, target.timezone)
@@ -517,10 +615,19 @@ def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) 
         .order_by(Message.created_at.desc())
         .limit(20)
     ).all()
+    told = story(target, kinds=kinds, cursor=cursor, limit=STORY_PAGE, now=now)
     audit.record(
-        "member.viewed", actor_id=actor.id, now=now, subject_member_id=target.id, via="dashboard", days=days
+        "member.viewed",
+        actor_id=actor.id,
+        now=now,
+        subject_member_id=target.id,
+        via="dashboard",
+        days=days,
+        story=told["items"][-1]["date"].isoformat() if told["items"] else None,
     )
     return {
+        "story": told,
+        "staff_names": member_names(_staff_in(told["items"])),
         "member": _item(row, result, logs[target.id]),
         "series": chart_series(target, days=days, now=now, logs=logs[target.id], plans=plans),
         "plans": [medications.plan_view(p, today=today) for p in plan_rows],
@@ -530,8 +637,19 @@ def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) 
     }
 
 
+def _staff_in(items: list[dict[str, Any]]) -> list[uuid.UUID]:
+    """Who sent the story's messages and acted on its flags."""
+    ids: set[uuid.UUID | None] = set()
+    for item in items:
+        if item["kind"] == "message":
+            ids.add(item["message"]["sender_id"])
+        elif item["kind"].startswith("flag_"):
+            ids |= {item[item["kind"]]["acknowledged_by"], item[item["kind"]]["resolved_by"]}
+    return sorted(i for i in ids if i is not None)
+
+
 def member_names(member_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """Display names (else emails) of members, for lists that show who a row is about."""
+    """Display names (else emails) of users (members or staff), for lists that show who a row is about."""
     if not member_ids:
         return {}
     rows = session.execute(

@@ -13,6 +13,7 @@ import uuid
 from datetime import date
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -42,6 +43,7 @@ from companion.coaching import services as coaching
 from companion.dashboard import charts
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
+from companion.domain import drinking
 from companion.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from companion.extensions import email_key, limiter
 from companion.medications import schemas as medication_schemas
@@ -51,6 +53,7 @@ from companion.nudges.models import Message
 from companion.nudges.schemas import MAX_MESSAGE_LENGTH
 from companion.safety import services as safety
 from companion.safety.schemas import MAX_NOTE, SEVERITIES, STATUSES
+from companion.validation import iana_zones
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
 
@@ -58,6 +61,7 @@ STAFF = (Role.COACH, Role.ADMIN)
 QUEUE_PAGE = 50
 AUDIT_PAGE = 100
 _SEEN = "dashboard_seen_at"
+_ZONE = "dashboard_zone"
 
 
 # --- sign-in, idle timeout, errors ------------------------------------------------------------------
@@ -155,11 +159,31 @@ def login() -> Any:
     if user.role not in STAFF or not user.is_active:
         flash("The dashboard is for coaches and admins.")
         return render_template("dashboard/login.html", next=next_url, email=email), 403
+    zone = request.form.get("zone", "")
     session.clear()  # nothing from before sign-in carries over
+    if zone in iana_zones():  # the browser's zone: times read in it unless the account sets one
+        session[_ZONE] = zone
     login_user(user)
     session.permanent = True  # the cookie expires with the idle timeout (PERMANENT_SESSION_LIFETIME)
     session[_SEEN] = time.time()
     return redirect(_safe_next(next_url))
+
+
+@bp.get("/zone.js")
+@allow(PUBLIC)
+def zone_script() -> tuple[str, int, dict[str, str]]:
+    """Fills the sign-in form's zone with the browser's (a file, not inline: the CSP runs only ours)."""
+    return (
+        ZONE_SCRIPT,
+        200,
+        {"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "max-age=3600"},
+    )
+
+
+ZONE_SCRIPT = (
+    'document.querySelectorAll("input[name=zone]").forEach(function (input) {'
+    " input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; });\n"
+)
 
 
 @bp.route("/logout", methods=["POST"])
@@ -283,18 +307,49 @@ def member(member_id: uuid.UUID) -> Any:
     days = request.args.get("days", type=int) or coaching.CHART_WINDOWS[0]
     if days not in coaching.CHART_WINDOWS:
         abort(400, description="days: must be 30 or 90.")
-    with unit_of_work():
-        page = coaching.member_page(current_user, member_id, days=days, now=utcnow())
+    kinds = tuple(request.args.getlist("kind"))
+    unknown = sorted(set(kinds) - set(coaching.STORY_KINDS))
+    if unknown:
+        abort(400, description=f"kind: {', '.join(unknown)} is not one of {', '.join(coaching.STORY_KINDS)}.")
+    try:
+        with unit_of_work():
+            page = coaching.member_page(
+                current_user,
+                member_id,
+                days=days,
+                now=utcnow(),
+                kinds=kinds,
+                cursor=request.args.get("cursor"),
+            )
+    except InvalidInput:
+        abort(400, description="That page of the story does not exist; start again from the newest.")
+    story = page["story"]
     return render_template(
         "dashboard/member.html",
         **page,
         days=days,
+        kinds=kinds,
+        story_kinds=STORY_FILTERS,
+        older_url=_with_args(cursor=story["next_cursor"]) + "#story" if story["next_cursor"] else None,
         windows=coaching.CHART_WINDOWS,
         charts=_charts(page["series"]),
         message_id=uuid.uuid4(),
         max_message=MAX_MESSAGE_LENGTH,
         max_note=MAX_NOTE,
     )
+
+
+#: The story's kinds as the filter names them (a flag's later events go with "flags").
+STORY_FILTERS = {
+    "drink_log": "drinks",
+    "craving": "cravings",
+    "checkin": "doses and side effects",
+    "bac_reading": "breath readings",
+    "flag": "flags",
+    "flag_acknowledged": "flags acknowledged",
+    "flag_closed": "flags resolved or cleared",
+    "message": "messages",
+}
 
 
 def _charts(s: coaching.Series) -> dict[str, Any]:
@@ -431,14 +486,32 @@ def audit_log() -> Any:
     )
 
 
+def coach_zone() -> str:
+    """The zone the signed-in staff member reads times in: their account's setting, else the browser's
+    zone sent at sign-in, else UTC."""
+    zone = getattr(current_user, "timezone", None) or session.get(_ZONE)
+    return zone if zone in iana_zones() else "UTC"
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    return {"coach_zone": coach_zone, "unit_name": drinking.unit_name}
+
+
 @bp.app_template_filter("when")
-def _when(value: Any) -> str:
-    """An instant as UTC to the minute; a date as is."""
+def _when(value: Any, zone: str | None = None) -> str:
+    """An instant to the minute in `zone` (the coach's by default), the zone named; a date as is."""
     if value is None:
         return "—"
     if isinstance(value, date) and not hasattr(value, "hour"):
         return value.isoformat()
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.astimezone(ZoneInfo(zone or coach_zone())).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@bp.app_template_filter("clock")
+def _clock(value: Any, zone: str) -> str:
+    """An instant's wall-clock time in `zone`, the zone named: "20:05 EST"."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%H:%M %Z")
 
 
 @bp.app_template_filter("hhmm")

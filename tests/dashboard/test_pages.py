@@ -169,10 +169,12 @@ def test_the_member_page_shows_charts_and_is_audited(app, coach, world):
         assert "naltrexone" in html
     assert coach.get(f"/dashboard/members/{alice}?days=7").status_code == 400
     viewed = world_builder_rows(app, "member.viewed")
-    assert [(e.actor_id, e.subject_member_id, e.detail) for e in viewed] == [
-        (world.ids["coach_a"], alice, {"via": "dashboard", "days": 30}),
-        (world.ids["coach_a"], alice, {"via": "dashboard", "days": 90}),
+    # The story's first page reaches back to the oldest day it showed: that range is in the row.
+    assert [(e.actor_id, e.subject_member_id, e.detail["via"], e.detail["days"]) for e in viewed] == [
+        (world.ids["coach_a"], alice, "dashboard", 30),
+        (world.ids["coach_a"], alice, "dashboard", 90),
     ]
+    assert all(e.detail["story"] < world.today.isoformat() for e in viewed)
 
 
 def world_builder_rows(app, action):
