@@ -41,6 +41,7 @@ from companion.audit import services as audit
 from companion.db import session
 from companion.domain import drinking, localtime, summary
 from companion.domain import safety as rules
+from companion.domain import triage as triage_rules
 from companion.domain.errors import InvalidInput, NotFound
 from companion.domain.plans import CheckIn, CheckInStatus, Plan
 from companion.domain.types import DateRange
@@ -78,6 +79,7 @@ def _flag_counts() -> Any:
             Flag.member_id,
             func.count().label("open_flags"),
             func.count().filter(Flag.tier == int(rules.Tier.URGENT)).label("urgent_flags"),
+            func.count().filter(Flag.tier == int(rules.Tier.WARNING)).label("warning_flags"),
             func.max(Flag.tier).label("top_tier"),
         )
         .where(unresolved)
@@ -110,7 +112,7 @@ def _members_query(actor: User) -> Any:
     )
     if actor.role != Role.ADMIN:
         query = query.where(CoachAssignment.coach_id == actor.id)
-    return query, urgent_flags, open_flags
+    return query, urgent_flags, open_flags, counts
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,7 @@ class _Row:
 def _item(row: _Row, result: summary.MemberSummary, logs: list[summary.DayLog]) -> dict[str, Any]:
     m = row.member
     today = result.as_of
+    drinking_now = _drinking(m, result)
     by_day = {log.day: log for log in logs}
     sparkline = [
         drinking.standard_drinks_from_grams(by_day[d].grams, m.country) if d in by_day else None
@@ -144,12 +147,29 @@ def _item(row: _Row, result: summary.MemberSummary, logs: list[summary.DayLog]) 
         "enrolled_at": m.enrolled_at,
         "coach_id": row.coach_id,
         "risk": rules.Tier(row.top_tier).label if row.top_tier else "none",
+        "drinking": drinking_now,
+        # The dashboard's risk: the flags' tier or drinking against the goal's, whichever is higher.
+        "triage_risk": triage_rules.risk(row.top_tier, drinking_now["tier"]),
         "open_flags": row.open_flags,
         "urgent_flags": row.urgent_flags,
         "last_activity_at": row.last_activity_at,
         "summary": summaries.summary_view(result),
         # The dashboard's sparkline: standard drinks per day, oldest first, None for a day not logged.
         "sparkline": sparkline,
+    }
+
+
+def _drinking(m: Member, result: summary.MemberSummary) -> dict[str, Any]:
+    last_30 = result.last_30_days
+    counts = {
+        "drinking_days": last_30.days_logged - last_30.alcohol_free_days,
+        "heavy_days": last_30.heavy_days,
+    }
+    tier = triage_rules.drinking_tier(m.goal_type, **counts)
+    return {
+        **counts,
+        "against_goal": triage_rules.days_against_goal(m.goal_type, **counts),
+        "tier": tier,
     }
 
 
@@ -162,7 +182,7 @@ def _items(rows: list[_Row], *, now: datetime) -> list[dict[str, Any]]:
 def caseload(actor: User, *, cursor: str | None, limit: int, now: datetime) -> dict[str, Any]:
     """`GET /coach/members`: the members `actor` may see, most urgent flags first, then most open
     flags, keyset-paged; each with flag counts, last activity and summary. Audited per member."""
-    query, urgent, open_ = _members_query(actor)
+    query, urgent, open_, _ = _members_query(actor)
     after = decode_page_cursor(cursor)
     if after:
         try:
@@ -184,10 +204,117 @@ def caseload(actor: User, *, cursor: str | None, limit: int, now: datetime) -> d
     }
 
 
+# --- the dashboard's triage ---------------------------------------------------------------------------
+
+#: What the workbench's caseload sorts on: "need" (the default), or one column.
+TRIAGE_SORTS = ("need", "name", "risk", "flags", "last_entry", "against_goal")
+#: Days of drinking the triage counts against the goal (the summary's "last 30 days").
+TRIAGE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class TriageFilters:
+    """Who the caseload lists: a name or email containing `search`; only members with flags to handle;
+    only those with no entry for `quiet_days` days or more; only those with an active plan of `medication`."""
+
+    search: str = ""
+    has_flags: bool = False
+    quiet_days: int | None = None
+    medication: str | None = None
+
+
+def triage(
+    actor: User,
+    *,
+    sort: str,
+    descending: bool,
+    filters: TriageFilters,
+    offset: int,
+    limit: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The dashboard's caseload: `GET /coach/members`'s rows, sorted by need (open urgent flags, then
+    warnings, then whole days since the last entry, then days of drinking against the goal in the last
+    30) or by one column, searched and filtered; a page of `limit` from `offset`. Audited per member."""
+    query, urgent, open_, counts = _members_query(actor)
+    warnings = func.coalesce(counts.c.warning_flags, 0)
+    last_entry = safety._last_entry_at(Member.id)
+    local_today = cast(
+        func.timezone(Member.timezone, bindparam("now", now, type_=DateTime(timezone=True))), Date
+    )
+
+    def days_of_30(*where: Any) -> Any:
+        return (
+            select(func.count())
+            .where(
+                DrinkLog.member_id == Member.id,
+                DrinkLog.deleted_at.is_(None),
+                DrinkLog.date > local_today - TRIAGE_DAYS,
+                DrinkLog.date <= local_today,
+                *where,
+            )
+            .scalar_subquery()
+        )
+
+    heavy = days_of_30(DrinkLog.heavy)
+    # triage.days_against_goal, in SQL so the database sorts and pages.
+    against = case(
+        (Member.goal_type == triage_rules.ABSTAIN, days_of_30(DrinkLog.grams_ethanol > 0)), else_=heavy
+    )
+    quiet = func.floor(func.extract("epoch", now - last_entry) / 86400)
+    name = func.lower(func.coalesce(User.display_name, User.email))
+    if filters.search:
+        pattern = "%" + filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(User.display_name.ilike(pattern) | User.email.ilike(pattern))
+    if filters.has_flags:
+        query = query.where(open_ > 0)
+    if filters.quiet_days is not None:
+        cutoff = now - timedelta(days=filters.quiet_days)
+        query = query.where(func.coalesce(last_entry, Member.enrolled_at) <= cutoff)
+    if filters.medication:
+        query = query.where(
+            select(MedicationPlan.id)
+            .where(
+                MedicationPlan.member_id == Member.id,
+                MedicationPlan.medication == filters.medication,
+                MedicationPlan.start_date <= local_today,
+                (MedicationPlan.end_date.is_(None)) | (MedicationPlan.end_date >= local_today),
+            )
+            .exists()
+        )
+    need = [urgent.desc(), warnings.desc(), quiet.desc().nulls_first(), against.desc()]
+    columns = {
+        "need": need,
+        "name": [name.desc() if descending else name],
+        "risk": [
+            func.coalesce(counts.c.top_tier, 0).desc() if descending else func.coalesce(counts.c.top_tier, 0),
+            *need,
+        ],
+        "flags": [(urgent.desc(), open_.desc()) if descending else (urgent, open_)],
+        "last_entry": [last_entry.desc().nulls_last() if descending else last_entry.asc().nulls_first()],
+        "against_goal": [against.desc() if descending else against],
+    }
+    order = [c for group in columns[sort] for c in (group if isinstance(group, tuple) else (group,))]
+    found = session.execute(
+        query.add_columns(warnings.label("warning_flags"))
+        .order_by(*order, Member.id)
+        .offset(offset)
+        .limit(limit + 1)
+    ).all()
+    rows = [(_Row(*r[:-1]), r[-1]) for r in found[:limit]]
+    audit.record_many(
+        "caseload.listed", actor_id=actor.id, now=now, subject_member_ids=[r.member.id for r, _ in rows]
+    )
+    items = _items([r for r, _ in rows], now=now)
+    for item, (_, warning_flags) in zip(items, rows, strict=True):
+        item["warning_flags"] = warning_flags
+    return {"items": items, "more": len(found) > limit}
+
+
 def _row(actor: User, member_id: uuid.UUID) -> _Row:
     """The member's caseload row, if `actor` may see them (the query is the caseload's): else the same
     404 as a member who does not exist."""
-    query, _, _ = _members_query(actor)
+    query, _, _, _ = _members_query(actor)
     found = session.execute(query.where(Member.id == member_id)).one_or_none()
     if found is None:
         raise NotFound("No such member on your caseload.")

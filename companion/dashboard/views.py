@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
@@ -37,14 +37,17 @@ from werkzeug.wrappers import Response
 from companion.accounts import services as accounts
 from companion.accounts.models import Role, User
 from companion.accounts.passwords import verify_password
+from companion.audit import services as audit
 from companion.audit.models import AuditEntry
 from companion.auth.access import PUBLIC, allow
 from companion.coaching import services as coaching
 from companion.dashboard import charts
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
-from companion.domain import drinking
+from companion.domain import drinking, triage
 from companion.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from companion.domain.medications import MEDICATIONS
+from companion.domain.safety import Tier
 from companion.extensions import email_key, limiter
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medications
@@ -195,6 +198,35 @@ def logout() -> Response:
     return redirect(url_for("dashboard.login"))
 
 
+@bp.route("/account", methods=["GET", "POST"])
+@allow(*STAFF)
+def account() -> Any:
+    """The staff member's own settings: the zone the dashboard shows times in (blank: the browser's)."""
+    if request.method == "GET":
+        return render_template(
+            "dashboard/account.html", zone=current_user.timezone or "", error=None, zones=_zones()
+        )
+    zone = request.form.get("timezone", "").strip()
+    if zone and zone not in iana_zones():
+        error = (
+            f"timezone: {zone[:64]} is not an IANA time zone (for example Europe/London); nothing was saved."
+        )
+        return render_template("dashboard/account.html", zone=zone, error=error, zones=_zones()), 422
+    with unit_of_work():
+        user = db_session.get(User, current_user.id)
+        before = user.timezone
+        user.timezone = zone or None
+        audit.record(
+            "staff.timezone_changed", actor_id=user.id, now=utcnow(), before=before, after=user.timezone
+        )
+    flash(f"Times are now shown in {zone}." if zone else "Times are now shown in your browser's zone.")
+    return redirect(url_for("dashboard.account"))
+
+
+def _zones() -> list[str]:
+    return sorted(iana_zones())
+
+
 # --- the flag queue ---------------------------------------------------------------------------------
 
 
@@ -244,9 +276,10 @@ def queue() -> Any:
     )
 
 
-def _with_args(**changes: Any) -> str:
-    args = {k: v for k, v in request.args.items() if k not in changes}
-    args.update({k: v for k, v in changes.items() if v is not None})
+def _with_args(_drop: tuple[str, ...] = (), **changes: Any) -> str:
+    """This page's URL with `changes` (None: left out) and without `_drop`; repeated arguments kept."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in changes and k not in _drop]
+    args += [(k, v) for k, v in changes.items() if v is not None]
     return f"{request.path}?{urlencode(args)}" if args else request.path
 
 
@@ -284,19 +317,62 @@ def resolve(flag_id: uuid.UUID) -> Response:
 @bp.route("/members", methods=["GET"])
 @allow(*STAFF)
 def caseload() -> Any:
-    """Each member's risk, last activity and a 30-day drinking sparkline."""
-    try:
-        with unit_of_work():
-            page = coaching.caseload(
-                current_user, cursor=request.args.get("cursor"), limit=QUEUE_PAGE, now=utcnow()
-            )
-    except InvalidInput:
-        abort(400, description="That page of the caseload does not exist; start again from the first.")
+    """The caseload, sorted by need (or a column), searched and filtered: each member's risk, flags,
+    last entry, a 30-day drinking sparkline and drinking against their goal."""
+    sort = _choice("sort", list(coaching.TRIAGE_SORTS)) or "need"
+    direction = _choice("dir", ["asc", "desc"]) or ("asc" if sort in ("name", "last_entry") else "desc")
+    quiet = _whole("quiet", 1, 3650)
+    page_no = _whole("page", 1, 100_000) or 1
+    medication = _choice("medication", list(MEDICATIONS))
+    filters = coaching.TriageFilters(
+        search=request.args.get("q", "").strip()[:100],
+        has_flags=request.args.get("flags") == "1",
+        quiet_days=quiet,
+        medication=medication,
+    )
+    with unit_of_work():
+        found = coaching.triage(
+            current_user,
+            sort=sort,
+            descending=direction == "desc",
+            filters=filters,
+            offset=(page_no - 1) * QUEUE_PAGE,
+            limit=QUEUE_PAGE,
+            now=utcnow(),
+        )
     return render_template(
         "dashboard/caseload.html",
-        members=page["items"],
+        members=found["items"],
         sparkline=charts.sparkline,
-        next_url=_with_args(cursor=page["next_cursor"]) if page["next_cursor"] else None,
+        ago=lambda then, now: triage.duration(now - then),
+        sort=sort,
+        direction=direction,
+        filters=filters,
+        medications=list(MEDICATIONS),
+        sort_url=_sort_url,
+        now=utcnow(),
+        prev_url=_with_args(page=page_no - 1 if page_no > 2 else None, _drop=("page",))
+        if page_no > 1
+        else None,
+        next_url=_with_args(page=page_no + 1) if found["more"] else None,
+    )
+
+
+def _whole(name: str, low: int, high: int) -> int | None:
+    """A whole-number query argument in [low, high], or a 400 naming it."""
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not low <= int(value) <= high:
+        abort(400, description=f"{name}: must be a whole number from {low} to {high}.")
+    return int(value)
+
+
+def _sort_url(column: str, current: str, direction: str) -> str:
+    """A column header's link: sort by it, or flip the direction when it is already the sort."""
+    flipped = "asc" if direction == "desc" else "desc"
+    return _with_args(
+        sort=column, dir=flipped if column == current else None, page=None, _drop=("dir", "page")
     )
 
 
@@ -493,9 +569,29 @@ def coach_zone() -> str:
     return zone if zone in iana_zones() else "UTC"
 
 
+def flag_times(flag: dict[str, Any]) -> dict[str, str | None]:
+    """A flag's age, and the time left before it escalates (or how long it is overdue), as text."""
+    now = utcnow()
+    left = triage.escalates_in(
+        tier=int(Tier[flag["severity"].upper()]),
+        status=flag["status"],
+        created_at=flag["created_at"],
+        escalated_at=flag["escalated_at"],
+        sla=safety.SETTINGS.urgent_sla,
+        now=now,
+    )
+    if left is None:
+        escalation = None
+    elif left > timedelta(0):
+        escalation = f"escalates in {triage.duration(left)}"
+    else:
+        escalation = f"escalation due {triage.duration(left)} ago"
+    return {"age": triage.duration(now - flag["created_at"]), "escalation": escalation}
+
+
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
-    return {"coach_zone": coach_zone, "unit_name": drinking.unit_name}
+    return {"coach_zone": coach_zone, "unit_name": drinking.unit_name, "flag_times": flag_times}
 
 
 @bp.app_template_filter("when")

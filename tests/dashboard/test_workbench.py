@@ -133,3 +133,134 @@ def test_times_are_shown_in_the_coachs_zone(app, coach, world):
     html = coach.get("/dashboard/flags").get_data(as_text=True)
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d CE(S)?T", html), "times in the browser's zone at sign-in"
     assert " UTC" not in text_of(html[html.index("<table") :])
+
+
+# --- 2. triage --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def caseload(app, client, world):
+    """coach_a's caseload beyond alice (urgent and warning flags) and ann (an info flag, nothing
+    logged): carl (abstinence goal, in the UK, six heavy days in the last 30, no flag), dora (nothing
+    logged since enrolling 10 days ago), eve (one drinking day yesterday)."""
+    from sqlalchemy import update
+
+    from companion.accounts.models import Member
+    from tests.safety import helpers
+
+    address = client.environ_base.get("REMOTE_ADDR")
+    client.environ_base["REMOTE_ADDR"] = "192.0.2.77"  # registration is rate-limited by address
+    for name, country in (("carl", "GB"), ("dora", "US"), ("eve", "US")):
+        world.ids[name], world.emails[name] = helpers.new_member(
+            app, client, display_name=name.title(), timezone=world_builder.ZONE, country=country
+        )
+        helpers.assign(app, world.emails[name], world.emails["coach_a"])
+    if address is None:
+        client.environ_base.pop("REMOTE_ADDR")
+    else:
+        client.environ_base["REMOTE_ADDR"] = address
+    carl = helpers.api_for(app, client, world.ids["carl"])
+    for back in range(1, 13):
+        day = world.today - back * world_builder.DAY
+        r = carl.put(f"/drink-logs/{day.isoformat()}", {"standard_drinks": 8 if back % 2 else 0})
+        assert r.status_code == 201, r.get_json()
+    eve = helpers.api_for(app, client, world.ids["eve"])
+    r = eve.put(f"/drink-logs/{(world.today - world_builder.DAY).isoformat()}", {"standard_drinks": 2})
+    assert r.status_code == 201, r.get_json()
+    with app.app_context(), db.unit_of_work() as session:
+        session.execute(
+            update(Member)
+            .where(Member.id == world.ids["dora"])
+            .values(enrolled_at=world_builder.now() - timedelta(days=10))
+        )
+    return world
+
+
+def names_listed(html: str) -> list[str]:
+    return re.findall(r'<tr class="member" data-id="[^"]+">\s*<td><a href="[^"]+">([^<]+)</a>', html)
+
+
+def row_of(html: str, name: str) -> str:
+    start = html.index(f">{name}</a>")
+    return text_of(html[start : html.index("</tr>", start)])
+
+
+def test_the_caseload_is_sorted_by_need(app, coach, caseload):
+    html = coach.get("/dashboard/members").get_data(as_text=True)
+    listed = names_listed(html)
+    # Urgent flags first; then nobody-logged (the longest without an entry), then drinking against goal.
+    assert listed[0] == "Alice"
+    assert set(listed[1:3]) == {"Ann", "Dora"}
+    assert listed[3:] == ["Carl", "Eve"]
+    # Six heavy days against an abstinence goal is a risk even without a flag; the unit is named.
+    carl = row_of(html, "Carl")
+    assert "warning from drinking" in carl
+    assert "6 d (any drinking; goal abstain)" in carl and "UK units" in carl
+    assert "info from drinking" in row_of(html, "Eve") and "US drinks" in row_of(html, "Eve")
+    assert "none" in row_of(html, "Dora")
+
+
+def test_the_caseload_sorts_by_column_both_ways(app, coach, caseload):
+    by_name = names_listed(coach.get("/dashboard/members?sort=name").get_data(as_text=True))
+    assert by_name == ["Alice", "Ann", "Carl", "Dora", "Eve"]
+    html = coach.get("/dashboard/members?sort=name&dir=desc").get_data(as_text=True)
+    assert names_listed(html) == by_name[::-1]
+    assert 'aria-sort="descending"' in html
+    against = names_listed(coach.get("/dashboard/members?sort=against_goal").get_data(as_text=True))
+    assert against[:2] == ["Alice", "Carl"]  # 8 and 6 drinking days against abstinence
+    assert coach.get("/dashboard/members?sort=shoe_size").status_code == 400
+
+
+def test_the_caseload_searches_and_filters(app, coach, caseload):
+    def listed(query: str) -> list[str]:
+        r = coach.get(f"/dashboard/members?{query}")
+        assert r.status_code == 200, query
+        return sorted(names_listed(r.get_data(as_text=True)))
+
+    assert listed("q=car") == ["Carl"]
+    assert listed(f"q={caseload.emails['eve'][:12]}") == ["Eve"]
+    assert listed("q=%25") == []  # a wildcard typed is a character searched for
+    assert listed("flags=1") == ["Alice", "Ann"]
+    assert listed("quiet=7") == ["Dora"]
+    assert listed("medication=naltrexone") == ["Alice"]
+    assert listed("medication=baclofen") == []
+    assert listed("flags=1&medication=naltrexone&q=ali") == ["Alice"]
+    for bad in ("quiet=-1", "quiet=soon", "medication=aspirin"):
+        r = coach.get(f"/dashboard/members?{bad}")
+        assert r.status_code == 400, bad
+        assert bad.split("=")[0] + ":" in r.get_data(as_text=True)
+
+
+def test_flags_show_their_age_and_time_left_before_escalation(app, coach, world):
+    fresh = world_builder.make_flag(
+        app, world.ids["ann"], rule="withdrawal_risk", age=timedelta(minutes=30), coach=world.ids["coach_a"]
+    )
+    html = coach.get("/dashboard/flags").get_data(as_text=True)
+
+    def cell(flag_id):
+        start = html.index(f'id="flag-{flag_id}"')
+        return text_of(html[start : html.index("</tr>", start)])
+
+    assert "30 min old" in cell(fresh) and re.search(r"escalates in 1 h (29|30) min", cell(fresh))
+    assert "3 h 00 min old" in cell(world.flags["alice_urgent"])
+    assert "escalation due 1 h 00 min ago" in cell(world.flags["alice_urgent"])
+    assert "escalat" not in cell(world.flags["alice_warning"]).replace("escalated", "")
+    assert "1 d 6 h old" in cell(world.flags["alice_warning"])
+
+
+def test_a_coach_sets_their_zone_on_their_account(app, coach, world):
+    r = pages.post_form(coach, "/dashboard/account", "/dashboard/account", timezone="Mars/Olympus")
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    assert "timezone: Mars/Olympus is not an IANA time zone" in html
+    assert 'value="Mars/Olympus"' in html  # what was typed is kept
+    r = pages.post_form(coach, "/dashboard/account", "/dashboard/account", timezone="Asia/Tokyo")
+    assert r.status_code == 302
+    html = coach.get("/dashboard/flags").get_data(as_text=True)
+    assert "times in Asia/Tokyo" in html
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d JST", html)
+    [row] = audit_rows(app, "staff.timezone_changed")
+    assert (row.actor_id, row.detail) == (world.ids["coach_a"], {"before": None, "after": "Asia/Tokyo"})
+    # Blank: back to the browser's zone (Europe/Berlin, sent at sign-in).
+    pages.post_form(coach, "/dashboard/account", "/dashboard/account", timezone="")
+    assert "times in Europe/Berlin" in coach.get("/dashboard/flags").get_data(as_text=True)
