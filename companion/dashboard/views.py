@@ -29,7 +29,6 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -38,13 +37,12 @@ from companion.accounts import services as accounts
 from companion.accounts.models import Role, User
 from companion.accounts.passwords import verify_password
 from companion.audit import services as audit
-from companion.audit.models import AuditEntry
 from companion.auth.access import PUBLIC, allow
 from companion.coaching import services as coaching
 from companion.dashboard import charts
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
-from companion.domain import drinking, triage
+from companion.domain import drinking, localtime, triage
 from companion.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
 from companion.domain.medications import MEDICATIONS
 from companion.domain.safety import Tier
@@ -538,28 +536,41 @@ def send_message(member_id: uuid.UUID) -> Response:
 @bp.route("/audit", methods=["GET"])
 @allow(Role.ADMIN)
 def audit_log() -> Any:
-    """Who read or changed what, newest first; filter by member."""
-    query = select(AuditEntry, User.email).outerjoin(User, User.id == AuditEntry.actor_id)
-    member_arg = request.args.get("member")
-    if member_arg:
-        try:
-            query = query.where(AuditEntry.subject_member_id == uuid.UUID(member_arg))
-        except ValueError:
-            abort(400, description="member: not a member id.")
-    before = request.args.get("before", type=int)
-    if before:
-        query = query.where(AuditEntry.id < before)
-    rows = db_session.execute(query.order_by(AuditEntry.id.desc()).limit(AUDIT_PAGE + 1)).all()
-    more = len(rows) > AUDIT_PAGE
-    rows = rows[:AUDIT_PAGE]
-    names = coaching.member_names(sorted({e.subject_member_id for e, _ in rows if e.subject_member_id}))
+    """Who read or changed what, newest first; filter by staff, member (name, email or id), action and
+    days (in the admin's zone)."""
+    zone = coach_zone()
+    start, end = _day("from"), _day("to")
+    if start and end and start > end:
+        abort(400, description="from: must not be after to.")
+    with unit_of_work():
+        rows, more = audit.search(
+            staff=request.args.get("staff", "").strip()[:254],
+            member=request.args.get("member", "").strip()[:254],
+            action=request.args.get("action", "").strip()[:64],
+            start=localtime.day_bounds_utc(start, zone)[0] if start else None,
+            end=localtime.day_bounds_utc(end, zone)[1] if end else None,
+            before=_whole("before", 1, 2**62),
+            limit=AUDIT_PAGE,
+        )
+        names = coaching.member_names(sorted({e.subject_member_id for e, _ in rows if e.subject_member_id}))
     return render_template(
         "dashboard/audit.html",
         rows=rows,
         names=names,
-        member=member_arg,
+        args=request.args,
+        actions=audit.ACTIONS,
         next_url=_with_args(before=rows[-1][0].id) if more else None,
     )
+
+
+def _day(name: str) -> date | None:
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        abort(400, description=f"{name}: not a date (YYYY-MM-DD).")
 
 
 def coach_zone() -> str:

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from companion import privacy
 from companion.accounts.models import CoachAssignment, Member, Role, User
+from companion.audit import services as audit
 from companion.db import session, utcnow
 from companion.domain import localtime, plans
 from companion.domain.errors import Conflict, InvalidInput, NotFound
@@ -84,6 +85,18 @@ def _step_to_json(step: plans.PlanStep) -> dict[str, Any]:
         "from_date": step.from_date.isoformat(),
         "dose_mg": str(step.dose_mg),
         "times": [t.strftime("%H:%M") for t in step.times],
+    }
+
+
+def plan_record(plan: plans.Plan) -> dict[str, Any]:
+    """A plan as the audit log keeps it (JSON): what a staff write changed it from and to."""
+    return {
+        "medication": plan.medication,
+        "dose_mg": str(plan.dose_mg),
+        "times": [t.strftime("%H:%M") for t in plan.times],
+        "start_date": plan.start_date.isoformat(),
+        "end_date": plan.end_date.isoformat() if plan.end_date else None,
+        "steps": [_step_to_json(s) for s in plan.steps],
     }
 
 
@@ -208,6 +221,14 @@ def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now:
     session.flush()
     nudge_hooks.plan_changed(member.id, row.id, now=now)
     request_safety_scan(member, now=now)  # a new plan can make past entries matter (e.g. a contraindication)
+    audit.record(
+        "plan.created",
+        actor_id=actor.id,
+        now=now,
+        subject_member_id=member.id,
+        plan_id=str(row.id),
+        after=plan_record(plan),
+    )
     return row
 
 
@@ -250,6 +271,15 @@ def update_plan(
         session.flush()
         nudge_hooks.plan_changed(member.id, row.id, now=now)
         request_safety_scan(member, now=now)
+        audit.record(
+            "plan.changed",
+            actor_id=actor.id,
+            now=now,
+            subject_member_id=member.id,
+            plan_id=str(row.id),
+            before=plan_record(current),
+            after=plan_record(new),
+        )
     return row
 
 

@@ -264,3 +264,95 @@ def test_a_coach_sets_their_zone_on_their_account(app, coach, world):
     # Blank: back to the browser's zone (Europe/Berlin, sent at sign-in).
     pages.post_form(coach, "/dashboard/account", "/dashboard/account", timezone="")
     assert "times in Europe/Berlin" in coach.get("/dashboard/flags").get_data(as_text=True)
+
+
+# --- 4. every staff write audited; the audit page's filters -----------------------------------------
+
+
+def test_every_staff_write_is_audited(app, client, coach, world):
+    alice = world.ids["alice"]
+    page = f"/dashboard/members/{alice}"
+    created = audit_rows(app, "plan.created")  # the world's plan, made by coach_a through the service
+    assert [(r.actor_id, r.subject_member_id, r.detail["plan_id"]) for r in created] == [
+        (world.ids["coach_a"], alice, world.plan_id)
+    ]
+    assert created[0].detail["after"]["dose_mg"] == "50"
+    assert created[0].detail["after"]["times"] == ["09:00"]
+
+    was = {"was_dose_mg": "50", "was_times": "09:00", "was_end_date": ""}
+    pages.post_form(
+        coach, page, f"{page}/plans/{world.plan_id}", dose_mg="25", times="09:00", end_date="", **was
+    )
+    [changed] = audit_rows(app, "plan.changed")
+    assert (changed.actor_id, changed.subject_member_id) == (world.ids["coach_a"], alice)
+    assert changed.detail["before"]["steps"] == []
+    assert [s["dose_mg"] for s in changed.detail["after"]["steps"]] == ["25"]
+    assert changed.detail["after"]["steps"][0]["from_date"] == world.today.isoformat()
+
+    html = coach.get(page).get_data(as_text=True)
+    message_id = re.search(r'name="message_id" value="([^"]+)"', html).group(1)
+    form = {"csrf_token": pages.csrf(html), "message_id": message_id, "body": "Proud of you."}
+    for _ in range(2):  # sent once, audited once
+        coach.post(f"{page}/messages", data=form)
+    [sent] = audit_rows(app, "message.sent")
+    assert (sent.actor_id, sent.subject_member_id, sent.detail) == (
+        world.ids["coach_a"],
+        alice,
+        {"message_id": message_id, "characters": len("Proud of you.")},
+    )
+
+    flag = world.flags["alice_urgent"]
+    pages.post_form(coach, page, f"/dashboard/flags/{flag}/acknowledge", back=page)
+    pages.post_form(coach, page, f"/dashboard/flags/{flag}/resolve", back=page, note="Spoke to her GP")
+    for action in ("flag.acknowledged", "flag.resolved"):
+        [row] = audit_rows(app, action)
+        assert (row.actor_id, row.subject_member_id, row.detail) == (
+            world.ids["coach_a"],
+            alice,
+            {"flag_id": str(flag), "rule": "severe_side_effect"},
+        )
+
+
+def test_the_audit_page_filters_by_staff_member_action_and_day(app, client, world):
+    alice, ann = world.ids["alice"], world.ids["ann"]
+    pages.sign_in(client, world.emails["coach_a"])
+    client.get(f"/dashboard/members/{alice}")
+    client.get(f"/dashboard/members/{ann}")
+    client.post(
+        "/dashboard/logout",
+        data={"csrf_token": pages.csrf(client.get("/dashboard/flags").get_data(as_text=True))},
+    )
+    pages.sign_in(client, world.emails["admin"])
+    client.get(f"/dashboard/members/{ann}")
+
+    def listed(query: str) -> list[tuple[str, str]]:
+        r = client.get(f"/dashboard/audit?{query}")
+        assert r.status_code == 200, query
+        html = r.get_data(as_text=True)
+        rows = re.findall(
+            r'<tr class="entry" data-action="([^"]+)">\s*<td>[^<]*</td>\s*<td>([^<]+)</td>', html
+        )
+        return rows
+
+    viewed = listed("action=member.viewed")
+    assert viewed == [
+        ("member.viewed", world.emails["admin"]),
+        ("member.viewed", world.emails["coach_a"]),
+        ("member.viewed", world.emails["coach_a"]),
+    ]
+    assert listed("action=member.viewed&staff=Coach_A") == viewed[1:]  # by display name
+    assert listed(f"action=member.viewed&staff={world.emails['admin'][:10]}") == viewed[:1]  # by email
+    assert len(listed("action=member.viewed&member=ann")) == 2  # by the member's name
+    assert len(listed(f"action=member.viewed&member={world.emails['alice']}")) == 1  # by email
+    assert len(listed(f"action=member.viewed&member={alice}")) == 1  # by id
+    assert {a for a, _ in listed("action=plan")} == {"plan.created"}  # a prefix
+    today = world_builder.now().date().isoformat()  # the admin reads in UTC (no zone sent, none set)
+    assert len(listed(f"action=member.viewed&from={today}&to={today}")) == 3
+    tomorrow = (world_builder.now().date() + timedelta(days=1)).isoformat()
+    assert listed(f"action=member.viewed&from={tomorrow}") == []
+    long_ago = (world.today - timedelta(days=400)).isoformat()
+    assert len(listed(f"action=member.viewed&from={long_ago}")) == 3
+    for bad in ("from=yesterday", "to=2026-13-01", f"from={tomorrow}&to={today}"):
+        r = client.get(f"/dashboard/audit?{bad}")
+        assert r.status_code == 400, bad
+        assert re.search(r"(from|to):", r.get_data(as_text=True)), bad
