@@ -39,7 +39,7 @@ from companion.accounts.passwords import verify_password
 from companion.audit import services as audit
 from companion.auth.access import PUBLIC, allow
 from companion.coaching import services as coaching
-from companion.dashboard import charts
+from companion.dashboard import charts, plan_forms
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
 from companion.domain import drinking, localtime, triage
@@ -49,6 +49,7 @@ from companion.domain.safety import Tier
 from companion.extensions import email_key, limiter
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medications
+from companion.medications.models import MedicationPlan
 from companion.nudges import services as nudges
 from companion.nudges.models import Message
 from companion.nudges.schemas import MAX_MESSAGE_LENGTH
@@ -377,7 +378,14 @@ def _sort_url(column: str, current: str, direction: str) -> str:
 @bp.route("/members/<uuid:member_id>", methods=["GET"])
 @allow(*STAFF)
 def member(member_id: uuid.UUID) -> Any:
-    """One member: summary, charts over 30 or 90 days, medication plans, flags and messages."""
+    """One member: summary, charts over 30 or 90 days, their story, medication plans, flags and messages."""
+    return _member_page(member_id)
+
+
+def _member_page(
+    member_id: uuid.UUID, *, status: int = 200, forms: dict[str, plan_forms.PlanForm] | None = None
+) -> Any:
+    """The member page; `forms`: plan forms to show as submitted (a refused one, with its errors)."""
     days = request.args.get("days", type=int) or coaching.CHART_WINDOWS[0]
     if days not in coaching.CHART_WINDOWS:
         abort(400, description="days: must be 30 or 90.")
@@ -398,9 +406,17 @@ def member(member_id: uuid.UUID) -> Any:
     except InvalidInput:
         abort(400, description="That page of the story does not exist; start again from the newest.")
     story = page["story"]
+    today = page["today"]
+    shown = {str(p["id"]): plan_forms.edit_form(p, today=today) for p in page["plans"]}
+    shown["new"] = plan_forms.new_form(today=today)
+    shown.update(forms or {})
     return render_template(
         "dashboard/member.html",
         **page,
+        forms=shown,
+        step_fields=plan_forms.STEP_FIELDS,
+        medication_codes=list(MEDICATIONS),
+        new_plan_id=request.form.get("plan_id") if forms and "new" in forms else uuid.uuid4(),
         days=days,
         kinds=kinds,
         story_kinds=STORY_FILTERS,
@@ -410,7 +426,7 @@ def member(member_id: uuid.UUID) -> Any:
         message_id=uuid.uuid4(),
         max_message=MAX_MESSAGE_LENGTH,
         max_note=MAX_NOTE,
-    )
+    ), status
 
 
 #: The story's kinds as the filter names them (a flag's later events go with "flags").
@@ -474,34 +490,65 @@ def _member_url(member_id: uuid.UUID, anchor: str) -> str:
     return url_for("dashboard.member", member_id=member_id) + anchor
 
 
-def _field_messages(fields: dict[str, Any]) -> str:
-    return "; ".join(f"{name}: {' '.join(map(str, msgs))}" for name, msgs in sorted(fields.items()))
-
-
 @bp.route("/members/<uuid:member_id>/plans/<uuid:plan_id>", methods=["POST"])
 @allow(*STAFF)
-def edit_plan(member_id: uuid.UUID, plan_id: uuid.UUID) -> Response:
-    """Change a plan's dose, times or end date (the API's PATCH, with its rules about the past)."""
-    form = request.form
-    changes: dict[str, Any] = {}
-    for name in ("dose_mg", "end_date"):
-        if name in form and form[name].strip() != form.get(f"was_{name}", "").strip():
-            changes[name] = form[name].strip() or None
-    if "times" in form:
-        times = [t.strip() for t in form["times"].replace(";", ",").split(",") if t.strip()]
-        was = [t.strip() for t in form.get("was_times", "").split(",") if t.strip()]
-        if times != was:
-            changes["times"] = times
+def edit_plan(member_id: uuid.UUID, plan_id: uuid.UUID) -> Any:
+    """Change a plan's dose and times from today, its end date and its steps ahead (the API's PATCH,
+    with its rules about the past). Refused: the page again, each error beside its field, as typed."""
+    body, rows_sent = plan_forms.changes(request.form)
     try:
-        data = medication_schemas.PlanPatchSchema().load(changes)
+        data = medication_schemas.PlanPatchSchema().load(body)
         with unit_of_work():
             medications.update_plan(current_user, member_id, plan_id, data, now=utcnow())
-        flash("Medication plan saved." if changes else "Nothing changed.")
     except ValidationError as error:
-        flash("Not saved. " + _field_messages(error.messages))  # type: ignore[arg-type]
+        return _plan_refused(member_id, str(plan_id), error.messages, rows_sent, EDIT_FIELDS)
     except InvalidInput as error:
-        flash("Not saved. " + _field_messages(error.fields or {}))
-    return redirect(_member_url(member_id, "#plans"))
+        problems = {**(error.fields or {}), **plan_forms.regimen_problems(data, request.form)}
+        return _plan_refused(member_id, str(plan_id), problems, rows_sent, EDIT_FIELDS)
+    flash(
+        "Saved: the plan is changed." if body else "Nothing to save: no field was changed.", f"plan-{plan_id}"
+    )
+    return redirect(_member_url(member_id, f"#plan-{plan_id}"))
+
+
+EDIT_FIELDS = ("dose_mg", "times", "end_date")
+NEW_FIELDS = ("medication", "dose_mg", "times", "start_date", "end_date")
+
+
+@bp.route("/members/<uuid:member_id>/plans", methods=["POST"])
+@allow(*STAFF)
+def create_plan(member_id: uuid.UUID) -> Any:
+    """Start a plan (the API's POST); the form's own id makes a resubmitted form store it once."""
+    try:
+        plan_id = uuid.UUID(request.form.get("plan_id", ""))
+    except ValueError:
+        abort(400, description="plan_id: reload the page and save again.")
+    body, rows_sent = plan_forms.new_plan_body(request.form)
+    try:
+        data = medication_schemas.PlanInputSchema().load(body)
+        with unit_of_work():
+            coaching.member(current_user, member_id)  # 404 before revealing anything
+            stored = db_session.get(MedicationPlan, plan_id)
+            if stored is None:
+                medications.create_plan(current_user, member_id, data, now=utcnow(), plan_id=plan_id)
+            elif stored.member_id != member_id:
+                abort(400, description="plan_id: reload the page and save again.")
+    except ValidationError as error:
+        return _plan_refused(member_id, "new", error.messages, rows_sent, NEW_FIELDS)
+    except InvalidInput as error:
+        return _plan_refused(member_id, "new", error.fields or {}, rows_sent, NEW_FIELDS)
+    except IntegrityError:  # the same form submitted twice at once: the first one stored it
+        pass
+    flash(f"Saved: a new {body['medication']} plan.", f"plan-{plan_id}")
+    return redirect(_member_url(member_id, f"#plan-{plan_id}"))
+
+
+def _plan_refused(
+    member_id: uuid.UUID, key: str, messages: Any, rows_sent: list[int], names: tuple[str, ...]
+) -> Any:
+    typed = plan_forms.submitted(request.form, names)
+    typed.errors = plan_forms.errors_by_field(messages, rows_sent, typed)
+    return _member_page(member_id, status=422, forms={key: typed})
 
 
 @bp.route("/members/<uuid:member_id>/messages", methods=["POST"])

@@ -191,8 +191,16 @@ def _step(raw: dict[str, Any]) -> plans.PlanStep:
     return plans.PlanStep(raw["from_date"], raw["dose_mg"], _sorted_times(raw["times"]))
 
 
-def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now: datetime) -> MedicationPlan:
+def create_plan(
+    actor: User,
+    member_id: uuid.UUID,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    plan_id: uuid.UUID | None = None,
+) -> MedicationPlan:
     """`POST /coach/members/{id}/medication-plans`: a new plan for a member `actor` may manage.
+    `plan_id`: the id the dashboard's form carries, so a resubmitted form cannot store twice.
 
     `start_date` defaults to the member's local today and may not be before it: adherence counts
     doses from the start date, and doses before the plan existed must never count as missed.
@@ -206,7 +214,7 @@ def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now:
     if start < today:
         raise InvalidInput(_INVALID, fields={"start_date": [_not_before_today(today)]})
     plan = plans.Plan(
-        id=uuid.uuid4(),
+        id=plan_id or uuid.uuid4(),
         medication=data["medication"],
         dose_mg=data["dose_mg"],
         times=_sorted_times(data["times"]),

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from companion import db
 from companion.audit.models import AuditEntry
-from companion.medications.models import MedicationPlan
 from companion.nudges.models import Message
 from companion.safety.models import Flag
 from tests.dashboard import pages
@@ -238,27 +237,6 @@ def test_send_a_message_once_whatever_the_resubmissions(app, coach, world):
         coach, page, f"/dashboard/members/{bob}/messages", body="hi", message_id=str(uuid.uuid4())
     )
     assert r.status_code == 404 and count(app, Message) == 1
-
-
-def test_edit_a_medication_plan(app, coach, world):
-    alice = world.ids["alice"]
-    page = f"/dashboard/members/{alice}"
-    action = f"{page}/plans/{world.plan_id}"
-    was = {"was_dose_mg": "50", "was_times": "09:00", "was_end_date": ""}
-    r = pages.post_form(coach, page, action, dose_mg="25", times="09:00, 21:00", end_date="", **was)
-    assert r.status_code == 302
-    assert "Medication plan saved." in coach.get(page).get_data(as_text=True)
-    with app.app_context():
-        plan = db.session.get(MedicationPlan, uuid.UUID(world.plan_id))
-        # started weeks ago: the change is a step from today, the past stays as it was
-        assert plan.dose_mg == 50 and plan.steps[-1]["dose_mg"] in ("25", "25.00", 25)
-        assert plan.steps[-1]["times"] == ["09:00", "21:00"]
-    r = pages.post_form(coach, page, action, dose_mg="-3", times="25:00", end_date="", **was)
-    html = coach.get(page).get_data(as_text=True)
-    assert "Not saved." in html and "dose_mg" in html and "times" in html
-    yesterday = (world.today - timedelta(days=1)).isoformat()
-    pages.post_form(coach, page, action, dose_mg="50", times="09:00", end_date=yesterday, **was)
-    assert "end_date" in coach.get(page).get_data(as_text=True)
 
 
 def test_audit_page_is_for_admins(app, client, world):

@@ -356,3 +356,184 @@ def test_the_audit_page_filters_by_staff_member_action_and_day(app, client, worl
         r = client.get(f"/dashboard/audit?{bad}")
         assert r.status_code == 400, bad
         assert re.search(r"(from|to):", r.get_data(as_text=True)), bad
+
+
+# --- 3. plans ---------------------------------------------------------------------------------------
+
+
+def plan_section(html: str, key: str) -> str:
+    start = html.index(f'id="plan-{key}"')
+    return html[start : html.index("</section>", start)]
+
+
+def stored_plans(app, member_id):
+    from companion.medications.models import MedicationPlan
+
+    with app.app_context():
+        return list(
+            db.session.execute(
+                select(MedicationPlan)
+                .where(MedicationPlan.member_id == member_id)
+                .order_by(MedicationPlan.created_at)
+            ).scalars()
+        )
+
+
+def test_a_dose_change_is_saved_visibly_and_the_field_shows_the_new_dose(app, coach, world):
+    alice = world.ids["alice"]
+    page = f"/dashboard/members/{alice}"
+    action = f"{page}/plans/{world.plan_id}"
+    r = pages.submit(coach, page, action, dose_mg="25")
+    assert r.status_code == 302 and r.headers["Location"].endswith(f"#plan-{world.plan_id}")
+    html = coach.get(page).get_data(as_text=True)
+    section = plan_section(html, world.plan_id)
+    # The success message sits in the plan's own section, styled as a success; not at the page's top.
+    assert '<p class="flash success" role="status">Saved: the plan is changed.</p>' in section
+    assert "Saved: the plan is changed." not in html[: html.index('id="plans"')]
+    # The field shows the dose now in force, not the plan's first dose.
+    fields = pages.form_fields(html, action)
+    assert (fields["dose_mg"], fields["was_dose_mg"]) == ("25", "25")
+    [plan] = stored_plans(app, alice)
+    assert plan.dose_mg == 50  # the past is not rewritten: the change is a step from today
+    assert plan.steps == [{"from_date": world.today.isoformat(), "dose_mg": "25", "times": ["09:00"]}]
+    # Sent again unchanged: nothing to save, said so.
+    pages.submit(coach, page, action)
+    assert "Nothing to save" in plan_section(coach.get(page).get_data(as_text=True), world.plan_id)
+
+
+def test_a_refused_plan_form_shows_each_error_beside_its_field_with_what_was_typed(app, coach, world):
+    alice = world.ids["alice"]
+    page = f"/dashboard/members/{alice}"
+    action = f"{page}/plans/{world.plan_id}"
+    key = f"plan-{world.plan_id}"
+    r = pages.submit(coach, page, action, dose_mg="-3")
+    assert r.status_code == 422
+    section = plan_section(r.get_data(as_text=True), world.plan_id)
+    assert re.search(rf'id="{key}-dose_mg-error">Must be positive', section)
+    assert 'value="-3"' in section
+    r = pages.submit(coach, page, action, dose_mg="30", times="25:00, 09:00", **{"steps-0-dose_mg": "abc"})
+    assert r.status_code == 422
+    html = r.get_data(as_text=True)
+    section = plan_section(html, world.plan_id)
+    assert 'class="flash error" role="alert"' in section and "Not saved" in section
+    times_error = unescape(re.search(rf'id="{key}-times-error">([^<]+)<', section).group(1))
+    assert "“25:00”" in times_error
+    assert re.search(rf'id="{key}-steps-0-dose_mg-error">[^<]*[Nn]ot a valid', section)
+    assert re.search(rf'id="{key}-steps-0-from_date-error">[^<]*', section)  # a step without its date
+    # What was typed is kept.
+    fields = pages.form_fields(html, action)
+    assert (fields["dose_mg"], fields["times"], fields["steps-0-dose_mg"]) == ("30", "25:00, 09:00", "abc")
+    assert 'aria-invalid="true"' in section
+    [plan] = stored_plans(app, alice)
+    assert plan.steps == [] and plan.dose_mg == 50
+
+
+def test_steps_ahead_make_a_taper_and_are_edited_from_the_page(app, coach, world):
+    alice = world.ids["alice"]
+    page = f"/dashboard/members/{alice}"
+    action = f"{page}/plans/{world.plan_id}"
+    week, fortnight = (world.today + timedelta(days=d) for d in (7, 14))
+    r = pages.submit(
+        coach,
+        page,
+        action,
+        **{
+            "steps-0-from_date": week.isoformat(),
+            "steps-0-dose_mg": "25",
+            "steps-0-times": "09:00",
+            "steps-1-from_date": fortnight.isoformat(),
+            "steps-1-dose_mg": "12.5",
+            "steps-1-times": "09:00",
+        },
+    )
+    assert r.status_code == 302, r.get_data(as_text=True)[:2000]
+    [plan] = stored_plans(app, alice)
+    assert [(s["from_date"], s["dose_mg"]) for s in plan.steps] == [
+        (week.isoformat(), "25"),
+        (fortnight.isoformat(), "12.5"),
+    ]
+    # The rows show them, with blank rows for more; change today's dose: the steps ahead stay.
+    fields = pages.form_fields(coach.get(page).get_data(as_text=True), action)
+    assert (fields["steps-0-dose_mg"], fields["steps-1-dose_mg"], fields["steps-2-dose_mg"]) == (
+        "25",
+        "12.5",
+        "",
+    )
+    assert pages.submit(coach, page, action, dose_mg="40").status_code == 302
+    [plan] = stored_plans(app, alice)
+    assert [(s["from_date"], s["dose_mg"]) for s in plan.steps] == [
+        (world.today.isoformat(), "40"),
+        (week.isoformat(), "25"),
+        (fortnight.isoformat(), "12.5"),
+    ]
+    # Remove the last step: today's step (the dose in force) is kept.
+    r = pages.submit(
+        coach, page, action, **{"steps-1-from_date": "", "steps-1-dose_mg": "", "steps-1-times": ""}
+    )
+    assert r.status_code == 302
+    [plan] = stored_plans(app, alice)
+    assert [(s["from_date"], s["dose_mg"]) for s in plan.steps] == [
+        (world.today.isoformat(), "40"),
+        (week.isoformat(), "25"),
+    ]
+    # A step in the past is history: refused, beside the steps, nothing stored.
+    r = pages.submit(
+        coach,
+        page,
+        action,
+        **{
+            "steps-2-from_date": (world.today - timedelta(days=3)).isoformat(),
+            "steps-2-dose_mg": "10",
+            "steps-2-times": "09:00",
+        },
+    )
+    assert r.status_code == 422
+    assert "history" in plan_section(r.get_data(as_text=True), world.plan_id) or "Step" in plan_section(
+        r.get_data(as_text=True), world.plan_id
+    )
+    assert len(stored_plans(app, alice)[0].steps) == 2
+
+
+def test_a_coach_starts_a_plan_once_whatever_the_resubmissions(app, coach, world):
+    ann = world.ids["ann"]
+    page = f"/dashboard/members/{ann}"
+    action = f"{page}/plans"
+    html = coach.get(page).get_data(as_text=True)
+    # Missing medication and times: errors beside them, the rest kept.
+    fields = pages.form_fields(html, action)
+    r = coach.post(action, data={**fields, "dose_mg": "333", "times": ""})
+    assert r.status_code == 422
+    section = plan_section(r.get_data(as_text=True), "new")
+    assert 'id="plan-new-medication-error"' in section and 'value="333"' in section
+    r = coach.post(action, data={**fields, "medication": "acamprosate", "dose_mg": "333", "times": ""})
+    assert r.status_code == 422
+    section = plan_section(r.get_data(as_text=True), "new")
+    assert 'id="plan-new-times-error"' in section and 'id="plan-new-medication-error"' not in section
+    assert '<option value="acamprosate" selected>' in section
+    assert stored_plans(app, ann) == []
+    form = {
+        **pages.form_fields(r.get_data(as_text=True), action),
+        "medication": "acamprosate",
+        "dose_mg": "666",
+        "times": "08:00, 14:00, 20:00",
+        "steps-0-from_date": (world.today + timedelta(days=10)).isoformat(),
+        "steps-0-dose_mg": "333",
+        "steps-0-times": "08:00, 20:00",
+    }
+    assert form["plan_id"] == fields["plan_id"]  # the refused form keeps its id: a retry stores once
+    for _ in range(2):
+        r = coach.post(action, data=form)
+        assert r.status_code == 302
+    [plan] = stored_plans(app, ann)
+    assert (plan.medication, plan.dose_mg, len(plan.times), plan.start_date) == (
+        "acamprosate",
+        666,
+        3,
+        world.today,
+    )
+    assert [s["dose_mg"] for s in plan.steps] == ["333"]
+    assert str(plan.id) == form["plan_id"]
+    html = coach.get(page).get_data(as_text=True)
+    assert "Saved: a new acamprosate plan." in plan_section(html, str(plan.id))
+    [created] = [r for r in audit_rows(app, "plan.created") if r.subject_member_id == ann]
+    assert created.detail["after"]["medication"] == "acamprosate"
