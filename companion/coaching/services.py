@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Date,
@@ -380,32 +381,43 @@ def _sources(zone: str) -> list[_Source]:
     ]
 
 
-def _story_sources(zone: str) -> list[_Source]:
-    """The dashboard's member story: the API's kinds, and a flag's later events as items of their own
-    (acknowledged; resolved or otherwise closed, with the note). A new kind is one more source here."""
+#: A flag's events in the member story: opened, acknowledged, and resolved (or otherwise closed).
+FLAG_EVENTS = {"flag": "created_at", "flag_acknowledged": "acknowledged_at", "flag_closed": "resolved_at"}
 
-    def local_day(instant: Any) -> Any:
-        return cast(func.timezone(zone, instant), Date)
 
-    return [
-        *_sources(zone),
-        _Source(
-            "flag_acknowledged",
-            Flag,
-            Flag.acknowledged_at,
-            local_day(Flag.acknowledged_at),
-            cast(Flag.id, String),
-            Flag.acknowledged_at.is_not(None),
-        ),
-        _Source(
-            "flag_closed",
-            Flag,
-            Flag.resolved_at,
-            local_day(Flag.resolved_at),
-            cast(Flag.id, String),
-            Flag.resolved_at.is_not(None),
-        ),
-    ]
+def _flag_events(
+    target: Member,
+    kinds: set[str],
+    *,
+    start: date,
+    end: date,
+    after: tuple[datetime, str, str] | None,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """A flag's events as story items, newest first, from one query of the member's flags (a member has
+    few: one per rule still to handle, and those closed): the story's other kinds are a query each."""
+    if not kinds:
+        return []
+    zone = ZoneInfo(target.timezone)
+    since = localtime.day_bounds_utc(start, target.timezone)[0]
+    flags = session.execute(
+        select(Flag).where(
+            Flag.member_id == target.id,
+            (Flag.created_at >= since) | (Flag.acknowledged_at >= since) | (Flag.resolved_at >= since),
+        )
+    ).scalars()
+    events = []
+    for flag in flags:
+        for kind in kinds:
+            at = getattr(flag, FLAG_EVENTS[kind])
+            if at is None:
+                continue
+            day = at.astimezone(zone).date()
+            item = (at, kind, str(flag.id), day, flag)
+            if start <= day <= end and (after is None or item[:3] < after):
+                events.append(item)
+    events.sort(key=lambda item: item[:3], reverse=True)
+    return events[: limit + 1]
 
 
 #: The member story's kinds (the dashboard's timeline filters), in the order they sort at one instant.
@@ -455,11 +467,12 @@ def _read_timeline(
     after: tuple[datetime, str, str] | None,
     limit: int,
     newest_first: bool = False,
+    streams: list[list[tuple[Any, ...]]] | None = None,
 ) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
     """A page of (at, kind, key, day, record), and the last one when there are more. Each kind is read
     in its own query, already in order and cut at `limit + 1`; merging them and keeping the first
-    `limit + 1` gives the page."""
-    streams = []
+    `limit + 1` gives the page. `streams`: more items, read elsewhere, in the same order."""
+    streams = list(streams or [])
     for source in sources:
         model = source.model
         conditions = [
@@ -533,15 +546,22 @@ def story(
     keyset-paged, over the last STORY_DAYS days; only `kinds` (all when empty). Read by `member_page`,
     which audits it."""
     today = localtime.local_date(now, target.timezone)
-    sources = [s for s in _story_sources(target.timezone) if not kinds or s.kind in kinds]
+    wanted = set(kinds or STORY_KINDS)
+    start = today - timedelta(days=STORY_DAYS - 1)
+    after = _timeline_cursor(cursor, STORY_KINDS)
+    sources = [s for s in _sources(target.timezone) if s.kind in wanted and s.kind not in FLAG_EVENTS]
+    flag_events = _flag_events(
+        target, wanted & set(FLAG_EVENTS), start=start, end=today, after=after, limit=limit
+    )
     merged, last = _read_timeline(
         target,
         sources,
-        start=today - timedelta(days=STORY_DAYS - 1),
+        start=start,
         end=today,
-        after=_timeline_cursor(cursor, STORY_KINDS),
+        after=after,
         limit=limit,
         newest_first=True,
+        streams=[flag_events],
     )
     views = {"flag_acknowledged": safety.flag_view, "flag_closed": safety.flag_view}
     return {"items": _timeline_items(target, merged, views), "next_cursor": _cursor_of(last)}

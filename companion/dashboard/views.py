@@ -561,7 +561,7 @@ def send_message(member_id: uuid.UUID) -> Response:
     except ValueError:
         abort(400, description="message_id: reload the page and send again.")
     if not 1 <= len(body) <= MAX_MESSAGE_LENGTH:
-        flash(f"body: write 1 to {MAX_MESSAGE_LENGTH} characters; nothing was sent.")
+        flash(f"body: write 1 to {MAX_MESSAGE_LENGTH} characters; nothing was sent.", "messages-error")
         return redirect(_member_url(member_id, "#messages"))
     try:
         with unit_of_work():
@@ -571,9 +571,9 @@ def send_message(member_id: uuid.UUID) -> Response:
                 nudges.send_coach_message(current_user, member_id, body, now=utcnow(), message_id=message_id)
             elif sent.member_id != member_id:
                 abort(400, description="message_id: reload the page and send again.")
-        flash("Message sent.")
+        flash("Message sent.", "messages-success")
     except IntegrityError:  # the same form submitted twice at once: the first one sent it
-        flash("Message sent.")
+        flash("Message sent.", "messages-success")
     return redirect(_member_url(member_id, "#messages"))
 
 

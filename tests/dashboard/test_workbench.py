@@ -294,6 +294,9 @@ def test_every_staff_write_is_audited(app, client, coach, world):
     form = {"csrf_token": pages.csrf(html), "message_id": message_id, "body": "Proud of you."}
     for _ in range(2):  # sent once, audited once
         coach.post(f"{page}/messages", data=form)
+    html = coach.get(page).get_data(as_text=True)
+    notice = html.index('<p class="flash success" role="status">Message sent.</p>')
+    assert notice > html.index('id="messages"')  # beside the messages, where the page lands
     [sent] = audit_rows(app, "message.sent")
     assert (sent.actor_id, sent.subject_member_id, sent.detail) == (
         world.ids["coach_a"],
