@@ -32,6 +32,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     tuple_,
     union_all,
@@ -381,8 +382,14 @@ def _sources(zone: str) -> list[_Source]:
     ]
 
 
-#: A flag's events in the member story: opened, acknowledged, and resolved (or otherwise closed).
-FLAG_EVENTS = {"flag": "created_at", "flag_acknowledged": "acknowledged_at", "flag_closed": "resolved_at"}
+#: A flag's events in the member story: opened, acknowledged, resolved by a coach, and cleared (its
+#: finding stopped being true: the `cleared` status and its `cleared_at`, where the model has them).
+FLAG_EVENTS = {
+    "flag": "created_at",
+    "flag_acknowledged": "acknowledged_at",
+    "flag_closed": "resolved_at",
+    "flag_cleared": "cleared_at",
+}
 
 
 def _flag_events(
@@ -400,16 +407,14 @@ def _flag_events(
         return []
     zone = ZoneInfo(target.timezone)
     since = localtime.day_bounds_utc(start, target.timezone)[0]
+    instants = [getattr(Flag, name) for name in FLAG_EVENTS.values() if hasattr(Flag, name)]
     flags = session.execute(
-        select(Flag).where(
-            Flag.member_id == target.id,
-            (Flag.created_at >= since) | (Flag.acknowledged_at >= since) | (Flag.resolved_at >= since),
-        )
+        select(Flag).where(Flag.member_id == target.id, or_(*(instant >= since for instant in instants)))
     ).scalars()
     events = []
     for flag in flags:
         for kind in kinds:
-            at = getattr(flag, FLAG_EVENTS[kind])
+            at = getattr(flag, FLAG_EVENTS[kind], None)
             if at is None:
                 continue
             day = at.astimezone(zone).date()
@@ -421,7 +426,7 @@ def _flag_events(
 
 
 #: The member story's kinds (the dashboard's timeline filters), in the order they sort at one instant.
-STORY_KINDS = (*KINDS, "flag_acknowledged", "flag_closed")
+STORY_KINDS = (*KINDS, "flag_acknowledged", "flag_closed", "flag_cleared")
 
 
 def _timeline_cursor(cursor: str | None, kinds: tuple[str, ...] = KINDS) -> tuple[datetime, str, str] | None:
@@ -540,7 +545,13 @@ STORY_DAYS = MAX_TIMELINE_DAYS
 
 
 def story(
-    target: Member, *, kinds: tuple[str, ...], cursor: str | None, limit: int, now: datetime
+    target: Member,
+    *,
+    kinds: tuple[str, ...],
+    cursor: str | None,
+    limit: int,
+    now: datetime,
+    medication_of: dict[uuid.UUID, str] | None = None,
 ) -> dict[str, Any]:
     """The dashboard's member story: the timeline's kinds and a flag's later events, newest first,
     keyset-paged, over the last STORY_DAYS days; only `kinds` (all when empty). Read by `member_page`,
@@ -563,15 +574,19 @@ def story(
         newest_first=True,
         streams=[flag_events],
     )
-    views = {"flag_acknowledged": safety.flag_view, "flag_closed": safety.flag_view}
-    return {"items": _timeline_items(target, merged, views), "next_cursor": _cursor_of(last)}
+    views = dict.fromkeys(("flag_acknowledged", "flag_closed", "flag_cleared"), safety.flag_view)
+    items = _timeline_items(target, merged, views, medication_of)
+    return {"items": items, "next_cursor": _cursor_of(last)}
 
 
 def _timeline_items(
-    target: Member, merged: list[tuple[Any, ...]], more_views: dict[str, Any] | None = None
+    target: Member,
+    merged: list[tuple[Any, ...]],
+    more_views: dict[str, Any] | None = None,
+    medication_of: dict[uuid.UUID, str] | None = None,
 ) -> list[dict[str, Any]]:
     checkins = [record for _, kind, _, _, record in merged if kind == "checkin"]
-    checkin_views = {v["id"]: v for v in medications.checkin_views(checkins)}
+    checkin_views = {v["id"]: v for v in medications.checkin_views(checkins, medication_of)}
     views = {
         "bac_reading": tracking.bac_view,
         "checkin": lambda c: checkin_views[c.id],
@@ -762,7 +777,8 @@ def member_page(
         .order_by(Message.created_at.desc())
         .limit(20)
     ).all()
-    told = story(target, kinds=kinds, cursor=cursor, limit=STORY_PAGE, now=now)
+    medication_of = {p.id: p.medication for p in plan_rows}
+    told = story(target, kinds=kinds, cursor=cursor, limit=STORY_PAGE, now=now, medication_of=medication_of)
     audit.record(
         "member.viewed",
         actor_id=actor.id,
@@ -791,7 +807,7 @@ def _staff_in(items: list[dict[str, Any]]) -> list[uuid.UUID]:
         if item["kind"] == "message":
             ids.add(item["message"]["sender_id"])
         elif item["kind"].startswith("flag_"):
-            ids |= {item[item["kind"]]["acknowledged_by"], item[item["kind"]]["resolved_by"]}
+            ids |= {item[item["kind"]].get("acknowledged_by"), item[item["kind"]].get("resolved_by")}
     return sorted(i for i in ids if i is not None)
 
 

@@ -437,7 +437,8 @@ STORY_FILTERS = {
     "bac_reading": "breath readings",
     "flag": "flags",
     "flag_acknowledged": "flags acknowledged",
-    "flag_closed": "flags resolved or cleared",
+    "flag_closed": "flags resolved",
+    "flag_cleared": "flags cleared",
     "message": "messages",
 }
 

@@ -424,11 +424,16 @@ def _view(checkin: MedicationCheckin, medication: str, effects: list[SideEffectR
     }
 
 
-def checkin_views(checkins: Sequence[MedicationCheckin]) -> list[dict[str, Any]]:
-    """Check-ins as the API shows them (`CheckinSchema`), with their side effects, in two queries."""
+def checkin_views(
+    checkins: Sequence[MedicationCheckin], medication_of: dict[uuid.UUID, str] | None = None
+) -> list[dict[str, Any]]:
+    """Check-ins as the API shows them (`CheckinSchema`), with their side effects, in two queries (one
+    when the caller knows each plan's medication: `medication_of`)."""
     if not checkins:
         return []
-    medications = _medications(sorted({c.plan_id for c in checkins}))
+    plan_ids = {c.plan_id for c in checkins}
+    medications = medication_of if medication_of and plan_ids <= medication_of.keys() else None
+    medications = medications or _medications(sorted(plan_ids))
     effects = _side_effects(checkins[0].member_id, [c.id for c in checkins])
     return [_view(c, medications.get(c.plan_id, ""), effects.get(c.id, [])) for c in checkins]
 
