@@ -298,6 +298,12 @@ def _print_demo(logins, port: int) -> None:  # type: ignore[no-untyped-def]
     click.echo(f"  analyst:  {logins.analyst}")
     click.echo(f"  members:  {', '.join(logins.members)}")
     click.echo("")
+    from companion.demo import FIRST_LOOKS
+
+    click.echo("What to look at first:")
+    for n, line in enumerate(FIRST_LOOKS, start=1):
+        click.echo(f"  {n}. {line}")
+    click.echo("")
 
 
 #: Seconds the children get to finish in-flight work after Ctrl-C before they are killed.
@@ -419,10 +425,12 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
         migrate.upgrade(config.database_url)
         if demo:
             from companion.db import unit_of_work, utcnow
-            from companion.demo import ensure_demo
+            from companion.demo import ensure_cohort, ensure_demo
+            from companion.runtime import libpq_url
 
             with _app_context(), unit_of_work():
                 logins = ensure_demo(now=utcnow())
+            ensure_cohort(libpq_url(config.database_url), now=utcnow())
             _print_demo(logins, port)
         _warn_without_admin()
 

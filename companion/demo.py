@@ -1,5 +1,8 @@
 """Demo accounts for `companion up --demo`: a coach with a small caseload, an admin and an insurer analyst,
-and three weeks of member history (drink logs, cravings, a medication plan and its check-ins).
+and three weeks of member history (drink logs with notes, cravings with triggers, breath readings, a
+medication plan and its check-ins), members whose recent days raise a flag of each kind the demo can
+show (SCENARIOS: urgent ones, a warning; one acknowledged, one resolved with its note), coach messages,
+and an insurer cohort large enough for the report to show numbers (`ensure_cohort`).
 
 The history goes through the same services as the API, each record at the moment it would have been
 entered, so it obeys every rule a phone's data does. Each member's days follow `companion.simulate`'s
@@ -22,6 +25,9 @@ from companion.accounts.models import Insurer, Member, Role, User
 from companion.db import session
 from companion.domain import localtime, plans
 from companion.medications import services as medication_services
+from companion.nudges import services as nudge_services
+from companion.safety import services as safety_services
+from companion.safety.models import Flag
 from companion.simulate import Trajectory, standard_drinks_entered
 from companion.tracking import services as tracking_services
 
@@ -99,17 +105,21 @@ def _history(member: Member, coach: User, *, seed: int, now: datetime) -> None:
                 member, day, {"standard_drinks": drinks}, origin=None, now=evening
             )
         if rnd.random() < 0.7:
+            trigger = rnd.choice(TRIGGERS)
             tracking_services.record_craving(
                 member,
                 {
                     "id": uuid.UUID(int=rnd.getrandbits(128)),
                     "recorded_at": evening - timedelta(hours=3),
                     "intensity": today_.craving,
-                    "triggers": [],
+                    "triggers": list(trigger[0]),
+                    "note": trigger[1],
                 },
                 origin=None,
                 now=evening,
             )
+        if rnd.random() < 0.2:
+            _breath(member, evening - timedelta(hours=1), Decimal("0.000"), rnd)
         for slot in plans.dose_slots(medication_services.plan_to_domain(plan), day, member.timezone):
             if slot.scheduled_for > now or rnd.random() < 0.12:
                 continue  # due later, or missed
@@ -126,6 +136,122 @@ def _history(member: Member, coach: User, *, seed: int, now: datetime) -> None:
                 },
                 origin=None,
                 now=slot.scheduled_for + timedelta(hours=1),
+            )
+
+
+#: Craving triggers and notes, in the members' own words.
+TRIGGERS = (
+    (("argument", "payday"), "Row with my brother, then paid: the usual recipe"),
+    (("stress",), None),
+    (("friends", "pub"), "Said I'd drive, so I stuck to lime and soda"),
+    (("boredom",), "Sunday afternoon, nothing on"),
+    (("tired",), None),
+)
+
+
+def _breath(member: Member, at: datetime, bac: Decimal, rnd: random.Random) -> None:
+    tracking_services.record_bac_reading(
+        member,
+        {
+            "id": uuid.UUID(int=rnd.getrandbits(128)),
+            "measured_at": at,
+            "bac_g_dl": bac,
+            "device": {"model": "BACtrack Mobile", "serial": None},
+        },
+        origin=None,
+        now=at,
+    )
+
+
+# --- members whose recent days raise flags ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A member whose last days raise `rule`: on `medication`, with `effect` reported on the days back
+    listed (1: yesterday), `drinks` logged yesterday, and doses not taken on the days in `missed`."""
+
+    email: str
+    name: str
+    rule: str
+    medication: str
+    dose: str
+    times: tuple[str, ...]
+    effect: tuple[str, str] | None = None
+    effect_days: tuple[int, ...] = (1,)
+    drinks: int = 0
+    missed: tuple[int, ...] = ()
+    bac: str | None = None
+
+
+THRICE = ("08:00", "14:00", "20:00")
+SCENARIOS = (
+    Scenario("rosa@demo.companion.test", "Rosa", "severe_side_effect", "naltrexone", "50", ("09:00",),
+             effect=("nausea", "severe")),
+    Scenario("ben@demo.companion.test", "Ben", "withdrawal_risk", "baclofen", "10", THRICE,
+             missed=(1, 2)),
+    Scenario("lena@demo.companion.test", "Lena", "sedation_with_drinking", "gabapentin", "300",
+             ("08:00", "20:00"),
+             effect=("drowsiness", "moderate"), drinks=7, bac="0.092"),
+    Scenario("omar@demo.companion.test", "Omar", "disulfiram_with_drinking", "disulfiram", "250", ("09:00",),
+             drinks=3),
+    Scenario("tess@demo.companion.test", "Tess", "liver_signs", "naltrexone", "50", ("09:00",),
+             effect=("dark_urine", "mild")),
+    Scenario("ivy@demo.companion.test", "Ivy", "contraindication", "acamprosate", "666", THRICE,
+             effect=("kidney_problems", "mild")),
+    Scenario("mae@demo.companion.test", "Mae", "persistent_side_effect", "naltrexone", "50", ("09:00",),
+             effect=("headache", "moderate"), effect_days=(1, 2, 4)),
+)  # fmt: skip
+#: Days of history a scenario member has before their flag.
+SCENARIO_DAYS = 12
+
+
+def _scenario(member: Member, coach: User, sc: Scenario, *, seed: int, now: datetime) -> None:
+    """Twelve quiet days on the medication, then what raises the scenario's flag in the last days."""
+    rnd = random.Random(seed)
+    today = localtime.local_date(now, member.timezone)
+    first = today - timedelta(days=SCENARIO_DAYS)
+    plan = medication_services.create_plan(
+        coach,
+        member.id,
+        {
+            "medication": sc.medication,
+            "dose_mg": Decimal(sc.dose),
+            "times": [time.fromisoformat(t) for t in sc.times],
+            "start_date": first,
+        },
+        now=localtime.local_to_utc(first, time(7, 0), member.timezone),
+    )
+    for back in range(SCENARIO_DAYS, 0, -1):
+        day = today - timedelta(days=back)
+        evening = localtime.local_to_utc(day, time(21, 0), member.timezone)
+        drinks = (
+            sc.drinks if back == 1 else (0 if sc.medication == "disulfiram" else rnd.choice((0, 0, 1, 2)))
+        )
+        note = "Birthday drinks, it got away from me" if back == 1 and sc.drinks >= 5 else None
+        tracking_services.put_drink_log(
+            member, day, {"standard_drinks": Decimal(drinks), "note": note}, origin=None, now=evening
+        )
+        if back == 1 and sc.bac:
+            _breath(member, evening - timedelta(hours=1), Decimal(sc.bac), rnd)
+        slots = plans.dose_slots(medication_services.plan_to_domain(plan), day, member.timezone)
+        for number, slot in enumerate(slots):
+            if back in sc.missed:
+                continue
+            reported = sc.effect and back in sc.effect_days and number == 0  # once a day, at the first dose
+            effects = [{"code": sc.effect[0], "severity": sc.effect[1]}] if reported else []
+            medication_services.record_checkin(
+                member,
+                {
+                    "id": uuid.UUID(int=rnd.getrandbits(128)),
+                    "plan_id": plan.id,
+                    "scheduled_for": slot.scheduled_for,
+                    "status": "taken",
+                    "taken_at": slot.scheduled_for + timedelta(minutes=10),
+                    "side_effects": effects,
+                },
+                origin=None,
+                now=slot.scheduled_for + timedelta(minutes=15),
             )
 
 
@@ -171,4 +297,105 @@ def ensure_demo(*, now: datetime) -> DemoLogins:
             services.assign_coach(email, COACH_EMAIL, now=now)
             assert coach is not None and signed_in.user.member is not None
             _history(signed_in.user.member, coach, seed=index, now=now)
-    return DemoLogins(DEMO_PASSWORD, COACH_EMAIL, ADMIN_EMAIL, ANALYST_EMAIL, tuple(m[0] for m in MEMBERS))
+    made = []
+    for index, sc in enumerate(SCENARIOS):
+        if not _exists(sc.email):
+            signed_in = services.register_member(
+                {
+                    "email": sc.email,
+                    "password": DEMO_PASSWORD,
+                    "display_name": sc.name,
+                    "timezone": "America/Chicago",
+                    "country": "US",
+                    "sex": "unspecified",
+                    "goal": {"type": "abstain", "weekly_limit": None},
+                    "enrollment_code": DEMO_INSURER_CODE,
+                    "consents": {"outcome_sharing": True},
+                },
+                now=now - timedelta(days=SCENARIO_DAYS + 1),
+            )
+            services.assign_coach(sc.email, COACH_EMAIL, now=now)
+            assert coach is not None and signed_in.user.member is not None
+            _scenario(signed_in.user.member, coach, sc, seed=100 + index, now=now)
+            made.append(signed_in.user.id)
+    if made:
+        assert coach is not None
+        _coach_at_work(coach, made, now=now)
+    return DemoLogins(
+        DEMO_PASSWORD,
+        COACH_EMAIL,
+        ADMIN_EMAIL,
+        ANALYST_EMAIL,
+        tuple(m[0] for m in MEMBERS) + tuple(sc.email for sc in SCENARIOS),
+    )
+
+
+def _coach_at_work(coach: User, member_ids: list[uuid.UUID], *, now: datetime) -> None:
+    """The safety scan the worker would run, then a coach's morning: one flag acknowledged, one resolved
+    with what was done, and messages."""
+    safety_services.scan_members(member_ids, now=now)
+    flags = dict(
+        session.execute(
+            select(Flag.rule, Flag.id).where(Flag.member_id.in_(member_ids), Flag.status == "open")
+        ).all()
+    )
+    if "withdrawal_risk" in flags:
+        safety_services.acknowledge(coach, flags["withdrawal_risk"], now=now - timedelta(minutes=40))
+    if "liver_signs" in flags:
+        safety_services.resolve(
+            coach,
+            flags["liver_signs"],
+            "Called Tess: GP booked liver tests for Thursday; naltrexone paused until then.",
+            now=now - timedelta(minutes=20),
+        )
+    for email, body in (
+        ("rosa@demo.companion.test", "Sorry about the nausea last night. Can we talk at 10 tomorrow?"),
+        ("alex@demo.companion.test", "Two alcohol-free weeks: that's real progress. Proud of you."),
+    ):
+        target = services.find_user_by_email(email)
+        if target is not None:
+            nudge_services.send_coach_message(coach, target.id, body, now=now - timedelta(hours=2))
+
+
+# --- an insurer cohort ------------------------------------------------------------------------------
+
+#: The demo insurer's cohort: `companion simulate`'s population (its own coaches), moved to the demo
+#: insurer. 80 members, ~80% consenting: every cell of the report holds well over the 11 a cell needs.
+COHORT_MEMBERS = 80
+COHORT_DAYS = 120
+COHORT_SEED = 22
+
+
+def ensure_cohort(url: str, *, now: datetime) -> int:
+    """Bulk-load the cohort (COPY, through `companion.simulate`) into the database at libpq `url` unless it
+    is there, and make it the demo insurer's. Returns how many members were added (0: already there)."""
+    import psycopg
+
+    from companion import simulate as simulation
+
+    try:
+        done = simulation.simulate(url, members=COHORT_MEMBERS, days=COHORT_DAYS, seed=COHORT_SEED, now=now)
+    except ValueError:  # this seed's population is there: made by an earlier run
+        return 0
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE members SET insurer_id = (SELECT id FROM insurers WHERE code = %s) WHERE insurer_id = %s",
+            (DEMO_INSURER_CODE, done.insurer_id),
+        )
+        conn.execute("DELETE FROM insurers WHERE id = %s", (done.insurer_id,))
+    return done.members
+
+
+#: What the demo's printed logins suggest looking at first.
+FIRST_LOOKS = (
+    "Sign in as the coach: the flag queue holds an urgent flag of each kind (severe side effect, withdrawal"
+    " risk, sedation with drinking, disulfiram with drinking, liver signs, contraindication), a warning,"
+    " one acknowledged and one resolved.",
+    "Open Rosa (severe nausea) or Lena (a heavy day on gabapentin, drowsy, BAC 0.092): the day-by-day story"
+    " under the charts shows what they logged, in their words and their local time.",
+    "Caseload: sorted by need; try the search, the filters and the column sorts. Change a plan from a"
+    " member page (a dose from today, or a taper as steps ahead).",
+    "Sign in as the admin: the audit log shows every read and write, filterable by staff, member and action.",
+    "Insurer report: companion export --insurer DEMO-HEALTH --from <6 months ago, YYYY-MM> --to <this month>"
+    " --format csv (80 simulated members, most consenting: numbers, not suppressed cells).",
+)

@@ -62,6 +62,8 @@ class User(Base):
     password_hash: Mapped[str | None] = mapped_column(Text)
     display_name: Mapped[str | None] = mapped_column(String(80))
     role: Mapped[Role] = mapped_column(_enum(Role, "user_role"))
+    #: Staff: the IANA zone the dashboard shows times in; NULL: the browser's zone at sign-in, else UTC.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     #: Insurer analysts see only their own plan's aggregates.
     insurer_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("insurers.id", ondelete="RESTRICT"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

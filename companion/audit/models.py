@@ -1,7 +1,8 @@
 """The audit log: who did what to whose records, and when. Append-only.
 
-Every staff read of a member's records, and every insurer export, writes one row (DOMAIN.md
-"Privacy"). The migration installs a trigger that refuses UPDATE and DELETE on the table, so not even
+Every staff read of a member's records, every staff write (a plan created or changed, a message
+sent, a flag acknowledged or resolved) and every insurer export writes one row (DOMAIN.md "Privacy").
+The migration installs a trigger that refuses UPDATE and DELETE on the table, so not even
 a bug in the application can rewrite history. `subject_member_id` has no foreign key on purpose: an
 erased member's rows go, their audit trail stays. `actor_id` is None for the command line.
 """
@@ -33,5 +34,7 @@ class AuditEntry(Base):
     #: "<feature>.<verb>", e.g. "export.requested", "export.downloaded", "member.timeline_viewed".
     action: Mapped[str] = mapped_column(String(64))
     subject_member_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
-    #: What exactly: ids, periods, formats. Never health data, never free text a member wrote.
+    #: What exactly: ids, periods, formats. Never free text a member wrote, and no health data but one
+    #: exception: a staff write of a medication plan keeps the plan before and after (issue 22: who
+    #: changed this dose, from what), as staff wrote it.
     detail: Mapped[dict[str, Any]] = mapped_column(JSONB, default=dict)

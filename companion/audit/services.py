@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Uuid, bindparam, text
+from sqlalchemy import ARRAY, Uuid, bindparam, select, text
 
+from companion.accounts.models import User
 from companion.audit.models import AuditEntry
 from companion.db import session
 
@@ -55,3 +56,63 @@ _INSERT_MANY = text(
     "INSERT INTO audit_log (at, actor_id, action, subject_member_id, detail) "
     "SELECT :at, :actor_id, :action, member_id, CAST(:detail AS jsonb) FROM unnest(:ids) AS member_id"
 ).bindparams(bindparam("ids", type_=ARRAY(Uuid)), bindparam("actor_id", type_=Uuid))
+
+
+#: The actions the admin's audit page offers as filters (a filter also takes a prefix: "plan" is plan.*).
+ACTIONS = (
+    "caseload.listed",
+    "export.built",
+    "export.built_by_command_line",
+    "export.downloaded",
+    "export.requested",
+    "flag.acknowledged",
+    "flag.resolved",
+    "flags.listed",
+    "member.timeline_viewed",
+    "member.viewed",
+    "message.sent",
+    "plan.changed",
+    "plan.created",
+    "staff.timezone_changed",
+)
+
+
+def _people(text: str) -> Any:
+    """Users whose id is `text`, or whose email or display name contains it (case-insensitive)."""
+    try:
+        return select(User.id).where(User.id == uuid.UUID(text)).scalar_subquery()
+    except ValueError:
+        pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        return select(User.id).where(User.email.ilike(pattern) | User.display_name.ilike(pattern))
+
+
+def search(
+    *,
+    staff: str = "",
+    member: str = "",
+    action: str = "",
+    start: datetime | None = None,
+    end: datetime | None = None,
+    before: int | None = None,
+    limit: int,
+) -> tuple[list[tuple[AuditEntry, str | None]], bool]:
+    """Audit rows newest first, each with its actor's email: by staff and member (an id, or part of a
+    name or email), action (exact, or a prefix before the dot), and instants [start, end); keyset-paged
+    by id (`before`). Returns the page and whether there are more."""
+    query = select(AuditEntry, User.email).outerjoin(User, User.id == AuditEntry.actor_id)
+    if staff:
+        query = query.where(AuditEntry.actor_id.in_(_people(staff)))
+    if member:
+        query = query.where(AuditEntry.subject_member_id.in_(_people(member)))
+    if action:
+        query = query.where(
+            (AuditEntry.action == action) | AuditEntry.action.startswith(action.rstrip(".") + ".")
+        )
+    if start is not None:
+        query = query.where(AuditEntry.at >= start)
+    if end is not None:
+        query = query.where(AuditEntry.at < end)
+    if before:
+        query = query.where(AuditEntry.id < before)
+    rows = session.execute(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
+    return [(entry, email) for entry, email in rows[:limit]], len(rows) > limit

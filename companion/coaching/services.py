@@ -17,6 +17,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Date,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     true,
     tuple_,
@@ -42,6 +44,7 @@ from companion.audit import services as audit
 from companion.db import session
 from companion.domain import drinking, localtime, summary
 from companion.domain import safety as rules
+from companion.domain import triage as triage_rules
 from companion.domain.errors import InvalidInput, NotFound
 from companion.domain.plans import CheckIn, CheckInStatus, Plan
 from companion.domain.types import DateRange
@@ -81,6 +84,7 @@ def _flag_counts() -> Any:
             Flag.member_id,
             func.count().label("open_flags"),
             func.count().filter(Flag.tier == int(rules.Tier.URGENT)).label("urgent_flags"),
+            func.count().filter(Flag.tier == int(rules.Tier.WARNING)).label("warning_flags"),
             func.max(Flag.tier).label("top_tier"),
         )
         .where(unresolved)
@@ -113,7 +117,7 @@ def _members_query(actor: User) -> Any:
     )
     if actor.role != Role.ADMIN:
         query = query.where(CoachAssignment.coach_id == actor.id)
-    return query, urgent_flags, open_flags
+    return query, urgent_flags, open_flags, counts
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,7 @@ class _Row:
 def _item(row: _Row, result: summary.MemberSummary, logs: list[summary.DayLog]) -> dict[str, Any]:
     m = row.member
     today = result.as_of
+    drinking_now = _drinking(m, result)
     by_day = {log.day: log for log in logs}
     sparkline = [
         drinking.standard_drinks_from_grams(by_day[d].grams, m.country) if d in by_day else None
@@ -147,12 +152,29 @@ def _item(row: _Row, result: summary.MemberSummary, logs: list[summary.DayLog]) 
         "enrolled_at": m.enrolled_at,
         "coach_id": row.coach_id,
         "risk": rules.Tier(row.top_tier).label if row.top_tier else "none",
+        "drinking": drinking_now,
+        # The dashboard's risk: the flags' tier or drinking against the goal's, whichever is higher.
+        "triage_risk": triage_rules.risk(row.top_tier, drinking_now["tier"]),
         "open_flags": row.open_flags,
         "urgent_flags": row.urgent_flags,
         "last_activity_at": row.last_activity_at,
         "summary": summaries.summary_view(result),
         # The dashboard's sparkline: standard drinks per day, oldest first, None for a day not logged.
         "sparkline": sparkline,
+    }
+
+
+def _drinking(m: Member, result: summary.MemberSummary) -> dict[str, Any]:
+    last_30 = result.last_30_days
+    counts = {
+        "drinking_days": last_30.days_logged - last_30.alcohol_free_days,
+        "heavy_days": last_30.heavy_days,
+    }
+    tier = triage_rules.drinking_tier(m.goal_type, **counts)
+    return {
+        **counts,
+        "against_goal": triage_rules.days_against_goal(m.goal_type, **counts),
+        "tier": tier,
     }
 
 
@@ -165,7 +187,7 @@ def _items(rows: list[_Row], *, now: datetime) -> list[dict[str, Any]]:
 def caseload(actor: User, *, cursor: str | None, limit: int, now: datetime) -> dict[str, Any]:
     """`GET /coach/members`: the members `actor` may see, most urgent flags first, then most open
     flags, keyset-paged; each with flag counts, last activity and summary. Audited per member."""
-    query, urgent, open_ = _members_query(actor)
+    query, urgent, open_, _ = _members_query(actor)
     after = decode_page_cursor(cursor)
     if after:
         try:
@@ -187,10 +209,117 @@ def caseload(actor: User, *, cursor: str | None, limit: int, now: datetime) -> d
     }
 
 
+# --- the dashboard's triage ---------------------------------------------------------------------------
+
+#: What the workbench's caseload sorts on: "need" (the default), or one column.
+TRIAGE_SORTS = ("need", "name", "risk", "flags", "last_entry", "against_goal")
+#: Days of drinking the triage counts against the goal (the summary's "last 30 days").
+TRIAGE_DAYS = 30
+
+
+@dataclass(frozen=True)
+class TriageFilters:
+    """Who the caseload lists: a name or email containing `search`; only members with flags to handle;
+    only those with no entry for `quiet_days` days or more; only those with an active plan of `medication`."""
+
+    search: str = ""
+    has_flags: bool = False
+    quiet_days: int | None = None
+    medication: str | None = None
+
+
+def triage(
+    actor: User,
+    *,
+    sort: str,
+    descending: bool,
+    filters: TriageFilters,
+    offset: int,
+    limit: int,
+    now: datetime,
+) -> dict[str, Any]:
+    """The dashboard's caseload: `GET /coach/members`'s rows, sorted by need (open urgent flags, then
+    warnings, then whole days since the last entry, then days of drinking against the goal in the last
+    30) or by one column, searched and filtered; a page of `limit` from `offset`. Audited per member."""
+    query, urgent, open_, counts = _members_query(actor)
+    warnings = func.coalesce(counts.c.warning_flags, 0)
+    last_entry = safety._last_entry_at(Member.id)
+    local_today = cast(
+        func.timezone(Member.timezone, bindparam("now", now, type_=DateTime(timezone=True))), Date
+    )
+
+    def days_of_30(*where: Any) -> Any:
+        return (
+            select(func.count())
+            .where(
+                DrinkLog.member_id == Member.id,
+                DrinkLog.deleted_at.is_(None),
+                DrinkLog.date > local_today - TRIAGE_DAYS,
+                DrinkLog.date <= local_today,
+                *where,
+            )
+            .scalar_subquery()
+        )
+
+    heavy = days_of_30(DrinkLog.heavy)
+    # triage.days_against_goal, in SQL so the database sorts and pages.
+    against = case(
+        (Member.goal_type == triage_rules.ABSTAIN, days_of_30(DrinkLog.grams_ethanol > 0)), else_=heavy
+    )
+    quiet = func.floor(func.extract("epoch", now - last_entry) / 86400)
+    name = func.lower(func.coalesce(User.display_name, User.email))
+    if filters.search:
+        pattern = "%" + filters.search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(User.display_name.ilike(pattern) | User.email.ilike(pattern))
+    if filters.has_flags:
+        query = query.where(open_ > 0)
+    if filters.quiet_days is not None:
+        cutoff = now - timedelta(days=filters.quiet_days)
+        query = query.where(func.coalesce(last_entry, Member.enrolled_at) <= cutoff)
+    if filters.medication:
+        query = query.where(
+            select(MedicationPlan.id)
+            .where(
+                MedicationPlan.member_id == Member.id,
+                MedicationPlan.medication == filters.medication,
+                MedicationPlan.start_date <= local_today,
+                (MedicationPlan.end_date.is_(None)) | (MedicationPlan.end_date >= local_today),
+            )
+            .exists()
+        )
+    need = [urgent.desc(), warnings.desc(), quiet.desc().nulls_first(), against.desc()]
+    columns = {
+        "need": need,
+        "name": [name.desc() if descending else name],
+        "risk": [
+            func.coalesce(counts.c.top_tier, 0).desc() if descending else func.coalesce(counts.c.top_tier, 0),
+            *need,
+        ],
+        "flags": [(urgent.desc(), open_.desc()) if descending else (urgent, open_)],
+        "last_entry": [last_entry.desc().nulls_last() if descending else last_entry.asc().nulls_first()],
+        "against_goal": [against.desc() if descending else against],
+    }
+    order = [c for group in columns[sort] for c in (group if isinstance(group, tuple) else (group,))]
+    found = session.execute(
+        query.add_columns(warnings.label("warning_flags"))
+        .order_by(*order, Member.id)
+        .offset(offset)
+        .limit(limit + 1)
+    ).all()
+    rows = [(_Row(*r[:-1]), r[-1]) for r in found[:limit]]
+    audit.record_many(
+        "caseload.listed", actor_id=actor.id, now=now, subject_member_ids=[r.member.id for r, _ in rows]
+    )
+    items = _items([r for r, _ in rows], now=now)
+    for item, (_, warning_flags) in zip(items, rows, strict=True):
+        item["warning_flags"] = warning_flags
+    return {"items": items, "more": len(found) > limit}
+
+
 def _row(actor: User, member_id: uuid.UUID) -> _Row:
     """The member's caseload row, if `actor` may see them (the query is the caseload's): else the same
     404 as a member who does not exist."""
-    query, _, _ = _members_query(actor)
+    query, _, _, _ = _members_query(actor)
     found = session.execute(query.where(Member.id == member_id)).one_or_none()
     if found is None:
         raise NotFound("No such member on your caseload.")
@@ -218,6 +347,7 @@ class _Source:
     at: Any  # the instant the item sorts on
     day: Any  # its member-local date
     key: Any  # its id, as text (a drink log's is its date)
+    where: Any = True  # what else a row of this kind must meet
 
 
 def _sources(zone: str) -> list[_Source]:
@@ -246,6 +376,7 @@ def _sources(zone: str) -> list[_Source]:
             func.timezone(zone, cast(DrinkLog.date, DateTime)),
             DrinkLog.date,
             cast(DrinkLog.date, String),
+            DrinkLog.deleted_at.is_(None),
         ),
         _Source("flag", Flag, Flag.created_at, local_day(Flag.created_at), cast(Flag.id, String)),
         _Source(
@@ -261,7 +392,54 @@ def _sources(zone: str) -> list[_Source]:
     ]
 
 
-def _timeline_cursor(cursor: str | None) -> tuple[datetime, str, str] | None:
+#: A flag's events in the member story: opened, acknowledged, resolved by a coach, and cleared (its
+#: finding stopped being true: the `cleared` status and its `cleared_at`, where the model has them).
+FLAG_EVENTS = {
+    "flag": "created_at",
+    "flag_acknowledged": "acknowledged_at",
+    "flag_closed": "resolved_at",
+    "flag_cleared": "cleared_at",
+}
+
+
+def _flag_events(
+    target: Member,
+    kinds: set[str],
+    *,
+    start: date,
+    end: date,
+    after: tuple[datetime, str, str] | None,
+    limit: int,
+) -> list[tuple[Any, ...]]:
+    """A flag's events as story items, newest first, from one query of the member's flags (a member has
+    few: one per rule still to handle, and those closed): the story's other kinds are a query each."""
+    if not kinds:
+        return []
+    zone = ZoneInfo(target.timezone)
+    since = localtime.day_bounds_utc(start, target.timezone)[0]
+    instants = [getattr(Flag, name) for name in FLAG_EVENTS.values() if hasattr(Flag, name)]
+    flags = session.execute(
+        select(Flag).where(Flag.member_id == target.id, or_(*(instant >= since for instant in instants)))
+    ).scalars()
+    events = []
+    for flag in flags:
+        for kind in kinds:
+            at = getattr(flag, FLAG_EVENTS[kind], None)
+            if at is None:
+                continue
+            day = at.astimezone(zone).date()
+            item = (at, kind, str(flag.id), day, flag)
+            if start <= day <= end and (after is None or item[:3] < after):
+                events.append(item)
+    events.sort(key=lambda item: item[:3], reverse=True)
+    return events[: limit + 1]
+
+
+#: The member story's kinds (the dashboard's timeline filters), in the order they sort at one instant.
+STORY_KINDS = (*KINDS, "flag_acknowledged", "flag_closed", "flag_cleared")
+
+
+def _timeline_cursor(cursor: str | None, kinds: tuple[str, ...] = KINDS) -> tuple[datetime, str, str] | None:
     after = decode_page_cursor(cursor)
     if not after:
         return None
@@ -269,23 +447,74 @@ def _timeline_cursor(cursor: str | None) -> tuple[datetime, str, str] | None:
         at, kind, key = after
         instant = datetime.fromisoformat(str(at))
         localtime.to_utc(instant)
-        if kind not in KINDS:
+        if kind not in kinds:
             raise ValueError(kind)
         return instant, str(kind), str(key)
     except (ValueError, TypeError, OverflowError) as exc:
         raise InvalidInput("The request is invalid.", fields=_INVALID_CURSOR) from exc
 
 
-def _after(source: _Source, after: tuple[datetime, str, str] | None) -> Any:
-    """Items of `source` that sort after the cursor's (instant, kind, id)."""
+def _after(source: _Source, after: tuple[datetime, str, str] | None, *, newest_first: bool = False) -> Any:
+    """Items of `source` that sort after the cursor's (instant, kind, id): later ones, or with
+    `newest_first` earlier ones."""
     if after is None:
         return True
     at, kind, key = after
+    if newest_first:
+        if source.kind < kind:
+            return source.at <= at
+        if source.kind > kind:
+            return source.at < at
+        return tuple_(source.at, source.key) < tuple_(at, key)
     if source.kind > kind:
         return source.at >= at
     if source.kind < kind:
         return source.at > at
     return tuple_(source.at, source.key) > tuple_(at, key)
+
+
+def _read_timeline(
+    target: Member,
+    sources: list[_Source],
+    *,
+    start: date,
+    end: date,
+    after: tuple[datetime, str, str] | None,
+    limit: int,
+    newest_first: bool = False,
+    streams: list[list[tuple[Any, ...]]] | None = None,
+) -> tuple[list[tuple[Any, ...]], tuple[Any, ...] | None]:
+    """A page of (at, kind, key, day, record), and the last one when there are more. Each kind is read
+    in its own query, already in order and cut at `limit + 1`; merging them and keeping the first
+    `limit + 1` gives the page. `streams`: more items, read elsewhere, in the same order."""
+    streams = list(streams or [])
+    for source in sources:
+        model = source.model
+        conditions = [
+            model.member_id == target.id,
+            source.where,
+            source.day >= start,
+            source.day <= end,
+            _after(source, after, newest_first=newest_first),
+        ]
+        order = (source.at.desc(), source.key.desc()) if newest_first else (source.at, source.key)
+        rows = session.execute(
+            select(model, source.at.label("at"), source.day.label("day"), source.key.label("key"))
+            .where(*conditions)
+            .order_by(*order)
+            .limit(limit + 1)
+        ).all()
+        streams.append([(at, source.kind, key, day, record) for record, at, day, key in rows])
+    merged = list(heapq.merge(*streams, key=lambda item: (item[0], item[1], item[2]), reverse=newest_first))[
+        : limit + 1
+    ]
+    more = len(merged) > limit
+    merged = merged[:limit]
+    return merged, (merged[-1] if more else None)
+
+
+def _cursor_of(last: tuple[Any, ...] | None) -> str | None:
+    return encode_page_cursor([last[0].isoformat(), last[1], last[2]]) if last else None
 
 
 def timeline(
@@ -300,39 +529,16 @@ def timeline(
 ) -> dict[str, Any]:
     """`GET /coach/members/{id}/timeline`: drink logs, breath readings, cravings, dose check-ins,
     flags and messages whose member-local date is in [start, end] (default: the last 30 days), in
-    time order (oldest first; ties by kind, then id), keyset-paged. Audited with the range read.
-
-    Each kind is read in its own query, already in order and cut at `limit + 1`; merging them and
-    keeping the first `limit + 1` gives the page.
-    """
+    time order (oldest first; ties by kind, then id), keyset-paged. Audited with the range read."""
     target = member(actor, member_id)
     today = localtime.local_date(now, target.timezone)
     end = end or today
     start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     if start > end:
         raise InvalidInput("The request is invalid.", fields={"from": ["Must not be after 'to'."]})
-    after = _timeline_cursor(cursor)
-    streams = []
-    for source in _sources(target.timezone):
-        model = source.model
-        conditions = [
-            model.member_id == target.id,
-            source.day >= start,
-            source.day <= end,
-            _after(source, after),
-        ]
-        if model is DrinkLog:
-            conditions.append(DrinkLog.deleted_at.is_(None))
-        rows = session.execute(
-            select(model, source.at.label("at"), source.day.label("day"), source.key.label("key"))
-            .where(*conditions)
-            .order_by(source.at, source.key)
-            .limit(limit + 1)
-        ).all()
-        streams.append([(at, source.kind, key, day, record) for record, at, day, key in rows])
-    merged = list(heapq.merge(*streams, key=lambda item: (item[0], item[1], item[2])))[: limit + 1]
-    more = len(merged) > limit
-    merged = merged[:limit]
+    merged, last = _read_timeline(
+        target, _sources(target.timezone), start=start, end=end, after=_timeline_cursor(cursor), limit=limit
+    )
     audit.record(
         "member.timeline_viewed",
         actor_id=actor.id,
@@ -341,16 +547,56 @@ def timeline(
         start=start.isoformat(),
         end=end.isoformat(),
     )
-    last = merged[-1] if more else None
-    return {
-        "items": _timeline_items(target, merged),
-        "next_cursor": encode_page_cursor([last[0].isoformat(), last[1], last[2]]) if last else None,
-    }
+    return {"items": _timeline_items(target, merged), "next_cursor": _cursor_of(last)}
 
 
-def _timeline_items(target: Member, merged: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+#: How far back the member page's story reaches, days before the member's today.
+STORY_DAYS = MAX_TIMELINE_DAYS
+
+
+def story(
+    target: Member,
+    *,
+    kinds: tuple[str, ...],
+    cursor: str | None,
+    limit: int,
+    now: datetime,
+    medication_of: dict[uuid.UUID, str] | None = None,
+) -> dict[str, Any]:
+    """The dashboard's member story: the timeline's kinds and a flag's later events, newest first,
+    keyset-paged, over the last STORY_DAYS days; only `kinds` (all when empty). Read by `member_page`,
+    which audits it."""
+    today = localtime.local_date(now, target.timezone)
+    wanted = set(kinds or STORY_KINDS)
+    start = today - timedelta(days=STORY_DAYS - 1)
+    after = _timeline_cursor(cursor, STORY_KINDS)
+    sources = [s for s in _sources(target.timezone) if s.kind in wanted and s.kind not in FLAG_EVENTS]
+    flag_events = _flag_events(
+        target, wanted & set(FLAG_EVENTS), start=start, end=today, after=after, limit=limit
+    )
+    merged, last = _read_timeline(
+        target,
+        sources,
+        start=start,
+        end=today,
+        after=after,
+        limit=limit,
+        newest_first=True,
+        streams=[flag_events],
+    )
+    views = dict.fromkeys(("flag_acknowledged", "flag_closed", "flag_cleared"), safety.flag_view)
+    items = _timeline_items(target, merged, views, medication_of)
+    return {"items": items, "next_cursor": _cursor_of(last)}
+
+
+def _timeline_items(
+    target: Member,
+    merged: list[tuple[Any, ...]],
+    more_views: dict[str, Any] | None = None,
+    medication_of: dict[uuid.UUID, str] | None = None,
+) -> list[dict[str, Any]]:
     checkins = [record for _, kind, _, _, record in merged if kind == "checkin"]
-    checkin_views = {v["id"]: v for v in medications.checkin_views(checkins)}
+    checkin_views = {v["id"]: v for v in medications.checkin_views(checkins, medication_of)}
     views = {
         "bac_reading": tracking.bac_view,
         "checkin": lambda c: checkin_views[c.id],
@@ -365,6 +611,7 @@ def _timeline_items(target: Member, merged: list[tuple[Any, ...]]) -> list[dict[
             "created_at": m.created_at,
         },
         "symptom_report": symptom_services.report_view,
+        **(more_views or {}),
     }
     return [
         {"kind": kind, "id": key, "at": at, "date": day, kind: views[kind](record)}
@@ -517,8 +764,21 @@ def _doses(
 # --- the dashboard's member page --------------------------------------------------------------------
 
 
-def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) -> dict[str, Any]:
-    """Everything the dashboard's member page shows, read once and audited once."""
+#: Items a page of the member page's story shows.
+STORY_PAGE = 50
+
+
+def member_page(
+    actor: User,
+    member_id: uuid.UUID,
+    *,
+    days: int,
+    now: datetime,
+    kinds: tuple[str, ...] = (),
+    cursor: str | None = None,
+) -> dict[str, Any]:
+    """Everything the dashboard's member page shows (the story: `kinds`, from `cursor`), read once and
+    audited once."""
     row = _row(actor, member_id)
     target = row.member
     today = localtime.local_date(now, target.timezone)
@@ -545,10 +805,20 @@ def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) 
         .order_by(Message.created_at.desc())
         .limit(20)
     ).all()
+    medication_of = {p.id: p.medication for p in plan_rows}
+    told = story(target, kinds=kinds, cursor=cursor, limit=STORY_PAGE, now=now, medication_of=medication_of)
     audit.record(
-        "member.viewed", actor_id=actor.id, now=now, subject_member_id=target.id, via="dashboard", days=days
+        "member.viewed",
+        actor_id=actor.id,
+        now=now,
+        subject_member_id=target.id,
+        via="dashboard",
+        days=days,
+        story=told["items"][-1]["date"].isoformat() if told["items"] else None,
     )
     return {
+        "story": told,
+        "staff_names": member_names(_staff_in(told["items"])),
         "member": _item(row, result, logs[target.id]),
         "series": chart_series(target, days=days, now=now, logs=logs[target.id], plans=plans),
         "plans": [medications.plan_view(p, today=today) for p in plan_rows],
@@ -558,8 +828,19 @@ def member_page(actor: User, member_id: uuid.UUID, *, days: int, now: datetime) 
     }
 
 
+def _staff_in(items: list[dict[str, Any]]) -> list[uuid.UUID]:
+    """Who sent the story's messages and acted on its flags."""
+    ids: set[uuid.UUID | None] = set()
+    for item in items:
+        if item["kind"] == "message":
+            ids.add(item["message"]["sender_id"])
+        elif item["kind"].startswith("flag_"):
+            ids |= {item[item["kind"]].get("acknowledged_by"), item[item["kind"]].get("resolved_by")}
+    return sorted(i for i in ids if i is not None)
+
+
 def member_names(member_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """Display names (else emails) of members, for lists that show who a row is about."""
+    """Display names (else emails) of users (members or staff), for lists that show who a row is about."""
     if not member_ids:
         return {}
     rows = session.execute(

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from flask import (
     Blueprint,
@@ -28,7 +29,6 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError
 from marshmallow import ValidationError
-from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
@@ -36,21 +36,26 @@ from werkzeug.wrappers import Response
 from companion.accounts import services as accounts
 from companion.accounts.models import Role, User
 from companion.accounts.passwords import verify_password
-from companion.audit.models import AuditEntry
+from companion.audit import services as audit
 from companion.auth.access import PUBLIC, allow
 from companion.coaching import services as coaching
-from companion.dashboard import charts
+from companion.dashboard import charts, plan_forms
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
+from companion.domain import drinking, localtime, triage
 from companion.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from companion.domain.medications import MEDICATIONS
+from companion.domain.safety import Tier
 from companion.extensions import email_key, limiter
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medications
+from companion.medications.models import MedicationPlan
 from companion.nudges import services as nudges
 from companion.nudges.models import Message
 from companion.nudges.schemas import MAX_MESSAGE_LENGTH
 from companion.safety import services as safety
 from companion.safety.schemas import MAX_NOTE, SEVERITIES, STATUSES
+from companion.validation import iana_zones
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
 
@@ -58,6 +63,7 @@ STAFF = (Role.COACH, Role.ADMIN)
 QUEUE_PAGE = 50
 AUDIT_PAGE = 100
 _SEEN = "dashboard_seen_at"
+_ZONE = "dashboard_zone"
 
 
 # --- sign-in, idle timeout, errors ------------------------------------------------------------------
@@ -164,11 +170,31 @@ def login() -> Any:
     if user.role not in STAFF or not user.is_active:
         flash("The dashboard is for coaches and admins.")
         return render_template("dashboard/login.html", next=next_url, email=email), 403
+    zone = request.form.get("zone", "")
     session.clear()  # nothing from before sign-in carries over
+    if zone in iana_zones():  # the browser's zone: times read in it unless the account sets one
+        session[_ZONE] = zone
     login_user(user)
     session.permanent = True  # the cookie expires with the idle timeout (PERMANENT_SESSION_LIFETIME)
     session[_SEEN] = time.time()
     return redirect(_safe_next(next_url))
+
+
+@bp.get("/zone.js")
+@allow(PUBLIC)
+def zone_script() -> tuple[str, int, dict[str, str]]:
+    """Fills the sign-in form's zone with the browser's (a file, not inline: the CSP runs only ours)."""
+    return (
+        ZONE_SCRIPT,
+        200,
+        {"Content-Type": "text/javascript; charset=utf-8", "Cache-Control": "max-age=3600"},
+    )
+
+
+ZONE_SCRIPT = (
+    'document.querySelectorAll("input[name=zone]").forEach(function (input) {'
+    " input.value = Intl.DateTimeFormat().resolvedOptions().timeZone || ''; });\n"
+)
 
 
 @bp.route("/logout", methods=["POST"])
@@ -178,6 +204,35 @@ def logout() -> Response:
     session.clear()
     flash("Signed out.")
     return redirect(url_for("dashboard.login"))
+
+
+@bp.route("/account", methods=["GET", "POST"])
+@allow(*STAFF)
+def account() -> Any:
+    """The staff member's own settings: the zone the dashboard shows times in (blank: the browser's)."""
+    if request.method == "GET":
+        return render_template(
+            "dashboard/account.html", zone=current_user.timezone or "", error=None, zones=_zones()
+        )
+    zone = request.form.get("timezone", "").strip()
+    if zone and zone not in iana_zones():
+        error = (
+            f"timezone: {zone[:64]} is not an IANA time zone (for example Europe/London); nothing was saved."
+        )
+        return render_template("dashboard/account.html", zone=zone, error=error, zones=_zones()), 422
+    with unit_of_work():
+        user = db_session.get(User, current_user.id)
+        before = user.timezone
+        user.timezone = zone or None
+        audit.record(
+            "staff.timezone_changed", actor_id=user.id, now=utcnow(), before=before, after=user.timezone
+        )
+    flash(f"Times are now shown in {zone}." if zone else "Times are now shown in your browser's zone.")
+    return redirect(url_for("dashboard.account"))
+
+
+def _zones() -> list[str]:
+    return sorted(iana_zones())
 
 
 # --- the flag queue ---------------------------------------------------------------------------------
@@ -229,9 +284,10 @@ def queue() -> Any:
     )
 
 
-def _with_args(**changes: Any) -> str:
-    args = {k: v for k, v in request.args.items() if k not in changes}
-    args.update({k: v for k, v in changes.items() if v is not None})
+def _with_args(_drop: tuple[str, ...] = (), **changes: Any) -> str:
+    """This page's URL with `changes` (None: left out) and without `_drop`; repeated arguments kept."""
+    args = [(k, v) for k, v in request.args.items(multi=True) if k not in changes and k not in _drop]
+    args += [(k, v) for k, v in changes.items() if v is not None]
     return f"{request.path}?{urlencode(args)}" if args else request.path
 
 
@@ -269,41 +325,131 @@ def resolve(flag_id: uuid.UUID) -> Response:
 @bp.route("/members", methods=["GET"])
 @allow(*STAFF)
 def caseload() -> Any:
-    """Each member's risk, last activity and a 30-day drinking sparkline."""
-    try:
-        with unit_of_work():
-            page = coaching.caseload(
-                current_user, cursor=request.args.get("cursor"), limit=QUEUE_PAGE, now=utcnow()
-            )
-    except InvalidInput:
-        abort(400, description="That page of the caseload does not exist; start again from the first.")
+    """The caseload, sorted by need (or a column), searched and filtered: each member's risk, flags,
+    last entry, a 30-day drinking sparkline and drinking against their goal."""
+    sort = _choice("sort", list(coaching.TRIAGE_SORTS)) or "need"
+    direction = _choice("dir", ["asc", "desc"]) or ("asc" if sort in ("name", "last_entry") else "desc")
+    quiet = _whole("quiet", 1, 3650)
+    page_no = _whole("page", 1, 100_000) or 1
+    medication = _choice("medication", list(MEDICATIONS))
+    filters = coaching.TriageFilters(
+        search=request.args.get("q", "").strip()[:100],
+        has_flags=request.args.get("flags") == "1",
+        quiet_days=quiet,
+        medication=medication,
+    )
+    with unit_of_work():
+        found = coaching.triage(
+            current_user,
+            sort=sort,
+            descending=direction == "desc",
+            filters=filters,
+            offset=(page_no - 1) * QUEUE_PAGE,
+            limit=QUEUE_PAGE,
+            now=utcnow(),
+        )
     return render_template(
         "dashboard/caseload.html",
-        members=page["items"],
+        members=found["items"],
         sparkline=charts.sparkline,
-        next_url=_with_args(cursor=page["next_cursor"]) if page["next_cursor"] else None,
+        ago=lambda then, now: triage.duration(now - then),
+        sort=sort,
+        direction=direction,
+        filters=filters,
+        medications=list(MEDICATIONS),
+        sort_url=_sort_url,
+        now=utcnow(),
+        prev_url=_with_args(page=page_no - 1 if page_no > 2 else None, _drop=("page",))
+        if page_no > 1
+        else None,
+        next_url=_with_args(page=page_no + 1) if found["more"] else None,
+    )
+
+
+def _whole(name: str, low: int, high: int) -> int | None:
+    """A whole-number query argument in [low, high], or a 400 naming it."""
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or not low <= int(value) <= high:
+        abort(400, description=f"{name}: must be a whole number from {low} to {high}.")
+    return int(value)
+
+
+def _sort_url(column: str, current: str, direction: str) -> str:
+    """A column header's link: sort by it, or flip the direction when it is already the sort."""
+    flipped = "asc" if direction == "desc" else "desc"
+    return _with_args(
+        sort=column, dir=flipped if column == current else None, page=None, _drop=("dir", "page")
     )
 
 
 @bp.route("/members/<uuid:member_id>", methods=["GET"])
 @allow(*STAFF)
 def member(member_id: uuid.UUID) -> Any:
-    """One member: summary, charts over 30 or 90 days, medication plans, flags and messages."""
+    """One member: summary, charts over 30 or 90 days, their story, medication plans, flags and messages."""
+    return _member_page(member_id)
+
+
+def _member_page(
+    member_id: uuid.UUID, *, status: int = 200, forms: dict[str, plan_forms.PlanForm] | None = None
+) -> Any:
+    """The member page; `forms`: plan forms to show as submitted (a refused one, with its errors)."""
     days = request.args.get("days", type=int) or coaching.CHART_WINDOWS[0]
     if days not in coaching.CHART_WINDOWS:
         abort(400, description="days: must be 30 or 90.")
-    with unit_of_work():
-        page = coaching.member_page(current_user, member_id, days=days, now=utcnow())
+    kinds = tuple(request.args.getlist("kind"))
+    unknown = sorted(set(kinds) - set(coaching.STORY_KINDS))
+    if unknown:
+        abort(400, description=f"kind: {', '.join(unknown)} is not one of {', '.join(coaching.STORY_KINDS)}.")
+    try:
+        with unit_of_work():
+            page = coaching.member_page(
+                current_user,
+                member_id,
+                days=days,
+                now=utcnow(),
+                kinds=kinds,
+                cursor=request.args.get("cursor"),
+            )
+    except InvalidInput:
+        abort(400, description="That page of the story does not exist; start again from the newest.")
+    story = page["story"]
+    today = page["today"]
+    shown = {str(p["id"]): plan_forms.edit_form(p, today=today) for p in page["plans"]}
+    shown["new"] = plan_forms.new_form(today=today)
+    shown.update(forms or {})
     return render_template(
         "dashboard/member.html",
         **page,
+        forms=shown,
+        step_fields=plan_forms.STEP_FIELDS,
+        medication_codes=list(MEDICATIONS),
+        new_plan_id=request.form.get("plan_id") if forms and "new" in forms else uuid.uuid4(),
         days=days,
+        kinds=kinds,
+        story_kinds=STORY_FILTERS,
+        older_url=_with_args(cursor=story["next_cursor"]) + "#story" if story["next_cursor"] else None,
         windows=coaching.CHART_WINDOWS,
         charts=_charts(page["series"]),
         message_id=uuid.uuid4(),
         max_message=MAX_MESSAGE_LENGTH,
         max_note=MAX_NOTE,
-    )
+    ), status
+
+
+#: The story's kinds as the filter names them (a flag's later events go with "flags").
+STORY_FILTERS = {
+    "drink_log": "drinks",
+    "craving": "cravings",
+    "checkin": "doses and side effects",
+    "bac_reading": "breath readings",
+    "flag": "flags",
+    "flag_acknowledged": "flags acknowledged",
+    "flag_closed": "flags resolved",
+    "flag_cleared": "flags cleared",
+    "message": "messages",
+}
 
 
 def _charts(s: coaching.Series) -> dict[str, Any]:
@@ -354,34 +500,65 @@ def _member_url(member_id: uuid.UUID, anchor: str) -> str:
     return url_for("dashboard.member", member_id=member_id) + anchor
 
 
-def _field_messages(fields: dict[str, Any]) -> str:
-    return "; ".join(f"{name}: {' '.join(map(str, msgs))}" for name, msgs in sorted(fields.items()))
-
-
 @bp.route("/members/<uuid:member_id>/plans/<uuid:plan_id>", methods=["POST"])
 @allow(*STAFF)
-def edit_plan(member_id: uuid.UUID, plan_id: uuid.UUID) -> Response:
-    """Change a plan's dose, times or end date (the API's PATCH, with its rules about the past)."""
-    form = request.form
-    changes: dict[str, Any] = {}
-    for name in ("dose_mg", "end_date"):
-        if name in form and form[name].strip() != form.get(f"was_{name}", "").strip():
-            changes[name] = form[name].strip() or None
-    if "times" in form:
-        times = [t.strip() for t in form["times"].replace(";", ",").split(",") if t.strip()]
-        was = [t.strip() for t in form.get("was_times", "").split(",") if t.strip()]
-        if times != was:
-            changes["times"] = times
+def edit_plan(member_id: uuid.UUID, plan_id: uuid.UUID) -> Any:
+    """Change a plan's dose and times from today, its end date and its steps ahead (the API's PATCH,
+    with its rules about the past). Refused: the page again, each error beside its field, as typed."""
+    body, rows_sent = plan_forms.changes(request.form)
     try:
-        data = medication_schemas.PlanPatchSchema().load(changes)
+        data = medication_schemas.PlanPatchSchema().load(body)
         with unit_of_work():
             medications.update_plan(current_user, member_id, plan_id, data, now=utcnow())
-        flash("Medication plan saved." if changes else "Nothing changed.")
     except ValidationError as error:
-        flash("Not saved. " + _field_messages(error.messages))  # type: ignore[arg-type]
+        return _plan_refused(member_id, str(plan_id), error.messages, rows_sent, EDIT_FIELDS)
     except InvalidInput as error:
-        flash("Not saved. " + _field_messages(error.fields or {}))
-    return redirect(_member_url(member_id, "#plans"))
+        problems = {**(error.fields or {}), **plan_forms.regimen_problems(data, request.form)}
+        return _plan_refused(member_id, str(plan_id), problems, rows_sent, EDIT_FIELDS)
+    flash(
+        "Saved: the plan is changed." if body else "Nothing to save: no field was changed.", f"plan-{plan_id}"
+    )
+    return redirect(_member_url(member_id, f"#plan-{plan_id}"))
+
+
+EDIT_FIELDS = ("dose_mg", "times", "end_date")
+NEW_FIELDS = ("medication", "dose_mg", "times", "start_date", "end_date")
+
+
+@bp.route("/members/<uuid:member_id>/plans", methods=["POST"])
+@allow(*STAFF)
+def create_plan(member_id: uuid.UUID) -> Any:
+    """Start a plan (the API's POST); the form's own id makes a resubmitted form store it once."""
+    try:
+        plan_id = uuid.UUID(request.form.get("plan_id", ""))
+    except ValueError:
+        abort(400, description="plan_id: reload the page and save again.")
+    body, rows_sent = plan_forms.new_plan_body(request.form)
+    try:
+        data = medication_schemas.PlanInputSchema().load(body)
+        with unit_of_work():
+            coaching.member(current_user, member_id)  # 404 before revealing anything
+            stored = db_session.get(MedicationPlan, plan_id)
+            if stored is None:
+                medications.create_plan(current_user, member_id, data, now=utcnow(), plan_id=plan_id)
+            elif stored.member_id != member_id:
+                abort(400, description="plan_id: reload the page and save again.")
+    except ValidationError as error:
+        return _plan_refused(member_id, "new", error.messages, rows_sent, NEW_FIELDS)
+    except InvalidInput as error:
+        return _plan_refused(member_id, "new", error.fields or {}, rows_sent, NEW_FIELDS)
+    except IntegrityError:  # the same form submitted twice at once: the first one stored it
+        pass
+    flash(f"Saved: a new {body['medication']} plan.", f"plan-{plan_id}")
+    return redirect(_member_url(member_id, f"#plan-{plan_id}"))
+
+
+def _plan_refused(
+    member_id: uuid.UUID, key: str, messages: Any, rows_sent: list[int], names: tuple[str, ...]
+) -> Any:
+    typed = plan_forms.submitted(request.form, names)
+    typed.errors = plan_forms.errors_by_field(messages, rows_sent, typed)
+    return _member_page(member_id, status=422, forms={key: typed})
 
 
 @bp.route("/members/<uuid:member_id>/messages", methods=["POST"])
@@ -394,7 +571,7 @@ def send_message(member_id: uuid.UUID) -> Response:
     except ValueError:
         abort(400, description="message_id: reload the page and send again.")
     if not 1 <= len(body) <= MAX_MESSAGE_LENGTH:
-        flash(f"body: write 1 to {MAX_MESSAGE_LENGTH} characters; nothing was sent.")
+        flash(f"body: write 1 to {MAX_MESSAGE_LENGTH} characters; nothing was sent.", "messages-error")
         return redirect(_member_url(member_id, "#messages"))
     try:
         with unit_of_work():
@@ -404,9 +581,9 @@ def send_message(member_id: uuid.UUID) -> Response:
                 nudges.send_coach_message(current_user, member_id, body, now=utcnow(), message_id=message_id)
             elif sent.member_id != member_id:
                 abort(400, description="message_id: reload the page and send again.")
-        flash("Message sent.")
+        flash("Message sent.", "messages-success")
     except IntegrityError:  # the same form submitted twice at once: the first one sent it
-        flash("Message sent.")
+        flash("Message sent.", "messages-success")
     return redirect(_member_url(member_id, "#messages"))
 
 
@@ -416,38 +593,89 @@ def send_message(member_id: uuid.UUID) -> Response:
 @bp.route("/audit", methods=["GET"])
 @allow(Role.ADMIN)
 def audit_log() -> Any:
-    """Who read or changed what, newest first; filter by member."""
-    query = select(AuditEntry, User.email).outerjoin(User, User.id == AuditEntry.actor_id)
-    member_arg = request.args.get("member")
-    if member_arg:
-        try:
-            query = query.where(AuditEntry.subject_member_id == uuid.UUID(member_arg))
-        except ValueError:
-            abort(400, description="member: not a member id.")
-    before = request.args.get("before", type=int)
-    if before:
-        query = query.where(AuditEntry.id < before)
-    rows = db_session.execute(query.order_by(AuditEntry.id.desc()).limit(AUDIT_PAGE + 1)).all()
-    more = len(rows) > AUDIT_PAGE
-    rows = rows[:AUDIT_PAGE]
-    names = coaching.member_names(sorted({e.subject_member_id for e, _ in rows if e.subject_member_id}))
+    """Who read or changed what, newest first; filter by staff, member (name, email or id), action and
+    days (in the admin's zone)."""
+    zone = coach_zone()
+    start, end = _day("from"), _day("to")
+    if start and end and start > end:
+        abort(400, description="from: must not be after to.")
+    with unit_of_work():
+        rows, more = audit.search(
+            staff=request.args.get("staff", "").strip()[:254],
+            member=request.args.get("member", "").strip()[:254],
+            action=request.args.get("action", "").strip()[:64],
+            start=localtime.day_bounds_utc(start, zone)[0] if start else None,
+            end=localtime.day_bounds_utc(end, zone)[1] if end else None,
+            before=_whole("before", 1, 2**62),
+            limit=AUDIT_PAGE,
+        )
+        names = coaching.member_names(sorted({e.subject_member_id for e, _ in rows if e.subject_member_id}))
     return render_template(
         "dashboard/audit.html",
         rows=rows,
         names=names,
-        member=member_arg,
+        args=request.args,
+        actions=audit.ACTIONS,
         next_url=_with_args(before=rows[-1][0].id) if more else None,
     )
 
 
+def _day(name: str) -> date | None:
+    value = request.args.get(name, "").strip()
+    if not value:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        abort(400, description=f"{name}: not a date (YYYY-MM-DD).")
+
+
+def coach_zone() -> str:
+    """The zone the signed-in staff member reads times in: their account's setting, else the browser's
+    zone sent at sign-in, else UTC."""
+    zone = getattr(current_user, "timezone", None) or session.get(_ZONE)
+    return zone if zone in iana_zones() else "UTC"
+
+
+def flag_times(flag: dict[str, Any]) -> dict[str, str | None]:
+    """A flag's age, and the time left before it escalates (or how long it is overdue), as text."""
+    now = utcnow()
+    left = triage.escalates_in(
+        tier=int(Tier[flag["severity"].upper()]),
+        status=flag["status"],
+        created_at=flag["created_at"],
+        escalated_at=flag["escalated_at"],
+        sla=safety.SETTINGS.urgent_sla,
+        now=now,
+    )
+    if left is None:
+        escalation = None
+    elif left > timedelta(0):
+        escalation = f"escalates in {triage.duration(left)}"
+    else:
+        escalation = f"escalation due {triage.duration(left)} ago"
+    return {"age": triage.duration(now - flag["created_at"]), "escalation": escalation}
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    return {"coach_zone": coach_zone, "unit_name": drinking.unit_name, "flag_times": flag_times}
+
+
 @bp.app_template_filter("when")
-def _when(value: Any) -> str:
-    """An instant as UTC to the minute; a date as is."""
+def _when(value: Any, zone: str | None = None) -> str:
+    """An instant to the minute in `zone` (the coach's by default), the zone named; a date as is."""
     if value is None:
         return "—"
     if isinstance(value, date) and not hasattr(value, "hour"):
         return value.isoformat()
-    return value.strftime("%Y-%m-%d %H:%M UTC")
+    return value.astimezone(ZoneInfo(zone or coach_zone())).strftime("%Y-%m-%d %H:%M %Z")
+
+
+@bp.app_template_filter("clock")
+def _clock(value: Any, zone: str) -> str:
+    """An instant's wall-clock time in `zone`, the zone named: "20:05 EST"."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%H:%M %Z")
 
 
 @bp.app_template_filter("hhmm")

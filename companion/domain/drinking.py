@@ -138,6 +138,21 @@ def standard_drink_grams(country: str) -> Decimal:
     return STANDARD_DRINK_GRAMS.get(country.upper(), STANDARD_DRINK_GRAMS[DEFAULT_COUNTRY])
 
 
+#: What a country's standard drink is called where drinks are shown; others: "<CC> standard drinks".
+UNIT_NAMES: Mapping[str, str] = MappingProxyType(
+    {"US": "US drinks", "GB": "UK units", "AU": "AU standard drinks", "NZ": "NZ standard drinks"}
+)
+
+
+def unit_name(country: str) -> str:
+    """The name of the unit `standard_drinks_from_grams` counts in for `country` (an unlisted country
+    counts in US drinks, as it uses the US size)."""
+    code = country.upper()
+    if code not in STANDARD_DRINK_GRAMS:
+        code = DEFAULT_COUNTRY
+    return UNIT_NAMES.get(code, f"{code} standard drinks")
+
+
 def quantize_grams(grams: Decimal) -> Decimal:
     """Grams as stored: to GRAMS_QUANTUM, half up."""
     return grams.quantize(GRAMS_QUANTUM, rounding=ROUND_HALF_UP)

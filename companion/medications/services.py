@@ -94,6 +94,18 @@ def _step_to_json(step: plans.PlanStep) -> dict[str, Any]:
     return stored
 
 
+def plan_record(plan: plans.Plan) -> dict[str, Any]:
+    """A plan as the audit log keeps it (JSON): what a staff write changed it from and to."""
+    return {
+        "medication": plan.medication,
+        "dose_mg": str(plan.dose_mg),
+        "times": [t.strftime("%H:%M") for t in plan.times],
+        "start_date": plan.start_date.isoformat(),
+        "end_date": plan.end_date.isoformat() if plan.end_date else None,
+        "steps": [_step_to_json(s) for s in plan.steps],
+    }
+
+
 def plan_to_domain(row: MedicationPlan) -> plans.Plan:
     """The stored plan as the pure domain's `Plan` (regimens, dose slots, tapering)."""
     return plans.Plan(
@@ -193,8 +205,16 @@ def _step(raw: dict[str, Any]) -> plans.PlanStep:
     )
 
 
-def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now: datetime) -> MedicationPlan:
+def create_plan(
+    actor: User,
+    member_id: uuid.UUID,
+    data: dict[str, Any],
+    *,
+    now: datetime,
+    plan_id: uuid.UUID | None = None,
+) -> MedicationPlan:
     """`POST /coach/members/{id}/medication-plans`: a new plan for a member `actor` may manage.
+    `plan_id`: the id the dashboard's form carries, so a resubmitted form cannot store twice.
 
     `start_date` defaults to the member's local today and may not be before it: adherence counts
     doses from the start date, and doses before the plan existed must never count as missed.
@@ -208,7 +228,7 @@ def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now:
     if start < today:
         raise InvalidInput(_INVALID, fields={"start_date": [_not_before_today(today)]})
     plan = plans.Plan(
-        id=uuid.uuid4(),
+        id=plan_id or uuid.uuid4(),
         medication=data["medication"],
         dose_mg=data["dose_mg"],
         times=_sorted_times(data["times"]),
@@ -227,6 +247,14 @@ def create_plan(actor: User, member_id: uuid.UUID, data: dict[str, Any], *, now:
         _audit_high_dose(actor, member, plan, now=now)
     nudge_hooks.plan_changed(member.id, row.id, now=now)
     request_safety_scan(member, now=now)  # a new plan can make past entries matter (e.g. a contraindication)
+    audit.record(
+        "plan.created",
+        actor_id=actor.id,
+        now=now,
+        subject_member_id=member.id,
+        plan_id=str(row.id),
+        after=plan_record(plan),
+    )
     return row
 
 
@@ -303,6 +331,15 @@ def update_plan(
             _audit_high_dose(actor, member, new, now=now)
         nudge_hooks.plan_changed(member.id, row.id, now=now)
         request_safety_scan(member, now=now)
+        audit.record(
+            "plan.changed",
+            actor_id=actor.id,
+            now=now,
+            subject_member_id=member.id,
+            plan_id=str(row.id),
+            before=plan_record(current),
+            after=plan_record(new),
+        )
     return row
 
 
@@ -439,11 +476,16 @@ def _view(checkin: MedicationCheckin, medication: str, effects: list[SideEffectR
     }
 
 
-def checkin_views(checkins: Sequence[MedicationCheckin]) -> list[dict[str, Any]]:
-    """Check-ins as the API shows them (`CheckinSchema`), with their side effects, in two queries."""
+def checkin_views(
+    checkins: Sequence[MedicationCheckin], medication_of: dict[uuid.UUID, str] | None = None
+) -> list[dict[str, Any]]:
+    """Check-ins as the API shows them (`CheckinSchema`), with their side effects, in two queries (one
+    when the caller knows each plan's medication: `medication_of`)."""
     if not checkins:
         return []
-    medications = _medications(sorted({c.plan_id for c in checkins}))
+    plan_ids = {c.plan_id for c in checkins}
+    medications = medication_of if medication_of and plan_ids <= medication_of.keys() else None
+    medications = medications or _medications(sorted(plan_ids))
     effects = _side_effects(checkins[0].member_id, [c.id for c in checkins])
     return [_view(c, medications.get(c.plan_id, ""), effects.get(c.id, [])) for c in checkins]
 

@@ -26,6 +26,7 @@ from sqlalchemy import func, or_, select, text, tuple_, update
 
 from companion import jobs, privacy
 from companion.accounts.models import Member, User
+from companion.audit import services as audit
 from companion.db import session, unit_of_work, utcnow
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.domain.nudges import DEFAULT_POLICY, TEMPLATES, NudgeKind, NudgePolicy, coach_message_nudge
@@ -253,6 +254,15 @@ def send_coach_message(
     nudge = coach_message_nudge(message.id, now, hooks.member_settings(member))
     insert_one(member.id, nudge, now=now, id=message.id)
     jobs.enqueue_after_commit(jobs.DELIVER_NUDGES, nudge_ids=[str(message.id)])  # type: ignore[arg-type]
+    # The text stays in `messages` (the member may erase it); the log keeps which message, and its size.
+    audit.record(
+        "message.sent",
+        actor_id=actor.id,
+        now=now,
+        subject_member_id=member.id,
+        message_id=str(message.id),
+        characters=len(body),
+    )
     return message
 
 

@@ -987,6 +987,7 @@ def acknowledge(actor: User, flag_id: uuid.UUID, *, now: datetime) -> Flag:
             now=now,
             subject_member_id=flag.member_id,
             flag_id=str(flag.id),
+            rule=flag.rule,
         )
     return flag
 
@@ -1009,7 +1010,12 @@ def resolve(actor: User, flag_id: uuid.UUID, note: str, *, now: datetime) -> Fla
     flag.updated_at = now
     session.flush()
     audit.record(
-        "flag.resolved", actor_id=actor.id, now=now, subject_member_id=flag.member_id, flag_id=str(flag.id)
+        "flag.resolved",
+        actor_id=actor.id,
+        now=now,
+        subject_member_id=flag.member_id,
+        flag_id=str(flag.id),
+        rule=flag.rule,
     )
     return flag
 

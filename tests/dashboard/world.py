@@ -99,14 +99,21 @@ def log_history(
     for back in range(1, days + 1):
         day = today - back * DAY
         drinks = [0, 2, 6, 1, 0][back % 5]
-        r = member.put(f"/drink-logs/{day.isoformat()}", {"standard_drinks": drinks})
+        log: dict[str, Any] = {"standard_drinks": drinks}
+        if back == 2:
+            log["note"] = "Office party, stopped after the toast"
+        r = member.put(f"/drink-logs/{day.isoformat()}", log)
         assert r.status_code == 201, r.get_json()
         evening = localtime.local_to_utc(day, time(20, 0), ZONE)
         if back % 2 == 0:
-            r = member.post(
-                "/cravings",
-                {"id": str(uuid.uuid4()), "recorded_at": evening.isoformat(), "intensity": back % 9},
-            )
+            craving: dict[str, Any] = {
+                "id": str(uuid.uuid4()),
+                "recorded_at": evening.isoformat(),
+                "intensity": back % 9,
+            }
+            if back == 2:
+                craving |= {"triggers": ["argument", "payday"], "note": "Walked it off"}
+            r = member.post("/cravings", craving)
             assert r.status_code == 201, r.get_json()
         if back % 7 == 3:
             r = member.post(

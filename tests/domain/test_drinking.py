@@ -22,6 +22,7 @@ from companion.domain.drinking import (
     log_source,
     standard_drink_grams,
     standard_drinks_from_grams,
+    unit_name,
     who_level,
 )
 from companion.domain.errors import InvalidInput
@@ -47,6 +48,18 @@ COUNTRIES = sorted(STANDARD_DRINK_GRAMS)
 ])  # fmt: skip
 def test_standard_drink_grams(country, grams):
     assert standard_drink_grams(country) == grams
+
+
+@pytest.mark.parametrize(("country", "name"), [
+    ("US", "US drinks"),
+    ("GB", "UK units"),
+    ("gb", "UK units"),
+    ("AU", "AU standard drinks"),
+    ("CA", "CA standard drinks"),
+    ("FR", "US drinks"),  # unlisted: counted in US drinks, so named so
+])  # fmt: skip
+def test_unit_name(country, name):
+    assert unit_name(country) == name
 
 
 def test_who_audit_drink_is_ten_grams():

@@ -223,8 +223,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/dashboard/members/<uuid:member_id>", dashboard_caseload(200), params=MEMBER_ID),
     Route("POST", "/dashboard/members/<uuid:member_id>/plans/<uuid:plan_id>", dashboard_caseload(302),
           params={**MEMBER_ID, "plan_id": "plan"}, body="plan_change"),
+    Route("POST", "/dashboard/members/<uuid:member_id>/plans", dashboard_caseload(302), params=MEMBER_ID,
+          body="dashboard_plan"),
     Route("POST", "/dashboard/members/<uuid:member_id>/messages", dashboard_caseload(302), params=MEMBER_ID,
           body="dashboard_message"),
+    Route("GET", "/dashboard/account", dashboard_pages(200)),
+    Route("POST", "/dashboard/account", dashboard_pages(302), body="dashboard_zone"),
+    Route("GET", "/dashboard/zone.js", everyone(200)),
     Route("GET", "/dashboard/audit", dashboard_admins(200)),
     Route("POST", "/dashboard/logout", dashboard_pages(302), ends_session=True),
     # Insurer analysts: their own plan's exports.

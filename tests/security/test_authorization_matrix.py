@@ -182,6 +182,15 @@ class World:
             return {"email": f"nobody-{uuid.uuid4().hex[:8]}@example.org", "password": "not the password"}
         if kind == "dashboard_message":
             return {"body": "Thinking of you.", "message_id": str(uuid.uuid4())}
+        if kind == "dashboard_plan":
+            return {
+                "medication": "naltrexone",
+                "dose_mg": "50",
+                "times": "09:00",
+                "plan_id": str(uuid.uuid4()),
+            }
+        if kind == "dashboard_zone":
+            return {"timezone": "Europe/Paris"}
         raise AssertionError(f"no body for {kind}")
 
     def browser(self):
