@@ -24,6 +24,7 @@ from companion.medications import views as medications_views
 from companion.nudges import views as nudges_views
 from companion.runtime import limiter_storage_url
 from companion.safety import views as safety_views
+from companion.tracking import sync
 from companion.tracking import views as tracking_views
 
 #: HTML pages (the dashboard, the API docs) run only our own scripts, load nothing from elsewhere and
@@ -88,7 +89,13 @@ def register_extensions(app: Flask, config: Config) -> None:
 
     csrf.init_app(app)
     api_plumbing.configure_openapi(app)
-    api.init_app(app, spec_kwargs={"extra_plugins": [api_plumbing.StandardResponsesPlugin(app)]})
+    api.init_app(
+        app,
+        spec_kwargs={
+            "marshmallow_plugin": api_plumbing.CompanionMarshmallowPlugin(),
+            "extra_plugins": [api_plumbing.StandardResponsesPlugin(app)],
+        },
+    )
     jobs.configure(make_celery(app))
 
 
@@ -97,6 +104,8 @@ def register_request_hooks(app: Flask) -> None:
     # Order matters: authenticate and authorise first, then look at the body.
     app.before_request(enforce_access)
     app.before_request(api_plumbing.require_json_object)
+
+    app.after_request(api_plumbing.drop_stray_retry_after)
 
     @app.after_request
     def _security_headers(response):
@@ -115,6 +124,7 @@ def register_blueprints(app: Flask) -> None:
     for blp in API_BLUEPRINTS:
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing to forge
+    sync.document(api.spec, api.ma_plugin.converter)
     app.register_blueprint(health_bp)
     app.register_blueprint(docs_bp)
     app.register_blueprint(dashboard_views.bp)  # cookie sessions and CSRF-protected forms

@@ -127,3 +127,36 @@ class StrictSchema(Schema):
 
 def one_error(field_name: str, message: str) -> ValidationError:
     return ValidationError({field_name: [message]})
+
+
+def field_errors(description: str, **kwargs: Any) -> fields.Dict:
+    """Messages by field name, as an error's `fields` and a sync result's `errors` carry them: a list
+    of messages, or a nested field's own errors by name or index."""
+    return fields.Dict(
+        keys=fields.String(),
+        values=fields.Raw(
+            metadata={
+                "anyOf": [
+                    {"type": "array", "items": {"type": "string"}},
+                    {"type": "object", "description": "A nested field's own errors, by name or index."},
+                ]
+            }
+        ),
+        metadata={"description": description, "optional": True},
+        **kwargs,
+    )
+
+
+def stored_record(description: str, **kwargs: Any) -> fields.Raw:
+    """On a conflict: the stored record, as its own GET answers it (one of these schemas)."""
+    return fields.Raw(
+        metadata={
+            "optional": True,
+            "description": description,
+            "anyOf": [
+                {"$ref": f"#/components/schemas/{name}"}
+                for name in ("Checkin", "Flag", "BacReading", "Craving", "DrinkLog")
+            ],
+        },
+        **kwargs,
+    )

@@ -110,6 +110,15 @@ class MemberPatchSchema(StrictSchema):
         return data
 
 
+class ConsentsOutSchema(Schema):
+    outcome_sharing = fields.Boolean(
+        metadata={"description": "Shares de-identified, aggregated outcomes with the insurer plan."}
+    )
+    updated_at = fields.String(
+        allow_none=True, metadata={"format": "date-time", "description": "When the member last set it."}
+    )
+
+
 class CoachRefSchema(Schema):
     id = fields.UUID()
     display_name = fields.String()
@@ -130,7 +139,7 @@ class MemberSchema(Schema):
     sex = fields.String()
     goal = fields.Nested(GoalSchema)
     reminders = fields.Nested(RemindersSchema)
-    consents = fields.Dict(keys=fields.String(), values=fields.Raw())
+    consents = fields.Nested(ConsentsOutSchema)
     coach = fields.Nested(CoachRefSchema, allow_none=True)
     insurer = fields.Nested(InsurerRefSchema, allow_none=True)
     enrolled_at = Instant()

@@ -34,6 +34,7 @@ def request_export(data: dict[str, Any]):
 
 
 @blp.route("/exports/<uuid:export_id>", methods=["GET"])
+@blp.doc(operationId="getExport")
 @allow(Role.INSURER_ANALYST)
 @blp.response(200, schemas.ExportSchema)
 def export_status(export_id: uuid.UUID):
@@ -42,6 +43,7 @@ def export_status(export_id: uuid.UUID):
 
 
 @blp.route("/exports/<uuid:export_id>/file", methods=["GET"])
+@blp.doc(operationId="getExportFile")
 @allow(Role.INSURER_ANALYST)
 @blp.response(
     200,

@@ -59,3 +59,14 @@ class MessageSchema(Schema):
     sender_id = fields.UUID(allow_none=True)
     body = fields.String()
     created_at = Instant()
+
+
+class MessageChangeSchema(Schema):
+    """A coach message as `GET /sync` hands it out (nudges.services.message_change)."""
+
+    id = fields.UUID(metadata={"description": "The inbox item's id."})
+    kind = fields.String(metadata={"enum": [NudgeKind.COACH_MESSAGE.value]})
+    title = fields.String()
+    body = fields.String()
+    sender_id = fields.UUID(allow_none=True, metadata={"description": "The coach who wrote it."})
+    created_at = Instant()

@@ -8,7 +8,7 @@ from typing import Any
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from companion.domain.drinking import DrinkKind
-from companion.validation import Instant, StrictSchema, at_most_places
+from companion.validation import Instant, StrictSchema, at_most_places, field_errors, stored_record
 
 #: API.md: standard_drinks 0-50 in steps of 0.1.
 MAX_STANDARD_DRINKS = Decimal("50")
@@ -121,7 +121,7 @@ class BacReadingSchema(Schema):
     measured_at = Instant()
     date = fields.Date()
     bac_g_dl = fields.Decimal(as_string=False)
-    device = fields.Dict(allow_none=True)
+    device = fields.Nested(BacDeviceSchema, allow_none=True)
     created_at = Instant()
 
 
@@ -130,37 +130,28 @@ class BacReadingPageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-class SyncItemSchema(Schema):
-    """Documentation of one batch item; each item is validated on its own (see POST /sync)."""
-
-    type = fields.String(
-        required=True, metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading"]}
-    )
-    data = fields.Dict(
-        required=True,
-        metadata={
-            "description": "The body of the single-record call; a drink log's data carries its `date`."
-        },
-    )
-
-
 class SyncBatchSchema(StrictSchema):
     refuse_nul = False  # each item is validated on its own: a NUL spoils only its item
 
     items = fields.List(
-        fields.Raw(allow_none=True, metadata={"type": "object", "description": "{type, data}: a SyncItem."}),
+        # documented as a oneOf by `type` (sync.document); validated item by item (sync.apply_batch)
+        fields.Raw(allow_none=True),
         required=True,
         metadata={"description": "At most 500 items (more: 413). Each stands alone."},
     )
 
 
 class SyncResultSchema(Schema):
-    index = fields.Integer()
+    index = fields.Integer(metadata={"description": "The item's position in the batch, from 0."})
     status = fields.String(metadata={"enum": ["created", "updated", "unchanged", "conflict", "invalid"]})
-    id = fields.String()
-    date = fields.String()
-    errors = fields.Dict(metadata={"description": "Per-field messages (invalid) or why it conflicts."})
-    current = fields.Dict(metadata={"description": "The stored record, when the item conflicts with it."})
+    id = fields.String(
+        metadata={"optional": True, "description": "The item's `id` as sent (records kept by id)."}
+    )
+    date = fields.String(
+        metadata={"optional": True, "description": "The item's `date` as sent (drink logs)."}
+    )
+    errors = field_errors("Per-field messages (invalid) or why it conflicts.")
+    current = stored_record("The stored record, when the item conflicts with it.")
 
 
 class SyncResultsSchema(Schema):
