@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import re
 from apispec import BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask import Flask, Response, request
