@@ -14,7 +14,7 @@ from werkzeug.exceptions import BadRequest
 from companion.auth.access import PUBLIC, declared_access
 from companion.auth.loaders import is_api_request
 from companion.errors import CODES, MESSAGES
-from companion.validation import StrictSchema, field_errors, stored_record
+from companion.validation import FIELD_ERRORS_SCHEMA, StrictSchema, field_errors, stored_record
 
 
 class ErrorBodySchema(Schema):
@@ -152,6 +152,18 @@ class StandardResponsesPlugin(BasePlugin):
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self.spec: Any = None
+
+    def init_spec(self, spec: Any) -> None:
+        self.spec = spec
+
+    def _body_example(self, operation: dict[str, Any]) -> None:
+        """The request body's example: its schema's (CompanionConverter puts a schema's EXAMPLE there)."""
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            ref = media.get("schema", {}).get("$ref", "")
+            component = self.spec.components.schemas.get(ref.rsplit("/", 1)[-1], {})
+            if "example" in component:
+                media.setdefault("example", component["example"])
 
     def operation_helper(self, path=None, operations=None, **kwargs: Any) -> None:  # type: ignore[override]
         rule = kwargs.get("rule")
@@ -161,6 +173,7 @@ class StandardResponsesPlugin(BasePlugin):
         is_class = getattr(view, "view_class", None) is not None
         for method, operation in operations.items():
             operation.setdefault("operationId", operation_id(rule.endpoint, method, is_class))
+            self._body_example(operation)
             statuses = {429, 503}
             roles = {
                 str(getattr(r, "value", r))
@@ -217,18 +230,83 @@ COMMON_DESCRIPTIONS = {
     "body": "The text of the message.",
     "title": "A short title for the notification.",
     "summary": "The member's summary, as GET /me/summary answers it.",
-    "start": "The first day (inclusive).",
-    "end": "The last day (inclusive).",
+    "start": "The first month, YYYY-MM (inclusive).",
+    "end": "The last month, YYYY-MM (inclusive).",
     "goal": "The member's drinking goal.",
+    "type": "Which kind of record or goal this is (see the enum).",
+    "error": "The error: its status, code, message and, where they apply, fields and the stored record.",
+    "enrollment_code": "The code of the member's insurer plan, from their enrollment letter; optional.",
+    "consents": "What the member agreed to share.",
+    "reminders": "When and how the member wants to be nudged.",
+    "quiet_hours": "Local hours without nudges (start to end, may wrap past midnight); null: none.",
+    "muted_kinds": "Nudge kinds the member turned off (coach messages cannot be muted).",
+    "name": "The display name.",
+    "role": "The account's role: member, coach, admin or insurer_analyst.",
+    "coach": "The member's coach; null when none is assigned.",
+    "insurer": "The member's insurer plan; null when not enrolled through one.",
+    "enrolled_at": "When the member registered (UTC).",
+    "token_type": "Always `Bearer`.",
+    "access_token": "Send as `Authorization: Bearer <token>` until `expires_at`.",
+    "refresh_token": "Spend once at POST /auth/refresh for a new pair; a second use revokes the login.",
+    "refresh_expires_at": "When the refresh token expires (UTC).",
+    "platform": "ios or android.",
+    "push_token": "The FCM or APNs token of the phone.",
+    "active": "Still used for pushes (a token the push service refused is turned off).",
+    "last_seen_at": "When this phone last registered its token (UTC).",
+    "volume_ml": "The drink's volume in millilitres (1-2000).",
+    "abv_percent": "Alcohol by volume, percent (0-100).",
+    "count": "How many of this drink (at least 1).",
+    "drinks": "The drinks, each with its volume and strength; null when only a total was logged.",
+    "standard_drinks": "Standard drinks in the member's country's size (US 14 g, UK 8 g ...).",
+    "grams_ethanol": "Grams of pure ethanol (0.789 g/ml): the record the other figures come from.",
+    "source": "`realtime`, or `recall` when entered after the next local day.",
+    "recorded_at": "When the craving was felt (an instant; not in the future, at most 60 days ago).",
+    "intensity": "How strong, 0 (none) to 10 (the strongest).",
+    "triggers": "What set it off, in the member's words (at most 10, each up to 40 characters).",
+    "measured_at": "When the breath was measured (an instant).",
+    "bac_g_dl": "Blood alcohol concentration estimated from breath, g/dL (0.000-0.500).",
+    "device": "The breathalyzer, when the phone knows it; null otherwise.",
+    "model": "The breathalyzer's model name.",
+    "serial": "The breathalyzer's serial number.",
+    "changes": "Changed records, oldest first, each with its `type`.",
+    "cursor": "Pass as `since` next time.",
+    "results": "One result per item, in the batch's order.",
+    "data": "The record, as its own GET answers it.",
+    "label": "A plain-language name to show the member.",
+    "drug_class": "The drug's class (for example opioid antagonist).",
+    "side_effects": "Side effects reported with the dose, each with a severity.",
+    "from_date": "The step's first local date; the regimen changes from then on.",
+    "start_date": "The plan's first local date.",
+    "end_date": "The plan's last local date (inclusive); null: open-ended.",
+    "steps": "A titration or taper: each step replaces the regimen from its `from_date` on.",
+    "plan_id": "The medication plan the dose belongs to.",
+    "scheduled_for": "The dose slot: one of the plan's times on a local day, as an instant (UTC).",
+    "taken_at": "When the dose was taken; null when skipped.",
+    "format": "The file's format: csv, json or fhir.",
+    "period": "The months the export covers.",
+    "breakdown": "The breakdowns beside the total: medication, program_month or goal_type.",
+    "finished_at": "When the export finished or failed; null before.",
+    "rule": "The safety rule that raised the flag (DOMAIN.md).",
+    "rule_version": "The version of the rule's code that raised it.",
+    "acknowledged_by": "The coach who acknowledged it; null before.",
+    "acknowledged_at": "When it was acknowledged; null before.",
+    "resolved_by": "The coach who resolved it; null before.",
+    "resolved_at": "When it was resolved; null before.",
+    "resolution_note": "What the coach did, written when resolving; null before.",
+    "assigned_coach_id": "The coach whose queue it is in; null when routed to the admins.",
+    "read_at": "When the member read it; null while unread.",
+    "minutes": "How long to snooze, 10 to 240 minutes.",
+    "sender_id": "The coach who wrote it; null when the account is gone.",
 }
 
 
 class CompanionConverter(OpenAPIConverter):
     """Our marshmallow-to-OpenAPI rules.
-    - An outbound schema (anything but a StrictSchema, which only reads bodies) lists every field
-      as `required`: the server always sends each one, null when it has no value. A field the answer
-      may leave out says so with `metadata={"optional": True}`.
-    - Every property has a description: its own, else the common one of its name."""
+    - An outbound schema (anything but a StrictSchema, which only reads bodies) that marks no field
+      `required=True` lists every field as `required`: the server always sends each one, null when it
+      has no value. A field the answer may leave out says so with `metadata={"optional": True}`.
+    - Every property has a description: its own, else the common one of its name.
+    - A schema's `EXAMPLE` (a realistic body) is its example, and its request bodies'."""
 
     def schema2jsonschema(self, schema):  # type: ignore[no-untyped-def]
         json_schema = super().schema2jsonschema(schema)
@@ -244,7 +322,11 @@ class CompanionConverter(OpenAPIConverter):
                 values = [v for v in prop.pop("enum") if v is not None]
                 kind = next(t for t in prop.pop("type") if t != "null")
                 prop["anyOf"] = [{"type": kind, "enum": values}, {"type": "null"}]
-        if not isinstance(schema, StrictSchema):
+        example = getattr(schema, "EXAMPLE", None)
+        if example is not None:
+            json_schema["example"] = example
+        explicit = any(field.required for field in declared.values())
+        if not isinstance(schema, StrictSchema) and not explicit:
             required = [
                 name
                 for name, field in declared.items()
@@ -283,13 +365,14 @@ def configure_openapi(app: Flask) -> None:
             },
             "security": [{"bearerAuth": []}],
             "components": {
+                "schemas": {"FieldErrors": FIELD_ERRORS_SCHEMA},
                 "securitySchemes": {
                     "bearerAuth": {
                         "type": "http",
                         "scheme": "bearer",
                         "description": "An access token from /auth/token.",
                     }
-                }
+                },
             },
             "servers": [{"url": "/", "description": "This server; every path starts with /api/v1."}],
         },

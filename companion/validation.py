@@ -129,20 +129,28 @@ def one_error(field_name: str, message: str) -> ValidationError:
     return ValidationError({field_name: [message]})
 
 
+#: Messages by field name; a nested field (an object, a list) has its own errors by name or index.
+FIELD_ERRORS_SCHEMA = {
+    "type": "object",
+    "description": "Messages by field name; a nested field has its own errors, by name or list index.",
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "array", "items": {"type": "string"}},
+            {"$ref": "#/components/schemas/FieldErrors"},
+        ]
+    },
+}
+
+
 def field_errors(description: str, **kwargs: Any) -> fields.Dict:
-    """Messages by field name, as an error's `fields` and a sync result's `errors` carry them: a list
-    of messages, or a nested field's own errors by name or index."""
+    """Messages by field name, as an error's `fields` and a sync result's `errors` carry them
+    (the `FieldErrors` component: FIELD_ERRORS_SCHEMA)."""
     return fields.Dict(
-        keys=fields.String(),
-        values=fields.Raw(
-            metadata={
-                "anyOf": [
-                    {"type": "array", "items": {"type": "string"}},
-                    {"type": "object", "description": "A nested field's own errors, by name or index."},
-                ]
-            }
-        ),
-        metadata={"description": description, "optional": True},
+        metadata={
+            "description": description,
+            "optional": True,
+            "additionalProperties": FIELD_ERRORS_SCHEMA["additionalProperties"],
+        },
         **kwargs,
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import Schema, fields, validate
 
 from companion.domain.outcomes import Breakdown
@@ -21,6 +23,12 @@ class PeriodSchema(StrictSchema):
 
 
 class ExportRequestSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "period": {"start": "2026-01", "end": "2026-06"},
+        "format": "json",
+        "breakdown": ["medication"],
+    }
+
     period = fields.Nested(PeriodSchema, required=True, metadata={"description": "Whole calendar months."})
     format = fields.String(required=True, validate=validate.OneOf([f.value for f in ExportFormat]))
     breakdown = fields.List(

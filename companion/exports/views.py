@@ -50,6 +50,18 @@ def export_status(export_id: uuid.UUID):
     content_type="text/csv",
     description="The file: text/csv, application/json or application/fhir+json as requested.",
 )
+@blp.doc(
+    responses={
+        "200": {
+            "description": "The file: text/csv, application/json or application/fhir+json as requested.",
+            "content": {
+                "text/csv": {"schema": {"type": "string", "description": "One row per cell and measure."}},
+                "application/json": {"schema": {"type": "object", "description": "The JSON report."}},
+                "application/fhir+json": {"schema": {"type": "object", "description": "A FHIR R4 resource."}},
+            },
+        }
+    }
+)
 @blp.alt_response(409, description="The export is not done yet.")
 def export_file(export_id: uuid.UUID):
     """The report file; every cell counting 1-10 members (or revealing one) is suppressed."""

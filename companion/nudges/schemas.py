@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import Schema, fields, validate
 
 from companion.domain.nudges import NudgeKind
@@ -39,6 +41,8 @@ class InboxPageSchema(Schema):
 
 
 class SnoozeSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {"minutes": 30}
+
     minutes = fields.Integer(
         required=True, validate=validate.Range(min=SNOOZE_MINUTES[0], max=SNOOZE_MINUTES[1])
     )
@@ -50,6 +54,8 @@ class SnoozedSchema(Schema):
 
 
 class MessageInputSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {"body": "Great week, Sam. Shall we talk on Thursday?"}
+
     body = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_LENGTH))
 
 

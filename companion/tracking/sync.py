@@ -250,8 +250,14 @@ def document(spec: Any, converter: Any) -> None:
     )
     batch = spec.components.schemas["SyncBatch"]["properties"]["items"]
     batch["items"] = items
-    data = {t: ref(schema) for t, schema in CHANGE_SCHEMAS.items()}
-    data["drink_log"] = {"anyOf": [data["drink_log"], ref(DeletedDrinkLogSchema)]}
+    data = {
+        t: {**ref(schema), "description": "The record, as its own GET answers it."}
+        for t, schema in CHANGE_SCHEMAS.items()
+    }
+    data["drink_log"] = {
+        "anyOf": [ref(schemas.DrinkLogSchema), ref(DeletedDrinkLogSchema)],
+        "description": "The log, or only its date when it was deleted.",
+    }
     deleted = {
         "deleted": {
             "type": "boolean",
