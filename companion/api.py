@@ -197,9 +197,13 @@ class StandardResponsesPlugin(BasePlugin):
             for status in sorted(statuses):
                 if str(status) not in responses and status not in responses:
                     responses[str(status)] = error_response_doc(status, STANDARD_ERRORS[status])
-            for status, response in responses.items():
+            for status, response in list(responses.items()):
                 code = int(status)
-                if code >= 400 and isinstance(response, dict) and "content" not in response:
+                if code < 400 or "content" in response:
+                    continue
+                if isinstance(response, str) or "$ref" in response:  # flask-smorest's shared 422
+                    responses[status] = error_response_doc(code, STANDARD_ERRORS[code])
+                else:
                     response.update(error_response_doc(code, response.get("description", "")))
 
 

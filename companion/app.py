@@ -85,6 +85,8 @@ def register_extensions(app: Flask, config: Config) -> None:
         RATELIMIT_IN_MEMORY_FALLBACK_ENABLED=True,
         RATELIMIT_KEY_PREFIX="companion-rl",
     )
+    # Registered before the limiter's own hook, so it runs after it (Flask runs them last-in first).
+    app.after_request(api_plumbing.drop_stray_retry_after)
     limiter.init_app(app)
 
     csrf.init_app(app)
@@ -104,8 +106,6 @@ def register_request_hooks(app: Flask) -> None:
     # Order matters: authenticate and authorise first, then look at the body.
     app.before_request(enforce_access)
     app.before_request(api_plumbing.require_json_object)
-
-    app.after_request(api_plumbing.drop_stray_retry_after)
 
     @app.after_request
     def _security_headers(response):

@@ -51,6 +51,7 @@ class HourMinute(fields.Field):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault("type", "string")
         kwargs["metadata"].setdefault("pattern", HHMM_PATTERN)
         kwargs["metadata"].setdefault("example", "20:00")
         super().__init__(**kwargs)
