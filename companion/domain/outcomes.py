@@ -130,14 +130,20 @@ class Month:
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """Whole calendar months, `start` to `end` inclusive, in members' local dates."""
+    """Whole calendar months, `start` to `end` inclusive, in members' local dates; or, when the
+    `end` month is the current one, up to `through` (its last day that is over): a partial report."""
 
     start: Month
     end: Month
+    through: date | None = None
 
     @property
     def days(self) -> DateRange:
-        return DateRange(self.start.first_day, self.end.last_day)
+        return DateRange(self.start.first_day, self.through or self.end.last_day)
+
+    @property
+    def partial(self) -> bool:
+        return self.through is not None
 
     @property
     def months(self) -> int:
@@ -146,7 +152,8 @@ class Period:
 
 def make_period(start: str, end: str, *, today: date) -> Period:
     """Validate a requested period: whole months that are over (`today` is the UTC date of the
-    request), end not before start, at most MAX_PERIOD_MONTHS.
+    request), end not before start, at most MAX_PERIOD_MONTHS. The end may be the current month:
+    the period then runs to yesterday (`partial`), once the month has a day that is over.
 
     :raises InvalidInput: naming `period.start` / `period.end`.
     """
@@ -163,11 +170,20 @@ def make_period(start: str, end: str, *, today: date) -> Period:
             problems["period.end"] = ["Must not be before the start month."]
         elif period.months > MAX_PERIOD_MONTHS:
             problems["period.end"] = [f"A report covers at most {MAX_PERIOD_MONTHS} months."]
-        elif period.end.last_day >= today:
-            problems["period.end"] = ["Must be a month that is over."]
-        else:
+        elif period.end.last_day < today:
             return period
+        elif period.end != Month.of(today):
+            problems["period.end"] = ["Must be a month that is over, or the current month (to date)."]
+        elif today == period.end.first_day:
+            problems["period.end"] = ["The current month has no day that is over yet."]
+        else:
+            return partial_period(period.start, period.end, today=today)
     raise InvalidInput("The period is invalid.", fields=problems)
+
+
+def partial_period(start: Month, end: Month, *, today: date) -> Period:
+    """Months up to the current one, counted to yesterday (UTC): the last day that is over."""
+    return Period(start, end, through=today - timedelta(days=1))
 
 
 # --- windows -------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The report's files: CSV (one row per cell and measure), JSON, and a FHIR R4 `MeasureReport`.
 
 Nothing in them identifies a member: no ids, no names, no dates finer than a month (the period is
-given as months, nothing else is dated). Suppressed values are empty (CSV), null (JSON) or carry the
+given as months, nothing else is dated; a partial period, one that ends in the current month, also
+names the last day it counts). Suppressed values are empty (CSV), null (JSON) or carry the
 `data-absent-reason` extension `masked` (FHIR), with `suppressed` set, so a reader never mistakes a
 hidden value for a zero.
 """
@@ -38,6 +39,7 @@ POPULATION_CODES = "http://terminology.hl7.org/CodeSystem/measure-population"
 CSV_COLUMNS = (
     "period_start",
     "period_end",
+    "partial",
     "breakdown",
     "category",
     "measure",
@@ -77,6 +79,7 @@ def to_csv(report: o.Report) -> bytes:
                 (
                     str(report.period.start),
                     str(report.period.end),
+                    "true" if report.period.partial else "false",
                     cell.breakdown,
                     cell.category,
                     m.name,
@@ -100,11 +103,19 @@ def _number(value: Decimal | int | None) -> int | float | None:
     return int(value) if value == value.to_integral_value() else float(value)
 
 
+def _period(period: o.Period) -> dict[str, Any]:
+    """The months, and whether the last one is counted only to date (`partial`, through `through`)."""
+    shown: dict[str, Any] = {"start": str(period.start), "end": str(period.end), "partial": period.partial}
+    if period.partial:
+        shown["through"] = period.days.end.isoformat()
+    return shown
+
+
 def as_dict(report: o.Report) -> dict[str, Any]:
     return {
         "report": "companion.outcomes",
         "version": 1,
-        "period": {"start": str(report.period.start), "end": str(report.period.end)},
+        "period": _period(report.period),
         "breakdowns": [b.value for b in report.breakdowns],
         "standard_drink_grams": _number(standard_drink_grams(o.REPORT_COUNTRY)),
         "suppression": {

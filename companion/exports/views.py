@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import Response
+from flask import Response, url_for
 from flask_login import current_user
 from flask_smorest import Blueprint
 
@@ -25,12 +25,22 @@ blp = Blueprint(
 @blp.route("/exports", methods=["POST"])
 @allow(Role.INSURER_ANALYST)
 @blp.arguments(schemas.ExportRequestSchema)
-@blp.response(202, schemas.ExportQueuedSchema)
+@blp.response(
+    202,
+    schemas.ExportQueuedSchema,
+    headers={
+        "Location": {
+            "description": "The export's status: GET it until `status` is `done`.",
+            "schema": {"type": "string", "format": "uri-reference"},
+        }
+    },
+)
 def request_export(data: dict[str, Any]):
     """Queue an outcome report of the plan's consenting members over whole months (built by a worker)."""
     with unit_of_work():
         job = services.request_export(current_user, data, now=utcnow())
-        return {"id": job.id, "status": job.status}
+        body = {"id": job.id, "status": job.status}
+    return body, 202, {"Location": url_for("insurer.export_status", export_id=job.id)}
 
 
 @blp.route("/exports/<uuid:export_id>", methods=["GET"])

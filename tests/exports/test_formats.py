@@ -40,12 +40,13 @@ def test_csv_has_a_row_per_cell_and_measure():
     hidden = next(r for r in rows if (r["category"], r["measure"]) == ("moderate", "pda"))
     assert (hidden["value"], hidden["members"], hidden["suppressed"]) == ("", "", "true")
     assert {r["period_start"] for r in rows} == {"2026-01"}
+    assert {r["partial"] for r in rows} == {"false"}
     assert not UUID.search(text) and not DAY.search(text)
 
 
 def test_json_nulls_what_is_suppressed():
     body = json.loads(formats.to_json(_report()))
-    assert body["period"] == {"start": "2026-01", "end": "2026-02"}
+    assert body["period"] == {"start": "2026-01", "end": "2026-02", "partial": False}
     moderate = next(c for c in body["cells"] if c["category"] == "moderate")
     assert moderate["suppressed"] and all(m["value"] is None for m in moderate["measures"])
     weekly = next(m for m in body["cells"][0]["measures"] if m["measure"] == "weekly_drinks")
@@ -64,3 +65,16 @@ def test_fhir_measure_report_validates_and_masks():
     moderate = next(st for st in goal.stratum if st.value.text == "moderate")
     assert moderate.measureScore.extension[0].valueCode == "masked" and not moderate.population
     assert not DAY.search(raw.decode())
+
+
+def test_a_partial_period_says_so_and_names_its_last_day():
+    period = o.make_period("2026-02", "2026-03", today=NOW.date())  # NOW is 2026-03-15
+    assert period.partial and period.days.end.isoformat() == "2026-03-14"
+    members = [hand_member() for _ in range(12)]
+    report = o.build_report(
+        o.cohort_totals(members, period=period, breakdowns=[], now=NOW), period=period, breakdowns=[]
+    )
+    body = json.loads(formats.to_json(report))
+    assert body["period"] == {"start": "2026-02", "end": "2026-03", "partial": True, "through": "2026-03-14"}
+    rows = list(csv.DictReader(io.StringIO(formats.to_csv(report).decode())))
+    assert {r["partial"] for r in rows} == {"true"}
