@@ -18,6 +18,7 @@ from typing import Any
 from companion.domain import outcomes as o
 from companion.domain.drinking import standard_drink_grams
 from companion.domain.suppression import MAX_SMALL_CELL
+from companion.exports import dictionary
 
 CONTENT_TYPES = {
     "csv": "text/csv; charset=utf-8",
@@ -36,23 +37,8 @@ EXT_UNITS = "urn:companion:StructureDefinition:denominator-units"
 DATA_ABSENT = "http://hl7.org/fhir/StructureDefinition/data-absent-reason"
 POPULATION_CODES = "http://terminology.hl7.org/CodeSystem/measure-population"
 
-CSV_COLUMNS = (
-    "period_start",
-    "period_end",
-    "partial",
-    "breakdown",
-    "category",
-    "measure",
-    "value",
-    "unit",
-    "members",
-    "numerator",
-    "denominator",
-    "denominator_unit",
-    "baseline",
-    "follow_up",
-    "suppressed",
-)
+#: The CSV's columns, in order; each is defined in the data dictionary (exports.dictionary).
+CSV_COLUMNS = tuple(dictionary.CSV_COLUMNS)
 
 
 def render(report: o.Report, fmt: str) -> bytes:
@@ -65,8 +51,38 @@ def render(report: o.Report, fmt: str) -> bytes:
     raise ValueError(f"unknown format {fmt}")
 
 
-def _text(value: Decimal | int | None) -> str:
+def _text(value: Decimal | int | str | None) -> str:
     return "" if value is None else str(value)
+
+
+def _shape(m: o.MeasureValue) -> dict[str, Any]:
+    """One measure in the one shape every format uses: the value, the members it rests on, its
+    numerator and denominator (with the denominator's unit), the days a mean rests on, and why it is
+    absent. A pooled rate divides days or doses; a share, a mean or a change divides members."""
+    scoring = dictionary.BY_CODE[m.name].scoring
+    pooled = scoring == dictionary.POOLED
+    if m.suppressed or scoring == dictionary.COUNT:
+        denominator, denominator_unit = None, None
+    elif pooled:
+        denominator, denominator_unit = m.units, m.units_of
+    else:
+        denominator, denominator_unit = m.members, "members"
+    has_days = scoring == dictionary.MEAN and m.units is not None
+    return {
+        "measure": m.name,
+        "value": _number(m.value),
+        "unit": m.unit,
+        "members": m.members,
+        "numerator": m.numerator,
+        "denominator": denominator,
+        "denominator_unit": denominator_unit,
+        "days": m.units if has_days else None,
+        "days_unit": m.units_of if has_days else None,
+        "baseline": _number(m.baseline),
+        "follow_up": _number(m.follow_up),
+        "suppressed": m.suppressed,
+        "status_reason": m.reason,
+    }
 
 
 def to_csv(report: o.Report) -> bytes:
@@ -75,25 +91,16 @@ def to_csv(report: o.Report) -> bytes:
     writer.writerow(CSV_COLUMNS)
     for cell in report.cells:
         for m in cell.measures:
-            writer.writerow(
-                (
-                    str(report.period.start),
-                    str(report.period.end),
-                    "true" if report.period.partial else "false",
-                    cell.breakdown,
-                    cell.category,
-                    m.name,
-                    _text(m.value),
-                    m.unit,
-                    _text(m.members),
-                    _text(m.numerator),
-                    _text(m.units),
-                    m.units_of or "",
-                    _text(m.baseline),
-                    _text(m.follow_up),
-                    "true" if m.suppressed else "false",
-                )
-            )
+            row = {
+                "period_start": str(report.period.start),
+                "period_end": str(report.period.end),
+                "partial": "true" if report.period.partial else "false",
+                "breakdown": cell.breakdown,
+                "category": cell.category,
+                **_shape(m),
+            }
+            row["suppressed"] = "true" if m.suppressed else "false"
+            writer.writerow([_text(row[c]) for c in CSV_COLUMNS])
     return out.getvalue().encode()
 
 
@@ -114,7 +121,7 @@ def _period(period: o.Period) -> dict[str, Any]:
 def as_dict(report: o.Report) -> dict[str, Any]:
     return {
         "report": "companion.outcomes",
-        "version": 1,
+        "version": 2,
         "period": _period(report.period),
         "breakdowns": [b.value for b in report.breakdowns],
         "standard_drink_grams": _number(standard_drink_grams(o.REPORT_COUNTRY)),
@@ -127,24 +134,12 @@ def as_dict(report: o.Report) -> dict[str, Any]:
                 "breakdown": cell.breakdown,
                 "category": cell.category,
                 "suppressed": cell.suppressed,
-                "measures": [
-                    {
-                        "measure": m.name,
-                        "value": _number(m.value),
-                        "unit": m.unit,
-                        "members": m.members,
-                        "numerator": m.numerator,
-                        "denominator": m.units,
-                        "denominator_unit": m.units_of,
-                        "baseline": _number(m.baseline),
-                        "follow_up": _number(m.follow_up),
-                        "suppressed": m.suppressed,
-                    }
-                    for m in cell.measures
-                ],
+                "status_reason": cell.reason,
+                "measures": [_shape(m) for m in cell.measures],
             }
             for cell in report.cells
         ],
+        "dictionary": dictionary.as_dict(),
     }
 
 

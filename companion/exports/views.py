@@ -12,7 +12,7 @@ from flask_smorest import Blueprint
 from companion.accounts.models import Role
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
-from companion.exports import schemas, services
+from companion.exports import dictionary, schemas, services
 
 blp = Blueprint(
     "insurer",
@@ -83,3 +83,13 @@ def export_file(export_id: uuid.UUID):
         content_type=built.content_type,
         headers={"Content-Disposition": f'attachment; filename="{built.filename}"'},
     )
+
+
+@blp.route("/measures", methods=["GET"])
+@blp.doc(operationId="listMeasures")
+@allow(Role.INSURER_ANALYST)
+@blp.response(200, schemas.DictionarySchema)
+def measures():
+    """The data dictionary: each measure's definition, unit, numerator, denominator, windows and source,
+    and the CSV's columns."""
+    return dictionary.as_dict()

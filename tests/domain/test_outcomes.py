@@ -178,7 +178,7 @@ def test_a_cohort_of_12_is_reported_with_its_denominators():
         Decimal("2.7"),
         36,
     )
-    weekly = got["weekly_drinks"]
+    weekly = got["weekly_drinks_change"]
     assert (weekly.baseline, weekly.follow_up, weekly.value) == (
         Decimal("12.3"),
         Decimal("1.8"),
@@ -186,7 +186,7 @@ def test_a_cohort_of_12_is_reported_with_its_denominators():
     )
     assert (got["who_improved_1_level"].value, got["who_improved_1_level"].numerator) == (Decimal(100), 12)
     assert got["who_improved_2_levels"].value == Decimal(0)  # 0 may be shown
-    assert got["craving"].value == Decimal("-4.0")
+    assert got["craving_change"].value == Decimal("-4.0")
     assert got["engagement"].value == Decimal(16)  # 96 / 600 member-days
     assert got["psnhdd"].value == Decimal(0)
     assert got["adherence"].value is None and got["adherence"].members == 0  # nobody on a plan

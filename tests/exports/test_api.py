@@ -230,3 +230,17 @@ def test_the_command_line_gives_the_reason_the_api_gives(staff, insurers, databa
     assert done.exit_code == 1
     (reason,) = api_fields["error"]["fields"]["period.end"]
     assert f"The period is invalid. period.end: {reason}" in done.output
+
+
+def test_the_data_dictionary_is_served_to_analysts(staff, insurers, register):
+    from companion.exports import dictionary
+
+    analyst = staff("insurer_analyst", insurer_code="PLANA")
+    r = analyst.get("/insurer/measures")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body == json.loads(json.dumps(dictionary.as_dict()))
+    weekly = next(m for m in body["measures"] if m["code"] == "weekly_drinks_change")
+    assert (weekly["ucum"], weekly["windows"]) == ("{drinks}/wk", ["baseline", "follow_up"])
+    assert [c["column"] for c in body["csv_columns"]][:3] == ["period_start", "period_end", "partial"]
+    assert register().get("/insurer/measures").status_code == 403

@@ -34,11 +34,18 @@ def test_csv_has_a_row_per_cell_and_measure():
     assert (pda["value"], pda["members"], pda["denominator"], pda["denominator_unit"]) == (
         "62.5",
         "15",
-        "120",
-        "logged days",
+        "15",
+        "members",
     )
+    assert (pda["days"], pda["days_unit"], pda["status_reason"]) == ("120", "logged days", "")
+    engagement = next(r for r in rows if (r["breakdown"], r["measure"]) == ("total", "engagement"))
+    assert engagement["denominator_unit"] == "days enrolled" and engagement["numerator"] != ""
     hidden = next(r for r in rows if (r["category"], r["measure"]) == ("moderate", "pda"))
     assert (hidden["value"], hidden["members"], hidden["suppressed"]) == ("", "", "true")
+    assert hidden["status_reason"] == "small_cell"  # 3 moderate members
+    # 12 abstainers are shown, but showing them would reveal the 3 moderates: hidden for their sake
+    abstain = next(r for r in rows if (r["category"], r["measure"]) == ("abstain", "members"))
+    assert (abstain["suppressed"], abstain["status_reason"]) == ("true", "complementary")
     assert {r["period_start"] for r in rows} == {"2026-01"}
     assert {r["partial"] for r in rows} == {"false"}
     assert not UUID.search(text) and not DAY.search(text)
@@ -49,7 +56,7 @@ def test_json_nulls_what_is_suppressed():
     assert body["period"] == {"start": "2026-01", "end": "2026-02", "partial": False}
     moderate = next(c for c in body["cells"] if c["category"] == "moderate")
     assert moderate["suppressed"] and all(m["value"] is None for m in moderate["measures"])
-    weekly = next(m for m in body["cells"][0]["measures"] if m["measure"] == "weekly_drinks")
+    weekly = next(m for m in body["cells"][0]["measures"] if m["measure"] == "weekly_drinks_change")
     assert (weekly["baseline"], weekly["follow_up"], weekly["value"]) == (12.3, 1.8, -10.5)
     raw = formats.to_json(_report()).decode()
     assert not UUID.search(raw) and not DAY.search(raw)
@@ -78,3 +85,27 @@ def test_a_partial_period_says_so_and_names_its_last_day():
     assert body["period"] == {"start": "2026-02", "end": "2026-03", "partial": True, "through": "2026-03-14"}
     rows = list(csv.DictReader(io.StringIO(formats.to_csv(report).decode())))
     assert {r["partial"] for r in rows} == {"true"}
+
+
+def test_every_published_measure_and_column_is_in_the_dictionary():
+    from companion.exports import dictionary
+
+    report = _report()
+    published = {m.name for cell in report.cells for m in cell.measures}
+    assert published == set(dictionary.BY_CODE)
+    assert formats.CSV_COLUMNS == tuple(dictionary.CSV_COLUMNS)
+    body = json.loads(formats.to_json(report))
+    assert [m["code"] for m in body["dictionary"]["measures"]] == [m.code for m in dictionary.MEASURES]
+    for m in body["dictionary"]["measures"]:
+        assert set(m["windows"]) <= set(body["dictionary"]["windows"])
+        assert m["definition"] and m["denominator"] and m["ucum"]
+    change = dictionary.BY_CODE["weekly_drinks_change"]
+    assert change.scoring == "change" and change.windows == ("baseline", "follow_up")
+
+
+def test_a_value_nobody_is_eligible_for_is_not_applicable_not_suppressed():
+    body = json.loads(formats.to_json(_report()))
+    total = body["cells"][0]["measures"]
+    retention = next(m for m in total if m["measure"] == "retention_90d")
+    assert retention["value"] is None and not retention["suppressed"]
+    assert retention["status_reason"] == "not_applicable"
