@@ -75,7 +75,7 @@ def build_file(
                 conn, insurer_id=insurer_id, period=period, breakdowns=breakdowns, now=now, progress=progress
             )
     report = outcomes.build_report(totals, period=period, breakdowns=breakdowns)
-    content = formats.render(report, fmt)
+    content = formats.render(report, fmt, now=now)
     name = f"outcomes-{period.start}-{period.end}.{formats.EXTENSIONS[fmt]}"
     return ExportFile(content, formats.CONTENT_TYPES[fmt], name, report.row_count)
 

@@ -7,10 +7,8 @@ import io
 import json
 import re
 
-from fhir.resources.R4B.measurereport import MeasureReport
-
 from companion.domain import outcomes as o
-from companion.exports import formats
+from companion.exports import dictionary, formats
 from tests.domain.test_outcomes import NOW, PERIOD, hand_member
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-", re.I)
@@ -62,16 +60,70 @@ def test_json_nulls_what_is_suppressed():
     assert not UUID.search(raw) and not DAY.search(raw)
 
 
-def test_fhir_measure_report_validates_and_masks():
-    raw = formats.to_fhir(_report())
-    resource = MeasureReport.model_validate_json(raw)
-    assert (resource.status, resource.type, resource.period.start) == ("complete", "summary", "2026-01")
-    pda = next(g for g in resource.group if g.code.text == "pda")
-    assert float(pda.measureScore.value) == 62.5
-    goal = next(s for s in pda.stratifier if s.code[0].text == "goal_type")
-    moderate = next(st for st in goal.stratum if st.value.text == "moderate")
-    assert moderate.measureScore.extension[0].valueCode == "masked" and not moderate.population
-    assert not DAY.search(raw.decode())
+def _bundle(report: o.Report | None = None):
+    from fhir.resources.R4B.bundle import Bundle
+
+    raw = formats.to_fhir(report or _report(), now=NOW)
+    return raw, Bundle.model_validate_json(raw)
+
+
+def test_fhir_is_a_bundle_of_the_program_its_measures_and_a_report_per_measure():
+    raw, bundle = _bundle()
+    assert (bundle.type, bundle.timestamp.isoformat()) == ("collection", "2026-03-15T12:00:00+00:00")
+    kinds = [e.resource.get_resource_type() for e in bundle.entry]
+    assert kinds.count("Organization") == 1
+    assert kinds.count("Measure") == kinds.count("MeasureReport") == len(dictionary.MEASURES)
+    full_urls = [e.fullUrl for e in bundle.entry]
+    assert len(set(full_urls)) == len(full_urls) and all(u.startswith("urn:uuid:") for u in full_urls)
+    # the validator's rules we can check here: every reference and every cited Measure is in the bundle
+    measures = {
+        e.resource.url: e.resource for e in bundle.entry if e.resource.get_resource_type() == "Measure"
+    }
+    organization = next(e.fullUrl for e in bundle.entry if e.resource.get_resource_type() == "Organization")
+    reports = [e.resource for e in bundle.entry if e.resource.get_resource_type() == "MeasureReport"]
+    for report in reports:
+        assert report.measure in measures
+        assert report.reporter.reference == organization
+        assert report.date.isoformat() == "2026-03-15T12:00:00+00:00"
+        assert (report.status, report.type, report.period.start) == ("complete", "summary", "2026-01")
+        measure = measures[report.measure]
+        assert report.group[0].code.coding[0].code == measure.group[0].code.coding[0].code
+        if measure.improvementNotation:
+            assert report.improvementNotation.coding[0].code in {"increase", "decrease"}
+    # no identifiers but the bundle's own entry ids (stable: derived from the measure codes)
+    assert not UUID.search(re.sub(r"urn:uuid:[0-9a-f-]{36}", "", raw.decode()))
+    assert _bundle()[0] == raw
+    by_code = {r.group[0].code.coding[0].code: r for r in reports}
+    pda = by_code["pda"].group[0]
+    assert (float(pda.measureScore.value), pda.measureScore.system, pda.measureScore.code) == (
+        62.5,
+        "http://unitsofmeasure.org",
+        "%",
+    )
+    assert by_code["pda"].improvementNotation.coding[0].code == "increase"
+    assert by_code["phdd"].improvementNotation.coding[0].code == "decrease"
+    weekly = by_code["weekly_drinks_change"].group[0]
+    assert (weekly.measureScore.code, float(weekly.measureScore.value)) == ("{drinks}/wk", -10.5)
+    assert measures[by_code["weekly_drinks_change"].measure].scoring.coding[0].code == "continuous-variable"
+    goal = next(st for st in pda.stratifier if st.code[0].coding[0].code == "goal_type")
+    moderate = next(st for st in goal.stratum if st.value.coding[0].code == "moderate")
+    assert moderate.value.coding[0].system == "urn:companion:CodeSystem:breakdown:goal_type"
+    codes = {e.url: e.valueCode for e in moderate.measureScore.extension}
+    assert codes == {formats.DATA_ABSENT: "masked", formats.EXT_SUPPRESSION: "small_cell"}
+    assert not moderate.population
+    ucum = {r.group[0].measureScore.code for r in reports if r.group[0].measureScore.value is not None}
+    assert ucum <= {"%", "{members}", "{drinks}/d", "{drinks}/wk", "{score}"}
+
+
+def test_fhir_marks_what_nobody_is_eligible_for_as_not_applicable():
+    _, bundle = _bundle()
+    report = next(
+        e.resource
+        for e in bundle.entry
+        if e.resource.get_resource_type() == "MeasureReport" and e.resource.measure.endswith("retention_90d")
+    )
+    extension = report.group[0].measureScore.extension
+    assert [(x.url, x.valueCode) for x in extension] == [(formats.DATA_ABSENT, "not-applicable")]
 
 
 def test_a_partial_period_says_so_and_names_its_last_day():
@@ -88,12 +140,10 @@ def test_a_partial_period_says_so_and_names_its_last_day():
 
 
 def test_every_published_measure_and_column_is_in_the_dictionary():
-    from companion.exports import dictionary
-
     report = _report()
     published = {m.name for cell in report.cells for m in cell.measures}
     assert published == set(dictionary.BY_CODE)
-    assert formats.CSV_COLUMNS == tuple(dictionary.CSV_COLUMNS)
+    assert tuple(dictionary.CSV_COLUMNS) == formats.CSV_COLUMNS
     body = json.loads(formats.to_json(report))
     assert [m["code"] for m in body["dictionary"]["measures"]] == [m.code for m in dictionary.MEASURES]
     for m in body["dictionary"]["measures"]:
