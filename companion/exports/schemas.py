@@ -123,3 +123,68 @@ class DictionarySchema(Schema):
         fields.Nested(CsvColumnSchema), metadata={"description": "The CSV's columns, in order."}
     )
     suppression = fields.Nested(SuppressionSchema, metadata={"description": "What is hidden, and why."})
+
+
+# --- the JSON report (GET /insurer/exports/{id}/file as application/json) ---------------------------
+
+
+class ReportPeriodSchema(Schema):
+    start = fields.String(metadata={"description": "The first month, YYYY-MM."})
+    end = fields.String(metadata={"description": "The last month, YYYY-MM."})
+    partial = fields.Boolean(metadata={"description": "The last month is the current one, counted to date."})
+    through = fields.Date(
+        metadata={"optional": True, "description": "A partial period's last day counted (UTC yesterday)."}
+    )
+
+
+class ReportMeasureSchema(Schema):
+    measure = fields.String(metadata={"description": "The measure's code (GET /insurer/measures)."})
+    value = fields.Float(allow_none=True, metadata={"description": "In `unit`; null when absent."})
+    unit = fields.String(metadata={"description": "The value's unit."})
+    members = fields.Integer(allow_none=True, metadata={"description": "The members it rests on."})
+    numerator = fields.Integer(allow_none=True, metadata={"description": "Members, days or doses counted."})
+    denominator = fields.Integer(allow_none=True, metadata={"description": "What the value divides by."})
+    denominator_unit = fields.String(allow_none=True, metadata={"description": "The denominator's unit."})
+    days = fields.Integer(allow_none=True, metadata={"description": "The days a mean rests on."})
+    days_unit = fields.String(allow_none=True, metadata={"description": "logged days or drinking days."})
+    baseline = fields.Float(allow_none=True, metadata={"description": "A change's baseline mean."})
+    follow_up = fields.Float(allow_none=True, metadata={"description": "A change's follow-up mean."})
+    suppressed = fields.Boolean(metadata={"description": "The value is hidden."})
+    status_reason = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["small_cell", "complementary", "not_applicable", None],
+            "description": "Why the value is absent; null when it is shown.",
+        },
+    )
+
+
+class ReportCellSchema(Schema):
+    breakdown = fields.String(metadata={"description": "total, medication, program_month or goal_type."})
+    category = fields.String(metadata={"description": "all, or the row's category in its breakdown."})
+    suppressed = fields.Boolean(metadata={"description": "The whole row is hidden."})
+    status_reason = fields.String(
+        allow_none=True,
+        metadata={"enum": ["small_cell", "complementary", None], "description": "Why the row is hidden."},
+    )
+    measures = fields.List(fields.Nested(ReportMeasureSchema), metadata={"description": "Its measures."})
+
+
+class ReportSuppressionSchema(Schema):
+    policy = fields.String(metadata={"description": "The suppression policy followed."})
+    hidden_member_counts = fields.String(metadata={"description": "Member counts that are never shown."})
+
+
+class ReportSchema(Schema):
+    """The JSON export: the cells of the report and its data dictionary."""
+
+    report = fields.String(metadata={"description": "Always companion.outcomes."})
+    version = fields.Integer(metadata={"description": "The file's format version."})
+    period = fields.Nested(ReportPeriodSchema, metadata={"description": "The months it covers."})
+    breakdowns = fields.List(fields.String(), metadata={"description": "The breakdowns beside the total."})
+    standard_drink_grams = fields.Float(metadata={"description": "Grams of ethanol in a drink it counts."})
+    suppression = fields.Nested(ReportSuppressionSchema, metadata={"description": "What is never shown."})
+    cells = fields.List(
+        fields.Nested(ReportCellSchema), metadata={"description": "The total row, then each breakdown's."}
+    )
+    dictionary = fields.Nested(DictionarySchema, metadata={"description": "What every measure means."})

@@ -66,8 +66,10 @@ def export_status(export_id: uuid.UUID):
             "description": "The file: text/csv, application/json or application/fhir+json as requested.",
             "content": {
                 "text/csv": {"schema": {"type": "string", "description": "One row per cell and measure."}},
-                "application/json": {"schema": {"type": "object", "description": "The JSON report."}},
-                "application/fhir+json": {"schema": {"type": "object", "description": "A FHIR R4 resource."}},
+                "application/json": {"schema": schemas.ReportSchema},
+                "application/fhir+json": {
+                    "schema": {"type": "object", "description": "A FHIR R4 Bundle (collection)."}
+                },
             },
         }
     }

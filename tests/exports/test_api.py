@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from openapi_schema_validator import OAS31Validator
 from sqlalchemy import select, update
 
 from companion import db
@@ -207,6 +208,11 @@ def test_the_current_month_to_date_is_a_partial_report(app, staff, insurers):
     with app.app_context():
         assert export_tasks.build.run(export_id) == "done"
     report = analyst.get(f"/insurer/exports/{export_id}/file").get_json()
+    spec = analyst.client.get("/api/openapi.json").get_json()
+    document = {"$ref": "#/components/schemas/Report", "components": spec["components"]}
+    assert [
+        e.message for e in OAS31Validator(document).iter_errors(report)
+    ] == []  # the file is as documented
     yesterday = today - timedelta(days=1)
     assert report["period"] == {
         "start": month,
