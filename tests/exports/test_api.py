@@ -173,7 +173,9 @@ def test_a_real_worker_builds_it(app, staff, insurers, database_url, redis_url, 
         assert status["status"] == "done", (tmp_path / "worker.log").read_text()
         file = analyst.get(status["download_url"])
         assert file.content_type == "application/fhir+json"
-        assert file.get_json()["resourceType"] == "MeasureReport"
+        bundle = file.get_json()
+        assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "collection")
+        assert "MeasureReport" in {e["resource"]["resourceType"] for e in bundle["entry"]}
     finally:
         worker.terminate()
         try:

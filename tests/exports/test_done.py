@@ -131,7 +131,8 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
         "engagement": (16, 12, 600),  # 8 days with an entry of 50 enrolled days
     }
     for name, (value, members, units) in expected.items():
-        assert (got[name]["value"], got[name]["members"], got[name]["denominator"]) == (value, members, units)
+        days = got[name]["denominator"] if name == "engagement" else got[name]["days"]
+        assert (got[name]["value"], got[name]["members"], days) == (value, members, units)
     weekly = got["weekly_drinks_change"]
     assert (weekly["baseline"], weekly["follow_up"], weekly["value"], weekly["members"]) == (
         12.3,
