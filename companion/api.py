@@ -5,17 +5,20 @@ from __future__ import annotations
 from typing import Any
 
 from apispec import BasePlugin
-from flask import Flask, request
+from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
+from flask import Flask, Response, request
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields
 from werkzeug.exceptions import BadRequest
 
 from companion.auth.access import PUBLIC, declared_access
 from companion.auth.loaders import is_api_request
+from companion.errors import CODES, MESSAGES
+from companion.validation import FIELD_ERRORS_SCHEMA, StrictSchema, field_errors, stored_record
 
 
 class ErrorBodySchema(Schema):
-    status = fields.Integer(required=True)
+    status = fields.Integer(required=True, metadata={"description": "The HTTP status, repeated."})
     code = fields.String(
         required=True,
         metadata={
@@ -34,13 +37,13 @@ class ErrorBodySchema(Schema):
             ]
         },
     )
-    message = fields.String(required=True)
-    fields_ = fields.Dict(
-        data_key="fields",
-        keys=fields.String(),
-        metadata={"description": "Each invalid field with its messages (422)."},
+    message = fields.String(
+        required=True, metadata={"description": "For people: what went wrong, in English. May change."}
     )
-    current = fields.Dict(metadata={"description": "The stored record, on a 409 for a stale update."})
+    fields_ = field_errors(
+        "Each invalid field with its messages (422), unknown fields included.", data_key="fields"
+    )
+    current = stored_record("On a 409: the stored record, as its own GET answers it.")
 
 
 class ErrorSchema(Schema):
@@ -93,21 +96,84 @@ STANDARD_ERRORS = {
     429: "Too many requests (`rate_limited`); see `Retry-After`.",
     503: "PostgreSQL is unreachable (`unavailable`); retry after `Retry-After` seconds.",
 }
+#: What each error status adds to the envelope in its example, beside its own code and message.
+_EXAMPLE_EXTRAS: dict[int, dict[str, Any]] = {
+    409: {"message": "A newer version of this day's log is stored."},
+    422: {"fields": {"intensity": ["Must be greater than or equal to 0 and less than or equal to 10."]}},
+}
+#: The headers an error status carries (API.md): `Retry-After` on 429 and 503 only.
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "Seconds to wait before trying again.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+
+
+def error_example(status: int) -> dict[str, Any]:
+    """A realistic envelope of one error status: its own code and the message the server sends."""
+    body = {"status": status, "code": CODES[status], "message": MESSAGES[status]}
+    body.update(_EXAMPLE_EXTRAS.get(status, {}))
+    return {"error": body}
+
+
+def error_response_doc(status: int, description: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "description": description,
+        "content": {"application/json": {"schema": ERROR_REF, "example": error_example(status)}},
+    }
+    if status in (429, 503):
+        doc["headers"] = _RETRY_AFTER
+    return doc
+
+
+def operation_id(endpoint: str, method: str, is_class: bool) -> str:
+    """Derived from the view: a function's name (`remove_device` -> `removeDevice`); for a MethodView,
+    the HTTP verb and the class (`Cravings.get` -> `listCravings`, `Cravings.post` -> `createCraving`).
+    A view whose name reads badly as an operation says its own with `@blp.doc(operationId=...)`."""
+    name = endpoint.rsplit(".", 1)[-1]
+    if not is_class:
+        head, *rest = name.split("_")
+        return head + "".join(part.title() for part in rest)
+    plural = name.endswith("s")
+    verb = {"get": "list" if plural else "get", "post": "create", "put": "put", "patch": "update"}.get(
+        method, method
+    )
+    noun = name[:-1] if plural and method != "get" else name
+    return verb + noun
 
 
 class StandardResponsesPlugin(BasePlugin):
     """Write into each operation the errors our plumbing gives it, from what the route declares: who
     may call it (401/403, `security: []` when public), its body (400/413), its arguments (422), its
-    record ids in the path (404); every operation may be rate limited (429) and needs PostgreSQL (503)."""
+    record ids in the path (404); every operation may be rate limited (429) and needs PostgreSQL (503).
+    Every error response carries the envelope's schema and an example of its own code; every operation
+    gets an `operationId` (operation_id)."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
+        self.spec: Any = None
+
+    def init_spec(self, spec: Any) -> None:
+        self.spec = spec
+
+    def _body_example(self, operation: dict[str, Any]) -> None:
+        """The request body's example: its schema's (CompanionConverter puts a schema's EXAMPLE there)."""
+        for media in operation.get("requestBody", {}).get("content", {}).values():
+            ref = media.get("schema", {}).get("$ref", "")
+            component = self.spec.components.schemas.get(ref.rsplit("/", 1)[-1], {})
+            if "example" in component:
+                media.setdefault("example", component["example"])
 
     def operation_helper(self, path=None, operations=None, **kwargs: Any) -> None:  # type: ignore[override]
         rule = kwargs.get("rule")
         if rule is None or not operations:
             return
+        view = self.app.view_functions.get(rule.endpoint)
+        is_class = getattr(view, "view_class", None) is not None
         for method, operation in operations.items():
+            operation.setdefault("operationId", operation_id(rule.endpoint, method, is_class))
+            self._body_example(operation)
             statuses = {429, 503}
             roles = {
                 str(getattr(r, "value", r))
@@ -130,10 +196,160 @@ class StandardResponsesPlugin(BasePlugin):
             responses = operation.setdefault("responses", {})
             for status in sorted(statuses):
                 if str(status) not in responses and status not in responses:
-                    responses[str(status)] = {
-                        "description": STANDARD_ERRORS[status],
-                        "content": {"application/json": {"schema": ERROR_REF}},
-                    }
+                    responses[str(status)] = error_response_doc(status, STANDARD_ERRORS[status])
+            for status, response in list(responses.items()):
+                code = int(status)
+                if code < 400 or "content" in response:
+                    continue
+                if isinstance(response, str) or "$ref" in response:  # flask-smorest's shared 422
+                    responses[status] = error_response_doc(code, STANDARD_ERRORS[code])
+                else:
+                    response.update(error_response_doc(code, response.get("description", "")))
+
+
+#: Descriptions of the fields that mean the same wherever they appear; a field's own `description`
+#: metadata wins. Every property of the document has one (tests/contract/test_openapi_document.py).
+COMMON_DESCRIPTIONS = {
+    "id": "The record's UUID (made on the phone for what the phone records).",
+    "items": "The records of this page, oldest first unless the call says otherwise.",
+    "next_cursor": "Pass as `cursor` to get the next page; null on the last page.",
+    "created_at": "When the server stored it (UTC).",
+    "updated_at": "When it last changed (UTC).",
+    "date": "The member's local calendar date.",
+    "note": "Free text from the person who wrote it (at most 1000 characters).",
+    "member_id": "The member's id.",
+    "display_name": "The name shown to others; null when none is set.",
+    "timezone": "An IANA time zone, such as America/New_York; the member's local dates follow it.",
+    "country": "ISO 3166-1 alpha-2; it sets the size of a standard drink (US 14 g, UK 8 g ...).",
+    "sex": "female, male or unspecified; it sets the heavy-day threshold (DOMAIN.md).",
+    "email": "The account's email address.",
+    "password": "The account's password (never answered back).",
+    "medication": "The medication's catalogue code (GET /medications).",
+    "dose_mg": "The dose in milligrams.",
+    "times": 'Local dose times, "HH:MM" on the 24-hour clock.',
+    "severity": "How bad: mild, moderate or severe.",
+    "code": "A stable machine-readable code.",
+    "kind": "What sort of entry this is.",
+    "status": "Where the record stands (see the enum).",
+    "body": "The text of the message.",
+    "title": "A short title for the notification.",
+    "summary": "The member's summary, as GET /me/summary answers it.",
+    "start": "The first month, YYYY-MM (inclusive).",
+    "end": "The last month, YYYY-MM (inclusive).",
+    "goal": "The member's drinking goal.",
+    "type": "Which kind of record or goal this is (see the enum).",
+    "error": "The error: its status, code, message and, where they apply, fields and the stored record.",
+    "enrollment_code": "The code of the member's insurer plan, from their enrollment letter; optional.",
+    "consents": "What the member agreed to share.",
+    "reminders": "When and how the member wants to be nudged.",
+    "quiet_hours": "Local hours without nudges (start to end, may wrap past midnight); null: none.",
+    "muted_kinds": "Nudge kinds the member turned off (coach messages cannot be muted).",
+    "name": "The display name.",
+    "role": "The account's role: member, coach, admin or insurer_analyst.",
+    "coach": "The member's coach; null when none is assigned.",
+    "insurer": "The member's insurer plan; null when not enrolled through one.",
+    "enrolled_at": "When the member registered (UTC).",
+    "token_type": "Always `Bearer`.",
+    "access_token": "Send as `Authorization: Bearer <token>` until `expires_at`.",
+    "refresh_token": "Spend once at POST /auth/refresh for a new pair; a second use revokes the login.",
+    "refresh_expires_at": "When the refresh token expires (UTC).",
+    "platform": "ios or android.",
+    "push_token": "The FCM or APNs token of the phone.",
+    "active": "Still used for pushes (a token the push service refused is turned off).",
+    "last_seen_at": "When this phone last registered its token (UTC).",
+    "volume_ml": "The drink's volume in millilitres (1-2000).",
+    "abv_percent": "Alcohol by volume, percent (0-100).",
+    "count": "How many of this drink (at least 1).",
+    "drinks": "The drinks, each with its volume and strength; null when only a total was logged.",
+    "standard_drinks": "Standard drinks in the member's country's size (US 14 g, UK 8 g ...).",
+    "grams_ethanol": "Grams of pure ethanol (0.789 g/ml): the record the other figures come from.",
+    "source": "`realtime`, or `recall` when entered after the next local day.",
+    "recorded_at": "When the craving was felt (an instant; not in the future, at most 60 days ago).",
+    "intensity": "How strong, 0 (none) to 10 (the strongest).",
+    "triggers": "What set it off, in the member's words (at most 10, each up to 40 characters).",
+    "measured_at": "When the breath was measured (an instant).",
+    "bac_g_dl": "Blood alcohol concentration estimated from breath, g/dL (0.000-0.500).",
+    "device": "The breathalyzer, when the phone knows it; null otherwise.",
+    "model": "The breathalyzer's model name.",
+    "serial": "The breathalyzer's serial number.",
+    "changes": "Changed records, oldest first, each with its `type`.",
+    "cursor": "Pass as `since` next time.",
+    "results": "One result per item, in the batch's order.",
+    "data": "The record, as its own GET answers it.",
+    "label": "A plain-language name to show the member.",
+    "drug_class": "The drug's class (for example opioid antagonist).",
+    "side_effects": "Side effects reported with the dose, each with a severity.",
+    "from_date": "The step's first local date; the regimen changes from then on.",
+    "start_date": "The plan's first local date.",
+    "end_date": "The plan's last local date (inclusive); null: open-ended.",
+    "steps": "A titration or taper: each step replaces the regimen from its `from_date` on.",
+    "plan_id": "The medication plan the dose belongs to.",
+    "scheduled_for": "The dose slot: one of the plan's times on a local day, as an instant (UTC).",
+    "taken_at": "When the dose was taken; null when skipped.",
+    "format": "The file's format: csv, json or fhir.",
+    "period": "The months the export covers.",
+    "breakdown": "The breakdowns beside the total: medication, program_month or goal_type.",
+    "finished_at": "When the export finished or failed; null before.",
+    "rule": "The safety rule that raised the flag (DOMAIN.md).",
+    "rule_version": "The version of the rule's code that raised it.",
+    "acknowledged_by": "The coach who acknowledged it; null before.",
+    "acknowledged_at": "When it was acknowledged; null before.",
+    "resolved_by": "The coach who resolved it; null before.",
+    "resolved_at": "When it was resolved; null before.",
+    "resolution_note": "What the coach did, written when resolving; null before.",
+    "assigned_coach_id": "The coach whose queue it is in; null when routed to the admins.",
+    "read_at": "When the member read it; null while unread.",
+    "minutes": "How long to snooze, 10 to 240 minutes.",
+    "sender_id": "The coach who wrote it; null when the account is gone.",
+}
+
+
+class CompanionConverter(OpenAPIConverter):
+    """Our marshmallow-to-OpenAPI rules.
+    - An outbound schema (anything but a StrictSchema, which only reads bodies) that marks no field
+      `required=True` lists every field as `required`: the server always sends each one, null when it
+      has no value. A field the answer may leave out says so with `metadata={"optional": True}`.
+    - Every property has a description: its own, else the common one of its name.
+    - A schema's `EXAMPLE` (a realistic body) is its example, and its request bodies'."""
+
+    def schema2jsonschema(self, schema):  # type: ignore[no-untyped-def]
+        json_schema = super().schema2jsonschema(schema)
+        properties = json_schema.get("properties", {})
+        declared = {(f.data_key or name): f for name, f in schema.fields.items()}
+        for name, prop in properties.items():
+            field = declared.get(name)
+            if "description" not in prop and name in COMMON_DESCRIPTIONS:
+                prop["description"] = COMMON_DESCRIPTIONS[name]
+            prop.pop("optional", None)
+            if field is not None and None in prop.get("enum", ()):
+                # an enum or null, not an enum with a null member (clients made a class per variant)
+                values = [v for v in prop.pop("enum") if v is not None]
+                kind = next(t for t in prop.pop("type") if t != "null")
+                prop["anyOf"] = [{"type": kind, "enum": values}, {"type": "null"}]
+        example = getattr(schema, "EXAMPLE", None)
+        if example is not None:
+            json_schema["example"] = example
+        explicit = any(field.required for field in declared.values())
+        if not isinstance(schema, StrictSchema) and not explicit:
+            required = [
+                name
+                for name, field in declared.items()
+                if name in properties and not field.metadata.get("optional") and not field.load_only
+            ]
+            if required:
+                json_schema["required"] = sorted(required)
+        return json_schema
+
+
+class CompanionMarshmallowPlugin(MarshmallowPlugin):
+    Converter = CompanionConverter
+
+
+def drop_stray_retry_after(response: Response) -> Response:
+    """Flask-Limiter's headers put `Retry-After` on every answer; API.md has it on 429 and 503 only."""
+    if response.status_code not in (429, 503):
+        response.headers.pop("Retry-After", None)
+    return response
 
 
 def configure_openapi(app: Flask) -> None:
@@ -153,13 +369,15 @@ def configure_openapi(app: Flask) -> None:
             },
             "security": [{"bearerAuth": []}],
             "components": {
+                "schemas": {"FieldErrors": FIELD_ERRORS_SCHEMA},
                 "securitySchemes": {
                     "bearerAuth": {
                         "type": "http",
                         "scheme": "bearer",
                         "description": "An access token from /auth/token.",
                     }
-                }
+                },
             },
+            "servers": [{"url": "/", "description": "This server; every path starts with /api/v1."}],
         },
     )

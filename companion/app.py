@@ -25,6 +25,7 @@ from companion.nudges import views as nudges_views
 from companion.runtime import limiter_storage_url
 from companion.safety import views as safety_views
 from companion.symptoms import views as symptoms_views
+from companion.tracking import sync
 from companion.tracking import views as tracking_views
 
 #: HTML pages (the dashboard, the API docs) run only our own scripts, load nothing from elsewhere and
@@ -87,11 +88,19 @@ def register_extensions(app: Flask, config: Config) -> None:
         RATELIMIT_KEY_PREFIX="companion-rl",
     )
     assert ratelimit.OneTripRedisStorage  # registers the storage scheme limiter_storage_url names
+    # Registered before the limiter's own hook, so it runs after it (Flask runs them last-in first).
+    app.after_request(api_plumbing.drop_stray_retry_after)
     limiter.init_app(app)
 
     csrf.init_app(app)
     api_plumbing.configure_openapi(app)
-    api.init_app(app, spec_kwargs={"extra_plugins": [api_plumbing.StandardResponsesPlugin(app)]})
+    api.init_app(
+        app,
+        spec_kwargs={
+            "marshmallow_plugin": api_plumbing.CompanionMarshmallowPlugin(),
+            "extra_plugins": [api_plumbing.StandardResponsesPlugin(app)],
+        },
+    )
     jobs.configure(make_celery(app))
 
 
@@ -118,6 +127,7 @@ def register_blueprints(app: Flask) -> None:
     for blp in API_BLUEPRINTS:
         api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing to forge
+    sync.document(api.spec, api.ma_plugin.converter)
     app.register_blueprint(health_bp)
     limiter.exempt(health_bp)  # probes every second must never be refused (liveness is not a client)
     app.register_blueprint(docs_bp)

@@ -43,6 +43,15 @@ def main() -> None:
     """Companion: the recovery program's API, dashboard, workers and tools."""
 
 
+def describe_error(exc: DomainError) -> str:
+    """The message and each field's reason, as the API's 422 gives them (`period.end: Must be ...`)."""
+    reasons = [
+        f"{name}: {' '.join(map(str, messages)) if isinstance(messages, list) else messages}"
+        for name, messages in (exc.fields or {}).items()
+    ]
+    return " ".join([exc.message, *reasons])
+
+
 def _fail_on_domain_error(fn):  # type: ignore[no-untyped-def]
     import functools
 
@@ -51,7 +60,7 @@ def _fail_on_domain_error(fn):  # type: ignore[no-untyped-def]
         try:
             return fn(*args, **kwargs)
         except DomainError as exc:
-            raise click.ClickException(exc.message) from exc
+            raise click.ClickException(describe_error(exc)) from exc
 
     return wrapper
 

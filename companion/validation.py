@@ -51,6 +51,7 @@ class HourMinute(fields.Field):
 
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("metadata", {})
+        kwargs["metadata"].setdefault("type", "string")
         kwargs["metadata"].setdefault("pattern", HHMM_PATTERN)
         kwargs["metadata"].setdefault("example", "20:00")
         super().__init__(**kwargs)
@@ -127,3 +128,44 @@ class StrictSchema(Schema):
 
 def one_error(field_name: str, message: str) -> ValidationError:
     return ValidationError({field_name: [message]})
+
+
+#: Messages by field name; a nested field (an object, a list) has its own errors by name or index.
+FIELD_ERRORS_SCHEMA = {
+    "type": "object",
+    "description": "Messages by field name; a nested field has its own errors, by name or list index.",
+    "additionalProperties": {
+        "anyOf": [
+            {"type": "array", "items": {"type": "string"}},
+            {"$ref": "#/components/schemas/FieldErrors"},
+        ]
+    },
+}
+
+
+def field_errors(description: str, **kwargs: Any) -> fields.Dict:
+    """Messages by field name, as an error's `fields` and a sync result's `errors` carry them
+    (the `FieldErrors` component: FIELD_ERRORS_SCHEMA)."""
+    return fields.Dict(
+        metadata={
+            "description": description,
+            "optional": True,
+            "additionalProperties": FIELD_ERRORS_SCHEMA["additionalProperties"],
+        },
+        **kwargs,
+    )
+
+
+def stored_record(description: str, **kwargs: Any) -> fields.Raw:
+    """On a conflict: the stored record, as its own GET answers it (one of these schemas)."""
+    return fields.Raw(
+        metadata={
+            "optional": True,
+            "description": description,
+            "anyOf": [
+                {"$ref": f"#/components/schemas/{name}"}
+                for name in ("Checkin", "Flag", "BacReading", "Craving", "DrinkLog")
+            ],
+        },
+        **kwargs,
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
@@ -66,6 +66,18 @@ class RemindersSchema(StrictSchema):
 
 
 class RegisterSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "email": "sam@example.org",
+        "password": "correct horse battery",
+        "timezone": "America/New_York",
+        "display_name": "Sam",
+        "country": "US",
+        "sex": "female",
+        "goal": {"type": "moderate", "weekly_limit": 7},
+        "enrollment_code": "ACME-2026",
+        "consents": {"outcome_sharing": True},
+    }
+
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=10, max=1024))
     timezone = fields.String(
@@ -80,19 +92,30 @@ class RegisterSchema(StrictSchema):
 
 
 class LoginSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {"email": "sam@example.org", "password": "correct horse battery"}
+
     email = fields.String(required=True, validate=validate.Length(min=1, max=254))
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
 
 
 class RefreshSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {"refresh_token": "r1.8mQbWq0s3kq7YQ2fX9p4uN6vJ1cT5hL0aZ"}
+
     refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=256))
 
 
 class PasswordSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {"password": "correct horse battery"}
+
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=1, max=1024))
 
 
 class MemberPatchSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "timezone": "Europe/London",
+        "reminders": {"log_time": "21:00", "quiet_hours": {"start": "22:00", "end": "07:00"}},
+    }
+
     display_name = fields.String(allow_none=True, validate=validate.Length(min=1, max=80))
     timezone = fields.String(validate=validate_timezone)
     country = fields.String(validate=validate_country)
@@ -108,6 +131,15 @@ class MemberPatchSchema(StrictSchema):
             if owned:
                 raise ValidationError({k: ["Set by the server; a member cannot change it."] for k in owned})
         return data
+
+
+class ConsentsOutSchema(Schema):
+    outcome_sharing = fields.Boolean(
+        metadata={"description": "Shares de-identified, aggregated outcomes with the insurer plan."}
+    )
+    updated_at = fields.String(
+        allow_none=True, metadata={"format": "date-time", "description": "When the member last set it."}
+    )
 
 
 class CoachRefSchema(Schema):
@@ -130,7 +162,7 @@ class MemberSchema(Schema):
     sex = fields.String()
     goal = fields.Nested(GoalSchema)
     reminders = fields.Nested(RemindersSchema)
-    consents = fields.Dict(keys=fields.String(), values=fields.Raw())
+    consents = fields.Nested(ConsentsOutSchema)
     coach = fields.Nested(CoachRefSchema, allow_none=True)
     insurer = fields.Nested(InsurerRefSchema, allow_none=True)
     enrolled_at = Instant()
@@ -148,6 +180,8 @@ class TokenSchema(Schema):
 
 
 class DeviceInputSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {"platform": "ios", "push_token": "80f3b1c2d4e5f60718293a4b5c6d7e8f"}
+
     platform = fields.String(required=True, validate=validate.OneOf(PLATFORMS))
     push_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
 

@@ -51,6 +51,7 @@ def _register_limit() -> str:
 
 
 @blp.route("/auth/register", methods=["POST"])
+@blp.doc(operationId="registerMember")
 @allow(PUBLIC)
 @limiter.limit(_register_limit)
 @blp.arguments(schemas.RegisterSchema)
@@ -65,6 +66,7 @@ def register(data: dict[str, Any]):
 
 
 @blp.route("/auth/token", methods=["POST"])
+@blp.doc(operationId="createToken")
 @allow(PUBLIC)
 @limiter.limit(_login_limit)
 @limiter.limit(_login_failure_limit, key_func=login_email_key, deduct_when=lambda r: r.status_code == 401)
@@ -79,6 +81,7 @@ def token(data: dict[str, Any]):
 
 
 @blp.route("/auth/refresh", methods=["POST"])
+@blp.doc(operationId="refreshToken")
 @allow(PUBLIC)
 @limiter.limit(_login_limit)
 @blp.arguments(schemas.RefreshSchema)
@@ -130,6 +133,7 @@ class Me(MethodView):
 
 
 @blp.route("/me/export", methods=["GET"])
+@blp.doc(operationId="exportMyData")
 @allow(Role.MEMBER)
 @blp.response(200)
 def export():
@@ -146,6 +150,7 @@ class Devices(MethodView):
         return {"items": services.list_devices(current_user.id)}
 
     @allow(Role.MEMBER)
+    @blp.doc(operationId="registerDevice")
     @blp.arguments(schemas.DeviceInputSchema)
     @blp.response(201, schemas.DeviceSchema, description="A new device.")
     @blp.alt_response(200, schema=schemas.DeviceSchema, description="A push token already registered.")

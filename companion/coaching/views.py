@@ -17,6 +17,7 @@ blp = Blueprint("coaching", __name__, url_prefix="/api/v1", description="What co
 
 
 @blp.route("/coach/members", methods=["GET"])
+@blp.doc(operationId="listCaseload")
 @allow(Role.COACH, Role.ADMIN)
 @blp.arguments(schemas.CaseloadArgsSchema, location="query")
 @blp.response(200, schemas.CaseloadPageSchema)
@@ -32,6 +33,7 @@ def caseload(args: dict[str, Any]):
 
 
 @blp.route("/coach/members/<uuid:member_id>", methods=["GET"])
+@blp.doc(operationId="getCaseloadMember")
 @allow(Role.COACH, Role.ADMIN)
 @blp.response(200, schemas.CoachMemberSchema)
 @blp.alt_response(404, description="No such member on your current caseload (admins: no such member).")
@@ -42,6 +44,7 @@ def member(member_id: uuid.UUID):
 
 
 @blp.route("/coach/members/<uuid:member_id>/timeline", methods=["GET"])
+@blp.doc(operationId="getMemberTimeline")
 @allow(Role.COACH, Role.ADMIN)
 @blp.arguments(schemas.TimelineArgsSchema, location="query")
 @blp.response(200, schemas.TimelinePageSchema)

@@ -52,7 +52,13 @@ from companion.domain.drinking import WhoLevel
 from companion.domain.errors import InvalidInput
 from companion.domain.medications import CATALOGUE
 from companion.domain.plans import CheckIn, Plan
-from companion.domain.suppression import Column, TableDecision, suppress_row, suppress_table
+from companion.domain.suppression import (
+    MAX_SMALL_CELL,
+    Column,
+    TableDecision,
+    suppress_row,
+    suppress_table,
+)
 from companion.domain.types import DateRange
 
 #: Insurer reports count US standard drinks, whatever each member's own country is (ours).
@@ -130,14 +136,20 @@ class Month:
 
 @dataclass(frozen=True, slots=True)
 class Period:
-    """Whole calendar months, `start` to `end` inclusive, in members' local dates."""
+    """Whole calendar months, `start` to `end` inclusive, in members' local dates; or, when the
+    `end` month is the current one, up to `through` (its last day that is over): a partial report."""
 
     start: Month
     end: Month
+    through: date | None = None
 
     @property
     def days(self) -> DateRange:
-        return DateRange(self.start.first_day, self.end.last_day)
+        return DateRange(self.start.first_day, self.through or self.end.last_day)
+
+    @property
+    def partial(self) -> bool:
+        return self.through is not None
 
     @property
     def months(self) -> int:
@@ -146,7 +158,8 @@ class Period:
 
 def make_period(start: str, end: str, *, today: date) -> Period:
     """Validate a requested period: whole months that are over (`today` is the UTC date of the
-    request), end not before start, at most MAX_PERIOD_MONTHS.
+    request), end not before start, at most MAX_PERIOD_MONTHS. The end may be the current month:
+    the period then runs to yesterday (`partial`), once the month has a day that is over.
 
     :raises InvalidInput: naming `period.start` / `period.end`.
     """
@@ -163,11 +176,20 @@ def make_period(start: str, end: str, *, today: date) -> Period:
             problems["period.end"] = ["Must not be before the start month."]
         elif period.months > MAX_PERIOD_MONTHS:
             problems["period.end"] = [f"A report covers at most {MAX_PERIOD_MONTHS} months."]
-        elif period.end.last_day >= today:
-            problems["period.end"] = ["Must be a month that is over."]
-        else:
+        elif period.end.last_day < today:
             return period
+        elif period.end != Month.of(today):
+            problems["period.end"] = ["Must be a month that is over, or the current month (to date)."]
+        elif today == period.end.first_day:
+            problems["period.end"] = ["The current month has no day that is over yet."]
+        else:
+            return partial_period(period.start, period.end, today=today)
     raise InvalidInput("The period is invalid.", fields=problems)
+
+
+def partial_period(start: Month, end: Month, *, today: date) -> Period:
+    """Months up to the current one, counted to yesterday (UTC): the last day that is over."""
+    return Period(start, end, through=today - timedelta(days=1))
 
 
 # --- windows -------------------------------------------------------------------------------------
@@ -495,9 +517,11 @@ RETENTION_COLUMNS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class MeasureValue:
-    """One published measure of one cell. `members` is its denominator in members; `numerator` the
-    members meeting a share measure; `units` its denominator in `units_of` (days, doses) when it has one.
-    Everything but the names is None when suppressed."""
+    """One published measure of one cell. `members` is the members it rests on; `numerator` the
+    members meeting a share measure, or the days or doses counted by a pooled rate; `units` the days
+    or doses in `units_of` (a pooled rate's denominator, the days a mean rests on). Everything but the
+    names is None when suppressed; `reason` says why (`small_cell`, `complementary`), or that nobody
+    was eligible (`not_applicable`: the value is None, nothing is hidden)."""
 
     name: str
     unit: str
@@ -509,6 +533,18 @@ class MeasureValue:
     baseline: Decimal | None = None
     follow_up: Decimal | None = None
     suppressed: bool = False
+    reason: str | None = None
+
+
+#: Why a value is absent: its own count is 1-10; hidden to protect another count; nobody eligible.
+SMALL_CELL = "small_cell"
+COMPLEMENTARY = "complementary"
+NOT_APPLICABLE = "not_applicable"
+
+
+def hidden_reason(count: int) -> str:
+    """A hidden count was small itself, or hidden for another's sake (complementary suppression)."""
+    return SMALL_CELL if 0 < count <= MAX_SMALL_CELL else COMPLEMENTARY
 
 
 @dataclass(frozen=True, slots=True)
@@ -530,10 +566,10 @@ MEASURES: tuple[_Spec, ...] = (
     _Spec("phdd", "logged_members", "%", "logged days"),
     _Spec("psnhdd", "nhdd_members", "%"),
     _Spec("drinks_per_drinking_day", "drinking_members", "US standard drinks", "drinking days"),
-    _Spec("weekly_drinks", "change_members", "US standard drinks per week"),
+    _Spec("weekly_drinks_change", "change_members", "US standard drinks per week"),
     _Spec("who_improved_1_level", "who_improved_1", "%"),
     _Spec("who_improved_2_levels", "who_improved_2", "%"),
-    _Spec("craving", "craving_members", "0-10 rating"),
+    _Spec("craving_change", "craving_members", "0-10 rating"),
     _Spec("adherence", "adherence_members", "%", "doses scheduled"),
 )
 
@@ -572,7 +608,9 @@ def _raw_values(t: CellTotals) -> dict[str, _Raw]:
     return {
         "members": _Raw(Decimal(t.members), t.members),
         "active_members": _Raw(_share(t.active_members, t.members), t.members, t.active_members),
-        "engagement": _Raw(_share(t.entry_days, t.enrolled_days), t.members, units=t.enrolled_days),
+        "engagement": _Raw(
+            _share(t.entry_days, t.enrolled_days), t.members, t.entry_days, units=t.enrolled_days
+        ),
         "retention_30d": _Raw(
             _share(t.retention_30d_retained, t.retention_30d_eligible),
             t.retention_30d_eligible,
@@ -589,7 +627,7 @@ def _raw_values(t: CellTotals) -> dict[str, _Raw]:
         "drinks_per_drinking_day": _Raw(
             _mean(t.ddd_sum, t.drinking_members), t.drinking_members, units=t.drinking_days
         ),
-        "weekly_drinks": _Raw(
+        "weekly_drinks_change": _Raw(
             _mean(t.weekly_follow_up_sum - t.weekly_baseline_sum, t.change_members),
             t.change_members,
             baseline=_mean(t.weekly_baseline_sum, t.change_members),
@@ -601,14 +639,17 @@ def _raw_values(t: CellTotals) -> dict[str, _Raw]:
         "who_improved_2_levels": _Raw(
             _share(t.who_improved_2, t.change_members), t.change_members, t.who_improved_2
         ),
-        "craving": _Raw(
+        "craving_change": _Raw(
             _mean(t.craving_follow_up_sum - t.craving_baseline_sum, t.craving_members),
             t.craving_members,
             baseline=_mean(t.craving_baseline_sum, t.craving_members),
             follow_up=_mean(t.craving_follow_up_sum, t.craving_members),
         ),
         "adherence": _Raw(
-            _share(t.doses_taken, t.doses_scheduled), t.adherence_members, units=t.doses_scheduled
+            _share(t.doses_taken, t.doses_scheduled),
+            t.adherence_members,
+            t.doses_taken,
+            units=t.doses_scheduled,
         ),
     }
 
@@ -625,7 +666,8 @@ def cell_measures(
         if not with_retention and spec.column in RETENTION_COLUMNS:
             continue
         if spec.column in hidden:
-            values.append(MeasureValue(spec.name, spec.unit, None, None, suppressed=True))
+            reason = hidden_reason(getattr(totals, spec.column))
+            values.append(MeasureValue(spec.name, spec.unit, None, None, suppressed=True, reason=reason))
             continue
         r = raw[spec.name]
         values.append(
@@ -639,6 +681,7 @@ def cell_measures(
                 units_of=spec.units_of if r.units is not None else None,
                 baseline=r.baseline,
                 follow_up=r.follow_up,
+                reason=NOT_APPLICABLE if r.value is None else None,
             )
         )
     return values
@@ -654,6 +697,8 @@ class ReportCell:
     #: The whole row is hidden (it counts 1..10 members, or hides them for another row).
     suppressed: bool
     measures: tuple[MeasureValue, ...]
+    #: `small_cell` or `complementary` when the row is hidden.
+    reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -714,4 +759,5 @@ def _cell(
         category=category,
         suppressed="members" in hidden,
         measures=tuple(cell_measures(totals, with_retention=with_retention, hidden=hidden)),
+        reason=hidden_reason(totals.members) if "members" in hidden else None,
     )

@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select, update
@@ -75,7 +75,7 @@ def build_file(
                 conn, insurer_id=insurer_id, period=period, breakdowns=breakdowns, now=now, progress=progress
             )
     report = outcomes.build_report(totals, period=period, breakdowns=breakdowns)
-    content = formats.render(report, fmt)
+    content = formats.render(report, fmt, now=now)
     name = f"outcomes-{period.start}-{period.end}.{formats.EXTENSIONS[fmt]}"
     return ExportFile(content, formats.CONTENT_TYPES[fmt], name, report.row_count)
 
@@ -85,7 +85,12 @@ def _breakdowns(values: Sequence[str]) -> list[outcomes.Breakdown]:
 
 
 def _period(job: ExportJob) -> outcomes.Period:
-    return outcomes.Period(outcomes.Month.of(job.start_month), outcomes.Month.of(job.end_month))
+    """The job's period; a period ending in the month it was requested in runs to the day before."""
+    start, end = outcomes.Month.of(job.start_month), outcomes.Month.of(job.end_month)
+    requested_on = job.created_at.astimezone(UTC).date()
+    if end == outcomes.Month.of(requested_on):
+        return outcomes.partial_period(start, end, today=requested_on)
+    return outcomes.Period(start, end)
 
 
 # --- the API's side ------------------------------------------------------------------------------

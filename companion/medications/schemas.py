@@ -8,7 +8,7 @@ are the domain's and the services', and come back as 422s naming the same fields
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, pre_load, validate, validates_schema
 
@@ -99,6 +99,14 @@ class PlanStepInputSchema(StrictSchema):
 class PlanInputSchema(StrictSchema):
     """A new plan. `start_date` defaults to the member's local today and may not be before it."""
 
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "medication": "naltrexone",
+        "dose_mg": 25,
+        "times": ["08:00"],
+        "start_date": "2026-11-21",
+        "steps": [{"from_date": "2026-11-28", "dose_mg": 50, "times": ["08:00"]}],
+    }
+
     medication = fields.String(
         required=True, validate=validate.Length(min=1, max=32), metadata={"enum": MEDICATION_CODES}
     )
@@ -127,6 +135,8 @@ class PlanInputSchema(StrictSchema):
 
 class PlanPatchSchema(StrictSchema):
     """A change to a plan; see the PATCH operation for what each field does to a plan already started."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {"dose_mg": 50, "end_date": "2027-02-28"}
 
     dose_mg = dose_field()
     times = times_field()
@@ -198,6 +208,15 @@ class SideEffectInputSchema(StrictSchema):
 
 class CheckinInputSchema(StrictSchema):
     """A dose taken or skipped. Also the `data` of a `medication_checkin` sync item."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "id": "3c9d8e7f-6a5b-4c3d-9e2f-1a0b9c8d7e6f",
+        "plan_id": "a2b3c4d5-e6f7-4a8b-9c0d-1e2f3a4b5c6d",
+        "scheduled_for": "2026-11-20T08:00:00-05:00",
+        "status": "taken",
+        "taken_at": "2026-11-20T08:12:00-05:00",
+        "side_effects": [{"code": "nausea", "severity": "mild"}],
+    }
 
     id = fields.UUID(required=True, metadata={"description": "Made on the phone; a retry sends the same id."})
     plan_id = fields.UUID(required=True)

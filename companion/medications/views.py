@@ -25,6 +25,7 @@ def _member():
 
 
 @blp.route("/medications", methods=["GET"])
+@blp.doc(operationId="listMedications")
 @allow(Role.MEMBER, Role.COACH, Role.ADMIN, Role.INSURER_ANALYST)
 @blp.response(200, schemas.MedicationListSchema)
 def medications():
@@ -33,6 +34,7 @@ def medications():
 
 
 @blp.route("/medication-plans", methods=["GET"])
+@blp.doc(operationId="listMedicationPlans")
 @allow(Role.MEMBER)
 @blp.response(200, schemas.PlanListSchema)
 def medication_plans():
@@ -41,6 +43,7 @@ def medication_plans():
 
 
 @blp.route("/coach/members/<uuid:member_id>/medication-plans", methods=["POST"])
+@blp.doc(operationId="createMedicationPlan")
 @allow(Role.COACH, Role.ADMIN)
 @blp.arguments(schemas.PlanInputSchema)
 @blp.response(201, schemas.PlanSchema)
@@ -59,6 +62,7 @@ def create_plan(data: dict[str, Any], member_id: uuid.UUID):
 
 
 @blp.route("/coach/members/<uuid:member_id>/medication-plans/<uuid:plan_id>", methods=["PATCH"])
+@blp.doc(operationId="updateMedicationPlan")
 @allow(Role.COACH, Role.ADMIN)
 @blp.arguments(schemas.PlanPatchSchema)
 @blp.response(200, schemas.PlanSchema)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import Schema, fields, validate
 
 from companion.domain.nudges import NudgeKind
@@ -39,6 +41,8 @@ class InboxPageSchema(Schema):
 
 
 class SnoozeSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {"minutes": 30}
+
     minutes = fields.Integer(
         required=True, validate=validate.Range(min=SNOOZE_MINUTES[0], max=SNOOZE_MINUTES[1])
     )
@@ -50,6 +54,8 @@ class SnoozedSchema(Schema):
 
 
 class MessageInputSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {"body": "Great week, Sam. Shall we talk on Thursday?"}
+
     body = fields.String(required=True, validate=validate.Length(min=1, max=MAX_MESSAGE_LENGTH))
 
 
@@ -58,4 +64,15 @@ class MessageSchema(Schema):
     member_id = fields.UUID()
     sender_id = fields.UUID(allow_none=True)
     body = fields.String()
+    created_at = Instant()
+
+
+class MessageChangeSchema(Schema):
+    """A coach message as `GET /sync` hands it out (nudges.services.message_change)."""
+
+    id = fields.UUID(metadata={"description": "The inbox item's id."})
+    kind = fields.String(metadata={"enum": [NudgeKind.COACH_MESSAGE.value]})
+    title = fields.String()
+    body = fields.String()
+    sender_id = fields.UUID(allow_none=True, metadata={"description": "The coach who wrote it."})
     created_at = Instant()

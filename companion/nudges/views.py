@@ -22,6 +22,7 @@ blp = Blueprint(
 @blp.route("/me/messages")
 class Inbox(MethodView):
     @allow(Role.MEMBER)
+    @blp.doc(operationId="listMessages")
     @blp.arguments(schemas.InboxArgsSchema, location="query")
     @blp.response(200, schemas.InboxPageSchema)
     def get(self, args: dict[str, Any]):
@@ -36,6 +37,7 @@ class Inbox(MethodView):
 
 
 @blp.route("/me/messages/<uuid:nudge_id>/read", methods=["POST"])
+@blp.doc(operationId="markMessageRead")
 @allow(Role.MEMBER)
 @blp.response(204)
 @blp.alt_response(404, description="No such item in your inbox.")
@@ -46,6 +48,7 @@ def read(nudge_id: uuid.UUID):
 
 
 @blp.route("/me/messages/<uuid:nudge_id>/snooze", methods=["POST"])
+@blp.doc(operationId="snoozeMessage")
 @allow(Role.MEMBER)
 @blp.arguments(schemas.SnoozeSchema)
 @blp.response(202, schemas.SnoozedSchema)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from marshmallow import Schema, fields, validate
 
 from companion.domain.safety import RULES, Tier
@@ -37,6 +39,10 @@ class FlagArgsSchema(StrictSchema):
 
 
 class ResolveSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "note": "Called the member; nausea eased after taking the dose with food."
+    }
+
     note = fields.String(
         required=True,
         validate=validate.Length(min=1, max=MAX_NOTE),

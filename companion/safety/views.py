@@ -17,6 +17,7 @@ blp = Blueprint("safety", __name__, url_prefix="/api/v1", description="Safety fl
 
 
 @blp.route("/coach/flags", methods=["GET"])
+@blp.doc(operationId="listFlags")
 @allow(Role.COACH, Role.ADMIN)
 @blp.arguments(schemas.FlagArgsSchema, location="query")
 @blp.response(200, schemas.FlagPageSchema)
@@ -39,6 +40,7 @@ def flags(args: dict[str, Any]):
 
 
 @blp.route("/coach/flags/<uuid:flag_id>/acknowledge", methods=["POST"])
+@blp.doc(operationId="acknowledgeFlag")
 @allow(Role.COACH, Role.ADMIN)
 @blp.response(200, schemas.FlagSchema)
 @blp.alt_response(404, description="No such flag on your current caseload (admins: no such flag).")
@@ -50,6 +52,7 @@ def acknowledge(flag_id: uuid.UUID):
 
 
 @blp.route("/coach/flags/<uuid:flag_id>/resolve", methods=["POST"])
+@blp.doc(operationId="resolveFlag")
 @allow(Role.COACH, Role.ADMIN)
 @blp.arguments(schemas.ResolveSchema)
 @blp.response(200, schemas.FlagSchema)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from companion.domain.drinking import DrinkKind
-from companion.validation import Instant, StrictSchema, at_most_places
+from companion.validation import Instant, StrictSchema, at_most_places, field_errors, stored_record
 
 #: API.md: standard_drinks 0-50 in steps of 0.1.
 MAX_STANDARD_DRINKS = Decimal("50")
@@ -25,6 +25,12 @@ class DrinkItemSchema(StrictSchema):
 
 class DrinkLogInputSchema(StrictSchema):
     """Exactly one of `standard_drinks` or `drinks`."""
+
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "drinks": [{"kind": "beer", "volume_ml": 355, "abv_percent": 5, "count": 2}],
+        "note": "Dinner with friends.",
+        "updated_at": "2026-11-20T21:15:00-05:00",
+    }
 
     standard_drinks = fields.Decimal(
         validate=[validate.Range(min=0, max=MAX_STANDARD_DRINKS), at_most_places(1)],
@@ -75,6 +81,13 @@ class DrinkLogPageSchema(Schema):
 
 
 class CravingInputSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "id": "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+        "recorded_at": "2026-11-20T18:30:00-05:00",
+        "intensity": 6,
+        "triggers": ["stress", "after work"],
+    }
+
     id = fields.UUID(required=True, metadata={"description": "Made on the phone; a retry sends the same id."})
     recorded_at = Instant(required=True)
     intensity = fields.Integer(required=True, strict=True, validate=validate.Range(min=0, max=10))
@@ -107,6 +120,13 @@ class BacDeviceSchema(StrictSchema):
 
 
 class BacReadingInputSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "id": "0b7e4d2c-9a1f-4c3e-8d5b-6a7f8e9d0c1b",
+        "measured_at": "2026-11-20T22:05:00-05:00",
+        "bac_g_dl": 0.021,
+        "device": {"model": "BACtrack C8", "serial": "C8-104233"},
+    }
+
     id = fields.UUID(required=True)
     measured_at = Instant(required=True)
     bac_g_dl = fields.Decimal(
@@ -121,7 +141,7 @@ class BacReadingSchema(Schema):
     measured_at = Instant()
     date = fields.Date()
     bac_g_dl = fields.Decimal(as_string=False)
-    device = fields.Dict(allow_none=True)
+    device = fields.Nested(BacDeviceSchema, allow_none=True)
     created_at = Instant()
 
 
@@ -130,38 +150,42 @@ class BacReadingPageSchema(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-class SyncItemSchema(Schema):
-    """Documentation of one batch item; each item is validated on its own (see POST /sync)."""
-
-    type = fields.String(
-        required=True,
-        metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "symptom_report"]},
-    )
-    data = fields.Dict(
-        required=True,
-        metadata={
-            "description": "The body of the single-record call; a drink log's data carries its `date`."
-        },
-    )
-
-
 class SyncBatchSchema(StrictSchema):
+    EXAMPLE: ClassVar[dict[str, Any]] = {
+        "items": [
+            {"type": "drink_log", "data": {"date": "2026-11-19", "standard_drinks": 0}},
+            {
+                "type": "craving",
+                "data": {
+                    "id": "6f1c2a8e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+                    "recorded_at": "2026-11-20T18:30:00-05:00",
+                    "intensity": 4,
+                },
+            },
+        ]
+    }
+
     refuse_nul = False  # each item is validated on its own: a NUL spoils only its item
 
     items = fields.List(
-        fields.Raw(allow_none=True, metadata={"type": "object", "description": "{type, data}: a SyncItem."}),
+        # documented as a oneOf by `type` (sync.document); validated item by item (sync.apply_batch)
+        fields.Raw(allow_none=True),
         required=True,
         metadata={"description": "At most 500 items (more: 413). Each stands alone."},
     )
 
 
 class SyncResultSchema(Schema):
-    index = fields.Integer()
+    index = fields.Integer(metadata={"description": "The item's position in the batch, from 0."})
     status = fields.String(metadata={"enum": ["created", "updated", "unchanged", "conflict", "invalid"]})
-    id = fields.String()
-    date = fields.String()
-    errors = fields.Dict(metadata={"description": "Per-field messages (invalid) or why it conflicts."})
-    current = fields.Dict(metadata={"description": "The stored record, when the item conflicts with it."})
+    id = fields.String(
+        metadata={"optional": True, "description": "The item's `id` as sent (records kept by id)."}
+    )
+    date = fields.String(
+        metadata={"optional": True, "description": "The item's `date` as sent (drink logs)."}
+    )
+    errors = field_errors("Per-field messages (invalid) or why it conflicts.")
+    current = stored_record("The stored record, when the item conflicts with it.")
 
 
 class SyncResultsSchema(Schema):
@@ -199,52 +223,95 @@ class SyncChangesSchema(Schema):
     has_more = fields.Boolean(metadata={"description": "More changes wait: call again with the new cursor."})
 
 
+def _d(text: str) -> dict[str, str]:
+    return {"description": text}
+
+
 class StreakSchema(Schema):
-    alcohol_free_days = fields.Integer()
-    within_goal_days = fields.Integer()
+    alcohol_free_days = fields.Integer(
+        metadata=_d(
+            "Logged local days in a row with no drink, to today (to yesterday while today is unlogged)."
+        )
+    )
+    within_goal_days = fields.Integer(
+        metadata=_d("Logged local days in a row within the goal (abstain: no drink; moderate: the limit).")
+    )
 
 
 class WeekSchema(Schema):
-    days_logged = fields.Integer(metadata={"description": "Local days of the last 7 with a drink log."})
+    days_logged = fields.Integer(metadata=_d("Local days of the last 7 (today included) with a drink log."))
     standard_drinks = fields.Decimal(
         as_string=False,
         allow_none=True,
-        metadata={"description": "Of the days logged; null when no day is logged (missing, never 0)."},
+        metadata=_d(
+            "Standard drinks (the member's country's size) on the days logged of the last 7 local days, "
+            "today included; null when no day is logged (missing, never 0)."
+        ),
     )
-    weekly_limit = fields.Decimal(as_string=False, allow_none=True)
-    heavy_days = fields.Integer(allow_none=True, metadata={"description": "Null when no day is logged."})
+    weekly_limit = fields.Decimal(
+        as_string=False, allow_none=True, metadata=_d("The goal's weekly limit; null for abstinence.")
+    )
+    heavy_days = fields.Integer(
+        allow_none=True,
+        metadata=_d(
+            "Heavy drinking days of those 7 (≥ 56 g women and unspecified, ≥ 70 g men); null when no day "
+            "is logged."
+        ),
+    )
     over_niaaa_weekly = fields.Boolean(
         allow_none=True,
-        metadata={
-            "description": "The days logged reach NIAAA heavy weekly use: 15 or more US standard drinks "
-            "(14 g) for men, 8 or more for women and unspecified. Null when no day is logged."
-        },
+        metadata=_d(
+            "The days logged reach NIAAA heavy weekly use: 15 or more US standard drinks (14 g) for men, "
+            "8 or more for women and unspecified. Null when no day is logged."
+        ),
     )
 
 
 class Last30DaysSchema(Schema):
-    days_logged = fields.Integer()
-    alcohol_free_days = fields.Integer()
-    heavy_days = fields.Integer()
-    drinks_per_drinking_day = fields.Decimal(as_string=False, allow_none=True)
+    days_logged = fields.Integer(metadata=_d("Local days with a drink log, of the last 30 (today included)."))
+    alcohol_free_days = fields.Integer(metadata=_d("Logged days with no drink, of the last 30."))
+    heavy_days = fields.Integer(metadata=_d("Heavy drinking days, of the last 30."))
+    drinks_per_drinking_day = fields.Decimal(
+        as_string=False,
+        allow_none=True,
+        metadata=_d("Mean standard drinks on the days with any drink; null when there was none."),
+    )
 
 
 class CravingTrendSchema(Schema):
-    avg_7d = fields.Decimal(as_string=False, allow_none=True)
-    avg_prev_7d = fields.Decimal(as_string=False, allow_none=True)
-    trend = fields.String(allow_none=True, metadata={"enum": ["rising", "falling", "flat", None]})
+    avg_7d = fields.Decimal(
+        as_string=False, allow_none=True, metadata=_d("Mean intensity (0-10) over the last 7 local days.")
+    )
+    avg_prev_7d = fields.Decimal(
+        as_string=False,
+        allow_none=True,
+        metadata=_d("Mean intensity (0-10) over the 7 local days before those."),
+    )
+    trend = fields.String(
+        allow_none=True,
+        metadata={
+            "enum": ["rising", "falling", "flat", None],
+            "description": "The last 7 days' mean against the 7 before; null when either has no rating.",
+        },
+    )
 
 
 class AdherenceSchema(Schema):
-    taken = fields.Integer()
-    scheduled = fields.Integer()
-    rate_7d = fields.Decimal(as_string=False, allow_none=True)
+    taken = fields.Integer(metadata=_d("Doses checked in as taken in the last 7 local days."))
+    scheduled = fields.Integer(metadata=_d("Dose slots the plans scheduled in those days."))
+    rate_7d = fields.Decimal(
+        as_string=False,
+        allow_none=True,
+        metadata=_d("taken / scheduled (0-1); null when none was scheduled."),
+    )
 
 
 class SummarySchema(Schema):
     as_of = fields.Date(metadata={"description": "The member's local today."})
-    streak = fields.Nested(StreakSchema)
-    week = fields.Nested(WeekSchema)
-    last_30_days = fields.Nested(Last30DaysSchema)
-    cravings = fields.Nested(CravingTrendSchema)
-    adherence = fields.Nested(AdherenceSchema)
+    streak = fields.Nested(StreakSchema, metadata=_d("Days in a row without drinking, within the goal."))
+    week = fields.Nested(WeekSchema, metadata=_d("The last 7 local days (today included) against the goal."))
+    last_30_days = fields.Nested(Last30DaysSchema, metadata=_d("The last 30 local days."))
+    cravings = fields.Nested(
+        CravingTrendSchema, metadata=_d("Craving intensity, the last 7 local days against the 7 before.")
+    )
+    adherence = fields.Nested(AdherenceSchema, metadata=_d("Doses taken against doses scheduled."))

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from marshmallow import Schema, ValidationError
+from marshmallow import Schema, ValidationError, fields
 from sqlalchemy import select
 
 from companion.accounts.models import Member
@@ -25,6 +25,7 @@ from companion.medications import schemas as medication_schemas
 from companion.medications import services as medication_services
 from companion.medications.models import MedicationCheckin, MedicationPlan
 from companion.nudges import hooks as nudge_hooks
+from companion.nudges import schemas as nudge_schemas
 from companion.nudges.models import Message
 from companion.nudges.services import message_change
 from companion.symptoms import schemas as symptom_schemas
@@ -363,3 +364,87 @@ def changes_since(member: Member, cursor: str | None, *, login: uuid.UUID | None
     ]
     last = found[-1][0] if found else since
     return {"changes": changes, "cursor": encode_cursor(last), "has_more": has_more}
+
+
+# --- the OpenAPI document -----------------------------------------------------------------------------
+
+#: What `GET /sync` hands out under `data`, by `type` (the SOURCES above dump these schemas).
+CHANGE_SCHEMAS: dict[str, type[Schema]] = {
+    "drink_log": schemas.DrinkLogSchema,
+    "craving": schemas.CravingSchema,
+    "bac_reading": schemas.BacReadingSchema,
+    "medication_checkin": medication_schemas.CheckinSchema,
+    "medication_plan": medication_schemas.PlanSchema,
+    "message": nudge_schemas.MessageChangeSchema,
+}
+
+
+class DeletedDrinkLogSchema(Schema):
+    date = fields.Date(metadata={"description": "The local date whose log was deleted."})
+
+
+def _camel(type_name: str) -> str:
+    return "".join(part.title() for part in type_name.split("_"))
+
+
+def _typed_union(spec: Any, kind: str, body: dict[str, dict[str, Any]], extra: dict[str, Any]) -> dict:
+    """One component per `type` ({type, data, ...extra}) and the oneOf of them, discriminated by `type`."""
+    mapping = {}
+    for type_name, data in body.items():
+        name = f"Sync{_camel(type_name)}{kind}"
+        spec.components.schema(
+            name,
+            {
+                "type": "object",
+                "description": f"A `{type_name}` {kind.lower()}.",
+                "properties": {
+                    "type": {"type": "string", "enum": [type_name], "description": "The record type."},
+                    **extra,
+                    "data": data,
+                },
+                "required": ["type", *extra, "data"],
+                "additionalProperties": False,
+            },
+        )
+        mapping[type_name] = f"#/components/schemas/{name}"
+    return {
+        "oneOf": [{"$ref": ref} for ref in mapping.values()],
+        "discriminator": {"propertyName": "type", "mapping": mapping},
+    }
+
+
+def document(spec: Any, converter: Any) -> None:
+    """Type the sync batch's items and the changes' `data` in the OpenAPI document, from HANDLERS and
+    CHANGE_SCHEMAS: a record type added there is documented with no other change."""
+
+    def ref(schema: type[Schema]) -> dict[str, Any]:
+        return converter.resolve_nested_schema(schema)
+
+    items = _typed_union(
+        spec,
+        "Item",
+        {
+            t: {**ref(schema), "description": "The body of the single-record call."}
+            for t, (schema, _) in HANDLERS.items()
+        },
+        {},
+    )
+    batch = spec.components.schemas["SyncBatch"]["properties"]["items"]
+    batch["items"] = items
+    data = {
+        t: {**ref(schema), "description": "The record, as its own GET answers it."}
+        for t, schema in CHANGE_SCHEMAS.items()
+    }
+    data["drink_log"] = {
+        "anyOf": [ref(schemas.DrinkLogSchema), ref(DeletedDrinkLogSchema)],
+        "description": "The log, or only its date when it was deleted.",
+    }
+    deleted = {
+        "deleted": {
+            "type": "boolean",
+            "description": "The record was deleted; `data` then holds only its key (a drink log's date).",
+        }
+    }
+    changes = spec.components.schemas["SyncChanges"]["properties"]["changes"]
+    changes["items"] = _typed_union(spec, "Change", data, deleted)
+    spec.components.schemas.pop("SyncChange", None)

@@ -48,7 +48,7 @@ class DrinkLogs(MethodView):
 
 
 @blp.route("/drink-logs/<day>", parameters=[DATE_PARAMETER])
-class DrinkLogOfDay(MethodView):
+class DrinkLog(MethodView):
     @allow(Role.MEMBER)
     @blp.response(200, schemas.DrinkLogSchema)
     @blp.alt_response(404, description="No log for this date.")
@@ -145,6 +145,7 @@ class BacReadings(MethodView):
 @blp.route("/sync")
 class Sync(MethodView):
     @allow(Role.MEMBER)
+    @blp.doc(operationId="getSyncChanges")
     @blp.arguments(schemas.SyncQuerySchema, location="query")
     @blp.response(200, schemas.SyncChangesSchema)
     def get(self, args: dict[str, Any]):
@@ -152,6 +153,7 @@ class Sync(MethodView):
         return sync.changes_since(_member(), args.get("since"), login=current_login())
 
     @allow(Role.MEMBER)
+    @blp.doc(operationId="syncBatch")
     @blp.arguments(schemas.SyncBatchSchema)
     @blp.response(200, schemas.SyncResultsSchema)
     @blp.alt_response(413, description="More than 500 items.")
@@ -166,6 +168,7 @@ class Sync(MethodView):
 
 
 @blp.route("/me/summary", methods=["GET"])
+@blp.doc(operationId="getSummary")
 @allow(Role.MEMBER)
 @blp.response(200, schemas.SummarySchema)
 def member_summary():

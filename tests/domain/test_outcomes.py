@@ -25,7 +25,8 @@ PERIOD = o.Period(o.Month(2026, 1), o.Month(2026, 2))
     [
         ("2026-01", "2026-02", None),
         ("2026-02", "2026-02", None),
-        ("2026-03", "2026-03", "period.end"),  # not over on 2026-03-15
+        ("2026-03", "2026-03", None),  # the current month, to date: partial
+        ("2026-04", "2026-04", "period.end"),  # not begun on 2026-03-15
         ("2026-02", "2026-01", "period.end"),
         ("2026-1", "2026-02", "period.start"),
         ("2026-13", "2026-02", "period.start"),
@@ -37,10 +38,19 @@ def test_make_period(start, end, problem):
     if problem is None:
         period = o.make_period(start, end, today=NOW.date())
         assert (str(period.start), str(period.end)) == (start, end)
+        assert period.partial == (end == "2026-03")
     else:
         with pytest.raises(InvalidInput) as caught:
             o.make_period(start, end, today=NOW.date())
         assert problem in caught.value.fields
+
+
+def test_the_current_month_counts_to_yesterday_and_not_on_its_first_day():
+    period = o.make_period("2026-03", "2026-03", today=D("2026-03-15"))
+    assert period.days == DateRange(D("2026-03-01"), D("2026-03-14"))
+    with pytest.raises(InvalidInput) as caught:
+        o.make_period("2026-03", "2026-03", today=D("2026-03-01"))
+    assert caught.value.fields == {"period.end": ["The current month has no day that is over yet."]}
 
 
 def test_period_days_are_whole_months():
@@ -168,7 +178,7 @@ def test_a_cohort_of_12_is_reported_with_its_denominators():
         Decimal("2.7"),
         36,
     )
-    weekly = got["weekly_drinks"]
+    weekly = got["weekly_drinks_change"]
     assert (weekly.baseline, weekly.follow_up, weekly.value) == (
         Decimal("12.3"),
         Decimal("1.8"),
@@ -176,7 +186,7 @@ def test_a_cohort_of_12_is_reported_with_its_denominators():
     )
     assert (got["who_improved_1_level"].value, got["who_improved_1_level"].numerator) == (Decimal(100), 12)
     assert got["who_improved_2_levels"].value == Decimal(0)  # 0 may be shown
-    assert got["craving"].value == Decimal("-4.0")
+    assert got["craving_change"].value == Decimal("-4.0")
     assert got["engagement"].value == Decimal(16)  # 96 / 600 member-days
     assert got["psnhdd"].value == Decimal(0)
     assert got["adherence"].value is None and got["adherence"].members == 0  # nobody on a plan

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from openapi_schema_validator import OAS31Validator
 from sqlalchemy import select, update
 
 from companion import db
@@ -72,7 +73,7 @@ def test_request_build_and_download(app, staff, insurers, redis):
     assert "outcomes-2026-01-2026-02.csv" in file.headers["Content-Disposition"]
     lines = file.get_data(as_text=True).splitlines()
     assert len(lines) == status["row_count"] + 1
-    assert lines[1].startswith("2026-01,2026-02,total,all,members,0,members")  # an empty plan: 0 shown
+    assert lines[1].startswith("2026-01,2026-02,false,total,all,members,0,members")  # an empty plan: 0 shown
 
     with app.app_context():
         actions = db.session.execute(select(AuditEntry.action).order_by(AuditEntry.id)).scalars().all()
@@ -172,7 +173,9 @@ def test_a_real_worker_builds_it(app, staff, insurers, database_url, redis_url, 
         assert status["status"] == "done", (tmp_path / "worker.log").read_text()
         file = analyst.get(status["download_url"])
         assert file.content_type == "application/fhir+json"
-        assert file.get_json()["resourceType"] == "MeasureReport"
+        bundle = file.get_json()
+        assert (bundle["resourceType"], bundle["type"]) == ("Bundle", "collection")
+        assert "MeasureReport" in {e["resource"]["resourceType"] for e in bundle["entry"]}
     finally:
         worker.terminate()
         try:
@@ -181,3 +184,71 @@ def test_a_real_worker_builds_it(app, staff, insurers, database_url, redis_url, 
             worker.kill()
             worker.wait()
         log.close()
+
+
+def test_the_202_says_where_the_export_is(staff, insurers):
+    analyst = staff("insurer_analyst", insurer_code="PLANA")
+    r = analyst.post("/insurer/exports", BODY)
+    assert r.status_code == 202
+    assert r.headers["Location"] == f"/api/v1/insurer/exports/{r.get_json()['id']}"
+    assert analyst.get(r.headers["Location"]).get_json()["status"] == "queued"
+
+
+def test_the_current_month_to_date_is_a_partial_report(app, staff, insurers):
+    analyst = staff("insurer_analyst", insurer_code="PLANA")
+    today = datetime.now(UTC).date()
+    month = f"{today:%Y-%m}"
+    r = analyst.post("/insurer/exports", {**BODY, "period": {"start": month, "end": month}, "format": "json"})
+    if today.day == 1:  # nothing of this month is over yet
+        assert r.status_code == 422
+        assert r.get_json()["error"]["fields"] == {
+            "period.end": ["The current month has no day that is over yet."]
+        }
+        return
+    assert r.status_code == 202, r.get_json()
+    export_id = r.get_json()["id"]
+    with app.app_context():
+        assert export_tasks.build.run(export_id) == "done"
+    report = analyst.get(f"/insurer/exports/{export_id}/file").get_json()
+    spec = analyst.client.get("/api/openapi.json").get_json()
+    document = {"$ref": "#/components/schemas/Report", "components": spec["components"]}
+    assert [
+        e.message for e in OAS31Validator(document).iter_errors(report)
+    ] == []  # the file is as documented
+    yesterday = today - timedelta(days=1)
+    assert report["period"] == {
+        "start": month,
+        "end": month,
+        "partial": True,
+        "through": yesterday.isoformat(),
+    }
+
+
+def test_the_command_line_gives_the_reason_the_api_gives(staff, insurers, database_url, redis_url):
+    from click.testing import CliRunner
+
+    from companion.cli import main
+
+    body = {**BODY, "period": {"start": "2026-03", "end": "2026-01"}}
+    api_fields = staff("insurer_analyst", insurer_code="PLANA").post("/insurer/exports", body).get_json()
+    env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url, "COMPANION_EMBEDDED": ""}
+    done = CliRunner(env=env).invoke(
+        main, ["export", "--insurer", "PLANA", "--from", "2026-03", "--to", "2026-01", "--format", "json"]
+    )
+    assert done.exit_code == 1
+    (reason,) = api_fields["error"]["fields"]["period.end"]
+    assert f"The period is invalid. period.end: {reason}" in done.output
+
+
+def test_the_data_dictionary_is_served_to_analysts(staff, insurers, register):
+    from companion.exports import dictionary
+
+    analyst = staff("insurer_analyst", insurer_code="PLANA")
+    r = analyst.get("/insurer/measures")
+    assert r.status_code == 200
+    body = r.get_json()
+    assert body == json.loads(json.dumps(dictionary.as_dict()))
+    weekly = next(m for m in body["measures"] if m["code"] == "weekly_drinks_change")
+    assert (weekly["ucum"], weekly["windows"]) == ("{drinks}/wk", ["baseline", "follow_up"])
+    assert [c["column"] for c in body["csv_columns"]][:3] == ["period_start", "period_end", "partial"]
+    assert register().get("/insurer/measures").status_code == 403

@@ -131,8 +131,9 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
         "engagement": (16, 12, 600),  # 8 days with an entry of 50 enrolled days
     }
     for name, (value, members, units) in expected.items():
-        assert (got[name]["value"], got[name]["members"], got[name]["denominator"]) == (value, members, units)
-    weekly = got["weekly_drinks"]
+        days = got[name]["denominator"] if name == "engagement" else got[name]["days"]
+        assert (got[name]["value"], got[name]["members"], days) == (value, members, units)
+    weekly = got["weekly_drinks_change"]
     assert (weekly["baseline"], weekly["follow_up"], weekly["value"], weekly["members"]) == (
         12.3,
         1.8,
@@ -141,7 +142,11 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
     )
     assert (got["who_improved_1_level"]["value"], got["who_improved_1_level"]["numerator"]) == (100, 12)
     assert got["who_improved_2_levels"]["value"] == 0
-    assert (got["craving"]["baseline"], got["craving"]["follow_up"], got["craving"]["value"]) == (7, 3, -4)
+    assert (
+        got["craving_change"]["baseline"],
+        got["craving_change"]["follow_up"],
+        got["craving_change"]["value"],
+    ) == (7, 3, -4)
     assert (got["psnhdd"]["value"], got["retention_30d"]["value"]) == (0, 0)
     assert not any(m["suppressed"] for m in got.values())
 

@@ -237,6 +237,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V1}/insurer/exports/<uuid:export_id>", analysts_own(200), params={"export_id": "export"}),
     Route("GET", f"{V1}/insurer/exports/<uuid:export_id>/file", analysts_own(409),
           params={"export_id": "export"}),
+    Route("GET", f"{V1}/insurer/measures", analysts(200)),
     # Last: they end the caller's sign-in, or the member's account.
     Route("POST", f"{V1}/auth/logout", signed_in(204), ends_session=True),
     Route("DELETE", f"{V1}/me", members(202), body="password", ends_session=True),
