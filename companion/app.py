@@ -94,7 +94,8 @@ def register_extensions(app: Flask, config: Config) -> None:
 
 def register_request_hooks(app: Flask) -> None:
     logs.init_app(app)
-    # Order matters: authenticate and authorise first, then look at the body.
+    # Order matters: the request head's size first, authenticate and authorise, then look at the body.
+    app.before_request(api_plumbing.limit_request_head)
     app.before_request(enforce_access)
     app.before_request(api_plumbing.require_json_object)
 

@@ -247,6 +247,11 @@ def _print_demo(logins, port: int) -> None:  # type: ignore[no-untyped-def]
 STOP_GRACE = 15
 
 
+#: gunicorn's request-head limits, above the app's own (8190 is the longest request line gunicorn takes).
+GUNICORN_HEAD_LIMITS = ("--limit-request-line", "8190", "--limit-request-fields", "200",
+                        "--limit-request-field_size", "16384")  # fmt: skip
+
+
 def _child_commands(
     python: str, host: str, port: int, web_workers: int, instance: Path
 ) -> dict[str, list[str]]:
@@ -254,9 +259,11 @@ def _child_commands(
     return {
         # No gunicorn access log: the app logs every request with its route template, never the
         # concrete path (which can hold a member's dates and ids).
+        # gunicorn's head limits stand above the app's (companion/api.py MAX_REQUEST_TARGET, ...), so an
+        # oversized request line or header gets the app's JSON 414/431, not gunicorn's HTML.
         "web": [python, "-m", "gunicorn", "--bind", f"{host}:{port}", "--workers", str(web_workers),
                 "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", str(STOP_GRACE - 5),
-                "companion.wsgi:app"],
+                *GUNICORN_HEAD_LIMITS, "companion.wsgi:app"],
         "worker": [python, "-m", "celery", "-A", "workers.celery_app", "worker", "--loglevel", "INFO",
                    "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
         "beat": [python, "-m", "celery", "-A", "workers.celery_app", "beat", "--loglevel", "INFO",

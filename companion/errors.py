@@ -32,9 +32,11 @@ CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "invalid_payload",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
     503: "unavailable",
 }
@@ -47,8 +49,10 @@ MESSAGES = {
     405: "This method is not allowed here.",
     409: "This conflicts with what is stored.",
     413: "The request body is too large (1 MiB at most).",
+    414: "The request target (path and query) is too long (4 KiB at most).",
     422: "The request body is invalid.",
     429: "Too many requests; try again later.",
+    431: "A request header is too large (8 KiB at most), or there are more than 100.",
     500: "Something went wrong on our side.",
     503: "A service this call needs is unavailable.",
 }
@@ -113,7 +117,8 @@ def handle_http_exception(error: HTTPException) -> Response:
         fields = flatten_webargs_messages(data["messages"])
         status, message = 422, None
     if status == 400:
-        message = data.get("message") or MESSAGES[400]
+        own = error.description if error.description != type(error).description else None
+        message = data.get("message") or own or MESSAGES[400]
     headers = dict(data.get("headers") or {})
     if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)

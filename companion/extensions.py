@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import request
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
 from flask_wtf import CSRFProtect
 
-from companion.api import CompanionApi
+from companion.api import CompanionApi, json_body
 
 
 def rate_limit_key() -> str:
@@ -28,7 +27,7 @@ def email_key(prefix: str, email: str) -> str:
 
 def login_email_key() -> str:
     """Failed sign-ins are counted per email as well as per address, so one address cannot spray."""
-    body = request.get_json(silent=True)
+    body = json_body()
     email = body.get("email") if isinstance(body, dict) else None
     return email_key("login", str(email)) if email else f"ip:{get_remote_address()}"
 
