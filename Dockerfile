@@ -27,8 +27,11 @@ RUN uv sync --frozen --no-dev \
     && chown companion:companion /app/instance
 
 USER companion
+# Production: no SECRET_KEY, no start (a key generated inside a container would change on each
+# rebuild and differ between replicas).
 ENV PATH=/app/.venv/bin:$PATH \
-    COMPANION_INSTANCE_PATH=/app/instance
+    COMPANION_INSTANCE_PATH=/app/instance \
+    COMPANION_ENV=production
 
 EXPOSE 5000
 # gunicorn's head limits stand above the app's, so an oversized request gets the JSON 414/431.

@@ -50,6 +50,7 @@ def create_app(config: Config | None = None) -> Flask:
         raise RuntimeError(
             "DATABASE_URL and REDIS_URL must be resolved before the app is made (companion.runtime)."
         )
+    config.check_secret()
     app = Flask(__name__, instance_path=config.instance_path)
     app.json = CompanionJSONProvider(app)
     app.config.from_mapping(config.as_flask_config())

@@ -127,6 +127,20 @@ def create_staff(
         click.echo(f"{role} {user.email} created")
 
 
+@main.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 10 characters.")
+@_fail_on_domain_error
+def set_password(email: str, password: str) -> None:
+    """Give an account a new password; every sign-in made with the old one ends (tokens and dashboard)."""
+    from companion.accounts import services
+    from companion.db import unit_of_work, utcnow
+
+    with _app_context(), unit_of_work():
+        user = services.set_password(email, password, now=utcnow())
+        click.echo(f"password of {user.email} changed; its sign-ins have ended")
+
+
 @main.command("assign-coach")
 @click.option("--member", "member_email", required=True)
 @click.option("--coach", "coach_email", required=True)

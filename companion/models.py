@@ -2,6 +2,7 @@
 
 from companion.accounts.models import AuthToken, CoachAssignment, Device, Insurer, Member, User
 from companion.audit.models import AuditEntry
+from companion.auth.sessions import StaffSession
 from companion.db import Base
 from companion.exports.models import ExportJob
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
@@ -31,5 +32,6 @@ __all__ = [
     "NudgePlanning",
     "SideEffectReport",
     "StaffNotification",
+    "StaffSession",
     "User",
 ]

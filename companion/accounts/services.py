@@ -18,6 +18,7 @@ from companion import privacy
 from companion.accounts import tokens
 from companion.accounts.models import CoachAssignment, Device, Insurer, Member, Role, User
 from companion.accounts.passwords import hash_password, verify_password
+from companion.auth import sessions as staff_sessions
 from companion.db import session
 from companion.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
 from companion.nudges import hooks as nudge_hooks
@@ -286,6 +287,7 @@ def erase_member(user: User, password: str, *, now: datetime) -> None:
     if not verify_password(user.password_hash, password):
         raise Unauthenticated("The password is wrong.")
     tokens.revoke_all(user.id, now=now)
+    staff_sessions.end_all(reason="erased", now=now, user_id=user.id)
     if user.member is not None:
         session.delete(user.member)
     session.execute(
@@ -300,6 +302,23 @@ def erase_member(user: User, password: str, *, now: datetime) -> None:
         )
     )
     session.flush()
+
+
+def set_password(email: str, password: str, *, now: datetime) -> User:
+    """A new password (the command line's reset): every sign-in made with the old one ends, bearer
+    tokens and dashboard sessions alike."""
+    user = find_user_by_email(email)
+    if user is None or not user.is_active:
+        raise NotFound("No such account.")
+    if not 10 <= len(password) <= 1024:
+        message = "Length must be between 10 and 1024."
+        raise InvalidInput("The password is invalid.", fields={"password": [message]})
+    user.password_hash = hash_password(password)
+    user.session_epoch += 1
+    tokens.revoke_all(user.id, now=now)
+    staff_sessions.end_all(reason="password_changed", now=now, user_id=user.id)
+    session.flush()
+    return user
 
 
 # --- staff and plans: the command line's side ------------------------------------------------------

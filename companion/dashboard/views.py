@@ -36,8 +36,11 @@ from werkzeug.wrappers import Response
 from companion.accounts import services as accounts
 from companion.accounts.models import Role, User
 from companion.accounts.passwords import verify_password
+from companion.audit import services as audit
 from companion.audit.models import AuditEntry
+from companion.auth import sessions as staff_sessions
 from companion.auth.access import PUBLIC, allow
+from companion.auth.loaders import SESSION_ID
 from companion.coaching import services as coaching
 from companion.dashboard import charts
 from companion.db import session as db_session
@@ -156,7 +159,12 @@ def login() -> Any:
         flash("The dashboard is for coaches and admins.")
         return render_template("dashboard/login.html", next=next_url, email=email), 403
     session.clear()  # nothing from before sign-in carries over
+    with unit_of_work():
+        row = staff_sessions.start(
+            user.id, agent=request.headers.get("User-Agent"), address=request.remote_addr, now=utcnow()
+        )
     login_user(user)
+    session[SESSION_ID] = str(row.id)
     session.permanent = True  # the cookie expires with the idle timeout (PERMANENT_SESSION_LIFETIME)
     session[_SEEN] = time.time()
     return redirect(_safe_next(next_url))
@@ -165,6 +173,8 @@ def login() -> Any:
 @bp.route("/logout", methods=["POST"])
 @allow(*STAFF)
 def logout() -> Response:
+    with unit_of_work():
+        staff_sessions.end(session.get(SESSION_ID), reason="signed_out", now=utcnow())
     logout_user()
     session.clear()
     flash("Signed out.")
@@ -401,7 +411,18 @@ def send_message(member_id: uuid.UUID) -> Response:
     return redirect(_member_url(member_id, "#messages"))
 
 
-# --- the audit log ----------------------------------------------------------------------------------
+# --- the audit log and sessions ---------------------------------------------------------------------
+
+
+@bp.route("/sessions/end-all", methods=["POST"])
+@allow(Role.ADMIN)
+def end_all_sessions() -> Response:
+    """An admin ends every other dashboard sign-in (a cookie may have leaked): each must sign in again."""
+    with unit_of_work():
+        ended = staff_sessions.end_all(reason="ended_by_admin", now=utcnow(), keep=session.get(SESSION_ID))
+        audit.record("sessions.end_all", actor_id=current_user.id, now=utcnow(), ended=ended)
+    flash(f"Ended {ended} other dashboard session{'s' if ended != 1 else ''}.")
+    return redirect(url_for("dashboard.audit_log"))
 
 
 @bp.route("/audit", methods=["GET"])

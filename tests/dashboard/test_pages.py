@@ -70,15 +70,20 @@ def test_analysts_and_members_cannot_sign_in(client, world, who):
 
 
 def test_an_analyst_session_opens_nothing(app, client, world):
-    """Even holding a session cookie (made by hand here), an insurer analyst opens no page."""
-    from flask_login.utils import _create_identifier
+    """Even holding a session cookie (made by hand here, with a server-side session as a sign-in would
+    make one), an insurer analyst opens no page."""
+    from companion.auth import sessions as staff_sessions
 
-    with app.test_request_context(environ_base=client.environ_base):
-        identifier = _create_identifier()  # Flask-Login's "strong" protection: same address and agent
+    client.environ_base["HTTP_USER_AGENT"] = "analyst-browser"
+    with app.app_context(), db.unit_of_work():
+        sid = staff_sessions.start(
+            world.ids["analyst"], agent="analyst-browser", address=client.environ_base["REMOTE_ADDR"],
+            now=db.utcnow(),
+        ).id  # fmt: skip
     with client.session_transaction() as sess:
         sess["_user_id"] = f"{world.ids['analyst']}:0"
         sess["_fresh"] = True
-        sess["_id"] = identifier
+        sess["sid"] = str(sid)
         sess["dashboard_seen_at"] = datetime.now(UTC).timestamp()
     for path in (
         "/dashboard/flags",

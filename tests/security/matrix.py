@@ -222,6 +222,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/dashboard/members/<uuid:member_id>/messages", dashboard_caseload(302), params=MEMBER_ID,
           body="dashboard_message"),
     Route("GET", "/dashboard/audit", dashboard_admins(200)),
+    Route("POST", "/dashboard/sessions/end-all", dashboard_admins(302)),
     Route("POST", "/dashboard/logout", dashboard_pages(302), ends_session=True),
     # Insurer analysts: their own plan's exports.
     Route("POST", f"{V1}/insurer/exports", analysts(202), body="export"),
