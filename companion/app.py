@@ -78,7 +78,6 @@ def register_extensions(app: Flask, config: Config) -> None:
         RATELIMIT_STORAGE_URI=limiter_storage_url(config.redis_url),
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 1, "socket_timeout": 1},
         RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_DEFAULT=config.ratelimit_default,
         RATELIMIT_HEADERS_ENABLED=True,
         # Redis down must never turn a request into a 500; fall back to per-process counters meanwhile.
         RATELIMIT_SWALLOW_ERRORS=True,

@@ -341,6 +341,7 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
         instance.mkdir(parents=True, exist_ok=True)
         env = {**os.environ}
         env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
+        env.setdefault("RATELIMIT_PROCESSES", str(web_workers))  # each one's share while Redis is down
         for name, command in _child_commands(sys.executable, host, port, web_workers, instance).items():
             # Own sessions: a terminal's Ctrl-C reaches only us, and we stop the children in order.
             children[name] = subprocess.Popen(command, env=env, start_new_session=True)

@@ -73,10 +73,12 @@ class Config:
     refresh_token_ttl: int = 30 * 24 * 3600
     #: Flask-Limiter limits (limits syntax). Login and register are strict; writes are per account.
     ratelimit_login: str = "10 per minute"
-    ratelimit_login_failures: str = "5 per 15 minutes"
     ratelimit_register: str = "5 per minute"
     ratelimit_default: str = "600 per minute"
     ratelimit_enabled: bool = True
+    #: Web processes counting in parallel (gunicorn workers): while Redis is down each counts alone in
+    #: memory and takes this share of every limit.
+    ratelimit_processes: int = 2
     #: Celery: seconds before Redis re-delivers an unacknowledged task (longest task x 2).
     celery_visibility_timeout: int = 1800
     #: JSON log level.
@@ -124,10 +126,10 @@ class Config:
             "access_token_ttl": _env_int("ACCESS_TOKEN_TTL", cls.access_token_ttl),
             "refresh_token_ttl": _env_int("REFRESH_TOKEN_TTL", cls.refresh_token_ttl),
             "ratelimit_login": _env("RATELIMIT_LOGIN", cls.ratelimit_login),
-            "ratelimit_login_failures": _env("RATELIMIT_LOGIN_FAILURES", cls.ratelimit_login_failures),
             "ratelimit_register": _env("RATELIMIT_REGISTER", cls.ratelimit_register),
             "ratelimit_default": _env("RATELIMIT_DEFAULT", cls.ratelimit_default),
             "ratelimit_enabled": _env_bool("RATELIMIT_ENABLED", cls.ratelimit_enabled),
+            "ratelimit_processes": _env_int("RATELIMIT_PROCESSES", cls.ratelimit_processes),
             "celery_visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", cls.celery_visibility_timeout),
             "log_level": _env("LOG_LEVEL", cls.log_level),
             "session_cookie_secure": _env_bool("SESSION_COOKIE_SECURE", cls.session_cookie_secure),

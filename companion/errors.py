@@ -21,6 +21,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.Unauthenticated: 401,
     domain.Forbidden: 403,
     domain.TooLarge: 413,
+    domain.TooManyAttempts: 429,
 }
 
 #: The stable machine-readable code of each HTTP status.
@@ -137,8 +138,12 @@ def handle_domain_error(error: domain.DomainError) -> Response:
     for cls, mapped in DOMAIN_STATUS.items():
         if isinstance(error, cls):
             status = mapped
+    details = dict(error.details)
+    headers = {}
+    if "retry_after" in details:
+        headers["Retry-After"] = str(details.pop("retry_after"))
     return error_response(
-        status, code=error.code, message=error.message, fields=error.fields, **error.details
+        status, code=error.code, message=error.message, fields=error.fields, headers=headers, **details
     )
 
 

@@ -16,7 +16,15 @@ from sqlalchemy.exc import IntegrityError
 
 from companion import privacy
 from companion.accounts import tokens
-from companion.accounts.models import CoachAssignment, Device, Insurer, Member, Role, User
+from companion.accounts.models import (
+    CoachAssignment,
+    ConsentEvent,
+    Device,
+    Insurer,
+    Member,
+    Role,
+    User,
+)
 from companion.accounts.passwords import hash_password, verify_password
 from companion.auth import sessions as staff_sessions
 from companion.db import session
@@ -41,6 +49,18 @@ def _email_taken(email: str) -> bool:
         session.execute(select(User.id).where(func.lower(User.email) == email.strip().lower())).first()
         is not None
     )
+
+
+#: The version of each consent's text the apps show; recorded with every consent given or withdrawn.
+CONSENT_TEXT_VERSIONS = {"outcome_sharing": "2026-11-01"}
+
+
+def _record_consents(member_id: uuid.UUID, consents: dict[str, Any], *, now: datetime) -> None:
+    for name, given in sorted(consents.items()):
+        session.add(
+            ConsentEvent(member_id=member_id, consent=name, given=bool(given),
+                         text_version=CONSENT_TEXT_VERSIONS[name], at=now)
+        )  # fmt: skip
 
 
 def register_member(data: dict[str, Any], *, now: datetime) -> SignedIn:
@@ -88,6 +108,8 @@ def register_member(data: dict[str, Any], *, now: datetime) -> SignedIn:
         raise Conflict(
             "An account with this email already exists.", fields={"email": ["Already registered."]}
         ) from exc
+    if consents:
+        _record_consents(user.id, consents, now=now)
     return SignedIn(user, tokens.issue_pair(user, now=now))
 
 
@@ -174,6 +196,8 @@ def update_member(user: User, changes: dict[str, Any], *, now: datetime) -> User
     if "muted_kinds" in reminders:
         member.muted_kinds = sorted(set(reminders["muted_kinds"]))
     if "consents" in changes:
+        if changes["consents"]["outcome_sharing"] != member.outcome_sharing:
+            _record_consents(member.id, changes["consents"], now=now)
         member.outcome_sharing = changes["consents"]["outcome_sharing"]
         member.consents_updated_at = now
     member.updated_at = now
@@ -257,6 +281,17 @@ def export_member(user: User) -> dict[str, Any]:
             }
             for a in session.execute(
                 select(CoachAssignment).where(CoachAssignment.member_id == member_id)
+            ).scalars()
+        ],
+        "consent_ledger": [
+            {
+                "consent": e.consent,
+                "given": e.given,
+                "text_version": e.text_version,
+                "at": e.at.isoformat(),
+            }
+            for e in session.execute(
+                select(ConsentEvent).where(ConsentEvent.member_id == member_id).order_by(ConsentEvent.at)
             ).scalars()
         ],
         **privacy.export_member(member_id),

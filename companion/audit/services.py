@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Uuid, bindparam, text
+from sqlalchemy import ARRAY, Uuid, bindparam, select, text
 
+from companion import privacy
 from companion.audit.models import AuditEntry
 from companion.db import session
 
@@ -55,3 +56,34 @@ _INSERT_MANY = text(
     "INSERT INTO audit_log (at, actor_id, action, subject_member_id, detail) "
     "SELECT :at, :actor_id, :action, member_id, CAST(:detail AS jsonb) FROM unnest(:ids) AS member_id"
 ).bindparams(bindparam("ids", type_=ARRAY(Uuid)), bindparam("actor_id", type_=Uuid))
+
+
+def disclosures(member_id: uuid.UUID, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every staff read and release of a member's records, newest first: who (id, role, name), what,
+    when (HIPAA's access right, 42 CFR Part 2's list of disclosures). `limit` keeps the newest only."""
+    from companion.accounts.models import User  # the audit log stands below accounts
+
+    query = (
+        select(AuditEntry, User.role, User.display_name)
+        .outerjoin(User, User.id == AuditEntry.actor_id)
+        .where(AuditEntry.subject_member_id == member_id)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        {
+            "at": entry.at.isoformat(),
+            "action": entry.action,
+            "by": {
+                "id": str(entry.actor_id) if entry.actor_id else None,
+                "role": str(role) if role else "command_line",
+                "name": name,
+            },
+            "detail": entry.detail,
+        }
+        for entry, role, name in session.execute(query).all()
+    ]
+
+
+privacy.register_exporter("disclosures", disclosures)

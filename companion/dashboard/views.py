@@ -34,6 +34,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from companion.accounts import services as accounts
+from companion.accounts import throttle
 from companion.accounts.models import Role, User
 from companion.accounts.passwords import verify_password
 from companion.audit import services as audit
@@ -45,8 +46,15 @@ from companion.coaching import services as coaching
 from companion.dashboard import charts
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
-from companion.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
-from companion.extensions import email_key, limiter
+from companion.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+)
+from companion.extensions import configured_limit, limiter
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medications
 from companion.nudges import services as nudges
@@ -121,27 +129,12 @@ def _safe_next(target: str | None) -> str:
     return url_for("dashboard.queue")
 
 
-def _login_limit() -> str:
-    return current_app.config["COMPANION_RATELIMIT_LOGIN"]
-
-
-def _login_failure_limit() -> str:
-    return current_app.config["COMPANION_RATELIMIT_LOGIN_FAILURES"]
-
-
-def _login_email_key() -> str:
-    return email_key("dashboard-login", request.form.get("email", ""))
+_login_limit = configured_limit("RATELIMIT_LOGIN")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @allow(PUBLIC)
 @limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(
-    _login_failure_limit,
-    methods=["POST"],
-    key_func=_login_email_key,
-    deduct_when=lambda r: r.status_code == 401,
-)
 def login() -> Any:
     """Sign in with email and password; only coaches and admins may."""
     next_url = request.values.get("next")
@@ -151,8 +144,21 @@ def login() -> Any:
         return render_template("dashboard/login.html", next=next_url, email="")
     email = request.form.get("email", "").strip()[:254]
     password = request.form.get("password", "")[:1024]
-    user = accounts.find_user_by_email(email) if email else None
-    if not verify_password(user.password_hash if user else None, password) or user is None:
+    now, address = utcnow(), request.remote_addr
+    with unit_of_work():  # the API's count (companion/accounts/throttle.py): one for both doors
+        try:
+            throttle.check(email, address, now=now)
+        except TooManyAttempts as exc:
+            flash(f"Too many failed sign-ins; try again in {exc.details['retry_after']} seconds.")
+            page = render_template("dashboard/login.html", next=next_url, email=email)
+            return page, 429, {"Retry-After": str(exc.details["retry_after"])}
+        user = accounts.find_user_by_email(email) if email else None
+        right = verify_password(user.password_hash if user else None, password) and user is not None
+        if right:
+            throttle.succeeded(email, address, now=now)
+        else:
+            throttle.failed(email, address, now=now)
+    if not right or user is None:
         flash("The email or password is wrong.")
         return render_template("dashboard/login.html", next=next_url, email=email), 401
     if user.role not in STAFF or not user.is_active:

@@ -168,6 +168,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V1}/me", members(200)),
     Route("PATCH", f"{V1}/me", members(200), body="patch_me"),
     Route("GET", f"{V1}/me/export", members(200)),
+    Route("GET", f"{V1}/me/disclosures", members(200)),
     Route("GET", f"{V1}/me/summary", members(200)),
     Route("GET", f"{V1}/me/devices", members(200)),
     Route("POST", f"{V1}/me/devices", members(201), body="device"),
