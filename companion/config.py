@@ -161,8 +161,8 @@ class Config:
                 "SECRET_KEY is not set. Production (COMPANION_ENV=production) requires it: a long random "
                 "string, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'."
             )
-        if self.secret_key in PUBLISHED_KEYS or len(self.secret_key) < 8:
-            raise RuntimeError("SECRET_KEY is a published or too short key; set a long random one.")
+        if self.secret_key in PUBLISHED_KEYS:
+            raise RuntimeError("SECRET_KEY is a key published in this repository; set a long random one.")
 
     def as_flask_config(self) -> dict[str, Any]:
         settings = {f"COMPANION_{k.upper()}": v for k, v in asdict(self).items()}

