@@ -39,6 +39,11 @@ class NoCookieForApiSessionInterface(SecureCookieSessionInterface):
             return
         super().save_session(app, session, response)
 
+    def get_cookie_secure(self, app):  # type: ignore[override]
+        """`Secure` whenever the request came over TLS (directly, or through a proxy with PROXY_FIX), even
+        where SESSION_COOKIE_SECURE is off for plain-http development."""
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
 
 #: The key of the server-side session id in the dashboard's cookie (companion/auth/sessions.py).
 SESSION_ID = "sid"

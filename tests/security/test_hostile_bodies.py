@@ -242,3 +242,20 @@ def test_nothing_stored_by_a_refused_body(app, callers):
     member.post("/cravings", {"id": str(uuid.uuid4()), "recorded_at": date.today().isoformat(), "note": LONE})
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Craving)) == before
+
+
+def test_undecodable_query_strings_never_answer_500(app, callers):
+    """Query strings are decoded by werkzeug (invalid UTF-8 becomes U+FFFD): no lone surrogate reaches a
+    view that way, and a NUL or a broken byte in any argument of any GET route is never a 500."""
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/v1") or "GET" not in (rule.methods or set()):
+            continue
+        path = rule.rule
+        for name, converter in rule._converters.items():
+            value = str(uuid.uuid4()) if type(converter).__name__ == "UUIDConverter" else "2026-01-01"
+            path = _fill(path, name, value)
+        caller = caller_for(app, callers, rule.endpoint, "GET")
+        for query in ("cursor=%ED%A0%BD", "since=%00abc", "from=%FF%FE", "status=%ED%A0%BD"):
+            r = caller.client.get(f"{path}?{query}", headers=caller._headers(None))
+            assert r.status_code < 500, (path, query, r.status_code)
+            assert r.is_json, (path, query)

@@ -18,6 +18,7 @@ from companion.accounts import services as accounts
 from companion.app import create_app
 from companion.auth.sessions import StaffSession
 from companion.config import Config, instance_secret_key
+from tests.conftest import PASSWORD
 from tests.dashboard import pages
 from tests.dashboard import world as world_builder
 
@@ -182,3 +183,19 @@ def test_an_idle_session_ends_on_the_server_not_only_in_the_cookie(app, world):
         fresh = {**serializer.loads(captured), "dashboard_seen_at": datetime.now(UTC).timestamp()}
         assert replay(app, serializer.dumps(fresh)).get("/dashboard/flags").status_code == 302
     assert ended_reasons(app, world.ids["coach_a"]) == ["idle"]
+
+
+def test_the_cookie_is_secure_whenever_the_request_came_over_tls(app, world):
+    assert app.config["SESSION_COOKIE_SECURE"] is False  # the tests' plain-http setting
+    browser = app.test_client()
+    page = browser.get("/dashboard/login", base_url="https://dashboard.example.org")
+    r = browser.post(
+        "/dashboard/login",
+        base_url="https://dashboard.example.org",
+        headers={"Referer": "https://dashboard.example.org/dashboard/login"},  # CSRF over https checks it
+        data={"email": world.emails["coach_a"], "password": PASSWORD, "csrf_token": pages.csrf(page.text)},
+    )
+    assert r.status_code == 302, r.status_code
+    assert "Secure" in r.headers["Set-Cookie"] and "HttpOnly" in r.headers["Set-Cookie"]
+    plain = pages.sign_in(app.test_client(), world.emails["coach_a"])
+    assert "Secure" not in plain.headers["Set-Cookie"]
