@@ -259,3 +259,20 @@ def test_undecodable_query_strings_never_answer_500(app, callers):
             r = caller.client.get(f"{path}?{query}", headers=caller._headers(None))
             assert r.status_code < 500, (path, query, r.status_code)
             assert r.is_json, (path, query)
+
+
+def test_every_string_parameter_has_a_max_length_and_every_operation_its_head_errors(client):
+    spec = client.get("/api/openapi.json").get_json()
+    strings = 0
+    for path, operations in spec["paths"].items():
+        shared = operations.get("parameters", [])
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            assert {"414", "431"} <= set(operation["responses"]), (method, path)
+            for parameter in [*shared, *operation.get("parameters", [])]:
+                schema = parameter.get("schema", {})
+                if schema.get("type") == "string":
+                    strings += 1
+                    assert 0 < schema.get("maxLength", 0) <= 200, (method, path, parameter["name"])
+    assert strings >= 30, strings
