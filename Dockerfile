@@ -27,9 +27,15 @@ RUN uv sync --frozen --no-dev \
     && chown companion:companion /app/instance
 
 USER companion
+# Production: no SECRET_KEY, no start (a key generated inside a container would change on each
+# rebuild and differ between replicas).
 ENV PATH=/app/.venv/bin:$PATH \
-    COMPANION_INSTANCE_PATH=/app/instance
+    COMPANION_INSTANCE_PATH=/app/instance \
+    COMPANION_ENV=production
 
 EXPOSE 5000
+# gunicorn's head limits stand above the app's, so an oversized request gets the JSON 414/431.
 CMD ["gunicorn", "--config=python:companion.gunicorn_conf", "--bind=0.0.0.0:5000", \
-     "--worker-class=gthread", "--workers=3", "--threads=4", "companion.wsgi:app"]
+     "--worker-class=gthread", "--workers=3", "--threads=4", \
+     "--limit-request-line=8190", "--limit-request-fields=200", "--limit-request-field_size=16384", \
+     "companion.wsgi:app"]

@@ -2,19 +2,37 @@
 
 from __future__ import annotations
 
-from typing import Any
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from apispec import BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, current_app, g, request
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import (
+    BadRequest,
+    RequestEntityTooLarge,
+    RequestHeaderFieldsTooLarge,
+    RequestURITooLarge,
+)
 
 from companion.auth.access import PUBLIC, declared_access
 from companion.auth.loaders import is_api_request
+from companion.domain.errors import InvalidInput
 from companion.errors import CODES, MESSAGES
-from companion.validation import FIELD_ERRORS_SCHEMA, StrictSchema, field_errors, stored_record
+from companion.validation import (
+    FIELD_ERRORS_SCHEMA,
+    MAX_BODY_DEPTH,
+    StrictSchema,
+    TooDeep,
+    body_errors,
+    field_errors,
+    stored_record,
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ErrorBodySchema(Schema):
@@ -30,8 +48,10 @@ class ErrorBodySchema(Schema):
                 "method_not_allowed",
                 "conflict",
                 "payload_too_large",
+                "uri_too_long",
                 "invalid_payload",
                 "rate_limited",
+                "headers_too_large",
                 "internal_error",
                 "unavailable",
             ]
@@ -62,25 +82,104 @@ class CompanionApi(Api):
         """companion.errors registers the one envelope for every error, routing's included."""
 
 
-# webargs would silently drop unknown query arguments; our schemas decide (StrictSchema raises: a 422
-# that names the argument, as for bodies).
-Blueprint.ARGUMENTS_PARSER.unknown = None
-
 BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+#: The app's own limits on the request head; gunicorn's (`companion up`, the Dockerfile) are set above
+#: them, so an oversized request line or header gets our JSON envelope (414, 431), not gunicorn's HTML.
+MAX_REQUEST_TARGET = 4096
+MAX_HEADER_BYTES = 8190
+MAX_HEADER_COUNT = 100
+
+
+def per_item_body(list_field: str) -> Callable[[F], F]:
+    """Mark a view whose body's `list_field` items are validated one by one (a sync batch): invalid text
+    in one item spoils only that item, so the body guard leaves those items' strings to the view."""
+
+    def mark(view: F) -> F:
+        view.per_item_body = list_field  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def limit_request_head() -> None:
+    """414 for a request target (path and query) over MAX_REQUEST_TARGET bytes, 431 for a header over
+    MAX_HEADER_BYTES or more than MAX_HEADER_COUNT headers: in the one envelope, before anything else."""
+    environ = request.environ
+    target = len(environ.get("PATH_INFO", "").encode("latin-1", "replace")) + len(
+        environ.get("QUERY_STRING", "")
+    )
+    if target > MAX_REQUEST_TARGET:
+        raise RequestURITooLarge()
+    for count, (name, value) in enumerate(request.headers.items(), start=1):
+        if len(name) + len(value) + 2 > MAX_HEADER_BYTES or count > MAX_HEADER_COUNT:
+            raise RequestHeaderFieldsTooLarge()
+
+
+def _read_body() -> bytes:
+    """The body, at most MAX_CONTENT_LENGTH bytes: 413 past it, whether or not it is chunked (werkzeug
+    would cut a chunked body at the limit without a word, and the cut JSON would read as invalid)."""
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and request.environ.get("wsgi.input_terminated"):
+        raw = request.environ["wsgi.input"].read(limit + 1)
+        if len(raw) > limit:
+            raise RequestEntityTooLarge()
+        return raw
+    return request.get_data(cache=True)  # 413 past MAX_CONTENT_LENGTH by Content-Length
+
+
+def _per_item_field() -> str | None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    handler = getattr(getattr(view, "view_class", None), request.method.lower(), view)
+    return getattr(handler, "per_item_body", None)
 
 
 def require_json_object() -> None:
-    """400 `invalid_json` for an API body that is not a JSON object (API.md). An empty body passes."""
+    """400 `invalid_json` for an API body that is not a JSON object (API.md), or is nested deeper than
+    MAX_BODY_DEPTH; 413 past 1 MiB; 422 naming each field whose text is not valid Unicode, holds a NUL
+    or is too long. One parse and one walk: the views read the parsed body from `g` (json_body)."""
     if not is_api_request(request) or request.method not in BODY_METHODS:
         return
-    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    raw = _read_body()
     if not raw.strip():
         return
     if not request.is_json:
         raise BadRequest(description="The request body must be JSON (Content-Type: application/json).")
-    body = request.get_json(silent=True)
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        raise BadRequest(description="The request body is not valid JSON.") from None
     if not isinstance(body, dict):
         raise BadRequest(description="The request body must be a JSON object.")
+    try:
+        errors = body_errors(body, skip=_per_item_field())
+    except TooDeep:
+        raise BadRequest(
+            description=f"The request body is nested deeper than {MAX_BODY_DEPTH} levels."
+        ) from None
+    if errors:
+        raise InvalidInput("The request body is invalid.", fields=errors)
+    g.json_body = body
+
+
+def json_body() -> Any:
+    """The request's JSON body as require_json_object parsed and checked it (None when it had none)."""
+    return g.get("json_body")
+
+
+_parse_json_again = Blueprint.ARGUMENTS_PARSER._raw_load_json
+
+
+def _checked_json(req: Request) -> Any:
+    """webargs reads the body require_json_object parsed and checked, instead of parsing it again."""
+    body = g.get("json_body")
+    return body if body is not None else _parse_json_again(req)
+
+
+Blueprint.ARGUMENTS_PARSER._raw_load_json = _checked_json  # type: ignore[method-assign]
+# webargs would silently drop unknown query arguments; our schemas decide (StrictSchema raises: a 422
+# that names the argument, as for bodies).
+Blueprint.ARGUMENTS_PARSER.unknown = None
 
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
@@ -91,9 +190,11 @@ STANDARD_ERRORS = {
     401: "No valid access token: missing, unknown, expired or revoked (`unauthenticated`).",
     403: "Signed in, but this role may not call this (`forbidden`).",
     404: "No such record, or not yours to see (`not_found`).",
-    413: "The body is over 1 MiB (`payload_too_large`).",
+    413: "The body is over 1 MiB, chunked or not (`payload_too_large`).",
+    414: "The request target (path and query) is over 4 KiB (`uri_too_long`).",
     422: "An argument is invalid; `error.fields` names each one, unknown ones included.",
     429: "Too many requests (`rate_limited`); see `Retry-After`.",
+    431: "A header is over 8 KiB, or there are more than 100 (`headers_too_large`).",
     503: "PostgreSQL is unreachable (`unavailable`); retry after `Retry-After` seconds.",
 }
 #: What each error status adds to the envelope in its example, beside its own code and message.
@@ -165,6 +266,10 @@ class StandardResponsesPlugin(BasePlugin):
             if "example" in component:
                 media.setdefault("example", component["example"])
 
+    def path_helper(self, path=None, operations=None, parameters=None, **kwargs: Any) -> None:  # type: ignore[override]
+        for parameter in parameters or ():
+            _bound_string(parameter)
+
     def operation_helper(self, path=None, operations=None, **kwargs: Any) -> None:  # type: ignore[override]
         rule = kwargs.get("rule")
         if rule is None or not operations:
@@ -174,7 +279,9 @@ class StandardResponsesPlugin(BasePlugin):
         for method, operation in operations.items():
             operation.setdefault("operationId", operation_id(rule.endpoint, method, is_class))
             self._body_example(operation)
-            statuses = {429, 503}
+            for parameter in operation.get("parameters", ()):
+                _bound_string(parameter)
+            statuses = {414, 429, 431, 503}
             roles = {
                 str(getattr(r, "value", r))
                 for r in declared_access(self.app, rule.endpoint, method.upper()) or ()
@@ -350,6 +457,22 @@ def drop_stray_retry_after(response: Response) -> Response:
     if response.status_code not in (429, 503):
         response.headers.pop("Retry-After", None)
     return response
+
+
+#: The longest string each parameter format can take; any other string parameter gets DEFAULT_MAX_LENGTH.
+FORMAT_MAX_LENGTH = {"uuid": 36, "date": 10, "date-time": 40}
+DEFAULT_MAX_LENGTH = 200
+
+
+def _bound_string(parameter: Any) -> None:
+    """Every string parameter says how long it may be (issue 21: clients and fuzzers stay under 414)."""
+    schema = parameter.get("schema") if isinstance(parameter, dict) else None
+    if not isinstance(schema, dict) or schema.get("type") != "string" or "maxLength" in schema:
+        return
+    if "enum" in schema:
+        schema["maxLength"] = max(len(str(v)) for v in schema["enum"])
+    else:
+        schema["maxLength"] = FORMAT_MAX_LENGTH.get(schema.get("format", ""), DEFAULT_MAX_LENGTH)
 
 
 def configure_openapi(app: Flask) -> None:

@@ -53,6 +53,7 @@ def create_app(config: Config | None = None) -> Flask:
         raise RuntimeError(
             "DATABASE_URL and REDIS_URL must be resolved before the app is made (companion.runtime)."
         )
+    config.check_secret()
     app = Flask(__name__, instance_path=config.instance_path)
     app.json = CompanionJSONProvider(app)
     app.config.from_mapping(config.as_flask_config())
@@ -80,7 +81,6 @@ def register_extensions(app: Flask, config: Config) -> None:
         RATELIMIT_STORAGE_URI=limiter_storage_url(config.redis_url),
         RATELIMIT_STORAGE_OPTIONS={"socket_connect_timeout": 1, "socket_timeout": 1},
         RATELIMIT_STRATEGY="moving-window",
-        RATELIMIT_DEFAULT=config.ratelimit_default,
         RATELIMIT_HEADERS_ENABLED=True,
         # Redis down must never turn a request into a 500; fall back to per-process counters meanwhile.
         RATELIMIT_SWALLOW_ERRORS=True,
@@ -106,7 +106,8 @@ def register_extensions(app: Flask, config: Config) -> None:
 
 def register_request_hooks(app: Flask) -> None:
     logs.init_app(app)
-    # Order matters: authenticate and authorise first, then look at the body.
+    # Order matters: the request head's size first, authenticate and authorise, then look at the body.
+    app.before_request(api_plumbing.limit_request_head)
     app.before_request(enforce_access)
     app.before_request(api_plumbing.require_json_object)
 

@@ -193,6 +193,20 @@ def create_staff(
         click.echo(f"{role} {user.email} created")
 
 
+@main.command("set-password")
+@click.option("--email", required=True)
+@click.option("--password", required=True, help="At least 10 characters.")
+@_fail_on_domain_error
+def set_password(email: str, password: str) -> None:
+    """Give an account a new password; every sign-in made with the old one ends (tokens and dashboard)."""
+    from companion.accounts import services
+    from companion.db import unit_of_work, utcnow
+
+    with _app_context(), unit_of_work():
+        user = services.set_password(email, password, now=utcnow())
+        click.echo(f"password of {user.email} changed; its sign-ins have ended")
+
+
 @main.command("assign-coach")
 @click.option("--member", "member_email", required=True)
 @click.option("--coach", "coach_email", required=True)
@@ -323,6 +337,11 @@ RESTART_MAX_DELAY = 30.0
 RESTART_STABLE = 60.0
 
 
+#: gunicorn's request-head limits, above the app's own (8190 is the longest request line gunicorn takes).
+GUNICORN_HEAD_LIMITS = ("--limit-request-line", "8190", "--limit-request-fields", "200",
+                        "--limit-request-field_size", "16384")  # fmt: skip
+
+
 def _child_commands(
     python: str, host: str, port: int, web_workers: int, instance: Path
 ) -> dict[str, list[str]]:
@@ -330,12 +349,14 @@ def _child_commands(
     return {
         # No gunicorn access log: the app logs every request with its route template, never the
         # concrete path (which can hold a member's dates and ids).
+        # gunicorn's head limits stand above the app's (companion/api.py MAX_REQUEST_TARGET, ...), so an
+        # oversized request line or header gets the app's JSON 414/431, not gunicorn's HTML.
         # JSON logs and the metrics folder's cleanup: companion/gunicorn_conf.py. Celery's --quiet
         # drops its plain-text banner; its log lines are the app's JSON.
         "web": [python, "-m", "gunicorn", "--config", "python:companion.gunicorn_conf",
                 "--bind", f"{host}:{port}", "--workers", str(web_workers),
                 "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", str(STOP_GRACE - 5),
-                "companion.wsgi:app"],
+                *GUNICORN_HEAD_LIMITS, "companion.wsgi:app"],
         "worker": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "worker",
                    "--loglevel", "INFO", "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
         "beat": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "beat", "--loglevel", "INFO",
@@ -447,6 +468,7 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
         instance.mkdir(parents=True, exist_ok=True)
         env = {**os.environ}
         env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
+        env.setdefault("RATELIMIT_PROCESSES", str(web_workers))  # each one's share while Redis is down
         commands = _child_commands(sys.executable, host, port, web_workers, instance)
         restarts = {name: _Restarts() for name in commands}
         child_envs = {

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
+import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,29 @@ def _env_bool(name: str, default: bool) -> bool:
     return value.strip().lower() in {"1", "true", "yes", "on"}
 
 
+#: Keys that were ever in this repository: anyone can sign a cookie with them.
+PUBLISHED_KEYS = frozenset({"dev-only-insecure-key"})
+SECRET_FILE = "secret_key"
+
+
+def instance_secret_key(instance: Path) -> str:
+    """The instance folder's secret key, made at random (mode 0600) the first time any process asks.
+    Processes starting together (gunicorn workers, the worker, beat) agree: the file is linked into
+    place atomically, and whoever loses the race reads the winner's key."""
+    path = instance / SECRET_FILE
+    if not path.exists():
+        instance.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=instance, prefix=".secret-")  # mode 0600
+        try:
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(48))
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            os.unlink(temporary)
+    return path.read_text().strip()
+
+
 @dataclass(frozen=True)
 class Config:
     """What the app, the workers and the command line need to know about their surroundings."""
@@ -31,8 +57,14 @@ class Config:
     database_url: str = ""
     #: Redis: broker, rate-limit storage and locks. Empty: resolved like the database.
     redis_url: str = ""
-    #: Signs the dashboard's session cookie and CSRF tokens. Must be set in production.
-    secret_key: str = "dev-only-insecure-key"
+    #: Signs the dashboard's session cookie and CSRF tokens. Empty outside production: the key kept in
+    #: the instance folder (`secret_key`, mode 0600), made at random on first run. Production requires it.
+    secret_key: str = ""
+    #: "production" refuses to start without SECRET_KEY; anything else may use the instance folder's key.
+    environment: str = "development"
+    #: Dashboard sessions end after this long without a request, and this long after sign-in at most.
+    dashboard_idle_seconds: int = 15 * 60
+    dashboard_absolute_seconds: int = 12 * 3600
     #: Where embedded servers, the beat schedule and export files live.
     instance_path: str = field(default_factory=lambda: str(Path.cwd() / "instance"))
     #: Bearer access token lifetime, seconds.
@@ -41,10 +73,12 @@ class Config:
     refresh_token_ttl: int = 30 * 24 * 3600
     #: Flask-Limiter limits (limits syntax). Login and register are strict; writes are per account.
     ratelimit_login: str = "10 per minute"
-    ratelimit_login_failures: str = "5 per 15 minutes"
     ratelimit_register: str = "5 per minute"
     ratelimit_default: str = "600 per minute"
     ratelimit_enabled: bool = True
+    #: Web processes counting in parallel (gunicorn workers): while Redis is down each counts alone in
+    #: memory and takes this share of every limit.
+    ratelimit_processes: int = 2
     #: Celery: seconds before Redis re-delivers an unacknowledged task (longest task x 2).
     celery_visibility_timeout: int = 1800
     #: JSON log level.
@@ -98,14 +132,19 @@ class Config:
             "database_url": _env("DATABASE_URL", ""),
             "redis_url": _env("REDIS_URL", ""),
             "secret_key": _env("SECRET_KEY", cls.secret_key),
+            "environment": _env("COMPANION_ENV", cls.environment),
+            "dashboard_idle_seconds": _env_int("DASHBOARD_IDLE_SECONDS", cls.dashboard_idle_seconds),
+            "dashboard_absolute_seconds": _env_int(
+                "DASHBOARD_ABSOLUTE_SECONDS", cls.dashboard_absolute_seconds
+            ),
             "instance_path": _env("COMPANION_INSTANCE_PATH", str(Path.cwd() / "instance")),
             "access_token_ttl": _env_int("ACCESS_TOKEN_TTL", cls.access_token_ttl),
             "refresh_token_ttl": _env_int("REFRESH_TOKEN_TTL", cls.refresh_token_ttl),
             "ratelimit_login": _env("RATELIMIT_LOGIN", cls.ratelimit_login),
-            "ratelimit_login_failures": _env("RATELIMIT_LOGIN_FAILURES", cls.ratelimit_login_failures),
             "ratelimit_register": _env("RATELIMIT_REGISTER", cls.ratelimit_register),
             "ratelimit_default": _env("RATELIMIT_DEFAULT", cls.ratelimit_default),
             "ratelimit_enabled": _env_bool("RATELIMIT_ENABLED", cls.ratelimit_enabled),
+            "ratelimit_processes": _env_int("RATELIMIT_PROCESSES", cls.ratelimit_processes),
             "celery_visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", cls.celery_visibility_timeout),
             "log_level": _env("LOG_LEVEL", cls.log_level),
             "session_cookie_secure": _env_bool("SESSION_COOKIE_SECURE", cls.session_cookie_secure),
@@ -131,8 +170,20 @@ class Config:
             "worker_metrics_bind": _env("WORKER_METRICS_BIND", cls.worker_metrics_bind),
         }
         values.update(overrides)
+        if not values["secret_key"] and values["environment"] != "production":
+            values["secret_key"] = instance_secret_key(Path(values["instance_path"]))
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+    def check_secret(self) -> None:
+        """Refuse to run with no secret, or with a key that was ever published (the old default)."""
+        if not self.secret_key:
+            raise RuntimeError(
+                "SECRET_KEY is not set. Production (COMPANION_ENV=production) requires it: a long random "
+                "string, e.g. python -c 'import secrets; print(secrets.token_urlsafe(48))'."
+            )
+        if self.secret_key in PUBLISHED_KEYS:
+            raise RuntimeError("SECRET_KEY is a key published in this repository; set a long random one.")
 
     def as_flask_config(self) -> dict[str, Any]:
         settings = {f"COMPANION_{k.upper()}": v for k, v in asdict(self).items()}
@@ -147,6 +198,6 @@ class Config:
             REMEMBER_COOKIE_HTTPONLY=True,
             REMEMBER_COOKIE_SECURE=self.session_cookie_secure,
             REMEMBER_COOKIE_SAMESITE="Lax",
-            PERMANENT_SESSION_LIFETIME=15 * 60,
+            PERMANENT_SESSION_LIFETIME=self.dashboard_idle_seconds,
         )
         return settings

@@ -21,6 +21,7 @@ DOMAIN_STATUS: dict[type[domain.DomainError], int] = {
     domain.Unauthenticated: 401,
     domain.Forbidden: 403,
     domain.TooLarge: 413,
+    domain.TooManyAttempts: 429,
 }
 
 #: The stable machine-readable code of each HTTP status.
@@ -32,9 +33,11 @@ CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    414: "uri_too_long",
     415: "unsupported_media_type",
     422: "invalid_payload",
     429: "rate_limited",
+    431: "headers_too_large",
     500: "internal_error",
     503: "unavailable",
 }
@@ -47,8 +50,10 @@ MESSAGES = {
     405: "This method is not allowed here.",
     409: "This conflicts with what is stored.",
     413: "The request body is too large (1 MiB at most).",
+    414: "The request target (path and query) is too long (4 KiB at most).",
     422: "The request body is invalid.",
     429: "Too many requests; try again later.",
+    431: "A request header is too large (8 KiB at most), or there are more than 100.",
     500: "Something went wrong on our side.",
     503: "A service this call needs is unavailable.",
 }
@@ -113,7 +118,8 @@ def handle_http_exception(error: HTTPException) -> Response:
         fields = flatten_webargs_messages(data["messages"])
         status, message = 422, None
     if status == 400:
-        message = data.get("message") or MESSAGES[400]
+        own = error.description if error.description != type(error).description else None
+        message = data.get("message") or own or MESSAGES[400]
     headers = dict(data.get("headers") or {})
     if status == 405 and hasattr(error, "valid_methods") and error.valid_methods:
         headers["Allow"] = ", ".join(error.valid_methods)
@@ -132,8 +138,12 @@ def handle_domain_error(error: domain.DomainError) -> Response:
     for cls, mapped in DOMAIN_STATUS.items():
         if isinstance(error, cls):
             status = mapped
+    details = dict(error.details)
+    headers = {}
+    if "retry_after" in details:
+        headers["Retry-After"] = str(details.pop("retry_after"))
     return error_response(
-        status, code=error.code, message=error.message, fields=error.fields, **error.details
+        status, code=error.code, message=error.message, fields=error.fields, headers=headers, **details
     )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
+import re
 
-from flask import request
+from flask import current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
@@ -20,20 +20,30 @@ def rate_limit_key() -> str:
     return f"ip:{get_remote_address()}"
 
 
-def email_key(prefix: str, email: str) -> str:
-    """A rate-limit key for an email, hashed: the limiter logs its keys, and Redis keeps them."""
-    digest = hashlib.sha256(email.strip().lower()[:254].encode()).hexdigest()[:32]
-    return f"{prefix}:{digest}"
+_AMOUNT = re.compile(r"(\d+)(\s*(?:/|per\b))")
 
 
-def login_email_key() -> str:
-    """Failed sign-ins are counted per email as well as per address, so one address cannot spray."""
-    body = request.get_json(silent=True)
-    email = body.get("email") if isinstance(body, dict) else None
-    return email_key("login", str(email)) if email else f"ip:{get_remote_address()}"
+def process_share(limit: str) -> str:
+    """A limit as this process must count it. With Redis reachable every process shares one count; while
+    it is not, each process counts alone in memory, so each takes its share (RATELIMIT_PROCESSES: the
+    web processes counting in parallel) and the whole still holds."""
+    if not limiter._storage_dead:  # flask-limiter's own flag: its storage failed and it fell back
+        return limit
+    processes = max(1, int(current_app.config["COMPANION_RATELIMIT_PROCESSES"]))
+    return _AMOUNT.sub(lambda m: f"{max(1, int(m[1]) // processes)}{m[2]}", limit)
+
+
+def configured_limit(name: str):  # type: ignore[no-untyped-def]
+    """A limit read from the settings on each request (COMPANION_<NAME>), shared out while Redis is down."""
+
+    def limit() -> str:
+        return process_share(current_app.config[f"COMPANION_{name}"])
+
+    limit.__name__ = name.lower()
+    return limit
 
 
 api = CompanionApi()  # our error envelope in the OpenAPI document
-limiter = Limiter(key_func=rate_limit_key)
+limiter = Limiter(key_func=rate_limit_key, default_limits=[configured_limit("RATELIMIT_DEFAULT")])
 login_manager = LoginManager()
 csrf = CSRFProtect()

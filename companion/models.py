@@ -1,9 +1,19 @@
 """Every table, imported in one place so Alembic and the tests see the whole schema."""
 
-from companion.accounts.models import AuthToken, CoachAssignment, Device, Insurer, Member, User
+from companion.accounts.models import (
+    AuthToken,
+    CoachAssignment,
+    ConsentEvent,
+    Device,
+    Insurer,
+    Member,
+    User,
+)
+from companion.accounts.throttle import SignInCounter
 from companion.audit.models import AuditEntry
+from companion.auth.sessions import StaffSession
 from companion.db import Base
-from companion.exports.models import ExportJob
+from companion.exports.models import ExportJob, ExportRelease
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.nudges.models import Delivery, Message, Nudge, NudgePlanning
 from companion.safety.models import Flag, FlagAlert, StaffNotification
@@ -16,11 +26,13 @@ __all__ = [
     "BacReading",
     "Base",
     "CoachAssignment",
+    "ConsentEvent",
     "Craving",
     "Delivery",
     "Device",
     "DrinkLog",
     "ExportJob",
+    "ExportRelease",
     "Flag",
     "FlagAlert",
     "Insurer",
@@ -31,7 +43,9 @@ __all__ = [
     "Nudge",
     "NudgePlanning",
     "SideEffectReport",
+    "SignInCounter",
     "StaffNotification",
+    "StaffSession",
     "SymptomReport",
     "User",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import UTC, datetime, time
 from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
+from flask import g, has_request_context
 from iso3166 import countries_by_alpha2
 from marshmallow import Schema, ValidationError, fields, pre_load
 
@@ -89,24 +91,106 @@ class Instant(fields.AwareDateTime):
         return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _nul_errors(value: Any) -> Any:
-    """Fields (nested as marshmallow nests errors) whose strings hold a NUL: PostgreSQL cannot store one."""
+#: A NUL (PostgreSQL cannot store one) or a lone UTF-16 surrogate (half an emoji: no UTF-8 exists for it).
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+NUL_MESSAGE = "Must not contain NUL characters."
+SURROGATE_MESSAGE = "Must be valid Unicode text (a lone UTF-16 surrogate, such as half an emoji, is not)."
+
+#: Limits of any JSON body, checked in one pass right after it is parsed (companion.api.require_json_object).
+MAX_BODY_DEPTH = 32
+MAX_BODY_KEYS = 256
+MAX_BODY_STRING = 10_000
+
+
+class TooDeep(ValueError):
+    """A JSON body nested deeper than MAX_BODY_DEPTH arrays and objects."""
+
+
+def text_problem(value: str) -> str | None:
+    """Why `value` cannot be stored as text, or None: NUL characters and lone surrogates."""
+    found = _BAD_TEXT.search(value)
+    if found is None:
+        return None
+    return NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE
+
+
+def printable_key(key: str) -> str:
+    """A field name safe to echo in an error: its lone surrogates and NULs written as escapes."""
+    return key.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
+
+
+def body_errors(value: Any, *, skip: str | None = None) -> Any:
+    """One walk over a parsed JSON body: raises TooDeep past MAX_BODY_DEPTH levels; returns the errors of
+    its strings (invalid text, too long) and objects (too many keys), nested as marshmallow nests them,
+    or None. `skip` names a top-level list whose items are checked later, one by one (a sync batch)."""
+    if isinstance(value, dict) and skip is not None and isinstance(value.get(skip), list):
+        _check_depth_only(value[skip], 2)
+        value = {k: v for k, v in value.items() if k != skip}
+    return _walk(value, 1)
+
+
+def _walk(value: Any, depth: int) -> Any:
     if isinstance(value, str):
-        return ["Must not contain NUL characters."] if "\x00" in value else None
+        if len(value) > MAX_BODY_STRING:
+            return [f"At most {MAX_BODY_STRING} characters."]
+        problem = text_problem(value)
+        return None if problem is None else [problem]
     if isinstance(value, dict):
-        found = {str(k): e for k, v in value.items() if (e := _nul_errors(v)) is not None}
+        if depth > MAX_BODY_DEPTH:
+            raise TooDeep
+        if len(value) > MAX_BODY_KEYS:
+            return [f"At most {MAX_BODY_KEYS} keys."]
+        found: dict[Any, Any] = {}
+        for key, item in value.items():
+            problem = text_problem(key)
+            if problem is not None:
+                found[printable_key(key)] = [f"This field name: {problem[0].lower()}{problem[1:]}"]
+            elif (error := _walk(item, depth + 1)) is not None:
+                found[key] = error
+        return found or None
+    if isinstance(value, list):
+        if depth > MAX_BODY_DEPTH:
+            raise TooDeep
+        found = {}
+        for index, item in enumerate(value):
+            if (error := _walk(item, depth + 1)) is not None:
+                found[index] = error
+        return found or None
+    return None
+
+
+def _check_depth_only(value: Any, depth: int) -> None:
+    if isinstance(value, dict | list):
+        if depth > MAX_BODY_DEPTH:
+            raise TooDeep
+        for item in value.values() if isinstance(value, dict) else value:
+            _check_depth_only(item, depth + 1)
+
+
+def _text_errors(value: Any) -> Any:
+    """Fields (nested as marshmallow nests errors) whose strings cannot be stored as text."""
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return None if problem is None else [problem]
+    if isinstance(value, dict):
+        found = {str(k): e for k, v in value.items() if (e := _text_errors(v)) is not None}
         found.update(
             {
-                str(k): ["Must not contain NUL characters."]
+                printable_key(k): [f"This field name: {problem[0].lower()}{problem[1:]}"]
                 for k in value
-                if isinstance(k, str) and "\x00" in k
+                if isinstance(k, str) and (problem := text_problem(k)) is not None
             }
         )
         return found or None
     if isinstance(value, list):
-        found = {i: e for i, v in enumerate(value) if (e := _nul_errors(v)) is not None}
+        found = {i: e for i, v in enumerate(value) if (e := _text_errors(v)) is not None}
         return found or None
     return None
+
+
+def checked_body() -> Any:
+    """The request's JSON body once require_json_object has parsed and checked it, else None."""
+    return g.get("json_body") if has_request_context() else None
 
 
 class StrictSchema(Schema):
@@ -115,12 +199,14 @@ class StrictSchema(Schema):
     class Meta:
         unknown = "raise"
 
-    #: A schema whose parts are validated one by one later (a sync batch) leaves NULs to them.
+    #: A schema whose parts are validated one by one later (a sync batch) leaves bad text to them.
     refuse_nul = True
 
     @pre_load
-    def _refuse_nul(self, data: Any, **_: Any) -> Any:
-        errors = _nul_errors(data) if self.refuse_nul and isinstance(data, dict) else None
+    def _refuse_bad_text(self, data: Any, **_: Any) -> Any:
+        if not self.refuse_nul or not isinstance(data, dict) or data is checked_body():
+            return data  # the JSON body was checked as it was parsed (body_errors)
+        errors = _text_errors(data)
         if errors:
             raise ValidationError(errors)
         return data

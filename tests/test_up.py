@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -270,10 +271,15 @@ def test_up_with_given_servers(
     # Redis database 0: the other tests take 1-15 (tests/services.py). Nothing is flushed: only the
     # ping key is ours, and it expires.
     redis_url = servers.redis_url(0)
-    up = make_up({**base_env(), "DATABASE_URL": fresh_database, "REDIS_URL": redis_url})
+    env = {**base_env(), "DATABASE_URL": fresh_database, "REDIS_URL": redis_url}
+    env.pop("SECRET_KEY", None)  # no key given: `companion up` makes one (issue 21), never a default
+    up = make_up(env)
     up.start()
     ready = up.wait_ready()
     assert "embedded=none" in up.stdout, up.output()
+    key = up.instance / "secret_key"
+    assert key.exists() and stat.S_IMODE(key.stat().st_mode) == 0o600, up.output()
+    assert len(key.read_text().strip()) >= 48
     sign_in_with_the_printed_demo_logins(up)
     task = ping_through_the_worker(redis_url)
     stopped = stop_and_check_nothing_is_left(up)

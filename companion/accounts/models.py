@@ -182,3 +182,20 @@ class Device(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     deactivated_reason: Mapped[str | None] = mapped_column(String(64))
+
+
+class ConsentEvent(Base):
+    """The consent ledger: each consent given or withdrawn, when, and under which version of its text.
+    Append-only in the code; erased with the member (ON DELETE CASCADE), like every record of theirs."""
+
+    __tablename__ = "consent_events"
+    __table_args__ = (Index("ix_consent_events_member_at", "member_id", "at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    member_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))
+    #: The consent's name as the API spells it ("outcome_sharing").
+    consent: Mapped[str] = mapped_column(String(32))
+    given: Mapped[bool] = mapped_column(Boolean)
+    #: The version of the consent text the member was shown (accounts.services.CONSENT_TEXT_VERSIONS).
+    text_version: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

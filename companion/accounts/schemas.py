@@ -196,3 +196,23 @@ class DeviceSchema(Schema):
 
 class DeviceListSchema(Schema):
     items = fields.List(fields.Nested(DeviceSchema))
+
+
+class DisclosureActorSchema(Schema):
+    id = fields.String(allow_none=True, metadata={"description": "None for the command line."})
+    role = fields.String(metadata={"enum": ["coach", "admin", "insurer_analyst", "member", "command_line"]})
+    name = fields.String(allow_none=True, metadata={"description": "The staff member's display name."})
+
+
+class DisclosureSchema(Schema):
+    at = fields.String(metadata={"format": "date-time"})
+    action = fields.String(metadata={"example": "member.viewed"})
+    by = fields.Nested(DisclosureActorSchema)
+    detail = fields.Dict(metadata={"description": "What exactly: ids, periods, via. Never health data."})
+
+
+class DisclosuresSchema(Schema):
+    disclosures = fields.List(
+        fields.Nested(DisclosureSchema),
+        metadata={"description": "Newest first, the 1,000 most recent; `GET /me/export` has every one."},
+    )

@@ -16,8 +16,17 @@ from sqlalchemy.exc import IntegrityError
 
 from companion import privacy
 from companion.accounts import tokens
-from companion.accounts.models import CoachAssignment, Device, Insurer, Member, Role, User
+from companion.accounts.models import (
+    CoachAssignment,
+    ConsentEvent,
+    Device,
+    Insurer,
+    Member,
+    Role,
+    User,
+)
 from companion.accounts.passwords import hash_password, verify_password
+from companion.auth import sessions as staff_sessions
 from companion.db import session
 from companion.domain import drinking
 from companion.domain.errors import Conflict, InvalidInput, NotFound, Unauthenticated
@@ -43,6 +52,18 @@ def _email_taken(email: str) -> bool:
         session.execute(select(User.id).where(func.lower(User.email) == email.strip().lower())).first()
         is not None
     )
+
+
+#: The version of each consent's text the apps show; recorded with every consent given or withdrawn.
+CONSENT_TEXT_VERSIONS = {"outcome_sharing": "2026-11-01"}
+
+
+def _record_consents(member_id: uuid.UUID, consents: dict[str, Any], *, now: datetime) -> None:
+    for name, given in sorted(consents.items()):
+        session.add(
+            ConsentEvent(member_id=member_id, consent=name, given=bool(given),
+                         text_version=CONSENT_TEXT_VERSIONS[name], at=now)
+        )  # fmt: skip
 
 
 def register_member(data: dict[str, Any], *, now: datetime) -> SignedIn:
@@ -90,6 +111,8 @@ def register_member(data: dict[str, Any], *, now: datetime) -> SignedIn:
         raise Conflict(
             "An account with this email already exists.", fields={"email": ["Already registered."]}
         ) from exc
+    if consents:
+        _record_consents(user.id, consents, now=now)
     return SignedIn(user, tokens.issue_pair(user, now=now))
 
 
@@ -176,6 +199,8 @@ def update_member(user: User, changes: dict[str, Any], *, now: datetime) -> User
     if "muted_kinds" in reminders:
         member.muted_kinds = sorted(set(reminders["muted_kinds"]))
     if "consents" in changes:
+        if changes["consents"]["outcome_sharing"] != member.outcome_sharing:
+            _record_consents(member.id, changes["consents"], now=now)
         member.outcome_sharing = changes["consents"]["outcome_sharing"]
         member.consents_updated_at = now
     member.updated_at = now
@@ -286,6 +311,17 @@ def export_member(user: User) -> dict[str, Any]:
                 select(CoachAssignment).where(CoachAssignment.member_id == member_id)
             ).scalars()
         ],
+        "consent_ledger": [
+            {
+                "consent": e.consent,
+                "given": e.given,
+                "text_version": e.text_version,
+                "at": e.at.isoformat(),
+            }
+            for e in session.execute(
+                select(ConsentEvent).where(ConsentEvent.member_id == member_id).order_by(ConsentEvent.at)
+            ).scalars()
+        ],
         **privacy.export_member(member_id),
     }
 
@@ -314,6 +350,7 @@ def erase_member(user: User, password: str, *, now: datetime) -> None:
     if not verify_password(user.password_hash, password):
         raise Unauthenticated("The password is wrong.")
     tokens.revoke_all(user.id, now=now)
+    staff_sessions.end_all(reason="erased", now=now, user_id=user.id)
     if user.member is not None:
         session.delete(user.member)
     session.execute(
@@ -328,6 +365,23 @@ def erase_member(user: User, password: str, *, now: datetime) -> None:
         )
     )
     session.flush()
+
+
+def set_password(email: str, password: str, *, now: datetime) -> User:
+    """A new password (the command line's reset): every sign-in made with the old one ends, bearer
+    tokens and dashboard sessions alike."""
+    user = find_user_by_email(email)
+    if user is None or not user.is_active:
+        raise NotFound("No such account.")
+    if not 10 <= len(password) <= 1024:
+        message = "Length must be between 10 and 1024."
+        raise InvalidInput("The password is invalid.", fields={"password": [message]})
+    user.password_hash = hash_password(password)
+    user.session_epoch += 1
+    tokens.revoke_all(user.id, now=now)
+    staff_sessions.end_all(reason="password_changed", now=now, user_id=user.id)
+    session.flush()
+    return user
 
 
 # --- staff and plans: the command line's side ------------------------------------------------------

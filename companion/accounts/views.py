@@ -5,17 +5,18 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from flask import current_app, g
+from flask import g, request
 from flask.views import MethodView
 from flask_login import current_user
 from flask_smorest import Blueprint
 
-from companion.accounts import schemas, services
+from companion.accounts import schemas, services, throttle
 from companion.accounts.models import Role
+from companion.audit import services as audit
 from companion.auth.access import PUBLIC, allow
 from companion.db import unit_of_work, utcnow
 from companion.domain.errors import Unauthenticated
-from companion.extensions import limiter, login_email_key
+from companion.extensions import configured_limit, limiter
 
 blp = Blueprint(
     "accounts",
@@ -38,16 +39,10 @@ def _token_body(signed_in: services.SignedIn) -> dict[str, Any]:
     }
 
 
-def _login_limit() -> str:
-    return current_app.config["COMPANION_RATELIMIT_LOGIN"]
+_login_limit = configured_limit("RATELIMIT_LOGIN")
 
 
-def _login_failure_limit() -> str:
-    return current_app.config["COMPANION_RATELIMIT_LOGIN_FAILURES"]
-
-
-def _register_limit() -> str:
-    return current_app.config["COMPANION_RATELIMIT_REGISTER"]
+_register_limit = configured_limit("RATELIMIT_REGISTER")
 
 
 @blp.route("/auth/register", methods=["POST"])
@@ -69,15 +64,29 @@ def register(data: dict[str, Any]):
 @blp.doc(operationId="createToken")
 @allow(PUBLIC)
 @limiter.limit(_login_limit)
-@limiter.limit(_login_failure_limit, key_func=login_email_key, deduct_when=lambda r: r.status_code == 401)
 @blp.arguments(schemas.LoginSchema)
 @blp.response(200, schemas.TokenSchema)
 @blp.alt_response(401, description="Unknown email or wrong password (the same answer for both).")
-@blp.alt_response(429, description="Too many attempts.")
+@blp.alt_response(
+    429,
+    description="Too many attempts from this address, or failed sign-ins: wait `Retry-After` seconds.",
+)
 def token(data: dict[str, Any]):
-    """Sign in with email and password (members and staff alike)."""
+    """Sign in with email and password (members and staff alike). After 5 failures an account's next
+    attempt waits 2, 4, 8 ... seconds (15 minutes at most); an address that signed into it before waits
+    only for its own failures. The dashboard's sign-in shares the count."""
+    email, address, now = data["email"], request.remote_addr, utcnow()
     with unit_of_work():
-        return _token_body(services.sign_in(data["email"], data["password"], now=utcnow()))
+        throttle.check(email, address, now=now)
+        try:
+            signed_in = services.sign_in(email, data["password"], now=now)
+        except Unauthenticated as exc:
+            throttle.failed(email, address, now=now)
+            refused = exc
+        else:
+            throttle.succeeded(email, address, now=now)
+            return _token_body(signed_in)
+    raise refused
 
 
 @blp.route("/auth/refresh", methods=["POST"])
@@ -132,13 +141,26 @@ class Me(MethodView):
             services.erase_member(current_user, data["password"], now=utcnow())
 
 
+DISCLOSURES_SHOWN = 1000
+
+
 @blp.route("/me/export", methods=["GET"])
 @blp.doc(operationId="exportMyData")
 @allow(Role.MEMBER)
 @blp.response(200)
 def export():
-    """Every record held about the member, as JSON."""
+    """Every record held about the member, as JSON: account, profile, devices, coaches, the consent
+    ledger, everything logged, nudges and messages, the flags raised and staff notes on them, and every
+    staff read of the record (`disclosures`)."""
     return services.export_member(current_user)
+
+
+@blp.route("/me/disclosures", methods=["GET"])
+@allow(Role.MEMBER)
+@blp.response(200, schemas.DisclosuresSchema)
+def disclosures():
+    """Who on staff read or released the member's records, and when (the audit log about them)."""
+    return {"disclosures": audit.disclosures(current_user.id, limit=DISCLOSURES_SHOWN)}
 
 
 @blp.route("/me/devices")

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import ARRAY, Uuid, bindparam, select, text
 
+from companion import privacy
 from companion.accounts.models import User
 from companion.audit.models import AuditEntry
 from companion.db import session
@@ -116,3 +117,32 @@ def search(
         query = query.where(AuditEntry.id < before)
     rows = session.execute(query.order_by(AuditEntry.id.desc()).limit(limit + 1)).all()
     return [(entry, email) for entry, email in rows[:limit]], len(rows) > limit
+
+
+def disclosures(member_id: uuid.UUID, *, limit: int | None = None) -> list[dict[str, Any]]:
+    """Every staff read and release of a member's records, newest first: who (id, role, name), what,
+    when (HIPAA's access right, 42 CFR Part 2's list of disclosures). `limit` keeps the newest only."""
+    query = (
+        select(AuditEntry, User.role, User.display_name)
+        .outerjoin(User, User.id == AuditEntry.actor_id)
+        .where(AuditEntry.subject_member_id == member_id)
+        .order_by(AuditEntry.at.desc(), AuditEntry.id.desc())
+    )
+    if limit is not None:
+        query = query.limit(limit)
+    return [
+        {
+            "at": entry.at.isoformat(),
+            "action": entry.action,
+            "by": {
+                "id": str(entry.actor_id) if entry.actor_id else None,
+                "role": str(role) if role else "command_line",
+                "name": name,
+            },
+            "detail": entry.detail,
+        }
+        for entry, role, name in session.execute(query).all()
+    ]
+
+
+privacy.register_exporter("disclosures", disclosures)

@@ -7,14 +7,17 @@ gets a session cookie (STACK.md 3.2).
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
-from flask import Flask, Request, g, request
+from flask import Flask, Request, current_app, g, request
+from flask import session as flask_session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
 
 from companion.accounts import tokens
 from companion.accounts.models import User
-from companion.db import session
+from companion.auth import sessions as staff_sessions
+from companion.db import session, unit_of_work, utcnow
 
 API_PREFIX = "/api/"
 
@@ -36,9 +39,20 @@ class NoCookieForApiSessionInterface(SecureCookieSessionInterface):
             return
         super().save_session(app, session, response)
 
+    def get_cookie_secure(self, app):  # type: ignore[override]
+        """`Secure` whenever the request came over TLS (directly, or through a proxy with PROXY_FIX), even
+        where SESSION_COOKIE_SECURE is off for plain-http development."""
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+#: The key of the server-side session id in the dashboard's cookie (companion/auth/sessions.py).
+SESSION_ID = "sid"
+
 
 def load_session_user(user_id: str) -> User | None:
-    """Dashboard sessions: `<uuid>:<epoch>`, so a password change ends every older session."""
+    """Dashboard sessions: `<uuid>:<epoch>` (a password change ends every older session) and a session id
+    whose row is open, not idle or expired, and was made for this browser and address. A cookie without
+    one, even signed with the right key, opens nothing."""
     if is_api_request(request):
         return None
     raw_id, _, epoch = user_id.partition(":")
@@ -48,7 +62,18 @@ def load_session_user(user_id: str) -> User | None:
         return None
     if user is None or not user.is_active or str(user.session_epoch) != epoch:
         return None
-    return user
+    config = current_app.config
+    with unit_of_work():
+        alive = staff_sessions.check(
+            flask_session.get(SESSION_ID),
+            user.id,
+            agent=request.headers.get("User-Agent"),
+            address=request.remote_addr,
+            now=utcnow(),
+            idle=timedelta(seconds=config["COMPANION_DASHBOARD_IDLE_SECONDS"]),
+            absolute=timedelta(seconds=config["COMPANION_DASHBOARD_ABSOLUTE_SECONDS"]),
+        )
+    return user if alive else None
 
 
 def load_bearer_user(req: Request) -> User | None:
@@ -70,4 +95,6 @@ def init_app(app: Flask, login_manager: LoginManager) -> None:
     app.session_interface = NoCookieForApiSessionInterface()
     login_manager.user_loader(load_session_user)
     login_manager.request_loader(load_bearer_user)
-    login_manager.session_protection = "strong"
+    # Flask-Login's "strong" protection only marks a permanent session not fresh; the server-side row
+    # (companion/auth/sessions.py) refuses a cookie from another browser or address instead.
+    login_manager.session_protection = None

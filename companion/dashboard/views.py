@@ -34,19 +34,29 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from companion.accounts import services as accounts
+from companion.accounts import throttle
 from companion.accounts.models import Role, User
 from companion.accounts.passwords import verify_password
 from companion.audit import services as audit
+from companion.auth import sessions as staff_sessions
 from companion.auth.access import PUBLIC, allow
+from companion.auth.loaders import SESSION_ID
 from companion.coaching import services as coaching
 from companion.dashboard import charts, plan_forms
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
 from companion.domain import drinking, localtime, triage
-from companion.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated
+from companion.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    TooManyAttempts,
+    Unauthenticated,
+)
 from companion.domain.medications import MEDICATIONS
 from companion.domain.safety import Tier
-from companion.extensions import email_key, limiter
+from companion.extensions import configured_limit, limiter
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medications
 from companion.medications.models import MedicationPlan
@@ -133,27 +143,12 @@ def _safe_next(target: str | None) -> str:
     return url_for("dashboard.queue")
 
 
-def _login_limit() -> str:
-    return current_app.config["COMPANION_RATELIMIT_LOGIN"]
-
-
-def _login_failure_limit() -> str:
-    return current_app.config["COMPANION_RATELIMIT_LOGIN_FAILURES"]
-
-
-def _login_email_key() -> str:
-    return email_key("dashboard-login", request.form.get("email", ""))
+_login_limit = configured_limit("RATELIMIT_LOGIN")
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @allow(PUBLIC)
 @limiter.limit(_login_limit, methods=["POST"])
-@limiter.limit(
-    _login_failure_limit,
-    methods=["POST"],
-    key_func=_login_email_key,
-    deduct_when=lambda r: r.status_code == 401,
-)
 def login() -> Any:
     """Sign in with email and password; only coaches and admins may."""
     next_url = request.values.get("next")
@@ -163,8 +158,21 @@ def login() -> Any:
         return render_template("dashboard/login.html", next=next_url, email="")
     email = request.form.get("email", "").strip()[:254]
     password = request.form.get("password", "")[:1024]
-    user = accounts.find_user_by_email(email) if email else None
-    if not verify_password(user.password_hash if user else None, password) or user is None:
+    now, address = utcnow(), request.remote_addr
+    with unit_of_work():  # the API's count (companion/accounts/throttle.py): one for both doors
+        try:
+            throttle.check(email, address, now=now)
+        except TooManyAttempts as exc:
+            flash(f"Too many failed sign-ins; try again in {exc.details['retry_after']} seconds.")
+            page = render_template("dashboard/login.html", next=next_url, email=email)
+            return page, 429, {"Retry-After": str(exc.details["retry_after"])}
+        user = accounts.find_user_by_email(email) if email else None
+        right = verify_password(user.password_hash if user else None, password) and user is not None
+        if right:
+            throttle.succeeded(email, address, now=now)
+        else:
+            throttle.failed(email, address, now=now)
+    if not right or user is None:
         flash("The email or password is wrong.")
         return render_template("dashboard/login.html", next=next_url, email=email), 401
     if user.role not in STAFF or not user.is_active:
@@ -174,7 +182,12 @@ def login() -> Any:
     session.clear()  # nothing from before sign-in carries over
     if zone in iana_zones():  # the browser's zone: times read in it unless the account sets one
         session[_ZONE] = zone
+    with unit_of_work():
+        row = staff_sessions.start(
+            user.id, agent=request.headers.get("User-Agent"), address=request.remote_addr, now=utcnow()
+        )
     login_user(user)
+    session[SESSION_ID] = str(row.id)
     session.permanent = True  # the cookie expires with the idle timeout (PERMANENT_SESSION_LIFETIME)
     session[_SEEN] = time.time()
     return redirect(_safe_next(next_url))
@@ -200,6 +213,8 @@ ZONE_SCRIPT = (
 @bp.route("/logout", methods=["POST"])
 @allow(*STAFF)
 def logout() -> Response:
+    with unit_of_work():
+        staff_sessions.end(session.get(SESSION_ID), reason="signed_out", now=utcnow())
     logout_user()
     session.clear()
     flash("Signed out.")
@@ -587,7 +602,18 @@ def send_message(member_id: uuid.UUID) -> Response:
     return redirect(_member_url(member_id, "#messages"))
 
 
-# --- the audit log ----------------------------------------------------------------------------------
+# --- the audit log and sessions ---------------------------------------------------------------------
+
+
+@bp.route("/sessions/end-all", methods=["POST"])
+@allow(Role.ADMIN)
+def end_all_sessions() -> Response:
+    """An admin ends every other dashboard sign-in (a cookie may have leaked): each must sign in again."""
+    with unit_of_work():
+        ended = staff_sessions.end_all(reason="ended_by_admin", now=utcnow(), keep=session.get(SESSION_ID))
+        audit.record("sessions.end_all", actor_id=current_user.id, now=utcnow(), ended=ended)
+    flash(f"Ended {ended} other dashboard session{'s' if ended != 1 else ''}.")
+    return redirect(url_for("dashboard.audit_log"))
 
 
 @bp.route("/audit", methods=["GET"])

@@ -43,3 +43,9 @@ class Forbidden(DomainError):
 
 class TooLarge(DomainError):
     code = "payload_too_large"
+
+
+class TooManyAttempts(DomainError):
+    """Too many failed attempts: wait `retry_after` seconds (details) before the next one."""
+
+    code = "rate_limited"

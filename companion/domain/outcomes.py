@@ -56,6 +56,7 @@ from companion.domain.suppression import (
     MAX_SMALL_CELL,
     Column,
     TableDecision,
+    differencing_hides,
     suppress_row,
     suppress_table,
 )
@@ -713,25 +714,77 @@ class Report:
         return sum(len(cell.measures) for cell in self.cells)
 
 
-def build_report(
-    totals: Mapping[CellKey, CellTotals], *, period: Period, breakdowns: Sequence[Breakdown]
-) -> Report:
-    """Suppress and publish: the total row first, then each breakdown's categories in order."""
+Forced = Mapping[CellKey, frozenset[str]]
+
+
+def decide(
+    totals: Mapping[CellKey, CellTotals], breakdowns: Sequence[Breakdown], forced: Forced | None = None
+) -> tuple[dict[CellKey, frozenset[str]], dict[CellKey, dict[str, int]]]:
+    """What each cell hides, and every cell's member counts by column (published or not)."""
+    forced = forced or {}
     total = totals.get((TOTAL, ALL), CellTotals())
     total_counts = column_counts(total, with_retention=True)
-    decisions: dict[CellKey, frozenset[str]] = {(TOTAL, ALL): suppress_row(COLUMNS, total_counts)}
-    ordered = [Breakdown(b) for b in dict.fromkeys(breakdowns)]
-    for breakdown in ordered:
+    counts: dict[CellKey, dict[str, int]] = {(TOTAL, ALL): total_counts}
+    total_forced = forced.get((TOTAL, ALL), frozenset())
+    decisions: dict[CellKey, frozenset[str]] = {
+        (TOTAL, ALL): suppress_row(COLUMNS, total_counts, total_forced)
+    }
+    for breakdown in [Breakdown(b) for b in dict.fromkeys(breakdowns)]:
         with_retention = breakdown != Breakdown.PROGRAM_MONTH
         listed = set(categories(breakdown)) | {c for (b, c) in totals if b == breakdown.value}
         cats = {c: totals.get((breakdown.value, c), CellTotals()) for c in listed}
+        for c, t in cats.items():
+            counts[(breakdown.value, c)] = column_counts(t, with_retention=with_retention)
         decision: TableDecision = suppress_table(
             COLUMNS,
             total_counts,
-            {c: column_counts(t, with_retention=with_retention) for c, t in cats.items()},
+            {c: counts[(breakdown.value, c)] for c in cats},
+            forced_total=total_forced,
+            forced={c: forced.get((breakdown.value, c), frozenset()) for c in cats},
         )
         for c in cats:
             decisions[(breakdown.value, c)] = decision.categories[c]
+    return decisions, counts
+
+
+def published_counts(
+    totals: Mapping[CellKey, CellTotals], breakdowns: Sequence[Breakdown], forced: Forced | None = None
+) -> dict[CellKey, dict[str, int]]:
+    """The member counts a report publishes, by cell and column: what a release ledger keeps."""
+    decisions, counts = decide(totals, breakdowns, forced)
+    return {
+        key: {name: n for name, n in row.items() if name not in decisions[key]} for key, row in counts.items()
+    }
+
+
+def release_forced(
+    totals: Mapping[CellKey, CellTotals],
+    breakdowns: Sequence[Breakdown],
+    earlier: Sequence[Mapping[CellKey, Mapping[str, int]]],
+) -> dict[CellKey, frozenset[str]]:
+    """The cells to hide beyond rules 1-3 so that no published count differs by 1..10 from an earlier
+    release's (`suppression.differencing_hides`); hiding one may publish nothing new, so a few rounds
+    reach a fixed point."""
+    forced: dict[CellKey, frozenset[str]] = {}
+    while True:
+        extra = differencing_hides(published_counts(totals, breakdowns, forced), earlier)
+        if not extra:  # what is published excludes what is forced: each round hides something new
+            return forced
+        forced.update({key: forced.get(key, frozenset()) | names for key, names in extra.items()})
+
+
+def build_report(
+    totals: Mapping[CellKey, CellTotals],
+    *,
+    period: Period,
+    breakdowns: Sequence[Breakdown],
+    forced: Forced | None = None,
+) -> Report:
+    """Suppress and publish: the total row first, then each breakdown's categories in order. `forced`:
+    cells hidden beyond rules 1-3 (`release_forced`)."""
+    ordered = [Breakdown(b) for b in dict.fromkeys(breakdowns)]
+    decisions, _ = decide(totals, ordered, forced)
+    total = totals.get((TOTAL, ALL), CellTotals())
     cells = [_cell(TOTAL, ALL, total, decisions[(TOTAL, ALL)], with_retention=True)]
     for breakdown in ordered:
         keys = sorted(

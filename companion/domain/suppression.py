@@ -90,31 +90,42 @@ def _hide_descendants(columns: Sequence[Column], hidden: set[str]) -> None:
             hidden.add(column.name)
 
 
-def suppress_row(columns: Sequence[Column], counts: Mapping[str, int]) -> frozenset[str]:
-    """The columns a row hides on its own (rules 1 and 2): what a report without breakdowns needs."""
+def suppress_row(
+    columns: Sequence[Column], counts: Mapping[str, int], forced: frozenset[str] = frozenset()
+) -> frozenset[str]:
+    """The columns a row hides on its own (rules 1 and 2): what a report without breakdowns needs.
+    `forced` columns are hidden whatever their counts (differencing with earlier releases: see
+    `differencing_hides`), and the rules then treat them as any hidden column."""
     _check_columns(columns)
     hidden: set[str] = set()
     for column in columns:
-        if _row_hides(column, counts, hidden):
+        if column.name in forced or _row_hides(column, counts, hidden):
             hidden.add(column.name)
     return frozenset(hidden)
 
 
 def suppress_table(
-    columns: Sequence[Column], total: Mapping[str, int], categories: Mapping[str, Mapping[str, int]]
+    columns: Sequence[Column],
+    total: Mapping[str, int],
+    categories: Mapping[str, Mapping[str, int]],
+    *,
+    forced_total: frozenset[str] = frozenset(),
+    forced: Mapping[str, frozenset[str]] | None = None,
 ) -> TableDecision:
     """Rules 1-3 for a total row and its categories. Counts are by column name; a column absent from
     a row is not published there. Categories need not partition the total (program months overlap
-    in members): rule 3 is applied to every table, which is only ever more cautious."""
+    in members): rule 3 is applied to every table, which is only ever more cautious. `forced_total`
+    and `forced` (by category) are hidden whatever their counts, as in `suppress_row`."""
     _check_columns(columns)
+    forced = forced or {}
     total_hidden: set[str] = set()
     hidden: dict[str, set[str]] = {key: set() for key in categories}
     root = columns[0].name
     for column in columns:
-        if _row_hides(column, total, total_hidden):
+        if column.name in forced_total or _row_hides(column, total, total_hidden):
             total_hidden.add(column.name)
         for key, counts in categories.items():
-            if _row_hides(column, counts, hidden[key]):
+            if column.name in forced.get(key, frozenset()) or _row_hides(column, counts, hidden[key]):
                 hidden[key].add(column.name)
         if column.name in total and column.name not in total_hidden:
             _complement(column.name, root, categories, hidden)
@@ -150,3 +161,24 @@ def _complement(
             # Overlapping categories (program months) are not a sum of anything: nothing to derive.
             return
         hidden[candidates[0][1]].add(name)
+
+
+def differencing_hides(
+    published: Mapping[tuple[str, str], Mapping[str, int]],
+    earlier: Sequence[Mapping[tuple[str, str], Mapping[str, int]]],
+) -> dict[tuple[str, str], frozenset[str]]:
+    """Rule 5, across releases (issue 21): the cells of a new release (by cell key, then column) whose
+    published count differs by 1..10 from the same cell's count in an earlier release of the same
+    plan over an overlapping period. Subtracting the two would reveal a small cell (the members of the
+    month one period has and the other lacks, or the members who withdrew consent in between): they
+    are hidden in the new release, and rules 1-3 run again around them."""
+    found: dict[tuple[str, str], set[str]] = {}
+    for release in earlier:
+        for key, counts in published.items():
+            before = release.get(key)
+            if not before:
+                continue
+            for name, count in counts.items():
+                if name in before and is_small(abs(count - before[name])):
+                    found.setdefault(key, set()).add(name)
+    return {key: frozenset(names) for key, names in found.items()}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -27,7 +28,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from companion.db import Base, utcnow
@@ -91,3 +92,20 @@ class ExportJob(Base):
     error: Mapped[str | None] = mapped_column(Text)
     content: Mapped[bytes | None] = mapped_column(LargeBinary)
     content_type: Mapped[str | None] = mapped_column(String(64))
+
+
+class ExportRelease(Base):
+    """The release ledger (issue 21): every member count an insurer's report published, by cell, so
+    that a later report over an overlapping period publishes no count that differs from one of these
+    by 1..10 (`domain.outcomes.release_forced`). Written when a report is built, before it is stored."""
+
+    __tablename__ = "export_releases"
+    __table_args__ = (Index("ix_export_releases_insurer_period", "insurer_id", "start_month", "end_month"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    insurer_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("insurers.id", ondelete="CASCADE"))
+    start_month: Mapped[date] = mapped_column(Date)
+    end_month: Mapped[date] = mapped_column(Date)
+    released_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    #: {"<breakdown>/<category>": {"<column>": count}}: published counts only, never a hidden one.
+    cells: Mapped[dict[str, Any]] = mapped_column(JSONB)

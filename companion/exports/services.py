@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -28,7 +28,7 @@ from companion.db import session, unit_of_work, utcnow
 from companion.domain import outcomes
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.exports import formats, queries
-from companion.exports.models import ExportJob, ExportStatus
+from companion.exports.models import ExportJob, ExportRelease, ExportStatus
 
 log = logging.getLogger(__name__)
 
@@ -74,10 +74,54 @@ def build_file(
             totals = queries.cohort_totals(
                 conn, insurer_id=insurer_id, period=period, breakdowns=breakdowns, now=now, progress=progress
             )
-    report = outcomes.build_report(totals, period=period, breakdowns=breakdowns)
+    forced = release(insurer_id, period, totals, breakdowns, now=now)
+    report = outcomes.build_report(totals, period=period, breakdowns=breakdowns, forced=forced)
     content = formats.render(report, fmt, now=now)
     name = f"outcomes-{period.start}-{period.end}.{formats.EXTENSIONS[fmt]}"
     return ExportFile(content, formats.CONTENT_TYPES[fmt], name, report.row_count)
+
+
+def _cell_name(key: outcomes.CellKey) -> str:
+    return f"{key[0]}/{key[1]}"
+
+
+def release(
+    insurer_id: uuid.UUID,
+    period: outcomes.Period,
+    totals: Mapping[outcomes.CellKey, outcomes.CellTotals],
+    breakdowns: Sequence[outcomes.Breakdown],
+    *,
+    now: datetime,
+) -> dict[outcomes.CellKey, frozenset[str]]:
+    """Check the report against the insurer's release ledger and add it there, in a transaction of its
+    own that holds the insurer's row: two reports built at once are checked one after the other.
+    Returns the cells to hide beyond rules 1-3. Releases whose periods overlap this one are compared
+    (their members overlap, so counts can be subtracted); a release recorded for a build that is then
+    lost only makes later reports more cautious."""
+    with unit_of_work():
+        session.execute(select(Insurer.id).where(Insurer.id == insurer_id).with_for_update())
+        earlier = [
+            {tuple(name.split("/", 1)): counts for name, counts in row.items()}
+            for row in session.execute(
+                select(ExportRelease.cells).where(
+                    ExportRelease.insurer_id == insurer_id,
+                    ExportRelease.start_month <= period.end.first_day,
+                    ExportRelease.end_month >= period.start.first_day,
+                )
+            ).scalars()
+        ]
+        forced = outcomes.release_forced(totals, breakdowns, earlier)  # type: ignore[arg-type]
+        published = outcomes.published_counts(totals, breakdowns, forced)
+        session.add(
+            ExportRelease(
+                insurer_id=insurer_id,
+                start_month=period.start.first_day,
+                end_month=period.end.first_day,
+                released_at=now,
+                cells={_cell_name(key): counts for key, counts in published.items()},
+            )
+        )
+    return forced
 
 
 def _breakdowns(values: Sequence[str]) -> list[outcomes.Breakdown]:

@@ -61,7 +61,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert
 
-from companion import jobs
+from companion import jobs, privacy
 from companion.accounts.models import CoachAssignment, Member, Role, User
 from companion.audit import services as audit
 from companion.db import session
@@ -1024,3 +1024,36 @@ def _dumped(flag: Flag) -> dict[str, Any]:
     from companion.safety.schemas import FlagSchema
 
     return FlagSchema().dump(flag_view(flag))
+
+
+def _export(member_id: uuid.UUID) -> dict[str, Any]:
+    """The flags raised about the member and what staff wrote and did about them (GET /me/export)."""
+    flags = session.execute(
+        select(Flag).where(Flag.member_id == member_id).order_by(Flag.created_at)
+    ).scalars()
+    return {
+        "flags": [
+            {
+                "id": str(f.id),
+                "rule": f.rule,
+                "rule_version": f.rule_version,
+                "tier": f.tier,
+                "status": f.status,
+                "summary": f.summary,
+                "symptoms": list(f.symptoms or []),
+                "medications": list(f.medications or []),
+                "first_seen": f.first_seen.isoformat(),
+                "last_seen": f.last_seen.isoformat(),
+                "created_at": f.created_at.isoformat(),
+                "acknowledged_by": str(f.acknowledged_by) if f.acknowledged_by else None,
+                "acknowledged_at": f.acknowledged_at.isoformat() if f.acknowledged_at else None,
+                "resolved_by": str(f.resolved_by) if f.resolved_by else None,
+                "resolved_at": f.resolved_at.isoformat() if f.resolved_at else None,
+                "staff_note": f.resolution_note,
+            }
+            for f in flags
+        ]
+    }
+
+
+privacy.register_exporter("safety", _export)

@@ -34,6 +34,7 @@ from companion.symptoms.models import SymptomReport
 from companion.sync_seq import decode_cursor, encode_cursor
 from companion.tracking import rowset, schemas, services
 from companion.tracking.models import BacReading, Craving, DrinkLog
+from companion.validation import text_problem
 
 #: API.md: at most 500 items a batch (more is a 413).
 MAX_BATCH = 500
@@ -76,8 +77,9 @@ def _key_of(item: Any) -> dict[str, Any]:
     data = item.get("data") if isinstance(item, dict) else None
     if isinstance(data, dict):
         for key in ("id", "date"):
-            if isinstance(data.get(key), str) and len(data[key]) <= 64:
-                return {key: data[key]}
+            value = data.get(key)
+            if isinstance(value, str) and len(value) <= 64 and text_problem(value) is None:
+                return {key: value}
     return {}
 
 

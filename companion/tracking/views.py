@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 
 from companion import metrics
 from companion.accounts.models import Role
+from companion.api import per_item_body
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
 from companion.tracking import schemas, services, summary, sync
@@ -157,6 +158,7 @@ class Sync(MethodView):
     @blp.arguments(schemas.SyncBatchSchema)
     @blp.response(200, schemas.SyncResultsSchema)
     @blp.alt_response(413, description="More than 500 items.")
+    @per_item_body("items")
     def post(self, data: dict[str, Any]):
         """Store a batch written offline. Each item stands alone and answers its own status; replay-safe."""
         with unit_of_work():

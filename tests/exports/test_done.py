@@ -121,14 +121,14 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
         after = _export(app, analyst_a)
         small = _export(app, analyst_b)
 
-    # 12 consenting members: reported, every value as worked out by hand (tests/domain/test_outcomes.py).
-    got = _measures(after)
-    assert got["members"]["value"] == 12
+    # 13 consenting members, each with the same hand-worked days: every value as worked out by hand
+    # (tests/domain/test_outcomes.py), denominators 13 members' worth.
+    got = _measures(before)
     expected = {
-        "pda": (62.5, 12, 96),  # 5 of 8 logged days alcohol-free, for each member
-        "phdd": (12.5, 12, 96),
-        "drinks_per_drinking_day": (2.7, 12, 36),  # 112 g / 3 drinking days / 14 g
-        "engagement": (16, 12, 600),  # 8 days with an entry of 50 enrolled days
+        "pda": (62.5, 13, 104),  # 5 of 8 logged days alcohol-free, for each member
+        "phdd": (12.5, 13, 104),
+        "drinks_per_drinking_day": (2.7, 13, 39),  # 112 g / 3 drinking days / 14 g
+        "engagement": (16, 13, 650),  # 8 days with an entry of 50 enrolled days
     }
     for name, (value, members, units) in expected.items():
         days = got[name]["denominator"] if name == "engagement" else got[name]["days"]
@@ -138,9 +138,9 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
         12.3,
         1.8,
         -10.5,
-        12,
+        13,
     )
-    assert (got["who_improved_1_level"]["value"], got["who_improved_1_level"]["numerator"]) == (100, 12)
+    assert (got["who_improved_1_level"]["value"], got["who_improved_1_level"]["numerator"]) == (100, 13)
     assert got["who_improved_2_levels"]["value"] == 0
     assert (
         got["craving_change"]["baseline"],
@@ -149,6 +149,18 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
     ) == (7, 3, -4)
     assert (got["psnhdd"]["value"], got["retention_30d"]["value"]) == (0, 0)
     assert not any(m["suppressed"] for m in got.values())
+
+    # One member withdrew: the same period again would publish counts 1 less than the report before,
+    # and subtracting the two would single them out (issue 21): the release ledger hides every such
+    # count, and the measures behind them.
+    revoked = _measures(after)
+    assert revoked["members"]["suppressed"] and revoked["members"]["value"] is None
+    assert not any(
+        m["members"] is not None
+        and got[name]["members"] is not None
+        and 1 <= abs(m["members"] - got[name]["members"]) <= 10
+        for name, m in revoked.items()
+    )
 
     # 8 consenting members: nothing but suppressed cells.
     (cell,) = small["cells"]

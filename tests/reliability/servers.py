@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
+from companion.cli import GUNICORN_HEAD_LIMITS
 from tests.nudges.processes import ROOT, free_port
 
 
@@ -116,7 +117,8 @@ class ApiServer:
         with open(self.folder / "gunicorn.out", "ab") as out:
             self.process = subprocess.Popen(
                 [str(gunicorn), "-w", str(self.workers), "-k", "gthread", "--threads", "4",
-                 "-b", f"127.0.0.1:{self.port}", "--timeout", "60", "companion.wsgi:app"],
+                 "-b", f"127.0.0.1:{self.port}", "--timeout", "60", *GUNICORN_HEAD_LIMITS,
+                 "companion.wsgi:app"],
                 env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
             )  # fmt: skip
         deadline = time.monotonic() + timeout

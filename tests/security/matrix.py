@@ -169,6 +169,7 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V1}/me", members(200)),
     Route("PATCH", f"{V1}/me", members(200), body="patch_me"),
     Route("GET", f"{V1}/me/export", members(200)),
+    Route("GET", f"{V1}/me/disclosures", members(200)),
     Route("GET", f"{V1}/me/summary", members(200)),
     Route("GET", f"{V1}/me/devices", members(200)),
     Route("POST", f"{V1}/me/devices", members(201), body="device"),
@@ -231,6 +232,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/dashboard/account", dashboard_pages(302), body="dashboard_zone"),
     Route("GET", "/dashboard/zone.js", everyone(200)),
     Route("GET", "/dashboard/audit", dashboard_admins(200)),
+    Route("POST", "/dashboard/sessions/end-all", dashboard_admins(302)),
     Route("POST", "/dashboard/logout", dashboard_pages(302), ends_session=True),
     # Insurer analysts: their own plan's exports.
     Route("POST", f"{V1}/insurer/exports", analysts(202), body="export"),

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 from argon2 import PasswordHasher
-from flask_login.utils import _create_identifier
 from sqlalchemy import delete
 
 from companion import db
 from companion.accounts import passwords, tokens
 from companion.accounts import services as accounts
 from companion.accounts.models import Device, Role, User
+from companion.auth import sessions as staff_sessions
 from companion.safety.models import Flag
 from companion.tracking.models import DrinkLog
 from tests.conftest import PASSWORD, Api, registration
@@ -206,14 +206,21 @@ class World:
         browser = self.browser()
         if actor == "anonymous":
             return browser
-        with self.app.app_context():
+        browser.environ_base["HTTP_USER_AGENT"] = "matrix-browser"
+        with self.app.app_context(), db.unit_of_work():
             epoch = db.session.get(User, self.users[actor]).session_epoch
-        with self.app.test_request_context(environ_base=browser.environ_base):
-            identifier = _create_identifier()  # Flask-Login's strong protection: this browser's
+            # The server-side session a sign-in would have made (tests/security/test_sessions.py shows a
+            # cookie without one is refused): here only the role must decide.
+            sid = staff_sessions.start(
+                self.users[actor],
+                agent="matrix-browser",
+                address=browser.environ_base["REMOTE_ADDR"],
+                now=db.utcnow(),
+            ).id
         with browser.session_transaction() as session:
             session["_user_id"] = f"{self.users[actor]}:{epoch}"
             session["_fresh"] = True
-            session["_id"] = identifier
+            session["sid"] = str(sid)
             session["dashboard_seen_at"] = time.time()
         return browser
 

@@ -50,12 +50,20 @@ def test_hsts_behind_tls(client):
     assert response.headers["Strict-Transport-Security"] == "max-age=31536000; includeSubDomains"
 
 
-def test_the_rate_limiter_never_keeps_an_email(api, register, redis):
+def test_the_rate_limiter_and_the_sign_in_counts_never_keep_an_email(app, api, register, redis):
+    from sqlalchemy import select
+
+    from companion import db
+    from companion.accounts.throttle import SignInCounter
+
     email = register().body["member"]["email"]
     for _ in range(3):
         assert api.post("/auth/token", {"email": email, "password": "not the password"}).status_code == 401
     keys = [key.decode() for key in redis.scan_iter("*")]
-    assert any("companion-rl/login:" in key for key in keys), keys
+    assert any("companion-rl/" in key for key in keys), keys
+    with app.app_context():
+        keys += db.session.scalars(select(SignInCounter.key)).all()
+    assert any(key.startswith("account:") for key in keys), keys
     assert not [key for key in keys if "@" in key or email.split("@")[0] in key], keys
 
 
