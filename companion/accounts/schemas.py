@@ -53,8 +53,8 @@ class ConsentsSchema(StrictSchema):
 
 
 class QuietHoursSchema(StrictSchema):
-    start = HourMinute(required=True)
-    end = HourMinute(required=True)
+    start = HourMinute(required=True, metadata={"description": "Local time the quiet hours begin."})
+    end = HourMinute(required=True, metadata={"description": "Local time they end (may be the next day)."})
 
 
 class RemindersSchema(StrictSchema):

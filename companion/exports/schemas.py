@@ -59,7 +59,9 @@ class ExportSchema(Schema):
     download_url = fields.String(
         allow_none=True, required=True, metadata={"description": "Where the file is, once done."}
     )
-    error = fields.String(allow_none=True, required=True)
+    error = fields.String(
+        allow_none=True, required=True, metadata={"description": "Why the build failed; null otherwise."}
+    )
 
 
 class MeasureDefinitionSchema(Schema):

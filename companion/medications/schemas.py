@@ -72,7 +72,10 @@ class MedicationSchema(Schema):
     code = fields.String()
     name = fields.String()
     drug_class = fields.String()
-    side_effects = fields.List(fields.Nested(SideEffectSchema))
+    side_effects = fields.List(
+        fields.Nested(SideEffectSchema),
+        metadata={"description": "The side effects a member may report for it (`other` needs a note)."},
+    )
 
 
 class MedicationListSchema(Schema):

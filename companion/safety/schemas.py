@@ -55,7 +55,7 @@ class FlagSchema(Schema):
     member_id = fields.UUID()
     rule = fields.String(metadata={"enum": list(RULES)})
     rule_version = fields.Integer()
-    severity = fields.String(metadata={"enum": SEVERITIES})
+    severity = fields.String(metadata={"enum": SEVERITIES, "description": "The flag's tier."})
     status = fields.String(metadata={"enum": STATUSES})
     summary = fields.String(
         metadata={"description": "Codes, counts and dates: never the member's own words."}

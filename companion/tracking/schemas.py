@@ -17,7 +17,11 @@ MAX_NOTE = 1000
 
 
 class DrinkItemSchema(StrictSchema):
-    kind = fields.String(required=True, validate=validate.OneOf([k.value for k in DrinkKind]))
+    kind = fields.String(
+        required=True,
+        validate=validate.OneOf([k.value for k in DrinkKind]),
+        metadata={"description": "The kind of drink."},
+    )
     volume_ml = fields.Integer(required=True, strict=True, validate=validate.Range(min=1, max=2000))
     abv_percent = fields.Decimal(required=True, validate=validate.Range(min=0, max=100))
     count = fields.Integer(load_default=1, strict=True, validate=validate.Range(min=1, max=100))
@@ -57,7 +61,7 @@ class SyncDrinkLogInputSchema(DrinkLogInputSchema):
 
 
 class DrinkItemOutSchema(Schema):
-    kind = fields.String()
+    kind = fields.String(metadata={"description": "The kind of drink: beer, wine, spirits or other."})
     volume_ml = fields.Integer()
     abv_percent = fields.Decimal(as_string=False)
     count = fields.Integer()

@@ -79,6 +79,7 @@ def test_a_phone_built_on_the_generated_client(app, generated, staff):
         create_bac_reading,
         create_craving,
         get_summary,
+        get_sync_changes,
         put_drink_log,
         sync_batch,
     )
@@ -98,14 +99,17 @@ def test_a_phone_built_on_the_generated_client(app, generated, staff):
         Error,
         Goal,
         GoalType,
+        Plan,
         Register,
         Summary,
         SyncBatch,
+        SyncChanges,
         SyncCravingItem,
         SyncCravingItemType,
         SyncDrinkLogInput,
         SyncDrinkLogItem,
         SyncDrinkLogItemType,
+        SyncMedicationPlanChange,
         SyncResults,
         Token,
     )
@@ -209,6 +213,11 @@ def test_a_phone_built_on_the_generated_client(app, generated, staff):
     assert synced.status_code == 200, synced.content
     assert isinstance(synced.parsed, SyncResults)
     assert [r.status.value for r in synced.parsed.results] == ["created", "created"]
+
+    changes = get_sync_changes.sync(client=phone)  # the coach's plan, typed by its `type`
+    assert isinstance(changes, SyncChanges)
+    (plan_change,) = [c for c in changes.changes if isinstance(c, SyncMedicationPlanChange)]
+    assert isinstance(plan_change.data, Plan) and plan_change.data.medication == "naltrexone"
 
     summary = get_summary.sync(client=phone)
     assert isinstance(summary, Summary)
