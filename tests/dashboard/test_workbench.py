@@ -540,3 +540,30 @@ def test_a_coach_starts_a_plan_once_whatever_the_resubmissions(app, coach, world
     assert "Saved: a new acamprosate plan." in plan_section(html, str(plan.id))
     [created] = [r for r in audit_rows(app, "plan.created") if r.subject_member_id == ann]
     assert created.detail["after"]["medication"] == "acamprosate"
+
+
+def test_the_member_page_reads_in_a_bounded_number_of_round_trips(app, coach, world):
+    """Round trips dominate the member page under load (docs/performance.md): its statements are
+    counted, so a change that adds one per item (or per kind) is seen here, not only in bench/."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.session.get_bind()
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for path in (
+            f"/dashboard/members/{world.ids['alice']}",
+            f"/dashboard/members/{world.ids['alice']}?days=90",
+        ):
+            statements.clear()
+            assert coach.get(path).status_code == 200
+            # 11 before the story (docs/performance.md), 7 for it: 5 kinds, the flags' events, the
+            # check-ins' side effects and the names of the staff in it.
+            assert len(statements) <= 18, statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
