@@ -31,6 +31,7 @@ from sqlalchemy import (
     cast,
     func,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -465,12 +466,12 @@ def _after(source: _Source, after: tuple[datetime, str, str] | None, *, newest_f
             return source.at <= at
         if source.kind > kind:
             return source.at < at
-        return tuple_(source.at, source.key) < tuple_(at, key)
+        return tuple_(source.at, source.key.collate("C")) < tuple_(at, literal(key).collate("C"))
     if source.kind > kind:
         return source.at >= at
     if source.kind < kind:
         return source.at > at
-    return tuple_(source.at, source.key) > tuple_(at, key)
+    return tuple_(source.at, source.key.collate("C")) > tuple_(at, literal(key).collate("C"))
 
 
 def _read_timeline(
@@ -488,8 +489,10 @@ def _read_timeline(
     in its own query, already in order and cut at `limit + 1`; merging them and keeping the first
     `limit + 1` gives the page. `streams`: more items, read elsewhere, in the same order."""
     streams = list(streams or [])
+    parts = []
     for source in sources:
         model = source.model
+        key = source.key.collate("C")  # ordered as Python orders str, so the streams merge as sorted
         conditions = [
             model.member_id == target.id,
             source.where,
@@ -497,20 +500,53 @@ def _read_timeline(
             source.day <= end,
             _after(source, after, newest_first=newest_first),
         ]
-        order = (source.at.desc(), source.key.desc()) if newest_first else (source.at, source.key)
-        rows = session.execute(
-            select(model, source.at.label("at"), source.day.label("day"), source.key.label("key"))
+        order = (source.at.desc(), key.desc()) if newest_first else (source.at, key)
+        parts.append(
+            select(
+                literal(source.kind).label("kind"),
+                source.at.label("at"),
+                source.day.label("day"),
+                source.key.label("key"),
+                func.to_jsonb(literal_column(model.__tablename__)).label("record"),
+            )
             .where(*conditions)
             .order_by(*order)
             .limit(limit + 1)
-        ).all()
-        streams.append([(at, source.kind, key, day, record) for record, at, day, key in rows])
+        )
+    # Every kind in one statement (one round trip), each record as JSON, made a model instance again.
+    by_kind: dict[str, list[tuple[Any, ...]]] = {s.kind: [] for s in sources}
+    models = {s.kind: s.model for s in sources}
+    if parts:
+        for kind, at, day, key, record in session.execute(union_all(*parts) if len(parts) > 1 else parts[0]):
+            by_kind[kind].append((at, kind, key, day, _from_json(models[kind], record)))
+    for items in by_kind.values():
+        items.sort(key=lambda item: (item[0], item[2]), reverse=newest_first)
+        streams.append(items)
     merged = list(heapq.merge(*streams, key=lambda item: (item[0], item[1], item[2]), reverse=newest_first))[
         : limit + 1
     ]
     more = len(merged) > limit
     merged = merged[:limit]
     return merged, (merged[-1] if more else None)
+
+
+def _from_json(model: Any, data: dict[str, Any]) -> Any:
+    """A row read as `to_jsonb(table)` as a (transient) instance of its model, each column's type back."""
+    values = {}
+    for column in model.__table__.columns:
+        value = data.get(column.name)
+        if value is not None:
+            kind = type(column.type)
+            if kind is DateTime:
+                value = datetime.fromisoformat(value)
+            elif kind is Date:
+                value = date.fromisoformat(value)
+            elif kind is Numeric:
+                value = Decimal(str(value))
+            elif kind is Uuid:
+                value = uuid.UUID(value)
+        values[column.key] = value
+    return model(**values)
 
 
 def _cursor_of(last: tuple[Any, ...] | None) -> str | None:

@@ -66,7 +66,7 @@ def test_the_story_tells_the_members_days_in_their_own_words(app, coach, world):
     assert "triggers: argument, payday" in told and "Walked it off" in told
     # Side effects by name and severity, breath readings, flags and their later events.
     assert re.search(r"side effects: nausea \((mild|moderate|severe)\)", told)
-    assert "Breath 0.045 g/dL" in told
+    assert "Breath 0.045 g/dL" in told and "naltrexone dose taken at 09:00 E" in told
     assert "Flag opened: severe side effect" in told
     # Drinks in the member's unit, named; times in the member's zone, named.
     assert "6.0 US drinks" in told and "heavy day" in told
@@ -297,6 +297,7 @@ def test_every_staff_write_is_audited(app, client, coach, world):
     html = coach.get(page).get_data(as_text=True)
     notice = html.index('<p class="flash success" role="status">Message sent.</p>')
     assert notice > html.index('id="messages"')  # beside the messages, where the page lands
+    assert "Message from Coach_A Proud of you." in text_of(story(html))
     [sent] = audit_rows(app, "message.sent")
     assert (sent.actor_id, sent.subject_member_id, sent.detail) == (
         world.ids["coach_a"],
@@ -540,3 +541,31 @@ def test_a_coach_starts_a_plan_once_whatever_the_resubmissions(app, coach, world
     assert "Saved: a new acamprosate plan." in plan_section(html, str(plan.id))
     [created] = [r for r in audit_rows(app, "plan.created") if r.subject_member_id == ann]
     assert created.detail["after"]["medication"] == "acamprosate"
+
+
+def test_the_member_page_reads_in_a_bounded_number_of_round_trips(app, coach, world):
+    """Round trips dominate the member page under load (docs/performance.md): its statements are
+    counted, so a change that adds one per item (or per kind) is seen here, not only in bench/."""
+    from sqlalchemy import event
+
+    statements: list[str] = []
+    with app.app_context():
+        engine = db.session.get_bind()
+
+    def count(conn, cursor, statement, *args):
+        statements.append(statement.split()[0])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for path in (
+            f"/dashboard/members/{world.ids['alice']}",
+            f"/dashboard/members/{world.ids['alice']}?days=90",
+        ):
+            statements.clear()
+            assert coach.get(path).status_code == 200
+            # 11 before the story (docs/performance.md), 3 for it: every kind of entry in one statement,
+            # the flags' events, the check-ins' side effects; one more (the staff's names) when the page
+            # shows a message or a flag acknowledged or closed (none here).
+            assert len(statements) <= 14, statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
