@@ -135,7 +135,9 @@ class SyncItemSchema(Schema):
 
     type = fields.String(
         required=True,
-        metadata={"enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "symptom_report"]},
+        metadata={
+            "enum": ["drink_log", "craving", "medication_checkin", "bac_reading", "symptom_report", "pacs"]
+        },
     )
     data = fields.Dict(
         required=True,
@@ -184,6 +186,7 @@ class SyncChangeSchema(Schema):
                 "medication_checkin",
                 "bac_reading",
                 "symptom_report",
+                "pacs",
                 "medication_plan",
                 "message",
             ]
