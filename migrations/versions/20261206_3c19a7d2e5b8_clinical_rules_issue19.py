@@ -8,7 +8,8 @@ Create Date: 2026-12-06 03:40:00
 only with the coach's `confirm_high_dose` (domain.plans.DoseLimits); existing plans read as not
 confirmed. `symptom_reports`: symptoms a member reports at any time (POST /symptom-reports), keyed by
 (member, the phone's id) like cravings; `codes` repeats the symptoms' codes for the safety loader.
-`pacs_reports`: the weekly Penn Alcohol Craving Scale, one a member and week.
+`pacs_reports`: the weekly Penn Alcohol Craving Scale, one a member and week. `nudges.kind` admits
+`pacs_reminder` (the monthly PACS reminder).
 """
 
 from collections.abc import Sequence
@@ -23,7 +24,14 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+_KINDS = "'dose_reminder', 'log_reminder', 'craving_support', 'streak', 'reengagement', 'weekly_summary'"
+
+
 def upgrade() -> None:
+    op.drop_constraint(op.f("ck_nudges_kind"), "nudges", type_="check")
+    op.create_check_constraint(
+        op.f("ck_nudges_kind"), "nudges", f"kind IN ({_KINDS}, 'pacs_reminder', 'coach_message')"
+    )
     op.add_column(
         "medication_plans",
         sa.Column("high_dose_confirmed", sa.Boolean(), nullable=False, server_default=sa.false()),
@@ -71,6 +79,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("DELETE FROM nudges WHERE kind = 'pacs_reminder'")
+    op.drop_constraint(op.f("ck_nudges_kind"), "nudges", type_="check")
+    op.create_check_constraint(op.f("ck_nudges_kind"), "nudges", f"kind IN ({_KINDS}, 'coach_message')")
     op.drop_table("pacs_reports")
     op.drop_table("symptom_reports")
     op.drop_column("medication_plans", "high_dose_confirmed")
