@@ -22,6 +22,7 @@ from companion.health import bp as health_bp
 from companion.jsonprovider import CompanionJSONProvider
 from companion.medications import views as medications_views
 from companion.nudges import views as nudges_views
+from companion.pacs import views as pacs_views
 from companion.runtime import limiter_storage_url
 from companion.safety import views as safety_views
 from companion.symptoms import views as symptoms_views
@@ -40,6 +41,7 @@ API_BLUEPRINTS = (
     tracking_views.blp,
     medications_views.blp,
     symptoms_views.blp,
+    pacs_views.blp,
     exports_views.blp,
     safety_views.blp,
     nudges_views.blp,

@@ -16,6 +16,7 @@ from companion.db import Base
 from companion.exports.models import ExportJob, ExportRelease
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.nudges.models import Delivery, Message, Nudge, NudgePlanning
+from companion.pacs.models import PacsReport
 from companion.safety.models import Flag, FlagAlert, StaffNotification
 from companion.symptoms.models import SymptomReport
 from companion.tracking.models import BacReading, Craving, DrinkLog
@@ -42,6 +43,7 @@ __all__ = [
     "Message",
     "Nudge",
     "NudgePlanning",
+    "PacsReport",
     "SideEffectReport",
     "SignInCounter",
     "StaffNotification",

@@ -19,6 +19,7 @@ MUTABLE_NUDGE_KINDS = (
     "streak",
     "reengagement",
     "weekly_summary",
+    "pacs_reminder",
 )
 #: Fields of the member that only the server sets; sending one is a 422 that names it.
 SERVER_OWNED = ("id", "email", "role", "coach", "insurer", "enrolled_at", "created_at", "updated_at")

@@ -52,6 +52,7 @@ from companion.domain.types import DateRange
 from companion.medications import services as medications
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.nudges.models import Message
+from companion.pacs.models import PacsReport
 from companion.safety import services as safety
 from companion.safety.models import Flag, FlagStatus
 from companion.symptoms import services as symptom_services
@@ -843,6 +844,17 @@ def member_page(
     ).all()
     medication_of = {p.id: p.medication for p in plan_rows}
     told = story(target, kinds=kinds, cursor=cursor, limit=STORY_PAGE, now=now, medication_of=medication_of)
+    # The weekly PACS over the chart's window: one point a week (its Monday), None for a week unanswered.
+    first_monday = today - timedelta(days=days - 1)
+    first_monday -= timedelta(days=first_monday.weekday())
+    answered = dict(
+        session.execute(
+            select(PacsReport.week_of, PacsReport.total).where(
+                PacsReport.member_id == target.id, PacsReport.week_of.between(first_monday, today)
+            )
+        ).all()
+    )
+    weeks = [first_monday + timedelta(weeks=n) for n in range((today - first_monday).days // 7 + 1)]
     audit.record(
         "member.viewed",
         actor_id=actor.id,
@@ -855,6 +867,7 @@ def member_page(
     return {
         "story": told,
         "staff_names": member_names(_staff_in(told["items"])),
+        "pacs": {"weeks": weeks, "totals": [answered.get(w) for w in weeks]},
         "member": _item(row, result, logs[target.id]),
         "series": chart_series(target, days=days, now=now, logs=logs[target.id], plans=plans),
         "plans": [medications.plan_view(p, today=today) for p in plan_rows],

@@ -446,7 +446,17 @@ def _member_page(
         story_kinds=STORY_FILTERS,
         older_url=_with_args(cursor=story["next_cursor"]) + "#story" if story["next_cursor"] else None,
         windows=coaching.CHART_WINDOWS,
-        charts=_charts(page["series"]),
+        charts={
+            **_charts(page["series"]),
+            "pacs": charts.dots(
+                "Penn Alcohol Craving Scale per week (0-30; 15 or more is high)",
+                page["pacs"]["weeks"],
+                page["pacs"]["totals"],
+                unit="/ 30",
+                y_max=30,
+                css="pacs",
+            ),
+        },
         message_id=uuid.uuid4(),
         max_message=MAX_MESSAGE_LENGTH,
         max_note=MAX_NOTE,

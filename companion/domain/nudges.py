@@ -61,6 +61,7 @@ class NudgeKind(enum.StrEnum):
     STREAK = "streak"
     REENGAGEMENT = "reengagement"
     WEEKLY_SUMMARY = "weekly_summary"
+    PACS_REMINDER = "pacs_reminder"
     COACH_MESSAGE = "coach_message"
 
     @property
@@ -74,7 +75,13 @@ MUTABLE_KINDS = frozenset(kind for kind in NudgeKind if kind.automatic)
 
 #: Kinds due at the member's `log_time` on a local day.
 LOG_TIME_KINDS = frozenset(
-    {NudgeKind.LOG_REMINDER, NudgeKind.STREAK, NudgeKind.REENGAGEMENT, NudgeKind.WEEKLY_SUMMARY}
+    {
+        NudgeKind.LOG_REMINDER,
+        NudgeKind.STREAK,
+        NudgeKind.REENGAGEMENT,
+        NudgeKind.WEEKLY_SUMMARY,
+        NudgeKind.PACS_REMINDER,
+    }
 )
 
 #: Kinds anchored to a local date and wall time, which follow the member to a new zone (`reanchored`).
@@ -118,6 +125,9 @@ REENGAGEMENT_REPEAT_DAYS = 7
 #: The weekly summary goes out on this weekday (`date.weekday()`: Sunday is 6), at `log_time` (DOMAIN.md).
 WEEKLY_SUMMARY_WEEKDAY = 6
 
+#: The monthly PACS reminder (issue 19): on the month's first Sunday (ours), at `log_time`, once a month.
+PACS_REMINDER_WEEKDAY = 6
+
 #: A dose reminder expires when the plan's next dose is due; the day's last one this long after the end
 #: of its local day, unless the next dose comes first (ours).
 DOSE_LAST_GRACE = timedelta(hours=2)
@@ -135,6 +145,7 @@ KIND_PRIORITY: Mapping[NudgeKind, int] = MappingProxyType(
                 NudgeKind.REENGAGEMENT,
                 NudgeKind.STREAK,
                 NudgeKind.WEEKLY_SUMMARY,
+                NudgeKind.PACS_REMINDER,
             )
         )
     }
@@ -156,6 +167,10 @@ TEMPLATES: Mapping[str, tuple[str, str]] = MappingProxyType(
             "It's been a little while. Check in whenever you're ready.",
         ),
         NudgeKind.WEEKLY_SUMMARY.value: ("Your week in review", "Your weekly summary is ready."),
+        NudgeKind.PACS_REMINDER.value: (
+            "A few quick questions",
+            "Take a minute to answer this month's questions.",
+        ),
         NudgeKind.COACH_MESSAGE.value: ("New message", "Your coach sent you a message."),
     }
 )
@@ -476,6 +491,8 @@ def _log_time_nudges(
         ):
             iso = day.isocalendar()
             keys.append((NudgeKind.WEEKLY_SUMMARY, f"{iso.year}-W{iso.week:02d}"))
+        if day.weekday() == PACS_REMINDER_WEEKDAY and day.day <= WEEK_DAYS:
+            keys.append((NudgeKind.PACS_REMINDER, f"{day.year}-{day.month:02d}"))
         for kind, key in keys:
             yield PlannedNudge(
                 kind=kind,

@@ -201,6 +201,13 @@ class SafetySettings:
     craving_min_rise: Decimal = Decimal("2")
     #: ... the this-many local days before them.
     craving_baseline_days: int = 7
+    #: Craving escalation on the weekly PACS (issue 19): a total at or above this (DOMAIN.md: 15
+    #: balances sensitivity and specificity in heavy drinkers) ...
+    pacs_high_total: int = 15
+    #: ... at least this many points above the previous week's total (ours) ...
+    pacs_min_rise: int = 5
+    #: ... for a week starting within the last this-many local days (ours: this week and the last).
+    pacs_recent_days: int = 14
 
     #: Relapse pattern: at least this many heavy drinking days ...
     relapse_heavy_days: int = 3
@@ -234,6 +241,8 @@ class SafetySettings:
                 ("taper_final_days", 1),
                 ("craving_recent_days", 1),
                 ("craving_baseline_days", 1),
+                ("pacs_recent_days", 1),
+                ("pacs_min_rise", 0),
                 ("relapse_heavy_days", 1),
                 ("relapse_free_days", 1),
                 ("relapse_min_logged_days", 0),
@@ -329,6 +338,23 @@ class BreathRecord:
         return f"breath:{self.id}"
 
 
+@dataclass(frozen=True, slots=True)
+class PacsRecord:
+    """A weekly Penn Alcohol Craving Scale: the week it covers (a local Monday) and its total (0-30)."""
+
+    id: UUID
+    week_of: date
+    total: int
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.total <= 30:
+            raise ValueError(f"PACS total out of range: {self.total}")
+
+    @property
+    def evidence_id(self) -> str:
+        return f"pacs:{self.id}"
+
+
 def drink_log_evidence(day: date) -> str:
     """The evidence id of the drink log of local `day` (a member has one per day)."""
     return f"drink_log:{day.isoformat()}"
@@ -364,6 +390,7 @@ class MemberHistory:
     day_logs: Sequence[DayLog] = ()
     cravings: Sequence[CravingRecord] = ()
     breath: Sequence[BreathRecord] = ()
+    pacs: Sequence[PacsRecord] = ()
     today: date = field(init=False)
 
     def __post_init__(self) -> None:
@@ -947,28 +974,53 @@ def _sign_rule(
     )
 
 
-@_rule("craving_escalation", 1, Tier.WARNING, lambda s: s.craving_recent_days + s.craving_baseline_days)
+@_rule(
+    "craving_escalation",
+    2,
+    Tier.WARNING,
+    lambda s: max(s.craving_recent_days + s.craving_baseline_days, s.pacs_recent_days + 7),
+)
 def craving_escalation(history: MemberHistory, settings: SafetySettings = DEFAULT) -> Finding | None:
     """Mean craving of the last `craving_recent_days` days at least `craving_high_mean`, and at least
     `craving_min_rise` above the mean of the `craving_baseline_days` days before. Every rating
-    counts; no finding without a rating in both windows. Means are exact (fractions)."""
+    counts; no finding without a rating in both windows. Means are exact (fractions).
+
+    Version 2 (issue 19): or a weekly PACS, for a week starting in the last `pacs_recent_days` days,
+    with a total of at least `pacs_high_total` and at least `pacs_min_rise` above the previous week's
+    PACS (no finding without the previous week's)."""
+    hits: list[tuple[date, str]] = []
+    parts: list[str] = []
     recent = DateRange.ending(history.today, settings.craving_recent_days)
     baseline = DateRange.ending(recent.start - _DAY, settings.craving_baseline_days)
     now = [c for c in history.cravings if c.day in recent]
     before = [c.intensity for c in history.cravings if c.day in baseline]
-    if not now or not before:
+    if now and before:
+        mean_now, mean_before = _mean([c.intensity for c in now]), _mean(before)
+        if mean_now >= Fraction(settings.craving_high_mean) and mean_now - mean_before >= Fraction(
+            settings.craving_min_rise
+        ):
+            hits += [(c.day, c.evidence_id) for c in now]
+            parts.append(
+                f"Craving averaged {_shown(mean_now)} over the last {settings.craving_recent_days} days, "
+                f"up from {_shown(mean_before)} over the {settings.craving_baseline_days} days before."
+            )
+    weeks = {p.week_of: p for p in history.pacs}
+    pacs_window = DateRange.ending(history.today, settings.pacs_recent_days)
+    for week_of, pacs in sorted(weeks.items()):
+        previous = weeks.get(week_of - timedelta(days=7))
+        if (
+            week_of in pacs_window
+            and previous is not None
+            and pacs.total >= settings.pacs_high_total
+            and pacs.total - previous.total >= settings.pacs_min_rise
+        ):
+            hits += [(week_of, pacs.evidence_id), (previous.week_of, previous.evidence_id)]
+            parts.append(
+                f"PACS {pacs.total} for the week of {week_of}, up from {previous.total} the week before."
+            )
+    if not hits:
         return None
-    mean_now, mean_before = _mean([c.intensity for c in now]), _mean(before)
-    if mean_now < Fraction(settings.craving_high_mean) or mean_now - mean_before < Fraction(
-        settings.craving_min_rise
-    ):
-        return None
-    return _found(
-        "craving_escalation",
-        ((c.day, c.evidence_id) for c in now),
-        f"Craving averaged {_shown(mean_now)} over the last {settings.craving_recent_days} days, "
-        f"up from {_shown(mean_before)} over the {settings.craving_baseline_days} days before.",
-    )
+    return _found("craving_escalation", hits, " ".join(parts))
 
 
 @_rule("relapse_pattern", 1, Tier.WARNING, lambda s: s.relapse_window_days + s.relapse_free_days)

@@ -73,6 +73,7 @@ from companion.domain.plans import CheckInStatus
 from companion.domain.summary import DayLog
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.medications.services import plan_to_domain
+from companion.pacs.models import PacsReport
 from companion.safety import channels, watch
 from companion.safety.models import (
     UNRESOLVED,
@@ -145,6 +146,7 @@ def _last_entry_at(member_id_column: Any) -> Any:
         newest(BacReading, BacReading.created_at),
         newest(MedicationCheckin, MedicationCheckin.created_at),
         newest(SymptomReport, SymptomReport.created_at),
+        newest(PacsReport, PacsReport.created_at),
     )
 
 
@@ -158,6 +160,8 @@ def table_windows(settings: rules.SafetySettings = SETTINGS) -> dict[str, int]:
         # sedation and disulfiram with drinking (recent), relapse (its window and the stretch before)
         "drink_logs": max(recent, settings.relapse_window_days + settings.relapse_free_days),
         "cravings": settings.craving_recent_days + settings.craving_baseline_days,
+        # craving escalation: the weekly PACS of its window and the week before each
+        "pacs_reports": settings.pacs_recent_days + 7,
         "bac_readings": recent,
         # severe, liver, contraindication, withdrawal signs, suicidal thoughts, opioid use, kidney
         # stones: the whole backfill window (a late report counts); persistent, escalating, sedation
@@ -275,6 +279,9 @@ def _history_statements() -> dict[str, Any]:
             SymptomReport.created_at,
             SymptomReport.symptoms,
         ).where(SymptomReport.member_id == ids, SymptomReport.date >= bindparam("effects_since")),
+        "pacs": select(PacsReport.member_id, PacsReport.id, PacsReport.week_of, PacsReport.total).where(
+            PacsReport.member_id == ids, PacsReport.week_of >= bindparam("pacs_since")
+        ),
         "plans": select(
             MedicationPlan.member_id,
             MedicationPlan.id,
@@ -300,7 +307,7 @@ def load_histories(
     extra_days: int = 0,
 ) -> dict[uuid.UUID, Loaded]:
     """Every member's history for the rules' windows (each widened by `extra_days` into the past), in
-    eight set-based queries whatever the number of members (Core rows, not ORM objects: the sweep
+    nine set-based queries whatever the number of members (Core rows, not ORM objects: the sweep
     reads millions). Members that no longer exist (erased) are left out."""
     if not member_ids:
         return {}
@@ -317,6 +324,7 @@ def load_histories(
         "plans_since": _window_start(now, settings) - timedelta(days=extra_days),
         "plans_until": utc_today + timedelta(days=1),
         "sign_days": settings.withdrawal_sign_days,
+        "pacs_since": utc_today - timedelta(days=windows["pacs_reports"]),
     }
     statements = _history_statements()
     connection = session.connection()
@@ -332,7 +340,7 @@ def load_histories(
 
     logs, cravings, breath = rows("logs"), rows("cravings"), rows("breath")
     effects, doses, plans = rows("effects"), rows("doses"), rows("plans")
-    reported = rows("symptoms")
+    reported, pacs = rows("symptoms"), rows("pacs")
 
     loaded = {}
     for m in members:
@@ -378,6 +386,7 @@ def load_histories(
             day_logs=tuple(DayLog(log.date, log.grams_ethanol, log.heavy) for log in logs.get(m.id, ())),
             cravings=tuple(rules.CravingRecord(c.id, c.date, c.intensity) for c in cravings.get(m.id, ())),
             breath=tuple(rules.BreathRecord(b.id, b.date, b.bac_g_dl) for b in breath.get(m.id, ())),
+            pacs=tuple(rules.PacsRecord(p.id, p.week_of, p.total) for p in pacs.get(m.id, ())),
         )
         loaded[m.id] = Loaded(history, m.coach_id)
     return loaded

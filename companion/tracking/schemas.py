@@ -212,6 +212,7 @@ class SyncChangeSchema(Schema):
                 "medication_checkin",
                 "bac_reading",
                 "symptom_report",
+                "pacs",
                 "medication_plan",
                 "message",
             ]

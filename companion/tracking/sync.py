@@ -28,6 +28,9 @@ from companion.nudges import hooks as nudge_hooks
 from companion.nudges import schemas as nudge_schemas
 from companion.nudges.models import Message
 from companion.nudges.services import message_change
+from companion.pacs import schemas as pacs_schemas
+from companion.pacs import services as pacs_services
+from companion.pacs.models import PacsReport
 from companion.symptoms import schemas as symptom_schemas
 from companion.symptoms import services as symptom_services
 from companion.symptoms.models import SymptomReport
@@ -69,6 +72,7 @@ HANDLERS: dict[str, tuple[type[Schema], Callable[..., Any]]] = {
         symptom_schemas.SymptomReportInputSchema,
         _by_id(symptom_services.record_symptom_report),
     ),
+    "pacs": (pacs_schemas.PacsInputSchema, _by_id(pacs_services.record_pacs)),
 }
 
 
@@ -324,6 +328,14 @@ SOURCES: tuple[tuple[type, Callable[[Member, Any], dict[str, Any]]], ...] = (
             "type": "symptom_report",
             "deleted": False,
             "data": symptom_schemas.SymptomReportSchema().dump(symptom_services.report_view(r)),
+        },
+    ),
+    (
+        PacsReport,
+        lambda m, r: {
+            "type": "pacs",
+            "deleted": False,
+            "data": pacs_schemas.PacsSchema().dump(pacs_services.pacs_view(r)),
         },
     ),
     (

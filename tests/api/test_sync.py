@@ -137,6 +137,27 @@ def test_pull_shows_other_devices_changes_not_own(client, member):
     assert later == [{"type": "drink_log", "deleted": True, "data": {"date": today_utc().isoformat()}}]
 
 
+def test_symptom_reports_and_pacs_reach_the_other_phone(client, member):
+    # Issue 19: the new item types sync both ways like the others.
+    phone_b = second_device(client, member)
+    now = datetime.now(UTC)
+    monday = now.date() - timedelta(days=now.date().weekday() + 7)  # last week's: never after the local today
+    symptom = {
+        "id": str(uuid.uuid4()),
+        "reported_at": (now - timedelta(minutes=1)).isoformat(),
+        "symptoms": [{"code": "sweating", "severity": "mild"}],
+    }
+    pacs = {"id": str(uuid.uuid4()), "week_of": monday.isoformat(), "items": [0, 1, 2, 3, 4]}
+    results = member.post(
+        "/sync", {"items": [{"type": "symptom_report", "data": symptom}, {"type": "pacs", "data": pacs}]}
+    ).get_json()["results"]
+    assert [r["status"] for r in results] == ["created", "created"]
+    assert member.get("/sync").get_json()["changes"] == []
+    seen = {c["type"]: c["data"] for c in phone_b.get("/sync").get_json()["changes"]}
+    assert seen["symptom_report"]["symptoms"] == symptom["symptoms"]
+    assert (seen["pacs"]["id"], seen["pacs"]["total"]) == (pacs["id"], 10)
+
+
 def test_pull_pages_with_has_more(client, member):
     phone_b = second_device(client, member)
     member.post("/sync", {"items": [craving_item() for _ in range(501)][:500]})

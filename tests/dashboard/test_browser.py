@@ -100,13 +100,13 @@ def test_a_coach_works_the_queue_and_a_member(page, server, world):
     assert urgent.get_attribute("data-status") == "acknowledged"
     assert urgent.locator("button.ack").count() == 0
 
-    # Open the member: summary and the five charts, with bars drawn.
+    # Open the member: summary and the six charts, with bars drawn.
     urgent.locator("a").first.click()
     page.wait_for_url(f"**/dashboard/members/{world.ids['alice']}")
     assert page.locator("h1").inner_text().startswith("Alice")
     charts = page.locator("svg.chart")
-    assert charts.count() == 5
-    for css in ("drinks", "cravings", "adherence", "breath", "side-effects"):
+    assert charts.count() == 6
+    for css in ("drinks", "cravings", "pacs", "adherence", "breath", "side-effects"):
         box = page.locator(f"svg.chart.{css}").bounding_box()
         assert box and box["width"] > 300 and box["height"] > 50, css
     bars = page.locator("svg.chart.drinks rect.bar")
@@ -118,7 +118,7 @@ def test_a_coach_works_the_queue_and_a_member(page, server, world):
     # 90 days: same charts, a wider window.
     page.click("text=show 90 days")
     page.wait_for_url("**days=90")
-    assert page.locator("svg.chart").count() == 5
+    assert page.locator("svg.chart").count() == 6
 
     # Send a message: it shows in the list.
     page.fill("textarea[name=body]", "Well done on the alcohol-free days.")

@@ -165,7 +165,7 @@ def test_the_member_page_shows_charts_and_is_audited(app, coach, world):
         r = coach.get(f"/dashboard/members/{alice}?days={days}")
         assert r.status_code == 200
         html = r.get_data(as_text=True)
-        assert html.count('<svg class="chart') == 5
+        assert html.count('<svg class="chart') == 6  # drinks, cravings, PACS, adherence, breath, side effects
         assert len(re.findall(r'<rect class="bar[ "]', html)) > 20
         assert 'class="threshold"' in html and "heavy ≥ 4.0" in html
         assert "bar hi" in html  # heavy days stand out
@@ -319,3 +319,13 @@ def test_missing_days_read_not_logged_and_niaaa_risk_is_shown(coach, world):
     assert "not logged" in week and "0 drinks" not in ann
     alice = coach.get(f"/dashboard/members/{world.ids['alice']}").get_data(as_text=True)
     assert '<span class="badge urgent">over</span>' in alice.split('id="week-niaaa"')[1].split("</div>")[0]
+
+
+def test_the_member_page_charts_the_weekly_pacs(coach, world):
+    # Issue 19: last week's PACS (18) is a dot on the member page's weekly chart; Ann has none.
+    html = coach.get(f"/dashboard/members/{world.ids['alice']}").get_data(as_text=True)
+    card = html.split('id="pacs"')[1].split("</svg>")[0]
+    monday = world.today - timedelta(days=world.today.weekday() + 7)
+    assert card.count('<circle class="dot"') == 1 and f"{monday.isoformat()}: 18 / 30" in card
+    ann = coach.get(f"/dashboard/members/{world.ids['ann']}").get_data(as_text=True)
+    assert '<circle class="dot"' not in ann.split('id="pacs"')[1].split("</svg>")[0]

@@ -148,6 +148,12 @@ def log_history(
         },
     )
     assert r.status_code == 201, r.get_json()
+    # Last week's PACS (this week's may not be answerable yet on a Monday).
+    monday = today - timedelta(days=today.weekday() + 7)
+    r = member.post(
+        "/pacs", {"id": str(uuid.uuid4()), "week_of": monday.isoformat(), "items": [4, 4, 4, 3, 3]}
+    )
+    assert r.status_code == 201, r.get_json()
     return plan_id
 
 

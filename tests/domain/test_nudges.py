@@ -131,6 +131,7 @@ def test_mutable_kinds_are_the_accounts_schema_names_and_exclude_coach_messages(
     # companion/accounts/schemas.py MUTABLE_NUDGE_KINDS, spelled out: tests/domain stays pure.
     assert {k.value for k in MUTABLE_KINDS} == {
         "dose_reminder", "log_reminder", "craving_support", "streak", "reengagement", "weekly_summary",
+        "pacs_reminder",
     }  # fmt: skip
     assert K.COACH_MESSAGE not in MUTABLE_KINDS
     assert [k for k in K if not k.automatic] == [K.COACH_MESSAGE]
@@ -884,3 +885,18 @@ def test_any_partition_of_time_into_windows_plans_the_same_rows_as_one_window(zo
             assert nudge.dedupe_key not in rows  # disjoint windows never plan a row twice
             rows[nudge.dedupe_key] = nudge
     assert sorted(rows.values(), key=lambda n: (n.due_at, KIND_PRIORITY[n.kind], n.dedupe_key)) == whole
+
+
+@pytest.mark.parametrize(("day", "planned"), [
+    (date(2026, 11, 1),  "pacs_reminder:2026-11"),   # the month's first Sunday
+    (date(2026, 11, 8),  None),                      # the second Sunday
+    (date(2026, 11, 2),  None),                      # a Monday
+    (date(2027, 1, 3),   "pacs_reminder:2027-01"),
+])  # fmt: skip
+def test_pacs_reminder_once_a_month_at_log_time(day, planned):
+    # Issue 19: a monthly nudge to answer the PACS, at log time on the month's first Sunday.
+    nudges = of_kind(plan_for(window=day_window(day)), K.PACS_REMINDER)
+    assert keys(nudges) == ([planned] if planned else [])
+    if nudges:
+        assert nudges[0].due_at == localtime.local_to_utc(day, time(20, 0), NY)
+        assert TEMPLATES["pacs_reminder"][0] == "A few quick questions"

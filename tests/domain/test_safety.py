@@ -34,6 +34,7 @@ from companion.domain.safety import (
     Finding,
     MemberHistory,
     MissedDay,
+    PacsRecord,
     SafetySettings,
     SideEffectRecord,
     Tier,
@@ -95,6 +96,7 @@ class Member:
         self.day_logs: list[DayLog] = []
         self.cravings: list[CravingRecord] = []
         self.breath: list[BreathRecord] = []
+        self.pacs_records: list[PacsRecord] = []
         self._ids = itertools.count(1)
 
     def day(self, ago: int) -> date:
@@ -210,6 +212,13 @@ class Member:
         self.breath.append(reading)
         return reading
 
+    def pacs(self, weeks_ago: int, total: int) -> PacsRecord:
+        """A PACS for the week starting on the Monday `weeks_ago` weeks before this week's."""
+        monday = self.today - timedelta(days=self.today.weekday(), weeks=weeks_ago)
+        record = PacsRecord(self.uuid(), monday, total)
+        self.pacs_records.append(record)
+        return record
+
     def build(self, **changes: object) -> MemberHistory:
         fields = {
             "now": self.now,
@@ -223,6 +232,7 @@ class Member:
             "day_logs": tuple(self.day_logs),
             "cravings": tuple(self.cravings),
             "breath": tuple(self.breath),
+            "pacs": tuple(self.pacs_records),
         }
         return MemberHistory(**{**fields, **changes})  # type: ignore[arg-type]
 
@@ -244,7 +254,7 @@ def test_rules_are_domain_md_s_table_in_order():
         ("disulfiram_with_drinking", 1, Tier.URGENT),
         ("liver_signs", 1, Tier.URGENT),
         ("contraindication", 1, Tier.URGENT),
-        ("craving_escalation", 1, Tier.WARNING),
+        ("craving_escalation", 2, Tier.WARNING),  # version 2: the weekly PACS too (issue 19)
         ("relapse_pattern", 1, Tier.WARNING),
         ("disengagement", 1, Tier.INFO),
         ("withdrawal_after_stop", 1, Tier.URGENT),
@@ -1331,3 +1341,43 @@ def test_symptom_reports_feed_the_same_rules():
         "Severe side effect reported: Seizure (no medication); latest on 2026-11-18."
     )
     assert found["contraindication"].medications == ("acamprosate",)  # the plan in force that day
+
+
+# PACS (issue 19 item 10): a weekly total of 15 or more, 5 or more above the previous week's.
+
+
+def _pacs(m: Member, *totals_by_weeks_ago: int | None) -> list[PacsRecord]:
+    """PACS totals from this week's Monday backwards (TODAY is a Friday); None: no PACS that week."""
+    monday = TODAY - timedelta(days=TODAY.weekday())
+    records = [
+        PacsRecord(m.uuid(), monday - timedelta(weeks=n), total)
+        for n, total in enumerate(totals_by_weeks_ago)
+        if total is not None
+    ]
+    return records
+
+
+@pytest.mark.parametrize(("totals", "fired"), [
+    ((15, 10),        True),
+    ((15, 11),        False),   # rose by 4
+    ((14, 5),         False),   # under 15
+    ((30, None, 5),   False),   # no previous week to compare with
+    ((None, 20, 15),  True),    # last week's rise still counts (its Monday is 11 days back)
+    ((None, None, 25, 10), False),  # more than 14 days back
+])  # fmt: skip
+def test_craving_escalation_on_the_weekly_pacs(totals, fired):
+    m = Member()
+    records = _pacs(m, *totals)
+    finding = craving_escalation(m.build(pacs=tuple(records)))
+    assert fires(finding) is fired
+    if finding:
+        assert finding.tier == Tier.WARNING and finding.version == 2
+        assert len(finding.evidence) == 2 and all(e.startswith("pacs:") for e in finding.evidence)
+        assert "PACS" in finding.summary
+
+
+def test_pacs_thresholds_are_settings():
+    m = Member()
+    history = m.build(pacs=tuple(_pacs(m, 12, 6)))
+    assert craving_escalation(history) is None
+    assert craving_escalation(history, SafetySettings(pacs_high_total=12, pacs_min_rise=6))

@@ -578,6 +578,28 @@ def pregnancy_reported_on_its_own_while_on_baclofen():
     return m.build()
 
 
+# Issue 19 item 10: the weekly PACS.
+
+
+@scenario("craving_escalation")
+def pacs_jumps_from_9_to_18_in_a_week():
+    m = Member()
+    logs_daily(m)
+    m.pacs(2, 8)
+    m.pacs(1, 9)
+    m.pacs(0, 18)
+    return m.build()
+
+
+@scenario()
+def pacs_high_but_steady():
+    m = Member()
+    logs_daily(m)
+    m.pacs(1, 17)
+    m.pacs(0, 19)
+    return m.build()
+
+
 @pytest.mark.parametrize(("build", "expected"), SCENARIOS)
 def test_scenario(build, expected):
     findings = evaluate(build())

@@ -234,6 +234,14 @@ def test_streaks_reengagement_and_weekly_summaries_come_from_the_members_records
     sunday = date(2026, 12, 6)
     tick(at("19:00", sunday))
     tick(at("20:00", sunday))
-    assert kinds(streaker, sunday) == ["log_reminder:2026-12-06", "weekly_summary:2026-W49"]
-    assert kinds(quiet, sunday) == ["log_reminder:2026-12-06"]  # re-engaged 5 days ago: not again yet
+    # The month's first Sunday: the monthly PACS reminder too (issue 19).
+    assert kinds(streaker, sunday) == [
+        "log_reminder:2026-12-06",
+        "pacs_reminder:2026-12",
+        "weekly_summary:2026-W49",
+    ]
+    assert kinds(quiet, sunday) == [
+        "log_reminder:2026-12-06",
+        "pacs_reminder:2026-12",
+    ]  # re-engaged 5 days ago: not again yet
     assert {n.status for n in nudges_of(app) if n.local_date in (DAY, sunday)} == {"sent"}

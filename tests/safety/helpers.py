@@ -357,6 +357,11 @@ def replay(
         data = {"id": str(reading.id), "measured_at": at.isoformat(), "bac_g_dl": str(reading.g_dl)}
         items[reading.day].append((at, {"type": "bac_reading", "data": data}))
 
+    for record in history.pacs:  # answered on the week's Sunday (or now, for this week)
+        day = min(record.week_of + timedelta(days=6), history.today)
+        scores = [min(6, max(0, record.total - 6 * n)) for n in range(5)]
+        data = {"id": str(record.id), "week_of": record.week_of.isoformat(), "items": scores}
+        items[day].append((_at(day, "19:00", zone, now), {"type": "pacs", "data": data}))
     for day in sorted(items):
         latest = max(at for at, _ in items[day])
         send_at = max(latest, _at(day, "23:30", zone, now))

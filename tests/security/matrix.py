@@ -193,6 +193,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", f"{V1}/symptoms", signed_in(200)),
     Route("GET", f"{V1}/symptom-reports", members(200)),
     Route("POST", f"{V1}/symptom-reports", members(201), body="symptom_report"),
+    Route("GET", f"{V1}/pacs", members(200)),
+    Route("POST", f"{V1}/pacs", members(201), body="pacs"),
     Route("GET", f"{V1}/medication-plans", members(200)),
     Route("GET", f"{V1}/medication-checkins", members(200)),
     # A check-in names a plan in its body: one of the caller's plans, or a 404.

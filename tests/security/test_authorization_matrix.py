@@ -155,6 +155,9 @@ class World:
             return {"standard_drinks": 2}
         if kind == "craving":
             return {"id": str(uuid.uuid4()), "recorded_at": now.isoformat(), "intensity": 4}
+        if kind == "pacs":  # this week's, once per member (only members may post it)
+            monday = now.date() - timedelta(days=now.date().weekday() + 7)  # last week's, in any zone
+            return {"id": str(uuid.uuid4()), "week_of": str(monday), "items": [1, 2, 3, 4, 5]}
         if kind == "symptom_report":
             return {"id": str(uuid.uuid4()), "reported_at": now.isoformat(),
                     "symptoms": [{"code": "tremor", "severity": "mild"}]}  # fmt: skip
