@@ -16,6 +16,7 @@ from companion.domain.errors import Conflict, InvalidInput
 from companion.domain.types import DateRange
 from companion.pacs.models import PacsReport
 from companion.pacs.schemas import PacsSchema
+from companion.tracking import rowset
 from companion.tracking import services as tracking
 from companion.tracking.common import backfill_days, decode_page_cursor, local_today, page
 
@@ -28,6 +29,31 @@ def pacs_view(report: PacsReport) -> dict[str, Any]:
         "total": report.total,
         "created_at": report.created_at,
     }
+
+
+def _same(stored: PacsReport, new: dict[str, Any]) -> bool:
+    return (stored.week_of, list(stored.items)) == (new["week_of"], new["items"])
+
+
+def _dump(stored: PacsReport) -> dict[str, Any]:
+    return PacsSchema().dump(pacs_view(stored))
+
+
+#: How a new PACS is inserted (tracking/rowset.py). Its id is the conflict key; the week's own key is
+#: checked before (another id for a week already answered is a 409 naming `week_of`).
+PACS_REPORTS = rowset.RowSpec(
+    "pacs_reports",
+    (
+        rowset.Column("id", "uuid"),
+        rowset.Column("week_of", "date"),
+        rowset.Column("items", "smallint[]"),
+        rowset.Column("total", "smallint"),
+        rowset.Column("created_at", "timestamptz"),
+    ),
+    conflict=("member_id", "id"),
+    key=("id",),
+)
+PACS_REPORT = tracking.ById(PacsReport, PACS_REPORTS, _same, _dump)
 
 
 def record_pacs(
@@ -57,14 +83,7 @@ def record_pacs(
             fields={"week_of": ["This week already has a PACS (with another id)."]},
             current=PacsSchema().dump(pacs_view(taken)),
         )
-
-    def same(stored: PacsReport, new: dict[str, Any]) -> bool:
-        return (stored.week_of, list(stored.items)) == (new["week_of"], new["items"])
-
-    def dump(stored: PacsReport) -> dict[str, Any]:
-        return PacsSchema().dump(pacs_view(stored))
-
-    return tracking._record_once(PacsReport, member, data["id"], values, same, dump, origin=origin, now=now)
+    return tracking._record_once(PACS_REPORT, member, data["id"], values, origin=origin, now=now)
 
 
 def list_pacs(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:

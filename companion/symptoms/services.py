@@ -16,6 +16,7 @@ from companion.domain import localtime
 from companion.domain.types import DateRange
 from companion.symptoms.models import SymptomReport
 from companion.symptoms.schemas import SymptomReportSchema
+from companion.tracking import rowset
 from companion.tracking import services as tracking
 
 
@@ -28,6 +29,36 @@ def report_view(report: SymptomReport) -> dict[str, Any]:
         "note": report.note,
         "created_at": report.created_at,
     }
+
+
+def _same(stored: SymptomReport, new: dict[str, Any]) -> bool:
+    return (stored.reported_at, stored.symptoms, stored.note) == (
+        new["reported_at"],
+        new["symptoms"],
+        new["note"],
+    )
+
+
+def _dump(stored: SymptomReport) -> dict[str, Any]:
+    return SymptomReportSchema().dump(report_view(stored))
+
+
+#: How a new report is inserted (tracking/rowset.py: one statement, its safety request riding on it).
+SYMPTOM_REPORTS = rowset.RowSpec(
+    "symptom_reports",
+    (
+        rowset.Column("id", "uuid"),
+        rowset.Column("reported_at", "timestamptz"),
+        rowset.Column("date", "date"),
+        rowset.Column("symptoms", "jsonb"),
+        rowset.Column("codes", "text[]"),
+        rowset.Column("note", "text"),
+        rowset.Column("created_at", "timestamptz"),
+    ),
+    conflict=("member_id", "id"),
+    key=("id",),
+)
+SYMPTOM_REPORT = tracking.ById(SymptomReport, SYMPTOM_REPORTS, _same, _dump)
 
 
 def record_symptom_report(
@@ -44,20 +75,7 @@ def record_symptom_report(
         "codes": [s["code"] for s in symptoms],
         "note": data.get("note"),
     }
-
-    def same(stored: SymptomReport, new: dict[str, Any]) -> bool:
-        return (stored.reported_at, stored.symptoms, stored.note) == (
-            new["reported_at"],
-            new["symptoms"],
-            new["note"],
-        )
-
-    def dump(stored: SymptomReport) -> dict[str, Any]:
-        return SymptomReportSchema().dump(report_view(stored))
-
-    return tracking._record_once(
-        SymptomReport, member, data["id"], values, same, dump, origin=origin, now=now
-    )
+    return tracking._record_once(SYMPTOM_REPORT, member, data["id"], values, origin=origin, now=now)
 
 
 def list_symptom_reports(
