@@ -311,7 +311,7 @@ def test_missing_days_read_not_logged_and_niaaa_risk_is_shown(coach, world):
     # Issue 19: Ann has logged nothing (not "0 drinks"); Alice's last 7 days hold 11 US drinks (154 g),
     # NIAAA heavy weekly use for an unspecified sex (8 or more).
     html = coach.get("/dashboard/members").get_data(as_text=True)
-    rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in html.split('<tr class="member">')[1:]}
+    rows = {row.split("</a>")[0].rsplit(">", 1)[-1]: row for row in html.split('<tr class="member"')[1:]}
     assert rows["Ann"].count('<span class="muted">not logged</span>') == 2
     assert "NIAAA" in rows["Alice"] and "not logged" not in rows["Alice"]
     ann = coach.get(f"/dashboard/members/{world.ids['ann']}").get_data(as_text=True)
