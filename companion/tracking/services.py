@@ -167,7 +167,8 @@ def prepare_drink_log(member: Member, day: date, data: dict[str, Any], *, now: d
         "drinks": _drink_items(data),
         "heavy": drinking.is_heavy_day(grams, member.sex),
         "note": data.get("note"),
-        "updated_at": data.get("updated_at") or now,
+        # Instants in UTC, as a read gives them back: the answer is built from these values.
+        "updated_at": localtime.to_utc(data["updated_at"]) if data.get("updated_at") else now,
         "server_updated_at": now,
         "deleted_at": None,
     }
@@ -361,7 +362,7 @@ def craving_values(member: Member, data: dict[str, Any], *, now: datetime) -> di
     """What a craving stores, checked against the clock. Raises InvalidInput."""
     check_instant("recorded_at", data["recorded_at"], member=member, now=now)
     return {
-        "recorded_at": data["recorded_at"],
+        "recorded_at": localtime.to_utc(data["recorded_at"]),  # as a read gives it back
         "date": localtime.local_date(data["recorded_at"], member.timezone),
         "intensity": data["intensity"],
         "triggers": list(data.get("triggers") or []),
@@ -414,7 +415,7 @@ def bac_values(member: Member, data: dict[str, Any], *, now: datetime) -> dict[s
     check_instant("measured_at", data["measured_at"], member=member, now=now)
     device = data.get("device") or {}
     return {
-        "measured_at": data["measured_at"],
+        "measured_at": localtime.to_utc(data["measured_at"]),  # as a read gives it back
         "date": localtime.local_date(data["measured_at"], member.timezone),
         "bac_g_dl": data["bac_g_dl"],
         "device_model": device.get("model"),

@@ -116,3 +116,19 @@ def test_the_scan_message_goes_only_when_no_scan_is_pending(app, register, monke
     assert watch_row() > long_ago + timedelta(seconds=PENDING_SCAN_SECONDS)
     watch_row(db.utcnow() + timedelta(hours=3))  # scanned since: next check ahead
     assert craving() == 201 and len(scans()) == 3
+
+
+def test_an_answer_built_from_what_was_written_is_what_a_replay_reads(register):
+    """The 201 is built without reading the row back: its instants are UTC, as the stored row's."""
+    from datetime import timedelta, timezone
+
+    member = register()
+    at = (db.utcnow() - timedelta(hours=1)).astimezone(timezone(timedelta(hours=2))).isoformat()
+    for path, body in (
+        ("/cravings", {"id": str(uuid.uuid4()), "recorded_at": at, "intensity": 3, "triggers": ["stress"]}),
+        ("/bac-readings", {"id": str(uuid.uuid4()), "measured_at": at, "bac_g_dl": "0.05"}),
+    ):
+        created = member.post(path, body)
+        replayed = member.post(path, body)
+        assert (created.status_code, replayed.status_code) == (201, 200)
+        assert created.get_json() == replayed.get_json()
