@@ -49,7 +49,11 @@ def test_planning_is_set_based_a_few_queries_for_any_number_of_members(app):
         ids = [make_member(app, log_time=time(20, 0)) for _ in range(members)]
         for member_id in ids[::2]:
             add_plan(app, member_id, ["20:00", "20:30"], start=DAY)
-            add_drink_log(app, member_id, DAY - timedelta(days=1))
+            # Made the evening it is about, not at the real clock (the columns' default): a log made
+            # REENGAGEMENT_AFTER_DAYS (3) or more days before DAY plans a re-engagement, so the rows
+            # planned depended on the day the test ran (it passed up to 2026-11-28 only).
+            eve = DAY - timedelta(days=1)
+            add_drink_log(app, member_id, eve, made_at=at("21:00", eve))
         seen, stop = _count_statements(app)
         try:
             planned = _plan_all(app, at("19:30"))
@@ -63,7 +67,11 @@ def test_planning_is_set_based_a_few_queries_for_any_number_of_members(app):
     few, few_rows = statements_for(2)
     many, many_rows = statements_for(40)
     assert few == many <= 15, (few, many)
-    assert (few_rows, many_rows) == (2 * 1 + 1 * 2, 40 + 20 * 2)  # log reminders + two doses every other
+    # A log reminder each, and every other member's 20:00 dose. Not the 20:30 dose: the window planned at
+    # 19:30 is [19:30, 20:30) (end = minute(now) + PLAN_AHEAD, exclusive), so 20:30 is the next window's.
+    # The old expectation (two doses) held only because the drink log, stamped with the real clock, was
+    # then at least REENGAGEMENT_AFTER_DAYS before DAY: its re-engagement row stood in for a second dose.
+    assert (few_rows, many_rows) == (2 * 1 + 1 * 1, 40 + 20 * 1)
 
 
 def test_planning_again_never_makes_a_second_row(app):
