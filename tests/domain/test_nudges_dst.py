@@ -88,6 +88,8 @@ def plan_all(settings_at, windows_, **inputs) -> list[tuple[int, PlannedNudge]]:
             window_end=end,
         ):
             assert start <= nudge.due_at < end
+            if nudge.kind == NudgeKind.PACS_REMINDER:
+                continue  # monthly, also at log time (tests/domain/test_nudges.py): these count the daily ones
             planned.append((index, nudge))
     return planned
 
