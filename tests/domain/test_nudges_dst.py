@@ -89,7 +89,7 @@ def plan_all(settings_at, windows_, **inputs) -> list[tuple[int, PlannedNudge]]:
         ):
             assert start <= nudge.due_at < end
             if nudge.kind == NudgeKind.PACS_REMINDER:
-                continue  # monthly, also at log time (tests/domain/test_nudges.py): these count the daily ones
+                continue  # monthly at log time (tests/domain/test_nudges.py): these count daily ones
             planned.append((index, nudge))
     return planned
 
