@@ -250,7 +250,7 @@ def stored_record(description: str, **kwargs: Any) -> fields.Raw:
             "description": description,
             "anyOf": [
                 {"$ref": f"#/components/schemas/{name}"}
-                for name in ("Checkin", "Flag", "BacReading", "Craving", "DrinkLog")
+                for name in ("Checkin", "Flag", "BacReading", "Craving", "DrinkLog", "SymptomReport", "Pacs")
             ],
         },
         **kwargs,

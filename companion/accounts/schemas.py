@@ -200,16 +200,138 @@ class DeviceListSchema(Schema):
 
 
 class DisclosureActorSchema(Schema):
-    id = fields.String(allow_none=True, metadata={"description": "None for the command line."})
-    role = fields.String(metadata={"enum": ["coach", "admin", "insurer_analyst", "member", "command_line"]})
-    name = fields.String(allow_none=True, metadata={"description": "The staff member's display name."})
+    id = fields.String(
+        allow_none=True,
+        metadata={"format": "uuid", "description": "The staff account's id; null for the command line."},
+    )
+    role = fields.String(
+        metadata={
+            "enum": ["coach", "admin", "insurer_analyst", "member", "command_line"],
+            "description": "The account's role (a coach, an admin or an insurer analyst for staff), or "
+            "`command_line` for an operator's command, which has no account.",
+        }
+    )
+    name = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The staff member's display name; null when none is set, or for the command line."
+        },
+    )
+
+
+def _string(description: str, **schema: Any) -> dict[str, Any]:
+    return {"type": "string", **schema, "description": description}
+
+
+_DECIMAL_MG = "in milligrams, a decimal in a string"
+_TIMES = {"type": "array", "items": {"type": "string"}, "description": 'Local dose times, "HH:MM".'}
+
+#: A medication plan as the audit log keeps it (medications.services.plan_record).
+_PLAN_RECORD: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "medication": _string("The medication's catalogue code (GET /medications)."),
+        "dose_mg": _string(f'The starting dose, {_DECIMAL_MG} ("50", "7.5").'),
+        "times": _TIMES,
+        "start_date": _string("The plan's first local date.", format="date"),
+        "end_date": {
+            "type": ["string", "null"],
+            "format": "date",
+            "description": "The plan's last local date (inclusive); null: open-ended.",
+        },
+        "steps": {
+            "type": "array",
+            "description": "A titration or taper: each step replaces the regimen from its `from_date` on.",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "from_date": _string("The step's first local date.", format="date"),
+                    "dose_mg": _string(f"The step's dose, {_DECIMAL_MG}."),
+                    "times": _TIMES,
+                    "taper": {
+                        "type": "boolean",
+                        "description": "Present (true) only when the coach marked the step a taper.",
+                    },
+                },
+                "required": ["from_date", "dose_mg", "times"],
+                "additionalProperties": False,
+            },
+        },
+    },
+    "required": ["medication", "dose_mg", "times", "start_date", "end_date", "steps"],
+    "additionalProperties": False,
+}
+
+#: What an audit entry about a member names (each `audit.record(...)` with a `subject_member_id`): every
+#: key is written by some actions only, none by `caseload.listed` and `flags.listed`. The answer is the
+#: stored detail as it is (the same list as GET /me/export's `disclosures`), so a new key an audit entry
+#: writes belongs here too.
+DISCLOSURE_DETAIL: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "via": _string(
+            "`member.viewed`: read through the coach API or the dashboard's member page.",
+            enum=["api", "dashboard"],
+        ),
+        "days": {
+            "type": "integer",
+            "description": "`member.viewed` on the dashboard: how many days of history its charts showed.",
+        },
+        "story": {
+            "type": ["string", "null"],
+            "format": "date",
+            "description": "`member.viewed` on the dashboard: the local date of the oldest entry of the "
+            "member's story it showed; null when it showed none.",
+        },
+        "start": _string("`member.timeline_viewed`: the first local date of the range read.", format="date"),
+        "end": _string(
+            "`member.timeline_viewed`: the last local date of the range read (inclusive).", format="date"
+        ),
+        "flag_id": _string("`flag.acknowledged`, `flag.resolved`: the flag's id.", format="uuid"),
+        "rule": _string("`flag.acknowledged`, `flag.resolved`: the safety rule that raised the flag."),
+        "message_id": _string("`message.sent`: the id of the message sent to the member.", format="uuid"),
+        "characters": {
+            "type": "integer",
+            "description": "`message.sent`: the message's length in characters (its text is not kept here).",
+        },
+        "plan_id": _string(
+            "`plan.created`, `plan.changed`, `plan.high_dose_confirmed`: the medication plan's id.",
+            format="uuid",
+        ),
+        "medication": _string("`plan.high_dose_confirmed`: the medication's catalogue code."),
+        "daily_mg": _string(f"`plan.high_dose_confirmed`: the plan's highest daily dose, {_DECIMAL_MG}."),
+        "usual_max_mg": _string(
+            "`plan.high_dose_confirmed`: the usual daily maximum that dose is over, in milligrams, a "
+            "decimal in a string."
+        ),
+        "before": {**_PLAN_RECORD, "description": "`plan.changed`: the plan as it was."},
+        "after": {**_PLAN_RECORD, "description": "`plan.created`, `plan.changed`: the plan as written."},
+    },
+    "additionalProperties": False,
+}
 
 
 class DisclosureSchema(Schema):
-    at = fields.String(metadata={"format": "date-time"})
-    action = fields.String(metadata={"example": "member.viewed"})
-    by = fields.Nested(DisclosureActorSchema)
-    detail = fields.Dict(metadata={"description": "What exactly: ids, periods, via. Never health data."})
+    at = fields.String(
+        metadata={"format": "date-time", "description": "When it happened: an instant with its UTC offset."}
+    )
+    action = fields.String(
+        metadata={
+            "example": "member.viewed",
+            "description": "What was done, `<feature>.<verb>`: `member.viewed`, `member.timeline_viewed`, "
+            "`caseload.listed`, `flags.listed`, `flag.acknowledged`, `flag.resolved`, `message.sent`, "
+            "`plan.created`, `plan.changed` or `plan.high_dose_confirmed`.",
+        }
+    )
+    by = fields.Nested(DisclosureActorSchema, metadata={"description": "Who did it."})
+    detail = fields.Dict(
+        metadata={
+            **DISCLOSURE_DETAIL,
+            "description": "What exactly, by `action`: ids, the range or page read, a plan before and "
+            "after a staff write. Never free text the member wrote; the only health data is a plan a "
+            "coach wrote (medication, doses, times).",
+        }
+    )
 
 
 class DisclosuresSchema(Schema):

@@ -156,6 +156,7 @@ def export():
 
 
 @blp.route("/me/disclosures", methods=["GET"])
+@blp.doc(operationId="listMyDisclosures")
 @allow(Role.MEMBER)
 @blp.response(200, schemas.DisclosuresSchema)
 def disclosures():

@@ -30,6 +30,7 @@ class Pacs(MethodView):
         return services.list_pacs(member, window, cursor=args.get("cursor"), limit=args["limit"])
 
     @allow(Role.MEMBER)
+    @blp.doc(operationId="createPacs")  # not the derived `createPac`: PACS is one scale, not a plural
     @blp.arguments(schemas.PacsInputSchema)
     @blp.response(201, schemas.PacsSchema)
     @blp.alt_response(

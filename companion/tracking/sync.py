@@ -390,6 +390,8 @@ CHANGE_SCHEMAS: dict[str, type[Schema]] = {
     "medication_checkin": medication_schemas.CheckinSchema,
     "medication_plan": medication_schemas.PlanSchema,
     "message": nudge_schemas.MessageChangeSchema,
+    "symptom_report": symptom_schemas.SymptomReportSchema,
+    "pacs": pacs_schemas.PacsSchema,
 }
 
 
