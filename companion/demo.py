@@ -15,15 +15,13 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from sqlalchemy import func, select
 
-from companion.accounts import passwords, services
+from companion.accounts import services
 from companion.accounts.models import Insurer, Member, Role, User
 from companion.db import session
 from companion.domain import localtime, plans
@@ -334,24 +332,6 @@ def _exists(email: str) -> bool:
     return session.execute(select(User.id).where(func.lower(User.email) == email)).first() is not None
 
 
-@contextmanager
-def _password_hashed_once() -> Iterator[None]:
-    """Every demo account has the printed password: hash it once, as `companion simulate` does for its
-    population (an Argon2id hash takes ~0.15 s, and a fresh demo makes 20 accounts). Runs before
-    `companion up` starts serving; other passwords are hashed as usual."""
-    hashed = passwords.hash_password(DEMO_PASSWORD)
-    original = services.hash_password
-
-    def hash_password(password: str) -> str:
-        return hashed if password == DEMO_PASSWORD else original(password)
-
-    services.hash_password = hash_password
-    try:
-        yield
-    finally:
-        services.hash_password = original
-
-
 def ensure_demo(*, now: datetime) -> DemoLogins:
     """Create what is missing; running it twice changes nothing."""
     logins = DemoLogins(
@@ -366,8 +346,7 @@ def ensure_demo(*, now: datetime) -> DemoLogins:
         select(func.count()).select_from(User).where(func.lower(User.email).in_(emails))
     ).scalar_one()
     if there < len(emails):
-        with _password_hashed_once():
-            _ensure_demo(now=now)
+        _ensure_demo(now=now)
     return logins
 
 

@@ -111,7 +111,7 @@ def test_a_coach_works_from_the_workbench(page, server, world):  # noqa: F811
     assert "Office party, stopped after the toast" in story.inner_text()
     assert re.search(r"side effects: nausea \((mild|moderate|severe)\)", story.inner_text())
     assert re.search(r"20:00 E[SD]T", story.inner_text())
-    assert page.locator("svg.chart").count() == 5  # the charts above it
+    assert page.locator("svg.chart").count() == 6  # the charts above it (the weekly PACS the sixth)
     check_page(page, "member")
     page.check("input[name=kind][value=craving]")
     page.click(
