@@ -469,6 +469,7 @@ STORY_FILTERS = {
     "craving": "cravings",
     "checkin": "doses and side effects",
     "bac_reading": "breath readings",
+    "symptom_report": "symptom reports",
     "flag": "flags",
     "flag_acknowledged": "flags acknowledged",
     "flag_closed": "flags resolved",

@@ -68,6 +68,8 @@ def test_the_story_tells_the_members_days_in_their_own_words(app, coach, world):
     assert re.search(r"side effects: nausea \((mild|moderate|severe)\)", told)
     assert "Breath 0.045 g/dL" in told and "naltrexone dose taken at 09:00 E" in told
     assert "Flag opened: severe side effect" in told
+    # A symptom reported on its own (no dose), by name and severity.
+    assert "Symptoms reported · tremor (moderate)" in told
     # Drinks in the member's unit, named; times in the member's zone, named.
     assert "6.0 US drinks" in told and "heavy day" in told
     assert "20:00 EST" in told or "20:00 EDT" in told
