@@ -27,6 +27,7 @@ STEP_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("from_date", "From", "date"),
     ("dose_mg", "Dose (mg)", "text"),
     ("times", "Times (HH:MM, comma separated)", "text"),
+    ("taper", "Taper (a planned lowering)", "checkbox"),
 )
 #: Blank step rows a form offers for new steps.
 BLANK_STEPS = 2
@@ -56,6 +57,7 @@ def _step_text(step: Mapping[str, Any]) -> dict[str, str]:
         "from_date": step["from_date"].isoformat(),
         "dose_mg": str(step["dose_mg"]),
         "times": hhmm(step["times"]),
+        "taper": "1" if step.get("taper") else "",
     }
 
 
@@ -112,6 +114,7 @@ def _step_body(row: Mapping[str, str]) -> dict[str, Any]:
         "from_date": row.get("from_date", "").strip() or None,
         "dose_mg": row.get("dose_mg", "").strip() or None,
         "times": _times(row.get("times", "")),
+        "taper": bool(row.get("taper", "").strip()),
     }
 
 

@@ -525,6 +525,7 @@ def test_a_coach_starts_a_plan_once_whatever_the_resubmissions(app, coach, world
         "steps-0-from_date": (world.today + timedelta(days=10)).isoformat(),
         "steps-0-dose_mg": "333",
         "steps-0-times": "08:00, 20:00",
+        "steps-0-taper": "1",  # the coach marks the lower step a taper (issue 19)
     }
     assert form["plan_id"] == fields["plan_id"]  # the refused form keeps its id: a retry stores once
     for _ in range(2):
@@ -537,7 +538,7 @@ def test_a_coach_starts_a_plan_once_whatever_the_resubmissions(app, coach, world
         3,
         world.today,
     )
-    assert [s["dose_mg"] for s in plan.steps] == ["333"]
+    assert [(s["dose_mg"], s.get("taper")) for s in plan.steps] == [("333", True)]
     assert str(plan.id) == form["plan_id"]
     html = coach.get(page).get_data(as_text=True)
     assert "Saved: a new acamprosate plan." in plan_section(html, str(plan.id))
