@@ -138,6 +138,52 @@ def private_redis() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+#: port -> pid of the gunicorn master serving it (for `cpu_seconds`).
+SERVER_PIDS: dict[int, int] = {}
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of one process (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def cpu_snapshot(port: int, pg: str | None = None) -> dict[str, dict[int, float]]:
+    """CPU seconds used so far, per process, by the gunicorn serving `port` (master and workers) and, with
+    `pg`, by the PostgreSQL backends connected to that database. Two snapshots around a run give each
+    side's CPU a request (`cpu_used`): where the machine's time goes, not how long a request took."""
+    out: dict[str, dict[int, float]] = {"server": {}, "postgres": {}}
+    master = SERVER_PIDS.get(port)
+    if master:
+        out["server"] = {p: _cpu_of(p) for p in (master, *_children(master))}
+    if pg:
+        with psycopg.connect(pg, autocommit=True) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        out["postgres"] = {p: _cpu_of(p) for (p,) in pids}
+    return out
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds per group between two snapshots (a process born in between counts from zero)."""
+    return {
+        group: round(sum(s - before.get(group, {}).get(pid, 0.0) for pid, s in pids.items()), 3)
+        for group, pids in after.items()
+    }
+
+
 @contextlib.contextmanager
 def gunicorn(app: str, env: dict[str, str], *, ready_path: str) -> Iterator[tuple[str, int]]:
     """`app` served by gunicorn on a free loopback port as `companion up` serves it: (host, port)."""
@@ -161,8 +207,10 @@ def gunicorn(app: str, env: dict[str, str], *, ready_path: str) -> Iterator[tupl
                 if conn.getresponse().status < 500:
                     break
             time.sleep(0.2)
+        SERVER_PIDS[port] = server.pid
         yield "127.0.0.1", port
     finally:
+        SERVER_PIDS.pop(port, None)
         server.terminate()  # the master stops its workers
         try:
             server.wait(20)

@@ -30,6 +30,8 @@ from harness import (
     PLAN_DAYS,
     Request,
     bench_members,
+    cpu_snapshot,
+    cpu_used,
     dumps,
     gunicorn,
     loadavg,
@@ -139,9 +141,18 @@ def main() -> None:
             run_load(*app_addr, warm, **{**load, "seconds": 5})
             run_load(*base_addr, warm, **{**load, "seconds": 5})
             runs = {"app": [], "baseline": []}
+
+            def measured(addr: tuple[str, int], requests: list[Request]) -> dict:
+                before = cpu_snapshot(addr[1], pg)
+                run = run_load(*addr, requests, **load)
+                used = cpu_used(before, cpu_snapshot(addr[1], pg))
+                done = max(1, sum(r["requests"] for r in run["by_kind"].values()))
+                run["cpu_ms_per_request"] = {group: round(s * 1000 / done, 2) for group, s in used.items()}
+                return run
+
             for k in range(2):
-                runs["baseline"].append(run_load(*base_addr, app_runs[k], **load))
-                runs["app"].append(run_load(*app_addr, app_runs[k], **load))
+                runs["baseline"].append(measured(base_addr, app_runs[k]))
+                runs["app"].append(measured(app_addr, app_runs[k]))
                 print(
                     f"round {k + 1}: baseline {runs['baseline'][-1]['requests_per_second']:,.0f}/s, "
                     f"app {runs['app'][-1]['requests_per_second']:,.0f}/s",
@@ -157,6 +168,10 @@ def main() -> None:
             "p50_ms": round(sum(r["p50_ms"] * r["requests"] for r in rs) / total, 2),
             "p99_ms": max(r["p99_ms"] for r in rs),
             "errors": sum(r["errors"] for r in rs),
+            "cpu_ms_per_request": {
+                group: round(sum(r["cpu_ms_per_request"][group] * r["requests"] for r in rs) / total, 2)
+                for group in rs[0]["cpu_ms_per_request"]
+            },
             "runs": rs,
         }
 
@@ -184,11 +199,13 @@ def main() -> None:
     }
     path = write_results("member_writes", figures)
     print()
-    print(f"{'':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    header = f"{'':28} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+    print(f"{header}  CPU ms a request: server, postgres")
     for name, r in ((f"app ({args.only or '3 kinds'})", app), ("baseline (one INSERT)", base)):
+        cpu = r["cpu_ms_per_request"]
         print(
             f"{name:28} {r['requests_per_second']:9,.0f} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f}"
-            f" {r['errors']:7}"
+            f" {r['errors']:7}  {cpu['server']:.2f}, {cpu['postgres']:.2f}"
         )
     for kind, r in app["runs"][-1]["by_kind"].items():
         print(f"  {kind:26} {'':9} {r['p50_ms']:8.1f} {r['p99_ms']:8.1f}")
