@@ -39,7 +39,7 @@ def _window(args: dict[str, Any]):
 @blp.route("/drink-logs")
 class DrinkLogs(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.DrinkLogPageSchema)
     def get(self, args: dict[str, Any]):
         """The member's drink logs in a local date range (default: the last 30 days), oldest first."""
@@ -59,7 +59,7 @@ class DrinkLog(MethodView):
         return services.drink_log_view(services.get_drink_log(member, services.parse_log_date(day)), member)
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.DrinkLogInputSchema)
+    @blp.arguments(schemas.DrinkLogInputSchema())
     @blp.response(
         200, schemas.DrinkLogSchema, description="An existing log replaced, or the same body again."
     )
@@ -92,7 +92,7 @@ class DrinkLog(MethodView):
 @blp.route("/cravings")
 class Cravings(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.CravingPageSchema)
     def get(self, args: dict[str, Any]):
         """Cravings in a local date range, oldest first."""
@@ -101,7 +101,7 @@ class Cravings(MethodView):
         )
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.CravingInputSchema)
+    @blp.arguments(schemas.CravingInputSchema())
     @blp.response(201, schemas.CravingSchema)
     @blp.alt_response(
         200, schema=schemas.CravingSchema, description="The same id and body again: the stored record."
@@ -120,7 +120,7 @@ class Cravings(MethodView):
 @blp.route("/bac-readings")
 class BacReadings(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.BacReadingPageSchema)
     def get(self, args: dict[str, Any]):
         """Breath alcohol readings in a local date range, oldest first."""
@@ -129,7 +129,7 @@ class BacReadings(MethodView):
         )
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.BacReadingInputSchema)
+    @blp.arguments(schemas.BacReadingInputSchema())
     @blp.response(201, schemas.BacReadingSchema)
     @blp.alt_response(200, schema=schemas.BacReadingSchema, description="The same id and body again.")
     @blp.alt_response(409, description="The same id with a different body.")
@@ -147,7 +147,7 @@ class BacReadings(MethodView):
 class Sync(MethodView):
     @allow(Role.MEMBER)
     @blp.doc(operationId="getSyncChanges")
-    @blp.arguments(schemas.SyncQuerySchema, location="query")
+    @blp.arguments(schemas.SyncQuerySchema(), location="query")
     @blp.response(200, schemas.SyncChangesSchema)
     def get(self, args: dict[str, Any]):
         """Records changed since the cursor by the member's other devices or by staff, oldest first."""
@@ -155,7 +155,7 @@ class Sync(MethodView):
 
     @allow(Role.MEMBER)
     @blp.doc(operationId="syncBatch")
-    @blp.arguments(schemas.SyncBatchSchema)
+    @blp.arguments(schemas.SyncBatchSchema())
     @blp.response(200, schemas.SyncResultsSchema)
     @blp.alt_response(413, description="More than 500 items.")
     @per_item_body("items")
