@@ -43,8 +43,8 @@ from companion.runtime import (
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 #: gunicorn as `companion up` runs it (companion/cli.py `_child_commands`).
-GUNICORN_WORKERS = 2
-GUNICORN_THREADS = 4
+GUNICORN_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
+GUNICORN_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "4"))
 
 
 def machine() -> dict:
@@ -290,8 +290,13 @@ Request = tuple[str, str, str, bytes, str]
 
 
 def _client_thread(host: str, port: int, requests: list[Request], lock: threading.Lock, cursor: list[int],
-                   deadline: float, out: list[tuple[str, int, float]]) -> None:  # fmt: skip
+                   deadline: float, out: list[tuple[str, int, float]],
+                   interval: float | None) -> None:  # fmt: skip
+    """Send requests one after another (closed loop), or with `interval` one every `interval` seconds on
+    a fixed schedule (open loop): then a request's latency counts from when it was due, so a server that
+    falls behind is charged for the wait (no coordinated omission)."""
     conn = HTTPConnection(host, port, timeout=60)
+    due = time.perf_counter()
     while time.perf_counter() < deadline:
         with lock:
             i = cursor[0]
@@ -302,7 +307,11 @@ def _client_thread(host: str, port: int, requests: list[Request], lock: threadin
         headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        started = time.perf_counter()
+        if interval is not None:
+            time.sleep(max(0.0, due - time.perf_counter()))
+            started, due = due, due + interval
+        else:
+            started = time.perf_counter()
         try:
             conn.request(method, path, body, headers)
             response = conn.getresponse()
@@ -317,12 +326,14 @@ def _client_thread(host: str, port: int, requests: list[Request], lock: threadin
 
 
 def _client_process(host: str, port: int, requests: list[Request], threads: int, start_at: float,
-                    seconds: float, queue: mp.Queue) -> None:  # fmt: skip
+                    seconds: float, queue: mp.Queue, interval: float | None) -> None:  # fmt: skip
     lock, cursor, out = threading.Lock(), [0], []
     time.sleep(max(0.0, start_at - time.time()))
     deadline = time.perf_counter() + seconds
     workers = [
-        threading.Thread(target=_client_thread, args=(host, port, requests, lock, cursor, deadline, out))
+        threading.Thread(
+            target=_client_thread, args=(host, port, requests, lock, cursor, deadline, out, interval)
+        )
         for _ in range(threads)
     ]
     began = time.perf_counter()
@@ -334,16 +345,28 @@ def _client_process(host: str, port: int, requests: list[Request], threads: int,
 
 
 def run_load(
-    host: str, port: int, requests: list[Request], *, processes: int, threads: int, seconds: float
+    host: str,
+    port: int,
+    requests: list[Request],
+    *,
+    processes: int,
+    threads: int,
+    seconds: float,
+    rate: float | None = None,
 ) -> dict:
     """Send `requests` (split between processes) over processes x threads keep-alive connections for at
-    most `seconds`; requests/s, latency percentiles (ms) overall and by kind, statuses."""
+    most `seconds`; requests/s, latency percentiles (ms) overall and by kind, statuses. As fast as the
+    answers come, or with `rate` at that many requests a second in all (each connection on its own
+    fixed schedule; latency from when a request was due)."""
+    interval = processes * threads / rate if rate else None
     ctx = mp.get_context("fork")
     queue: mp.Queue = ctx.Queue()
     start_at = time.time() + 0.5
     shares = [requests[k::processes] for k in range(processes)]
     procs = [
-        ctx.Process(target=_client_process, args=(host, port, share, threads, start_at, seconds, queue))
+        ctx.Process(
+            target=_client_process, args=(host, port, share, threads, start_at, seconds, queue, interval)
+        )
         for share in shares
     ]
     for p in procs:
