@@ -197,8 +197,9 @@ def apply_batch(
     results: list[dict[str, Any] | None] = [None] * len(items)
     loaded: list[tuple[int, str, dict[str, Any]]] = []
     schemas_in_use: dict[str, Schema] = {}  # one a type and batch: making one costs more than a load
+    keys = [_key_of(item) for item in items]
     for index, item in enumerate(items):
-        outcome = _load_item(index, item, schemas_in_use)
+        outcome = _load_item(index, item, keys[index], schemas_in_use)
         if isinstance(outcome, _Loaded):
             loaded.append((index, item["type"], outcome))
         else:
@@ -224,7 +225,7 @@ def apply_batch(
             if r.keys[0] in stored:
                 results[r.index] = {
                     "index": r.index,
-                    **_key_of(items[r.index]),
+                    **keys[r.index],
                     **r.answer,
                     "status": "created",
                 }
@@ -242,9 +243,11 @@ def _new_row(path: SetPath, batch: Batch, index: int, data: dict[str, Any]) -> N
         return None  # the per-item path answers it (or finds it stored: a replay)
 
 
-def _load_item(index: int, item: Any, schemas_in_use: dict[str, Schema]) -> dict[str, Any]:
+def _load_item(
+    index: int, item: Any, key: dict[str, Any], schemas_in_use: dict[str, Schema]
+) -> dict[str, Any]:
     """The item's data as its schema loads it (a `_Loaded`), or its "invalid" result."""
-    result: dict[str, Any] = {"index": index, **_key_of(item)}
+    result: dict[str, Any] = {"index": index, **key}
     if not isinstance(item, dict) or set(item) - {"type", "data"} or item.get("type") not in HANDLERS:
         return {
             **result,
