@@ -178,7 +178,8 @@ def _check_depth_only(value: Any, depth: int) -> None:
         if depth > MAX_BODY_DEPTH:
             raise TooDeep
         for item in value.values() if isinstance(value, dict) else value:
-            _check_depth_only(item, depth + 1)
+            if isinstance(item, dict | list):  # scalars end here (a batch holds thousands of them)
+                _check_depth_only(item, depth + 1)
 
 
 def _text_errors(value: Any) -> Any:

@@ -37,7 +37,7 @@ from companion.symptoms.models import SymptomReport
 from companion.sync_seq import decode_cursor, encode_cursor
 from companion.tracking import rowset, schemas, services
 from companion.tracking.models import BacReading, Craving, DrinkLog
-from companion.validation import text_problem
+from companion.validation import body_text_is_clean, text_problem
 
 #: API.md: at most 500 items a batch (more is a 413).
 MAX_BATCH = 500
@@ -258,7 +258,10 @@ def _load_item(
         return {**result, "status": "invalid", "errors": {"data": ["Must be an object."]}}
     kind = item["type"]
     if kind not in schemas_in_use:
-        schemas_in_use[kind] = HANDLERS[kind][0]()
+        schema = HANDLERS[kind][0]()
+        # The body's source was found free of bad text: no item needs its own walk for it.
+        schema.refuse_nul = not body_text_is_clean()
+        schemas_in_use[kind] = schema
     try:
         return _Loaded(schemas_in_use[kind].load(item["data"]))
     except ValidationError as exc:
