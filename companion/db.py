@@ -31,9 +31,9 @@ session: scoped_session[Session] = scoped_session(sessionmaker(expire_on_commit=
 
 
 #: A pooled connection idle longer than this is pinged before use (one round trip), so a PostgreSQL
-#: restart is survived without a failed request; one used more recently is not (docs/performance.md,
-#: "Member writes": the ping was one of a write's five round trips). Failing that, a request that meets
-#: a dead connection answers 503 and SQLAlchemy discards the whole pool.
+#: restart is survived without a failed request; one used more recently is not
+#: (docs/performance/member-writes.md: the ping was one of a write's five round trips). Failing that, a
+#: request that meets a dead connection answers 503 and SQLAlchemy discards the whole pool.
 PING_AFTER_IDLE_SECONDS = 1.0
 _CHECKED_IN_AT = "companion.checked_in_at"
 

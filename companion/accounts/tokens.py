@@ -105,7 +105,7 @@ _ACCESS = (
 def authenticate_access(raw: str, *, now: datetime | None = None) -> tuple[AccessToken, User] | None:
     """The live access token and its user (with `user.member` loaded), or None (unknown, expired,
     revoked, erased account). The member profile comes in the same query: nearly every member call
-    reads it (docs/performance.md)."""
+    reads it (docs/performance/member-writes.md)."""
     row = session.connection().execute(_ACCESS, {"token_hash": _digest(raw), "now": now or utcnow()}).first()
     if row is None:
         return None

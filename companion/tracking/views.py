@@ -165,7 +165,7 @@ class Sync(MethodView):
             results = sync.apply_batch(_member(), data["items"], origin=current_login(), now=utcnow())
         metrics.count_sync_items(data["items"], results, sync.HANDLERS)  # after the commit: what was stored
         # The results are JSON-ready dicts of SyncResultSchema's fields; dumping 500 of them through the
-        # schema again cost a fifth of a batch's CPU (docs/performance.md, "Sync batches").
+        # schema again cost a fifth of a batch's CPU (docs/performance/member-writes.md).
         return current_app.json.response({"results": results})
 
 

@@ -1,4 +1,4 @@
-"""Member writes read nothing they do not need (docs/performance.md, "Member writes"): the member comes
+"""Member writes read nothing they do not need (docs/performance/member-writes.md): the member comes
 with the access token, and a new record comes back from its INSERT."""
 
 from __future__ import annotations
