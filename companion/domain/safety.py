@@ -51,11 +51,11 @@ Semantics where DOMAIN.md is silent (each one a setting where it is a number):
   the dose to its end within `taper_final_days`; narrower than `plans.is_tapering`, which treats any
   lowered step as a taper for as long as it is in force (a dose cut would silence this rule).
 * **Doses stopped being taken** (withdrawal after a stop, version 2): a withdrawal sign on local day
-  D; the medication's last `taken` check-in (any of its plans) is 1 to `withdrawal_after_stop_days`
-  days before D, none is on D, its plan was not tapering on its day (stopping during a planned taper
-  is a taper cut short, not this stop), and at least one due dose after it and before D was missed.
-  The plan may have ended, be tapering on paper, or still be in force (then withdrawal risk usually
-  fires too: the two flags say different things, the missed days and the last dose taken).
+  D, no plan of the medication in force on D; its last `taken` check-in (any of its plans) is 1 to
+  `withdrawal_after_stop_days` days before D, its plan was not tapering on its day (stopping during a
+  planned taper is a taper cut short, not this stop), and at least one due dose after it and before D
+  was missed. So a plan that ends in a taper the member never took still counts. With a plan in
+  force on D, doses stopped are missed doses before the sign: withdrawal risk's, not a second flag.
 * **After missed doses**: a withdrawal sign reported on local day D, with a missed dose of baclofen or
   gabapentin on D or the `withdrawal_sign_days` days before it (tapering or not).
 * **"While on" a medication**: the report was made on that medication's check-in, or a plan of it was
@@ -1098,15 +1098,18 @@ def _stopped_before(
     history: MemberHistory, settings: SafetySettings, report: SideEffectRecord
 ) -> list[_Stop]:
     """For each baclofen or gabapentin whose doses stopped being taken 1 to `withdrawal_after_stop_days`
-    days before `report`'s local day D: its last `taken` dose L (pooled over every plan of the
-    medication) is on a day before D and at most that many days before it, no dose of it was taken
-    on D, L's plan was not tapering on L's day (`taper_in_progress`: stopping during a planned taper
-    is not this rule's stop), and at least one due dose after L, before D, was missed (skipped, or
-    unanswered `missed_dose_grace` past due)."""
+    days before `report`'s local day D, and of which no plan is in force on D (with a plan in force,
+    missed doses before the sign are `withdrawal_risk`'s, which flags them already): its last `taken`
+    dose L (pooled over every plan of the medication) is on a day before D and at most that many days
+    before it, L's plan was not tapering on L's day (`taper_in_progress`: stopping during a planned
+    taper is not this rule's stop), and at least one due dose after L, before D, was missed (skipped,
+    or unanswered `missed_dose_grace` past due)."""
     stops = []
     earliest = report.day - timedelta(days=settings.withdrawal_after_stop_days)
     for medication in sorted(WITHDRAWAL_RISK_MEDICATIONS):
         plans = {p.id: p for p in history.plans if p.medication == medication}
+        if any(is_active(p, report.day) for p in plans.values()):
+            continue
         taken = [
             d
             for d in history.doses
@@ -1147,8 +1150,9 @@ def withdrawal_after_stop(history: MemberHistory, settings: SafetySettings = DEF
 
     Version 2 (issue 19): or 1 to `withdrawal_after_stop_days` days after the medication's doses
     stopped being taken (`_stopped_before`: the last dose taken, not during a taper, then only missed
-    doses), whether its plan ended, is tapering on paper, or is still in force. Cites the sign, the
-    last dose taken and the doses missed after it; the summary names the last dose taken."""
+    doses), its plan no longer in force on the report's day however it ended (a taper on paper, a
+    marked taper the member never took, no taper). Cites the sign, the last dose taken and the doses
+    missed after it; the summary names the last dose taken."""
     window = DateRange.ending(history.today, settings.report_backfill_days)
     ended = [
         p

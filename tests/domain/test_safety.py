@@ -1327,33 +1327,39 @@ def test_withdrawal_after_a_stop_needs_a_withdrawal_medication_and_no_plan_conti
 # Issue 19 item 4: withdrawal after doses stopped being taken (withdrawal_after_stop version 2).
 
 
-def _stopped_history(last_taken_ago: int, sign_ago: int, **plan_kwargs) -> tuple[Member, Plan]:
+BID = ("08:00", "20:00")
+#: A plan that ends 4 days ago after a taper on paper (10 mg from 10 days ago): not an ended-plan stop.
+TAPERED = {"end": 4, "steps": [(10, "10", BID)]}
+
+
+def _stopped_history(last_taken_ago: int, **plan_kwargs) -> tuple[Member, Plan]:
     m = Member()
-    plan = m.plan("baclofen", "08:00", "20:00", dose="20", start=50, **plan_kwargs)
+    plan = m.plan("baclofen", *BID, dose="20", start=50, **(plan_kwargs or TAPERED))
     m.take(plan, range(last_taken_ago, 61))
     return m, plan
 
 
 @pytest.mark.parametrize(
-    ("last_taken_ago", "sign_ago", "plan_kwargs", "fired"),
+    ("last_taken_ago", "plan_kwargs", "fired"),
     [
-        (10, 0, {}, True),  # plan in force, nothing taken for ten days
-        (14, 0, {}, True),  # the 14th day after the last dose taken counts ...
-        (15, 0, {}, False),  # ... the 15th does not
-        (15, 4, {"end": 8, "steps": [(14, "10", ("08:00", "20:00"))]}, True),  # stopped before a taper
-        (15, 4, {"end": 8, "steps": [(14, "10", ("08:00", "20:00"), True)]}, True),  # ... a marked one
-        (12, 4, {"end": 8, "steps": [(14, "10", ("08:00", "20:00"))]}, False),  # stopped during it
-        (12, 4, {"end": 8, "steps": [(14, "10", ("08:00", "20:00"), True)]}, False),  # ... a marked one
-        (8, 4, {"end": 8, "steps": [(14, "10", ("08:00", "20:00"))]}, False),  # the taper taken to its end
+        (12, TAPERED, True),  # stopped two days before the taper began
+        (14, TAPERED, True),  # the 14th day after the last dose taken counts ...
+        (15, TAPERED, False),  # ... the 15th does not
+        (12, {"end": 4, "steps": [(10, "10", BID, True)]}, True),  # a coach-marked taper, never taken
+        (9, TAPERED, False),  # stopped during the taper: a taper cut short
+        (9, {"end": 4, "steps": [(10, "10", BID, True)]}, False),  # ... a marked one too
+        (4, TAPERED, False),  # the taper taken to its end
+        (12, {"end": 4}, True),  # no taper: the ended-plan part fires too
     ],
 )  # fmt: skip
-def test_withdrawal_after_doses_stopped(last_taken_ago, sign_ago, plan_kwargs, fired):
-    m, plan = _stopped_history(last_taken_ago, sign_ago, **plan_kwargs)
-    sign = m.symptom("hallucinations", MODERATE, sign_ago, at="15:00")
+def test_withdrawal_after_doses_stopped(last_taken_ago, plan_kwargs, fired):
+    m, plan = _stopped_history(last_taken_ago, **plan_kwargs)
+    sign = m.symptom("hallucinations", MODERATE, 0, at="15:00")
     history = m.build()
     finding = withdrawal_after_stop(history)
-    assert fires(finding) is fired
-    if finding:
+    stopped = fires(finding) and "last Baclofen dose taken" in finding.summary
+    assert stopped is fired
+    if stopped:
         last = max(
             (d for d in history.doses if d.day == m.day(last_taken_ago)), key=lambda d: d.scheduled_for
         )
@@ -1361,37 +1367,38 @@ def test_withdrawal_after_doses_stopped(last_taken_ago, sign_ago, plan_kwargs, f
         missed = [e for e in finding.evidence if e.startswith("dose:")]
         assert missed and all(e.startswith(f"dose:{plan.id}:") for e in missed)
         assert finding.medications == ("baclofen",) and finding.symptoms == ("hallucinations",)
-        dose = "10 mg" if plan_kwargs and last_taken_ago <= 14 else "20 mg"
         assert (
-            f"last Baclofen dose taken: the 20:00 dose of {m.day(last_taken_ago)} ({dose})" in finding.summary
+            f"last Baclofen dose taken: the 20:00 dose of {m.day(last_taken_ago)} (20 mg)" in finding.summary
         )
         assert f"then {len(missed)} doses missed" in finding.summary
 
 
-def test_withdrawal_after_doses_stopped_needs_a_missed_dose_and_reads_its_setting():
-    # A dose taken on the sign's day: not stopped.
-    m, plan = _stopped_history(10, 0)
-    m.take(plan, [0], only="08:00")
+def test_withdrawal_after_doses_stopped_leaves_a_plan_in_force_to_withdrawal_risk():
+    m, _ = _stopped_history(10, end=None)
     m.symptom("seizure", MILD, 0, at="15:00")
     assert withdrawal_after_stop(m.build()) is None
+    assert {f.rule for f in evaluate(m.build())} == {"withdrawal_risk"}
+
+
+def test_withdrawal_after_doses_stopped_needs_a_missed_dose_and_reads_its_setting():
     # Every dose after the last one taken was at the plan's end (no missed dose): the ended-plan part's.
-    m, plan = _stopped_history(0, 0, end=5, steps=[(9, "10", ("08:00", "20:00"))])
+    m, _ = _stopped_history(5, end=5, steps=[(9, "10", BID)])
     m.symptom("seizure", MILD, 2)
     assert withdrawal_after_stop(m.build()) is None
     # The window is `withdrawal_after_stop_days`.
-    m, plan = _stopped_history(10, 0)
+    m, _ = _stopped_history(11)
     m.symptom("agitation", MILD, 0, at="15:00")
     assert withdrawal_after_stop(m.build())
-    assert withdrawal_after_stop(m.build(), SafetySettings(withdrawal_after_stop_days=9)) is None
+    assert withdrawal_after_stop(m.build(), SafetySettings(withdrawal_after_stop_days=10)) is None
     # Skipped doses are missed doses; a dose of another medication is not this one's.
     m = Member()
-    baclofen = m.plan("baclofen", "08:00", start=50)
-    m.take(baclofen, range(6, 61))
-    m.skip(baclofen, range(0, 6))
+    baclofen = m.plan("baclofen", "08:00", start=50, end=3, steps=[(8, "5", ("08:00",))])
+    m.take(baclofen, range(10, 61))
+    m.skip(baclofen, range(3, 10))
     m.take(m.plan("naltrexone", "08:00", start=50))
     m.symptom("confusion", MILD, 0, at="15:00")
     finding = withdrawal_after_stop(m.build())
-    assert finding and sum(e.startswith("checkin:") for e in finding.evidence) == 6  # 1 taken + 5 skipped
+    assert finding and sum(e.startswith("checkin:") for e in finding.evidence) == 8  # 1 taken + 7 skipped
 
 
 def test_symptom_reports_feed_the_same_rules():

@@ -594,11 +594,11 @@ def seizure_after_gabapentin_doses_stopped_then_its_marked_taper_ended():
     return m.build()
 
 
-@scenario("withdrawal_risk", "withdrawal_after_stop")
+@scenario("withdrawal_risk")
 def hallucinations_ten_days_after_the_last_baclofen_dose_taken_plan_still_in_force():
-    # The brief's history: the plan is in force, the last dose taken ten days ago, only missed doses since.
-    # Withdrawal risk already fired on it (missed days, a sign after missed doses); the stop's own flag
-    # names the last dose taken.
+    # The plan is in force, the last dose taken ten days ago, only missed doses since: withdrawal risk
+    # (missed days, and a sign after missed doses) flags it, before issue 19 as after; withdrawal after
+    # a stop does not raise a second urgent flag for the same missed doses.
     m = Member()
     plan = m.plan("baclofen", *TID, dose="20")
     m.take(plan, range(10, 61))
