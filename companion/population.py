@@ -207,13 +207,19 @@ def hhmm(times: Iterable[time]) -> list[str]:
 
 
 def steps_json(steps: Iterable[plans.PlanStep]) -> str:
-    """A plan's steps as the `steps` column holds them (as the medications service writes them)."""
-    return json.dumps(
-        [
-            {"from_date": s.from_date.isoformat(), "dose_mg": str(s.dose_mg), "times": hhmm(s.times)}
-            for s in steps
-        ]
-    )
+    """A plan's steps as the `steps` column holds them (as `medications.services` stores them: `taper`
+    only on a step the coach marked)."""
+    stored: list[dict[str, object]] = []
+    for step in steps:
+        one: dict[str, object] = {
+            "from_date": step.from_date.isoformat(),
+            "dose_mg": str(step.dose_mg),
+            "times": hhmm(step.times),
+        }
+        if step.taper:
+            one["taper"] = True
+        stored.append(one)
+    return json.dumps(stored)
 
 
 def drinks_json(items: Sequence[drinking.DrinkItem]) -> str:
@@ -570,12 +576,17 @@ def first_number(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
+def hand_back(conn: psycopg.Connection[Any], seq: Numbers) -> None:
+    """Move the real sync sequence past the numbers `seq` handed out (never back)."""
+    conn.execute(
+        "SELECT setval('sync_change_seq', greatest(%s, (SELECT last_value FROM sync_change_seq)))",
+        (seq.last,),
+    )
+
+
 def settle(url: str, seq: Numbers, tables: Iterable[str], *, vacuum: bool = False) -> None:
-    """Move the real sync sequence past the numbers `seq` handed out, and analyze (or vacuum and analyze)
-    the tables written, so the planner sees the population."""
+    """`hand_back` the numbers `seq` handed out, and analyze (or vacuum and analyze) the tables written, so
+    the planner sees the population."""
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "SELECT setval('sync_change_seq', greatest(%s, (SELECT last_value FROM sync_change_seq)))",
-            (seq.last,),
-        )
+        hand_back(conn, seq)
         conn.execute(("VACUUM (ANALYZE) " if vacuum else "ANALYZE ") + ", ".join(tables))
