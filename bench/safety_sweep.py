@@ -267,7 +267,7 @@ def run_baseline(url: str, now: datetime) -> dict:
 # --- the sweep, in worker processes -----------------------------------------------------------------
 
 
-def _app(url: str):  # type: ignore[no-untyped-def]
+def _app(url: str):
     """The app as a worker builds it, on the scratch database; sends to the broker switched off."""
     from companion import jobs
     from companion.app import create_app
@@ -275,7 +275,7 @@ def _app(url: str):  # type: ignore[no-untyped-def]
 
     logging.disable(logging.WARNING)
     app = create_app(Config.from_env(database_url=url, redis_url="redis://127.0.0.1:1/0", log_level="ERROR"))
-    jobs.configure(None)  # type: ignore[arg-type]  # no broker: nothing here is sent
+    jobs.configure(None)  # no broker: nothing here is sent
     return app
 
 

@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
@@ -171,7 +172,7 @@ class Trajectory:
     drift_day: int = 0
 
     @classmethod
-    def draw(cls, rng: random.Random, *, goal: str, days: int, **overrides: object) -> Trajectory:
+    def draw(cls, rng: random.Random, *, goal: str, days: int, **overrides: Any) -> Trajectory:
         kind = _weighted(rng, TRAJECTORY_KINDS)
         drift_day = rng.randrange(max(1, days // 5), max(2, days * 4 // 5))
         drawn = cls(
@@ -186,7 +187,7 @@ class Trajectory:
             relapse_days=rng.randrange(5, 22),
             drift_day=drift_day,
         )
-        return replace(drawn, **overrides)  # type: ignore[arg-type]
+        return replace(drawn, **overrides)
 
     def level(self, t: int) -> float:
         if self.kind == "steady":
