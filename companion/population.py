@@ -140,6 +140,7 @@ TABLES: dict[str, tuple[str, ...]] = {
         "assigned_coach_id",
     ),
     "messages": ("id", "member_id", "sender_id", "body", "created_at", "change_seq"),
+    "devices": ("id", "member_id", "platform", "push_token", "active", "created_at", "last_seen_at"),
 }
 #: People first (day rows point at them), then what happens day by day.
 PEOPLE_TABLES = ("users", "members", "coach_assignments", "medication_plans")
@@ -477,6 +478,19 @@ class Rows:
 
     def message(self, id: Id, *, member_id: Id, sender_id: Id | None, body: str, created_at: Instant) -> None:
         self.write("messages", _line(id, member_id, sender_id, body, created_at, self.seq()))
+
+    def device(
+        self,
+        id: Id,
+        *,
+        member_id: Id,
+        platform: str,
+        push_token: str,
+        created_at: Instant,
+        active: bool = True,
+    ) -> None:
+        """A phone registered for push, last seen when it registered."""
+        self.write("devices", _line(id, member_id, platform, push_token, active, created_at, created_at))
 
 
 # --- where the rows go ------------------------------------------------------------------------------------
