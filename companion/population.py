@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import random
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import date, datetime, time
@@ -238,7 +239,7 @@ def drinks_json(items: Sequence[drinking.DrinkItem]) -> str:
     )
 
 
-def random_id(rng: Any) -> uuid.UUID:
+def random_id(rng: random.Random) -> uuid.UUID:
     """A version-4 UUID from a seeded `random.Random` (the same seed, the same ids)."""
     return uuid.UUID(int=rng.getrandbits(128), version=4)
 
