@@ -599,9 +599,9 @@ def hand_back(conn: psycopg.Connection[Any], seq: Numbers) -> None:
     )
 
 
-def settle(url: str, seq: Numbers, tables: Iterable[str], *, vacuum: bool = False) -> None:
-    """`hand_back` the numbers `seq` handed out, and analyze (or vacuum and analyze) the tables written, so
-    the planner sees the population."""
+def settle(url: str, seq: Numbers, tables: Iterable[str] | None, *, vacuum: bool = False) -> None:
+    """`hand_back` the numbers `seq` handed out, and analyze (or vacuum and analyze) the tables written (None:
+    every table in the database), so the planner sees the population."""
     with psycopg.connect(url, autocommit=True) as conn:
         hand_back(conn, seq)
-        conn.execute(("VACUUM (ANALYZE) " if vacuum else "ANALYZE ") + ", ".join(tables))
+        conn.execute(("VACUUM (ANALYZE) " if vacuum else "ANALYZE ") + ", ".join(tables or ()))
