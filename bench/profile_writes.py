@@ -75,10 +75,10 @@ def main() -> None:
         engine = app.extensions["engine"]
 
         @event.listens_for(engine, "before_cursor_execute")
-        def _count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        def _count(conn, cursor, statement, parameters, context, executemany):
             statements[" ".join(statement.split())[:160]] += 1
 
-        def send(r):  # type: ignore[no-untyped-def]
+        def send(r):
             _kind, method, path, body, token = r
             response = client.open(
                 path,

@@ -97,7 +97,7 @@ def per_item_body(list_field: str) -> Callable[[F], F]:
     in one item spoils only that item, so the body guard leaves those items' strings to the view."""
 
     def mark(view: F) -> F:
-        view.per_item_body = list_field  # type: ignore[attr-defined]
+        view.per_item_body = list_field  # type: ignore[attr-defined]  # a mark read back with getattr by the body guard
         return view
 
     return mark
@@ -178,7 +178,7 @@ def _checked_json(req: Request) -> Any:
     return body if body is not None else _parse_json_again(req)
 
 
-Blueprint.ARGUMENTS_PARSER._raw_load_json = _checked_json  # type: ignore[method-assign]
+Blueprint.ARGUMENTS_PARSER._raw_load_json = _checked_json
 # webargs would silently drop unknown query arguments; our schemas decide (StrictSchema raises: a 422
 # that names the argument, as for bodies).
 Blueprint.ARGUMENTS_PARSER.unknown = None
@@ -268,11 +268,11 @@ class StandardResponsesPlugin(BasePlugin):
             if "example" in component:
                 media.setdefault("example", component["example"])
 
-    def path_helper(self, path=None, operations=None, parameters=None, **kwargs: Any) -> None:  # type: ignore[override]
+    def path_helper(self, path=None, operations=None, parameters=None, **kwargs: Any) -> None:
         for parameter in parameters or ():
             _bound_string(parameter)
 
-    def operation_helper(self, path=None, operations=None, **kwargs: Any) -> None:  # type: ignore[override]
+    def operation_helper(self, path=None, operations=None, **kwargs: Any) -> None:
         rule = kwargs.get("rule")
         if rule is None or not operations:
             return
@@ -421,7 +421,7 @@ class CompanionConverter(OpenAPIConverter):
     - Every property has a description: its own, else the common one of its name.
     - A schema's `EXAMPLE` (a realistic body) is its example, and its request bodies'."""
 
-    def schema2jsonschema(self, schema):  # type: ignore[no-untyped-def]
+    def schema2jsonschema(self, schema):
         json_schema = super().schema2jsonschema(schema)
         properties = json_schema.get("properties", {})
         declared = {(f.data_key or name): f for name, f in schema.fields.items()}

@@ -458,7 +458,7 @@ def _medications(plan_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     rows = session.execute(
         select(MedicationPlan.id, MedicationPlan.medication).where(MedicationPlan.id.in_(plan_ids))
     )
-    return dict(rows.all())  # type: ignore[arg-type]  # rows of (id, medication)
+    return dict(rows.all())  # rows of (id, medication)
 
 
 def _view(checkin: MedicationCheckin, medication: str, effects: list[SideEffectReport]) -> dict[str, Any]:
@@ -577,7 +577,7 @@ def _check_details(plan: MedicationPlan, data: dict[str, Any], *, now: datetime)
         if effect["code"] not in allowed
     }
     if unknown:
-        raise InvalidInput(_INVALID, fields={"side_effects": unknown})  # type: ignore[dict-item]
+        raise InvalidInput(_INVALID, fields={"side_effects": unknown})  # type: ignore[dict-item]  # field errors nested by item index, as the schemas give them
 
 
 CHECKINS = rowset.RowSpec(
@@ -650,7 +650,7 @@ def written_checkin(
         {"code": e["code"], "severity": e["severity"], "note": e.get("note")}
         for e in data.get("side_effects") or []
     ]
-    checkin.written_view = view  # type: ignore[attr-defined]
+    checkin.written_view = view  # type: ignore[attr-defined]  # the answer rides on the ORM object; read back with getattr
     return checkin
 
 

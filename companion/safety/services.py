@@ -106,7 +106,7 @@ _STATUSES = {s.value: s for s in CheckInStatus}
 _UNRESOLVED = UNRESOLVED
 
 
-def _ids_param(name: str, ids: Sequence[uuid.UUID]):  # type: ignore[no-untyped-def]
+def _ids_param(name: str, ids: Sequence[uuid.UUID]):
     """`= ANY(:ids)` with one array parameter, however many ids."""
     return any_(bindparam(name, list(ids), type_=ARRAY(Uuid)))
 
