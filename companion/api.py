@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 from apispec import BasePlugin
 from apispec.ext.marshmallow import MarshmallowPlugin, OpenAPIConverter
 from flask import Flask, Request, Response, current_app, g, request
@@ -135,6 +137,23 @@ def _per_item_field() -> str | None:
     return getattr(handler, "per_item_body", None)
 
 
+#: A run of digits orjson might read as a float where the stdlib reads an exact integer (past 64 bits).
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def _parse_json(raw: bytes) -> Any:
+    """orjson (a third of the stdlib's time on a 500-item batch) for what it reads the same way;
+    anything it refuses (a lone surrogate, which must answer 422 naming its field, UTF-16, NaN) and
+    a body with a number of 19 digits or more are read by the stdlib as before, so what parses, and
+    into what, does not change."""
+    if _LONG_NUMBER.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
+
+
 def require_json_object() -> None:
     """400 `invalid_json` for an API body that is not a JSON object (API.md), or is nested deeper than
     MAX_BODY_DEPTH; 413 past 1 MiB; 422 naming each field whose text is not valid Unicode, holds a NUL
@@ -147,7 +166,7 @@ def require_json_object() -> None:
     if not request.is_json:
         raise BadRequest(description="The request body must be JSON (Content-Type: application/json).")
     try:
-        body = json.loads(raw)
+        body = _parse_json(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise BadRequest(description="The request body is not valid JSON.") from None
     if not isinstance(body, dict):

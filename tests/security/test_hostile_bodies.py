@@ -296,3 +296,21 @@ def test_every_string_parameter_has_a_max_length_and_every_operation_its_head_er
                     strings += 1
                     assert 0 < schema.get("maxLength", 0) <= 200, (method, path, parameter["name"])
     assert strings >= 30, strings
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": 123456789012345678901234567890, "b": -98765432109876543210}',  # past 64 bits: exact
+        b'{"a": "\\ud800 cut"}',  # a lone surrogate (orjson refuses it; the walk must see it)
+        b'{"a": "\xed\xa0\x80"}',  # a UTF-8-encoded surrogate
+        b'{"a": NaN, "b": 1e400}',
+        '{"a": "é"}'.encode("utf-16"),
+        b'{"a": 1.5, "b": [true, null, "x"], "a": 2}',
+    ],
+)
+def test_the_body_parser_reads_every_body_as_the_standard_library_does(raw):
+    """companion.api reads bodies with orjson where it reads them the same way, else with `json`."""
+    from companion.api import _parse_json
+
+    assert repr(_parse_json(raw)) == repr(json.loads(raw))
