@@ -42,13 +42,13 @@ from sqlalchemy import bindparam, select, text, update
 
 from companion.accounts.models import Device
 from companion.db import session, unit_of_work, utcnow
+from companion.db.sql import any_of, pg_array, records
 from companion.domain.nudges import DEFAULT_POLICY, TEMPLATES, NudgePolicy
 from companion.notifications import Channels, PushChannel, PushMessage, PushOutcome, PushResult
 from companion.notifications.base import retry_delay
 from companion.notifications.http1 import event_loop
 from companion.nudges.dispatch import claim_due
 from companion.nudges.models import Delivery, DeliveryStatus, Nudge, NudgeStatus
-from companion.nudges.rows import any_of, pg_array, records
 
 log = logging.getLogger(__name__)
 

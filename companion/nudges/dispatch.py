@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, text, update
 
 from companion.db import session
+from companion.db.sql import any_of, pg_array, records
 from companion.domain.nudges import (
     DEFAULT_POLICY,
     MemberSettings,
@@ -48,7 +49,6 @@ from companion.domain.nudges import (
 )
 from companion.nudges import inputs
 from companion.nudges.models import Nudge, NudgeStatus
-from companion.nudges.rows import any_of, pg_array, records
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ from sqlalchemy import Date, func, select, text, union_all
 
 from companion.accounts.models import Member
 from companion.db import session
+from companion.db.sql import any_of
 from companion.domain import localtime
 from companion.domain.nudges import MemberSettings, NudgeKind
 from companion.domain.plans import CheckIn, CheckInStatus, Plan
@@ -23,7 +24,6 @@ from companion.domain.summary import DayLog, Goal, GoalType
 from companion.medications.models import MedicationCheckin, MedicationPlan
 from companion.medications.services import plan_to_domain
 from companion.nudges.models import Nudge
-from companion.nudges.rows import any_of
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 log = logging.getLogger(__name__)
