@@ -8,9 +8,9 @@ from companion.accounts.schemas import GoalSchema
 from companion.coaching.services import KINDS
 from companion.medications.schemas import CheckinSchema
 from companion.nudges.schemas import MessageSchema
+from companion.pagination import RangeArgsSchema
 from companion.safety.schemas import SEVERITIES, FlagSchema
 from companion.symptoms.schemas import SymptomReportSchema
-from companion.tracking.common import RangeArgsSchema
 from companion.tracking.schemas import BacReadingSchema, CravingSchema, DrinkLogSchema, SummarySchema
 from companion.validation import Instant, StrictSchema
 

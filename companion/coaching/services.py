@@ -53,13 +53,13 @@ from companion.medications import services as medications
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.nudges.models import Message
 from companion.pacs.models import PacsReport
+from companion.pagination import DEFAULT_RANGE_DAYS, decode_page_cursor, encode_page_cursor
 from companion.safety import services as safety
 from companion.safety.models import Flag, FlagStatus
 from companion.symptoms import services as symptom_services
 from companion.symptoms.models import SymptomReport
 from companion.tracking import services as tracking
 from companion.tracking import summary as summaries
-from companion.tracking.common import DEFAULT_RANGE_DAYS, decode_page_cursor, encode_page_cursor
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 #: Days of drinking a caseload row's sparkline shows, today included.

@@ -19,25 +19,20 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from companion import privacy
-from companion.accounts.models import CoachAssignment, Member, Role, User
+from companion.accounts.models import CoachAssignment, Member, Role, User, local_today
 from companion.audit import services as audit
+from companion.config import backfill_days
 from companion.db import session, utcnow
 from companion.domain import localtime, plans
 from companion.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from companion.domain.medications import CATALOGUE, side_effect_codes
+from companion.domain.types import DateRange
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.medications.schemas import CheckinSchema, PlanSchema
 from companion.nudges import hooks as nudge_hooks
+from companion.pagination import decode_page_cursor, instant_cursor_key, page
+from companion.sync_seq import stamp
 from companion.tracking import rowset
-from companion.tracking.common import (
-    DateRange,
-    backfill_days,
-    decode_page_cursor,
-    instant_cursor_key,
-    local_today,
-    page,
-    stamp,
-)
 from companion.tracking.services import request_safety_scan
 
 CREATED, UNCHANGED = "created", "unchanged"

@@ -34,7 +34,8 @@ from companion.notifications import Channels, channels_for
 from companion.nudges import delivery, dispatch, hooks, planning
 from companion.nudges.models import Message, Nudge, NudgeStatus
 from companion.nudges.rows import insert_one
-from companion.tracking.common import decode_page_cursor, encode_page_cursor, instant_cursor_key, stamp
+from companion.pagination import decode_page_cursor, encode_page_cursor, instant_cursor_key
+from companion.sync_seq import stamp
 from companion.tracking.models import Craving
 
 log = logging.getLogger(__name__)

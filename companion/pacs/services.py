@@ -10,15 +10,16 @@ from typing import Any
 from sqlalchemy import select, tuple_
 
 from companion import privacy
-from companion.accounts.models import Member
+from companion.accounts.models import Member, local_today
+from companion.config import backfill_days
 from companion.db import session
 from companion.domain.errors import Conflict, InvalidInput
 from companion.domain.types import DateRange
 from companion.pacs.models import PacsReport
 from companion.pacs.schemas import PacsSchema
+from companion.pagination import decode_page_cursor, page
 from companion.tracking import rowset
 from companion.tracking import services as tracking
-from companion.tracking.common import backfill_days, decode_page_cursor, local_today, page
 
 
 def pacs_view(report: PacsReport) -> dict[str, Any]:

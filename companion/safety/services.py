@@ -74,6 +74,7 @@ from companion.domain.summary import DayLog
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
 from companion.medications.services import plan_to_domain
 from companion.pacs.models import PacsReport
+from companion.pagination import decode_page_cursor, encode_page_cursor
 from companion.safety import channels, watch
 from companion.safety.models import (
     UNRESOLVED,
@@ -84,7 +85,6 @@ from companion.safety.models import (
     StaffNotification,
 )
 from companion.symptoms.models import SymptomReport
-from companion.tracking.common import decode_page_cursor, encode_page_cursor
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 log = logging.getLogger(__name__)

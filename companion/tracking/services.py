@@ -17,22 +17,17 @@ from typing import Any
 from sqlalchemy import select, tuple_
 
 from companion import privacy
-from companion.accounts.models import Member
+from companion.accounts.models import Member, local_today
+from companion.config import backfill_days
 from companion.db import session
 from companion.domain import drinking, localtime
 from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.domain.types import DateRange
 from companion.nudges import hooks as nudge_hooks
+from companion.pagination import decode_page_cursor, instant_cursor_key, page
 from companion.safety import watch as safety_watch
+from companion.sync_seq import stamp
 from companion.tracking import rowset
-from companion.tracking.common import (
-    DateRange,
-    backfill_days,
-    decode_page_cursor,
-    instant_cursor_key,
-    local_today,
-    page,
-    stamp,
-)
 from companion.tracking.models import BacReading, Craving, DrinkLog
 from companion.tracking.schemas import BacReadingSchema, CravingSchema, DrinkLogSchema
 

@@ -10,12 +10,13 @@ from flask_login import current_user
 from flask_smorest import Blueprint
 
 from companion import metrics
-from companion.accounts.models import Role
+from companion.accounts.models import Role, local_today
 from companion.api import per_item_body
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
+from companion.pagination import RangeArgsSchema, resolve_range
+from companion.sync_seq import current_login
 from companion.tracking import schemas, services, summary, sync
-from companion.tracking.common import RangeArgsSchema, current_login, local_today, resolve_range
 
 blp = Blueprint("tracking", __name__, url_prefix="/api/v1", description="What members log, offline-first")
 

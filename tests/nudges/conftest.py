@@ -127,7 +127,7 @@ def add_plan(app, member_id: uuid.UUID, times: Sequence[str], start, **fields: A
     from decimal import Decimal
 
     from companion.medications.models import MedicationPlan
-    from companion.tracking.common import stamp
+    from companion.sync_seq import stamp
 
     with app.app_context(), db.unit_of_work() as session:
         plan = MedicationPlan(
@@ -148,7 +148,7 @@ def add_plan(app, member_id: uuid.UUID, times: Sequence[str], start, **fields: A
 def add_drink_log(app, member_id: uuid.UUID, day, grams: str = "0", made_at: datetime | None = None) -> None:
     from decimal import Decimal
 
-    from companion.tracking.common import stamp
+    from companion.sync_seq import stamp
     from companion.tracking.models import DrinkLog
 
     with app.app_context(), db.unit_of_work() as session:

@@ -12,7 +12,7 @@ from companion import db
 from companion.medications.models import MedicationCheckin
 from companion.nudges import dispatch, planning
 from companion.nudges.models import NudgePlanning
-from companion.tracking.common import stamp
+from companion.sync_seq import stamp
 from tests.nudges.conftest import LEASE, add_device, add_drink_log, add_plan, make_member, nudges_of
 
 #: 20:00 in New York (EST) on Tuesday 2026-12-01.

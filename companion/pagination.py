@@ -1,21 +1,18 @@
-"""Helpers every member-record feature shares: the member's local today, sync stamps, list pages."""
+"""List pages: the `from`/`to`/`cursor`/`limit` arguments every list takes, and keyset page cursors."""
 
 from __future__ import annotations
 
 import base64
 import json
 import uuid
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from flask import current_app, g
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from companion.accounts.models import Member
 from companion.domain import localtime
 from companion.domain.errors import InvalidInput
-from companion.sync_seq import NEXT_CHANGE_SEQ, Syncable, claim_change_stream
+from companion.domain.types import DateRange
 from companion.validation import StrictSchema
 
 #: API.md: `from`/`to` at most 366 days apart.
@@ -24,23 +21,6 @@ MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 500
-
-
-def local_today(member: Member, now: datetime) -> date:
-    return localtime.local_date(now, member.timezone)
-
-
-def current_login() -> uuid.UUID | None:
-    """The login (token family) making this request: sync hides a phone's own changes from itself."""
-    token = g.get("auth_token")
-    return token.family_id if token is not None else None
-
-
-def stamp(record: Syncable, origin: uuid.UUID | None) -> None:
-    """Mark an ORM record as changed by `origin` (a login, or None for staff and the system)."""
-    claim_change_stream(record.member_id)  # type: ignore[attr-defined]
-    record.change_seq = NEXT_CHANGE_SEQ  # type: ignore[assignment]  # SQL, evaluated in the flush
-    record.changed_by = origin
 
 
 class RangeArgsSchema(StrictSchema):
@@ -63,12 +43,6 @@ class RangeArgsSchema(StrictSchema):
                 raise ValidationError({"from": ["Must not be after 'to'."]})
             if (end - start).days > MAX_RANGE_DAYS:
                 raise ValidationError({"to": [f"At most {MAX_RANGE_DAYS} days after 'from'."]})
-
-
-@dataclass(frozen=True)
-class DateRange:
-    start: date
-    end: date
 
 
 def resolve_range(args: dict[str, Any], today: date) -> DateRange:
@@ -95,11 +69,6 @@ def decode_page_cursor(cursor: str | None) -> list[Any] | None:
     if not isinstance(key, list):
         raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]})
     return key
-
-
-def backfill_days() -> int:
-    """How many days before today a member may still log (API.md: 60; the BACKFILL_DAYS setting)."""
-    return int(current_app.config["COMPANION_BACKFILL_DAYS"])
 
 
 def instant_cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
