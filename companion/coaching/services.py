@@ -2,7 +2,7 @@
 timeline, and the day-by-day series the dashboard charts.
 
 * Who sees whom: an admin every member; a coach the members on their current caseload. Anyone else is
-  the same 404 as a member who does not exist (`medications.services.member_for_staff`).
+  the same 404 as a member who does not exist (`auth.policy.member_for_staff`).
 * Every read writes the audit log: who, which member, what (the action, and the range read), when.
 * Set-based: a page of the caseload costs the same few queries for 10 members or 300; the timeline
   and the charts one query per kind of record.
@@ -42,6 +42,7 @@ from sqlalchemy import (
 
 from companion.accounts.models import CoachAssignment, Member, Role, User
 from companion.audit import services as audit
+from companion.auth.policy import member_for_staff
 from companion.db import session
 from companion.domain import drinking, localtime, summary
 from companion.domain import safety as rules
@@ -72,7 +73,7 @@ _INVALID_CURSOR = {"cursor": ["Not a cursor this server issued."]}
 
 def member(actor: User, member_id: uuid.UUID) -> Member:
     """The member if `actor` may read their records, else NotFound (admins: any member)."""
-    return medications.member_for_staff(actor, member_id)
+    return member_for_staff(actor, member_id)
 
 
 # --- the caseload -----------------------------------------------------------------------------------

@@ -19,8 +19,9 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 
 from companion import privacy
-from companion.accounts.models import CoachAssignment, Member, Role, User, local_today
+from companion.accounts.models import Member, User, local_today
 from companion.audit import services as audit
+from companion.auth.policy import member_for_staff
 from companion.config import backfill_days
 from companion.db import session, utcnow
 from companion.domain import localtime, plans
@@ -167,25 +168,6 @@ def list_plans(member: Member, *, now: datetime) -> list[dict[str, Any]]:
         .order_by(MedicationPlan.start_date, MedicationPlan.created_at, MedicationPlan.id)
     ).scalars()
     return [plan_view(row, today=today) for row in rows]
-
-
-def member_for_staff(actor: User, member_id: uuid.UUID) -> Member:
-    """The member, if `actor` may manage their plans: an admin always, a coach while the member is on
-    their current caseload. Anything else is the same 404 as a member who does not exist."""
-    member = session.get(Member, member_id)
-    if member is not None and actor.role == Role.ADMIN:
-        return member
-    if member is not None and actor.role == Role.COACH:
-        assigned = session.execute(
-            select(CoachAssignment.id).where(
-                CoachAssignment.member_id == member_id,
-                CoachAssignment.coach_id == actor.id,
-                CoachAssignment.ended_at.is_(None),
-            )
-        ).first()
-        if assigned is not None:
-            return member
-    raise NotFound("No such member on your caseload.")
 
 
 def _sorted_times(raw: Sequence[time]) -> tuple[time, ...]:

@@ -27,6 +27,7 @@ from sqlalchemy import func, or_, select, text, tuple_, update
 from companion import jobs, privacy
 from companion.accounts.models import Member, User
 from companion.audit import services as audit
+from companion.auth.policy import member_for_staff
 from companion.db import session, unit_of_work, utcnow
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.domain.nudges import DEFAULT_POLICY, TEMPLATES, NudgeKind, NudgePolicy, coach_message_nudge
@@ -243,8 +244,6 @@ def send_coach_message(
 
     :raises NotFound: the member is not on `actor`'s caseload (admins: no such member).
     """
-    from companion.medications.services import member_for_staff
-
     member = member_for_staff(actor, member_id)
     message = Message(
         id=message_id or uuid.uuid4(), member_id=member.id, sender_id=actor.id, body=body, created_at=now
