@@ -26,6 +26,7 @@ from companion.accounts.models import Insurer, Member, Role, User
 from companion.db import session
 from companion.domain import localtime, plans
 from companion.medications import services as medication_services
+from companion.medications.models import plan_to_domain
 from companion.nudges import services as nudge_services
 from companion.pacs import services as pacs_services
 from companion.safety import services as safety_services
@@ -126,7 +127,7 @@ def _history(member: Member, coach: User, *, seed: int, now: datetime) -> None:
             )
         if rnd.random() < 0.2:
             _breath(member, evening - timedelta(hours=1), Decimal("0.000"), rnd)
-        for slot in plans.dose_slots(medication_services.plan_to_domain(plan), day, member.timezone):
+        for slot in plans.dose_slots(plan_to_domain(plan), day, member.timezone):
             if slot.scheduled_for > now or rnd.random() < 0.12:
                 continue  # due later, or missed
             effects = [{"code": "drowsiness", "severity": "mild"}] if rnd.random() < 0.1 and seed == 0 else []
@@ -300,7 +301,7 @@ def _scenario(member: Member, coach: User, sc: Scenario, *, seed: int, now: date
         )
         if back == 1 and sc.bac:
             _breath(member, evening - timedelta(hours=1), Decimal(sc.bac), rnd)
-        slots = plans.dose_slots(medication_services.plan_to_domain(plan), day, member.timezone)
+        slots = plans.dose_slots(plan_to_domain(plan), day, member.timezone)
         for number, slot in enumerate(slots):
             if back in sc.missed:
                 continue

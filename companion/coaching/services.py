@@ -51,7 +51,7 @@ from companion.domain.errors import InvalidInput, NotFound
 from companion.domain.plans import CheckIn, CheckInStatus, Plan
 from companion.domain.types import DateRange
 from companion.medications import services as medications
-from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
+from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport, plan_to_domain
 from companion.nudges.models import Message
 from companion.pacs.models import PacsReport
 from companion.pagination import DEFAULT_RANGE_DAYS, decode_page_cursor, encode_page_cursor
@@ -827,7 +827,7 @@ def member_page(
             .order_by(MedicationPlan.start_date.desc(), MedicationPlan.created_at.desc())
         ).scalars()
     )
-    plans = [medications.plan_to_domain(p) for p in plan_rows]
+    plans = [plan_to_domain(p) for p in plan_rows]
     logs = summaries.day_logs_of([target.id])
     result = summaries.summaries([target], now=now, logs=logs, plans={target.id: plans})[target.id]
     flags = session.execute(

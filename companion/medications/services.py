@@ -28,7 +28,7 @@ from companion.domain import localtime, plans
 from companion.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from companion.domain.medications import CATALOGUE, side_effect_codes
 from companion.domain.types import DateRange
-from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
+from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport, plan_to_domain
 from companion.medications.schemas import CheckinSchema, PlanSchema
 from companion.nudges import hooks as nudge_hooks
 from companion.pagination import decode_page_cursor, instant_cursor_key, page
@@ -68,15 +68,6 @@ def catalogue() -> list[dict[str, Any]]:
 # --- plans ------------------------------------------------------------------------------------------
 
 
-def _step_from_json(raw: dict[str, Any]) -> plans.PlanStep:
-    return plans.PlanStep(
-        from_date=date.fromisoformat(raw["from_date"]),
-        dose_mg=Decimal(str(raw["dose_mg"])),
-        times=tuple(time.fromisoformat(t) for t in raw["times"]),
-        taper=bool(raw.get("taper", False)),
-    )
-
-
 def _step_to_json(step: plans.PlanStep) -> dict[str, Any]:
     """How a step is stored in `medication_plans.steps` (JSONB): exact decimals as strings, "HH:MM" times,
     `taper` only when the coach marked the step (steps stored before it existed read as not marked)."""
@@ -100,19 +91,6 @@ def plan_record(plan: plans.Plan) -> dict[str, Any]:
         "end_date": plan.end_date.isoformat() if plan.end_date else None,
         "steps": [_step_to_json(s) for s in plan.steps],
     }
-
-
-def plan_to_domain(row: MedicationPlan) -> plans.Plan:
-    """The stored plan as the pure domain's `Plan` (regimens, dose slots, tapering)."""
-    return plans.Plan(
-        id=row.id,
-        medication=row.medication,
-        dose_mg=Decimal(row.dose_mg),
-        times=tuple(row.times),
-        start_date=row.start_date,
-        end_date=row.end_date,
-        steps=tuple(_step_from_json(s) for s in row.steps or []),
-    )
 
 
 def _normal(dose: Decimal) -> Decimal:

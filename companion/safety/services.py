@@ -71,8 +71,7 @@ from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.domain.medications import Severity
 from companion.domain.plans import CheckInStatus
 from companion.domain.summary import DayLog
-from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
-from companion.medications.services import plan_to_domain
+from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport, plan_to_domain
 from companion.pacs.models import PacsReport
 from companion.pagination import decode_page_cursor, encode_page_cursor
 from companion.safety import channels, watch
