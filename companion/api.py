@@ -504,3 +504,6 @@ def configure_openapi(app: Flask) -> None:
             "servers": [{"url": "/", "description": "This server; every path starts with /api/v1."}],
         },
     )
+
+
+api = CompanionApi()  # unbound, like the extensions; our error envelope in the OpenAPI document
