@@ -16,7 +16,7 @@ import hmac
 import os
 import re
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Container, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -103,14 +103,12 @@ def flags_opened(opened: Iterable[tuple[str, str]]) -> None:
         FLAGS_OPENED.labels(rule=rule, tier=tier).inc()
 
 
-def count_sync_items(items: list[Any], results: list[dict[str, Any]]) -> None:
-    """One offline-sync batch's items by type (an item of an unknown type counts as `unknown`) and
-    the status each answered."""
-    from companion.tracking.sync import HANDLERS
-
+def count_sync_items(items: list[Any], results: list[dict[str, Any]], *, known: Container[str]) -> None:
+    """One offline-sync batch's items by type (an item of a type not in `known` counts as `unknown`)
+    and the status each answered."""
     for item, result in zip(items, results, strict=False):
         kind = item.get("type") if isinstance(item, dict) else None
-        SYNC_ITEMS.labels(type=kind if kind in HANDLERS else "unknown", result=str(result["status"])).inc()
+        SYNC_ITEMS.labels(type=kind if kind in known else "unknown", result=str(result["status"])).inc()
 
 
 def count_pushes(by_channel: dict[tuple[str, str, str], int]) -> None:

@@ -164,7 +164,7 @@ class Sync(MethodView):
         """Store a batch written offline. Each item stands alone and answers its own status; replay-safe."""
         with unit_of_work():
             results = sync.apply_batch(_member(), data["items"], origin=current_login(), now=utcnow())
-        metrics.count_sync_items(data["items"], results)  # after the commit: what was stored
+        metrics.count_sync_items(data["items"], results, known=sync.HANDLERS)  # after the commit
         # The results are JSON-ready dicts of SyncResultSchema's fields; dumping 500 of them through the
         # schema again cost a fifth of a batch's CPU (docs/performance.md, "Sync batches").
         return current_app.json.response({"results": results})
