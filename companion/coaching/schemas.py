@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from companion.accounts.schemas import GoalSchema
-from companion.coaching.services import KINDS
+from companion.coaching.timeline import KINDS
 from companion.medications.schemas import CheckinSchema
 from companion.nudges.schemas import MessageSchema
 from companion.pagination import RangeArgsSchema

@@ -41,7 +41,9 @@ from companion.audit import services as audit
 from companion.auth import sessions as staff_sessions
 from companion.auth.access import PUBLIC, allow
 from companion.auth.loaders import SESSION_ID
+from companion.coaching import member_page as coaching_page
 from companion.coaching import services as coaching
+from companion.coaching import timeline as timelines
 from companion.dashboard import charts, plan_forms
 from companion.db import session as db_session
 from companion.db import unit_of_work, utcnow
@@ -410,16 +412,19 @@ def _member_page(
     member_id: uuid.UUID, *, status: int = 200, forms: dict[str, plan_forms.PlanForm] | None = None
 ) -> Any:
     """The member page; `forms`: plan forms to show as submitted (a refused one, with its errors)."""
-    days = request.args.get("days", type=int) or coaching.CHART_WINDOWS[0]
-    if days not in coaching.CHART_WINDOWS:
+    days = request.args.get("days", type=int) or coaching_page.CHART_WINDOWS[0]
+    if days not in coaching_page.CHART_WINDOWS:
         abort(400, description="days: must be 30 or 90.")
     kinds = tuple(request.args.getlist("kind"))
-    unknown = sorted(set(kinds) - set(coaching.STORY_KINDS))
+    unknown = sorted(set(kinds) - set(timelines.STORY_KINDS))
     if unknown:
-        abort(400, description=f"kind: {', '.join(unknown)} is not one of {', '.join(coaching.STORY_KINDS)}.")
+        abort(
+            400,
+            description=f"kind: {', '.join(unknown)} is not one of {', '.join(timelines.STORY_KINDS)}.",
+        )
     try:
         with unit_of_work():
-            page = coaching.member_page(
+            page = coaching_page.member_page(
                 current_user,
                 member_id,
                 days=days,
@@ -445,7 +450,7 @@ def _member_page(
         kinds=kinds,
         story_kinds=STORY_FILTERS,
         older_url=_with_args(cursor=story["next_cursor"]) + "#story" if story["next_cursor"] else None,
-        windows=coaching.CHART_WINDOWS,
+        windows=coaching_page.CHART_WINDOWS,
         charts={
             **_charts(page["series"]),
             "pacs": charts.dots(
@@ -478,7 +483,7 @@ STORY_FILTERS = {
 }
 
 
-def _charts(s: coaching.Series) -> dict[str, Any]:
+def _charts(s: coaching_page.Series) -> dict[str, Any]:
     rates = [round(100 * t / n) if n else None for t, n in zip(s.doses_taken, s.doses_scheduled, strict=True)]
     return {
         "drinks": charts.bars(
@@ -515,7 +520,7 @@ def _charts(s: coaching.Series) -> dict[str, Any]:
         "side_effects": charts.stacked(
             "Side effects reported per day, by severity",
             s.days,
-            [(severity, s.side_effects[severity]) for severity in coaching.SEVERITIES],
+            [(severity, s.side_effects[severity]) for severity in coaching_page.SEVERITIES],
             unit="reports",
             css="side-effects",
         ),
