@@ -25,6 +25,7 @@ from companion.accounts import services
 from companion.accounts.models import Insurer, Member, Role, User
 from companion.db import session
 from companion.domain import localtime, plans
+from companion.medications import checkins as medication_checkins
 from companion.medications import services as medication_services
 from companion.medications.models import plan_to_domain
 from companion.nudges import services as nudge_services
@@ -131,7 +132,7 @@ def _history(member: Member, coach: User, *, seed: int, now: datetime) -> None:
             if slot.scheduled_for > now or rnd.random() < 0.12:
                 continue  # due later, or missed
             effects = [{"code": "drowsiness", "severity": "mild"}] if rnd.random() < 0.1 and seed == 0 else []
-            medication_services.record_checkin(
+            medication_checkins.record_checkin(
                 member,
                 {
                     "id": uuid.UUID(int=rnd.getrandbits(128)),
@@ -307,7 +308,7 @@ def _scenario(member: Member, coach: User, sc: Scenario, *, seed: int, now: date
                 continue
             reported = sc.effect and back in sc.effect_days and number == 0  # once a day, at the first dose
             effects = [{"code": sc.effect[0], "severity": sc.effect[1]}] if reported else []
-            medication_services.record_checkin(
+            medication_checkins.record_checkin(
                 member,
                 {
                     "id": uuid.UUID(int=rnd.getrandbits(128)),

@@ -34,7 +34,7 @@ from companion.coaching.services import _INVALID_CURSOR, member
 from companion.db import session
 from companion.domain import localtime
 from companion.domain.errors import InvalidInput
-from companion.medications import services as medications
+from companion.medications import checkins as medication_checkins
 from companion.medications.models import MedicationCheckin
 from companion.nudges.models import Message
 from companion.pagination import DEFAULT_RANGE_DAYS, decode_page_cursor, encode_page_cursor
@@ -343,7 +343,7 @@ def _timeline_items(
     medication_of: dict[uuid.UUID, str] | None = None,
 ) -> list[dict[str, Any]]:
     checkins = [record for _, kind, _, _, record in merged if kind == "checkin"]
-    checkin_views = {v["id"]: v for v in medications.checkin_views(checkins, medication_of)}
+    checkin_views = {v["id"]: v for v in medication_checkins.checkin_views(checkins, medication_of)}
     views = {
         "bac_reading": tracking.bac_view,
         "checkin": lambda c: checkin_views[c.id],
