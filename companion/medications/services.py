@@ -30,8 +30,6 @@ from companion.sync_seq import stamp
 from companion.tracking.services import request_safety_scan
 
 CREATED, UNCHANGED = "created", "unchanged"
-#: PostgreSQL's SQLSTATE for a duplicate key.
-UNIQUE_VIOLATION = "23505"
 
 INVALID_BODY = "The request body is invalid."
 
