@@ -1,13 +1,24 @@
-"""List pages: the `from`/`to`/`cursor`/`limit` arguments every list takes, and keyset page cursors."""
+"""List pages: the `from`/`to`/`cursor`/`limit` arguments every list takes, and keyset page cursors.
+
+A cursor is the sort key of the last row a page showed, signed (itsdangerous, the app's secret key) and
+bound to the filters the page was read with: a made-up or edited cursor, or one sent with other filters,
+is refused naming `cursor` instead of quietly continuing somewhere else. Every list of the API, the coach
+API and the dashboard pages through here.
+"""
 
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
 from marshmallow import ValidationError, fields, validate, validates_schema
 
 from companion.domain import localtime
@@ -53,21 +64,51 @@ def resolve_range(args: dict[str, Any], today: date) -> DateRange:
     return DateRange(start, end)
 
 
-def encode_page_cursor(key: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(key, default=str).encode()).decode().rstrip("=")
+#: What a cursor that fails its signature (made up, edited, or signed with another key) is told.
+NOT_OURS = "Not a cursor this server issued."
+#: What a genuine cursor sent with other filters (other dates, kinds, member...) than its page's is told.
+OTHER_FILTERS = "This cursor belongs to a list with other filters; ask for the first page again without it."
 
 
-def decode_page_cursor(cursor: str | None) -> list[Any] | None:
+def cursor_error(message: str = NOT_OURS) -> InvalidInput:
+    """The error naming `cursor` (API.md: a 422 `invalid_payload` with `fields.cursor`)."""
+    return InvalidInput("The request is invalid.", fields={"cursor": [message]})
+
+
+@functools.lru_cache(maxsize=4)
+def _signer(secret_key: str | bytes) -> URLSafeSerializer:
+    return URLSafeSerializer(secret_key, salt="companion.page-cursor", serializer_kwargs={"default": str})
+
+
+def _fingerprint(filters: Sequence[Any]) -> str:
+    """A short digest of the filters a page was read with (ids, dates, kinds...), stored in its cursor."""
+    text = json.dumps([str(f) if not isinstance(f, (list, tuple)) else [str(x) for x in f] for f in filters])
+    return base64.urlsafe_b64encode(hashlib.blake2b(text.encode(), digest_size=6).digest()).decode()
+
+
+def encode_page_cursor(key: Sequence[Any], *, filters: Sequence[Any]) -> str:
+    """A cursor for the page after `key`, signed with the app's secret key and bound to `filters`: the
+    list's name and every filter its rows were read with (whose change would make `key` mean another
+    place). Opaque to clients (API.md); its key is readable, not secret."""
+    return _signer(current_app.secret_key).dumps([list(key), _fingerprint(filters)])
+
+
+def decode_page_cursor(cursor: str | None, *, filters: Sequence[Any]) -> list[Any] | None:
+    """The key a cursor continues after, None for the first page.
+
+    :raises InvalidInput: naming `cursor`: one this server did not sign, or one issued for other filters.
+    """
     if not cursor:
         return None
     try:
-        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidInput(
-            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
-        ) from exc
-    if not isinstance(key, list):
-        raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]})
+        payload = _signer(current_app.secret_key).loads(cursor)
+    except BadSignature as exc:
+        raise cursor_error() from exc
+    if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], list)):
+        raise cursor_error()
+    key, fingerprint = payload
+    if fingerprint != _fingerprint(filters):
+        raise cursor_error(OTHER_FILTERS)
     return key
 
 
@@ -78,13 +119,13 @@ def instant_cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
         localtime.to_utc(instant)  # an offset that overflows is not one we issued
         return instant, uuid.UUID(str(after[1]))
     except (ValueError, IndexError, OverflowError) as exc:
-        raise InvalidInput(
-            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
-        ) from exc
+        raise cursor_error() from exc
 
 
-def page(items: list[Any], limit: int, key_of) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """`items` fetched with limit + 1: the extra one only says there is a next page."""
+def page(items: list[Any], limit: int, key_of, *, filters: Sequence[Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """`items` fetched with limit + 1: the extra one only says there is a next page (its cursor bound to
+    `filters`, as `encode_page_cursor`)."""
     more = len(items) > limit
     items = items[:limit]
-    return {"items": items, "next_cursor": encode_page_cursor(key_of(items[-1])) if more and items else None}
+    next_cursor = encode_page_cursor(key_of(items[-1]), filters=filters) if more and items else None
+    return {"items": items, "next_cursor": next_cursor}

@@ -35,10 +35,10 @@ from companion.db import session
 from companion.domain import drinking, summary
 from companion.domain import safety as rules
 from companion.domain import triage as triage_rules
-from companion.domain.errors import InvalidInput, NotFound
+from companion.domain.errors import NotFound
 from companion.domain.types import DateRange
 from companion.medications.models import MedicationPlan
-from companion.pagination import decode_page_cursor, encode_page_cursor
+from companion.pagination import cursor_error, decode_page_cursor, encode_page_cursor
 from companion.safety import services as safety
 from companion.safety.models import Flag, FlagStatus
 from companion.tracking import summary as summaries
@@ -47,7 +47,6 @@ from companion.tracking.models import DrinkLog
 #: Days of drinking a caseload row's sparkline shows, today included.
 SPARKLINE_DAYS = 30
 UNRESOLVED = (FlagStatus.OPEN.value, FlagStatus.ACKNOWLEDGED.value)
-_INVALID_CURSOR = {"cursor": ["Not a cursor this server issued."]}
 
 
 def member(actor: User, member_id: uuid.UUID) -> Member:
@@ -170,12 +169,13 @@ def caseload(actor: User, *, cursor: str | None, limit: int, now: datetime) -> d
     """`GET /coach/members`: the members `actor` may see, most urgent flags first, then most open
     flags, keyset-paged; each with flag counts, last activity and summary. Audited per member."""
     query, urgent, open_, _ = _members_query(actor)
-    after = decode_page_cursor(cursor)
+    filters = ("caseload", actor.id)
+    after = decode_page_cursor(cursor, filters=filters)
     if after:
         try:
             a_urgent, a_open, a_id = int(after[0]), int(after[1]), uuid.UUID(str(after[2]))
         except (ValueError, TypeError, IndexError) as exc:
-            raise InvalidInput("The request is invalid.", fields=_INVALID_CURSOR) from exc
+            raise cursor_error() from exc
         query = query.where(tuple_(-urgent, -open_, Member.id) > tuple_(-a_urgent, -a_open, a_id))
     found = session.execute(query.order_by(urgent.desc(), open_.desc(), Member.id).limit(limit + 1)).all()
     rows = [_Row(*r) for r in found[:limit]]
@@ -185,7 +185,9 @@ def caseload(actor: User, *, cursor: str | None, limit: int, now: datetime) -> d
     last = rows[-1] if len(found) > limit else None
     return {
         "items": _items(rows, now=now),
-        "next_cursor": encode_page_cursor([last.urgent_flags, last.open_flags, str(last.member.id)])
+        "next_cursor": encode_page_cursor(
+            [last.urgent_flags, last.open_flags, str(last.member.id)], filters=filters
+        )
         if last
         else None,
     }

@@ -30,14 +30,14 @@ from sqlalchemy import (
 
 from companion.accounts.models import Member, User
 from companion.audit import services as audit
-from companion.coaching.services import _INVALID_CURSOR, member
+from companion.coaching.services import member
 from companion.db import session
 from companion.domain import localtime
 from companion.domain.errors import InvalidInput
 from companion.medications import checkins as medication_checkins
 from companion.medications.models import MedicationCheckin
 from companion.nudges.models import Message
-from companion.pagination import DEFAULT_RANGE_DAYS, decode_page_cursor, encode_page_cursor
+from companion.pagination import DEFAULT_RANGE_DAYS, cursor_error, decode_page_cursor, encode_page_cursor
 from companion.safety import services as safety
 from companion.safety.models import Flag
 from companion.symptoms import services as symptom_services
@@ -151,8 +151,10 @@ def _flag_events(
 STORY_KINDS = (*KINDS, "flag_acknowledged", "flag_closed", "flag_cleared")
 
 
-def _timeline_cursor(cursor: str | None, kinds: tuple[str, ...] = KINDS) -> tuple[datetime, str, str] | None:
-    after = decode_page_cursor(cursor)
+def _timeline_cursor(
+    cursor: str | None, filters: tuple[Any, ...], kinds: tuple[str, ...] = KINDS
+) -> tuple[datetime, str, str] | None:
+    after = decode_page_cursor(cursor, filters=filters)
     if not after:
         return None
     try:
@@ -163,7 +165,7 @@ def _timeline_cursor(cursor: str | None, kinds: tuple[str, ...] = KINDS) -> tupl
             raise ValueError(kind)
         return instant, str(kind), str(key)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInput("The request is invalid.", fields=_INVALID_CURSOR) from exc
+        raise cursor_error() from exc
 
 
 def _after(source: _Source, after: tuple[datetime, str, str] | None, *, newest_first: bool = False) -> Any:
@@ -260,8 +262,8 @@ def _from_json(model: Any, data: dict[str, Any]) -> Any:
     return model(**values)
 
 
-def _cursor_of(last: tuple[Any, ...] | None) -> str | None:
-    return encode_page_cursor([last[0].isoformat(), last[1], last[2]]) if last else None
+def _cursor_of(last: tuple[Any, ...] | None, filters: tuple[Any, ...]) -> str | None:
+    return encode_page_cursor([last[0].isoformat(), last[1], last[2]], filters=filters) if last else None
 
 
 def timeline(
@@ -283,8 +285,10 @@ def timeline(
     start = start or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
     if start > end:
         raise InvalidInput("The request is invalid.", fields={"from": ["Must not be after 'to'."]})
+    filters = ("timeline", target.id, start, end)
+    after = _timeline_cursor(cursor, filters)
     merged, last = _read_timeline(
-        target, _sources(target.timezone), start=start, end=end, after=_timeline_cursor(cursor), limit=limit
+        target, _sources(target.timezone), start=start, end=end, after=after, limit=limit
     )
     audit.record(
         "member.timeline_viewed",
@@ -294,7 +298,7 @@ def timeline(
         start=start.isoformat(),
         end=end.isoformat(),
     )
-    return {"items": _timeline_items(target, merged), "next_cursor": _cursor_of(last)}
+    return {"items": _timeline_items(target, merged), "next_cursor": _cursor_of(last, filters)}
 
 
 #: How far back the member page's story reaches, days before the member's today.
@@ -316,7 +320,8 @@ def story(
     today = localtime.local_date(now, target.timezone)
     wanted = set(kinds or STORY_KINDS)
     start = today - timedelta(days=STORY_DAYS - 1)
-    after = _timeline_cursor(cursor, STORY_KINDS)
+    filters = ("story", target.id, sorted(wanted))
+    after = _timeline_cursor(cursor, filters, STORY_KINDS)
     sources = [s for s in _sources(target.timezone) if s.kind in wanted and s.kind not in FLAG_EVENTS]
     flag_events = _flag_events(
         target, wanted & set(FLAG_EVENTS), start=start, end=today, after=after, limit=limit
@@ -333,7 +338,7 @@ def story(
     )
     views = dict.fromkeys(("flag_acknowledged", "flag_closed", "flag_cleared"), safety.flag_view)
     items = _timeline_items(target, merged, views, medication_of)
-    return {"items": items, "next_cursor": _cursor_of(last)}
+    return {"items": items, "next_cursor": _cursor_of(last, filters)}
 
 
 def _timeline_items(

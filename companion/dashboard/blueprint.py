@@ -21,6 +21,7 @@ from flask_login import current_user
 from companion.accounts.models import Role
 from companion.db import utcnow
 from companion.domain import drinking, triage
+from companion.domain.errors import InvalidInput
 from companion.domain.safety import Tier
 from companion.safety import services as safety
 from companion.validation import iana_zones
@@ -56,6 +57,12 @@ def with_args(_drop: tuple[str, ...] = (), **changes: Any) -> str:
     args = [(k, v) for k, v in request.args.items(multi=True) if k not in changes and k not in _drop]
     args += [(k, v) for k, v in changes.items() if v is not None]
     return f"{request.path}?{urlencode(args)}" if args else request.path
+
+
+def page_refused(error: InvalidInput, advice: str) -> str:
+    """A list page's 400: what was wrong with its `cursor` (made up, or from a list with other filters)."""
+    problems = error.fields.get("cursor")
+    return f"cursor: {problems[0]} {advice}" if problems else advice
 
 
 def coach_zone() -> str:

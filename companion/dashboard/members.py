@@ -29,6 +29,7 @@ from companion.dashboard.blueprint import (
     STAFF,
     bp,
     choice,
+    page_refused,
     whole,
     with_args,
 )
@@ -151,8 +152,13 @@ def _member_page(
                 kinds=kinds,
                 cursor=request.args.get("cursor"),
             )
-    except InvalidInput:
-        abort(400, description="That page of the story does not exist; start again from the newest.")
+    except InvalidInput as error:
+        abort(
+            400,
+            description=page_refused(
+                error, "That page of the story does not exist; start again from the newest."
+            ),
+        )
     story = page["story"]
     today = page["today"]
     shown = {str(p["id"]): plan_forms.edit_form(p, today=today) for p in page["plans"]}

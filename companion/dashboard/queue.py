@@ -23,6 +23,7 @@ from companion.dashboard.blueprint import (
     STAFF,
     bp,
     choice,
+    page_refused,
     safe_next,
     with_args,
 )
@@ -58,8 +59,13 @@ def queue() -> Any:
                 now=utcnow(),
             )
             names = coaching.member_names(sorted({f["member_id"] for f in page["items"]}))
-    except InvalidInput:
-        abort(400, description="That page of the queue does not exist; start again from the first.")
+    except InvalidInput as error:
+        abort(
+            400,
+            description=page_refused(
+                error, "That page of the queue does not exist; start again from the first."
+            ),
+        )
     return render_template(
         "dashboard/queue.html",
         flags=page["items"],

@@ -317,11 +317,12 @@ def list_checkins(member: Member, window: DateRange, *, cursor: str | None, limi
         MedicationCheckin.member_id == member.id, MedicationCheckin.date.between(window.start, window.end)
     )
     key = tuple_(MedicationCheckin.scheduled_for, MedicationCheckin.id)
-    after = decode_page_cursor(cursor)
+    filters = ("medication_checkins", member.id, window.start, window.end)
+    after = decode_page_cursor(cursor, filters=filters)
     if after:
         query = query.where(key > instant_cursor_key(after))
     rows = list(session.execute(query.order_by(*key.clauses).limit(limit + 1)).scalars())
-    result = page(rows, limit, lambda c: [c.scheduled_for.isoformat(), str(c.id)])
+    result = page(rows, limit, lambda c: [c.scheduled_for.isoformat(), str(c.id)], filters=filters)
     result["items"] = checkin_views(result["items"])
     return result
 

@@ -142,7 +142,8 @@ def inbox(member: Member, *, cursor: str | None, limit: int, now: datetime) -> d
         )
         .where(_visible(member.id, now))
     )  # fmt: skip
-    after = decode_page_cursor(cursor)
+    filters = ("inbox", member.id)
+    after = decode_page_cursor(cursor, filters=filters)
     if after:
         query = query.where(tuple_(_SHOWN_AT, _N.id) < instant_cursor_key(after))
     rows = session.execute(query.order_by(_SHOWN_AT.desc(), _N.id.desc()).limit(limit + 1)).all()
@@ -165,7 +166,9 @@ def inbox(member: Member, *, cursor: str | None, limit: int, now: datetime) -> d
             }
         )
     next_cursor = (
-        encode_page_cursor([rows[-1].shown_at.isoformat(), str(rows[-1].id)]) if more and rows else None
+        encode_page_cursor([rows[-1].shown_at.isoformat(), str(rows[-1].id)], filters=filters)
+        if more and rows
+        else None
     )
     return {"items": items, "next_cursor": next_cursor}
 

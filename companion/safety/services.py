@@ -67,13 +67,13 @@ from companion.audit import services as audit
 from companion.db import session
 from companion.domain import clearing, localtime
 from companion.domain import safety as rules
-from companion.domain.errors import Conflict, InvalidInput, NotFound
+from companion.domain.errors import Conflict, NotFound
 from companion.domain.medications import Severity
 from companion.domain.plans import CheckInStatus
 from companion.domain.summary import DayLog
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport, plan_to_domain
 from companion.pacs.models import PacsReport
-from companion.pagination import decode_page_cursor, encode_page_cursor
+from companion.pagination import cursor_error, decode_page_cursor, encode_page_cursor
 from companion.safety import channels, watch
 from companion.safety.models import (
     UNRESOLVED,
@@ -924,7 +924,8 @@ def list_flags(
     query = _visible(actor).where(Flag.status.in_([status] if status else _UNRESOLVED))
     if severity:
         query = query.where(Flag.tier == int(rules.Tier[severity.upper()]))
-    after = decode_page_cursor(cursor)
+    filters = ("flags", actor.id, status, severity)
+    after = decode_page_cursor(cursor, filters=filters)
     if after:
         tier, created_at, flag_id = _flag_cursor(after)
         query = query.where(
@@ -944,7 +945,9 @@ def list_flags(
     last = flags[-1] if flags else None
     return {
         "items": [flag_view(f) for f in flags],
-        "next_cursor": encode_page_cursor([last.tier, last.created_at.isoformat(), str(last.id)])
+        "next_cursor": encode_page_cursor(
+            [last.tier, last.created_at.isoformat(), str(last.id)], filters=filters
+        )
         if more and last
         else None,
     }
@@ -957,9 +960,7 @@ def _flag_cursor(after: list[Any]) -> tuple[int, datetime, uuid.UUID]:
         localtime.to_utc(instant)
         return int(tier), instant, uuid.UUID(str(flag_id))
     except (ValueError, TypeError, OverflowError) as exc:
-        raise InvalidInput(
-            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
-        ) from exc
+        raise cursor_error() from exc
 
 
 def _flag_for(actor: User, flag_id: uuid.UUID) -> Flag:

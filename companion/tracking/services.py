@@ -247,11 +247,12 @@ def list_drink_logs(member: Member, window: DateRange, *, cursor: str | None, li
         DrinkLog.deleted_at.is_(None),
         DrinkLog.date.between(window.start, window.end),
     )
-    after = decode_page_cursor(cursor)
+    filters = ("drink_logs", member.id, window.start, window.end)
+    after = decode_page_cursor(cursor, filters=filters)
     if after:
         query = query.where(DrinkLog.date > _cursor_date(after[0]))
     logs = list(session.execute(query.order_by(DrinkLog.date).limit(limit + 1)).scalars())
-    result = page(logs, limit, lambda log: [log.date.isoformat()])
+    result = page(logs, limit, lambda log: [log.date.isoformat()], filters=filters)
     result["items"] = [drink_log_view(log, member) for log in result["items"]]
     return result
 
@@ -451,11 +452,14 @@ def _list_by_instant(
     view,
 ):
     query = select(model).where(model.member_id == member.id, model.date.between(window.start, window.end))
-    after = decode_page_cursor(cursor)
+    filters = (model.__tablename__, member.id, window.start, window.end)
+    after = decode_page_cursor(cursor, filters=filters)
     if after:
         query = query.where(tuple_(instant_column, model.id) > instant_cursor_key(after))
     rows = list(session.execute(query.order_by(instant_column, model.id).limit(limit + 1)).scalars())
-    result = page(rows, limit, lambda r: [getattr(r, instant_column.key).isoformat(), str(r.id)])
+    result = page(
+        rows, limit, lambda r: [getattr(r, instant_column.key).isoformat(), str(r.id)], filters=filters
+    )
     result["items"] = [view(r) for r in result["items"]]
     return result
 
