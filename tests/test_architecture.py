@@ -45,7 +45,7 @@ def test_domain_is_pure(path):
 def _layer_modules() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
     (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
-    return [name.strip() for layer in layers for name in layer.replace("|", ":").split(":")]
+    return [name.strip().strip("()") for layer in layers for name in layer.replace("|", ":").split(":")]
 
 
 def _has_code(path: Path) -> bool:
