@@ -247,7 +247,7 @@ def export(
     The progress bar goes to stderr, so the report can go to stdout.
     """
     from companion.db import unit_of_work, utcnow
-    from companion.exports import services
+    from companion.exports import build_tx
 
     with (
         _app_context(),
@@ -261,7 +261,7 @@ def export(
             bar.update(percent - shown[0])
             shown[0] = percent
 
-        built = services.export_for_insurer(
+        built = build_tx.export_for_insurer(
             insurer_code, start, end, fmt, breakdowns, now=utcnow(), progress=progress
         )
         bar.update(100 - shown[0])
