@@ -1,4 +1,5 @@
-"""Delivery: a claimed nudge reaches the inbox, and each of the member's active phones once.
+"""Delivery: a claimed nudge reaches the inbox, and each of the member's active phones once. Owns its
+transactions (docs/architecture.md, "Who commits"): a push is committed as leaving before it leaves.
 
 `deliver(ids)` is what the `nudges.deliver` task runs:
 
