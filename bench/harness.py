@@ -43,8 +43,8 @@ from companion.runtime import (
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 #: gunicorn as `companion up` runs it (companion/cli.py `_child_commands`).
-GUNICORN_WORKERS = 2
-GUNICORN_THREADS = 4
+GUNICORN_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
+GUNICORN_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "4"))
 
 
 def machine() -> dict:
@@ -138,6 +138,52 @@ def private_redis() -> Iterator[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+#: port -> pid of the gunicorn master serving it (for `cpu_seconds`).
+SERVER_PIDS: dict[int, int] = {}
+
+
+def _cpu_of(pid: int) -> float:
+    """User + system CPU seconds of one process (Linux /proc), 0 when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def cpu_snapshot(port: int, pg: str | None = None) -> dict[str, dict[int, float]]:
+    """CPU seconds used so far, per process, by the gunicorn serving `port` (master and workers) and, with
+    `pg`, by the PostgreSQL backends connected to that database. Two snapshots around a run give each
+    side's CPU a request (`cpu_used`): where the machine's time goes, not how long a request took."""
+    out: dict[str, dict[int, float]] = {"server": {}, "postgres": {}}
+    master = SERVER_PIDS.get(port)
+    if master:
+        out["server"] = {p: _cpu_of(p) for p in (master, *_children(master))}
+    if pg:
+        with psycopg.connect(pg, autocommit=True) as conn:
+            pids = conn.execute(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchall()
+        out["postgres"] = {p: _cpu_of(p) for (p,) in pids}
+    return out
+
+
+def cpu_used(before: dict[str, dict[int, float]], after: dict[str, dict[int, float]]) -> dict[str, float]:
+    """CPU seconds per group between two snapshots (a process born in between counts from zero)."""
+    return {
+        group: round(sum(s - before.get(group, {}).get(pid, 0.0) for pid, s in pids.items()), 3)
+        for group, pids in after.items()
+    }
+
+
 @contextlib.contextmanager
 def gunicorn(app: str, env: dict[str, str], *, ready_path: str) -> Iterator[tuple[str, int]]:
     """`app` served by gunicorn on a free loopback port as `companion up` serves it: (host, port)."""
@@ -161,8 +207,10 @@ def gunicorn(app: str, env: dict[str, str], *, ready_path: str) -> Iterator[tupl
                 if conn.getresponse().status < 500:
                     break
             time.sleep(0.2)
+        SERVER_PIDS[port] = server.pid
         yield "127.0.0.1", port
     finally:
+        SERVER_PIDS.pop(port, None)
         server.terminate()  # the master stops its workers
         try:
             server.wait(20)
@@ -242,8 +290,13 @@ Request = tuple[str, str, str, bytes, str]
 
 
 def _client_thread(host: str, port: int, requests: list[Request], lock: threading.Lock, cursor: list[int],
-                   deadline: float, out: list[tuple[str, int, float]]) -> None:  # fmt: skip
+                   deadline: float, out: list[tuple[str, int, float]],
+                   interval: float | None) -> None:  # fmt: skip
+    """Send requests one after another (closed loop), or with `interval` one every `interval` seconds on
+    a fixed schedule (open loop): then a request's latency counts from when it was due, so a server that
+    falls behind is charged for the wait (no coordinated omission)."""
     conn = HTTPConnection(host, port, timeout=60)
+    due = time.perf_counter()
     while time.perf_counter() < deadline:
         with lock:
             i = cursor[0]
@@ -254,7 +307,11 @@ def _client_thread(host: str, port: int, requests: list[Request], lock: threadin
         headers = {"Content-Type": "application/json", "Content-Length": str(len(body))}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        started = time.perf_counter()
+        if interval is not None:
+            time.sleep(max(0.0, due - time.perf_counter()))
+            started, due = due, due + interval
+        else:
+            started = time.perf_counter()
         try:
             conn.request(method, path, body, headers)
             response = conn.getresponse()
@@ -269,12 +326,14 @@ def _client_thread(host: str, port: int, requests: list[Request], lock: threadin
 
 
 def _client_process(host: str, port: int, requests: list[Request], threads: int, start_at: float,
-                    seconds: float, queue: mp.Queue) -> None:  # fmt: skip
+                    seconds: float, queue: mp.Queue, interval: float | None) -> None:  # fmt: skip
     lock, cursor, out = threading.Lock(), [0], []
     time.sleep(max(0.0, start_at - time.time()))
     deadline = time.perf_counter() + seconds
     workers = [
-        threading.Thread(target=_client_thread, args=(host, port, requests, lock, cursor, deadline, out))
+        threading.Thread(
+            target=_client_thread, args=(host, port, requests, lock, cursor, deadline, out, interval)
+        )
         for _ in range(threads)
     ]
     began = time.perf_counter()
@@ -286,16 +345,28 @@ def _client_process(host: str, port: int, requests: list[Request], threads: int,
 
 
 def run_load(
-    host: str, port: int, requests: list[Request], *, processes: int, threads: int, seconds: float
+    host: str,
+    port: int,
+    requests: list[Request],
+    *,
+    processes: int,
+    threads: int,
+    seconds: float,
+    rate: float | None = None,
 ) -> dict:
     """Send `requests` (split between processes) over processes x threads keep-alive connections for at
-    most `seconds`; requests/s, latency percentiles (ms) overall and by kind, statuses."""
+    most `seconds`; requests/s, latency percentiles (ms) overall and by kind, statuses. As fast as the
+    answers come, or with `rate` at that many requests a second in all (each connection on its own
+    fixed schedule; latency from when a request was due)."""
+    interval = processes * threads / rate if rate else None
     ctx = mp.get_context("fork")
     queue: mp.Queue = ctx.Queue()
     start_at = time.time() + 0.5
     shares = [requests[k::processes] for k in range(processes)]
     procs = [
-        ctx.Process(target=_client_process, args=(host, port, share, threads, start_at, seconds, queue))
+        ctx.Process(
+            target=_client_process, args=(host, port, share, threads, start_at, seconds, queue, interval)
+        )
         for share in shares
     ]
     for p in procs:

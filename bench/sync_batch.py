@@ -6,7 +6,8 @@
    the app under gunicorn on loopback as `companion up` runs it.
 2. `--batches` phones, each a member back online with a full batch of 500 new entries: 50 drink logs
    (the last 50 days), 300 cravings, 100 breath readings, 50 dose check-ins (open slots of their
-   plan). One `POST /sync` at a time over a keep-alive connection; entries/s and the per-batch p50/p99.
+   plan). One `POST /sync` at a time over a keep-alive connection, each phone's batch right after the
+   baseline's copy of it (alternating, so both see the same machine); entries/s and per-batch p50/p99.
 3. The baseline, in the same run: the same rows (grams, local dates and slots computed beforehand) sent
    with psycopg `executemany`, one transaction per batch, into copies of the four tables with their
    indexes and constraints, sync numbers from the same sequence.
@@ -22,9 +23,11 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from http.client import HTTPConnection
 
 import psycopg
 from harness import (
+    Request,
     bench_members,
     dumps,
     gunicorn,
@@ -32,7 +35,6 @@ from harness import (
     machine,
     percentile,
     private_redis,
-    run_load,
     scratch_database,
     write_results,
 )
@@ -110,22 +112,30 @@ def batch_for(member, slots: list[datetime], now: datetime, rng: random.Random) 
     return items, rows
 
 
-def run_baseline(pg: str, batches: list[dict]) -> dict:
-    seconds = []
-    with psycopg.connect(pg) as conn:
-        for rows in batches:
-            started = time.perf_counter()
-            with conn.cursor() as cur:
-                for kind, (table, columns) in TABLES.items():
-                    marks = ", ".join(["%s"] * len(columns.split(",")))
-                    cur.executemany(
-                        f"INSERT INTO bench_{table} ({columns}, change_seq)"
-                        f" VALUES ({marks}, nextval('sync_change_seq'))",
-                        rows[kind],
-                    )
-            conn.commit()
-            seconds.append(time.perf_counter() - started)
-    return _figures(seconds)
+def baseline_batch(conn: psycopg.Connection, rows: dict) -> float:
+    """One phone's rows with executemany in one transaction: seconds taken."""
+    started = time.perf_counter()
+    with conn.cursor() as cur:
+        for kind, (table, columns) in TABLES.items():
+            marks = ", ".join(["%s"] * len(columns.split(",")))
+            cur.executemany(
+                f"INSERT INTO bench_{table} ({columns}, change_seq)"
+                f" VALUES ({marks}, nextval('sync_change_seq'))",
+                rows[kind],
+            )
+    conn.commit()
+    return time.perf_counter() - started
+
+
+def app_batch(conn: HTTPConnection, request: Request) -> tuple[float, int]:
+    """One phone's `POST /sync` over a keep-alive connection: (seconds, status)."""
+    _, method, path, body, token = request
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {token}"}
+    started = time.perf_counter()
+    conn.request(method, path, body, headers)
+    response = conn.getresponse()
+    response.read()
+    return time.perf_counter() - started, response.status
 
 
 def _figures(seconds: list[float]) -> dict:
@@ -171,12 +181,22 @@ def main() -> None:
             "RATELIMIT_DEFAULT": "1000000 per minute",
             "SECRET_KEY": "bench",
         }
-        with gunicorn("companion.wsgi:app", env, ready_path="/healthz") as addr:
-            run_baseline(pg, [made[0][1]])
-            warm = run_load(*addr, requests[:1], processes=1, threads=1, seconds=120)
-            assert warm["errors"] == 0, warm
-            base = run_baseline(pg, [rows for _, rows in made[1:]])
-            load = run_load(*addr, requests[1:], processes=1, threads=1, seconds=600)
+        with (
+            gunicorn("companion.wsgi:app", env, ready_path="/healthz") as addr,
+            psycopg.connect(pg) as base_conn,
+        ):
+            client = HTTPConnection(*addr, timeout=600)
+            baseline_batch(base_conn, made[0][1])  # warm-up, both
+            assert app_batch(client, requests[0])[1] == 200
+            # Alternately, one phone's batch each way: a neighbour's burst lands on both sides alike.
+            base_seconds, app_seconds, errors = [], [], 0
+            for request, (_, rows) in zip(requests[1:], made[1:], strict=True):
+                base_seconds.append(baseline_batch(base_conn, rows))
+                seconds, status = app_batch(client, request)
+                app_seconds.append(seconds)
+                errors += status != 200
+            client.close()
+        base, load = _figures(base_seconds), _figures(app_seconds)
         with psycopg.connect(pg) as conn:
             ids = [m.id for m in phones]
             stored = sum(
@@ -186,13 +206,8 @@ def main() -> None:
         load_end = loadavg()
 
     app = {
-        "batches": load["requests"],
-        "entries": load["requests"] * BATCH,
-        "seconds": load["seconds"],
-        "entries_per_second": round(load["requests"] * BATCH / load["seconds"], 1),
-        "batch_p50_ms": load["p50_ms"],
-        "batch_p99_ms": load["p99_ms"],
-        "errors": load["errors"],
+        **load,
+        "errors": errors,
         "rows_stored": stored,
         "all_stored": stored == len(made) * BATCH,
     }

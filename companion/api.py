@@ -30,6 +30,7 @@ from companion.validation import (
     body_errors,
     field_errors,
     stored_record,
+    text_is_clean,
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -160,6 +161,7 @@ def require_json_object() -> None:
     if errors:
         raise InvalidInput("The request body is invalid.", fields=errors)
     g.json_body = body
+    g.json_body_text_clean = text_is_clean(raw)
 
 
 def json_body() -> Any:

@@ -12,11 +12,12 @@ codes: bounded sets, and nothing about a member.
 
 from __future__ import annotations
 
+import collections
 import hmac
 import os
 import re
 import time
-from collections.abc import Container, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from prometheus_client import (
@@ -103,12 +104,17 @@ def flags_opened(opened: Iterable[tuple[str, str]]) -> None:
         FLAGS_OPENED.labels(rule=rule, tier=tier).inc()
 
 
-def count_sync_items(items: list[Any], results: list[dict[str, Any]], *, known: Container[str]) -> None:
-    """One offline-sync batch's items by type (an item of a type not in `known` counts as `unknown`)
-    and the status each answered."""
-    for item, result in zip(items, results, strict=False):
-        kind = item.get("type") if isinstance(item, dict) else None
-        SYNC_ITEMS.labels(type=kind if kind in known else "unknown", result=str(result["status"])).inc()
+def count_sync_items(items: list[Any], results: list[dict[str, Any]], types: Iterable[str]) -> None:
+    """One offline-sync batch's items by type (an item of a type not in `types` counts as `unknown`)
+    and the status each answered: counted here first, one increment a (type, status) pair."""
+    known = frozenset(types)
+    counts = collections.Counter(
+        (kind if (kind := item.get("type") if isinstance(item, dict) else None) in known else "unknown",
+         str(result["status"]))
+        for item, result in zip(items, results, strict=False)
+    )  # fmt: skip
+    for (kind, status), n in counts.items():
+        SYNC_ITEMS.labels(type=kind, result=status).inc(n)
 
 
 def count_pushes(by_channel: dict[tuple[str, str, str], int]) -> None:

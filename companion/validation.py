@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import zoneinfo
 from datetime import UTC, datetime, time
@@ -114,6 +115,19 @@ def text_problem(value: str) -> str | None:
     return NUL_MESSAGE if found.group() == "\x00" else SURROGATE_MESSAGE
 
 
+#: How a NUL or a lone surrogate can reach a string parsed from UTF-8 JSON: as a \u escape, or as a
+#: surrogate encoded in UTF-8 (the json module decodes with surrogatepass). Raw control characters are
+#: refused by the parser. A pair of escapes (an emoji written as \ud83d\ude00) matches too: that body is
+#: walked as before.
+_BAD_TEXT_SOURCE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])|\xed[\xa0-\xbf]")
+
+
+def text_is_clean(raw: bytes) -> bool:
+    """True when no string parsed from the JSON text `raw` can hold a NUL or a lone surrogate: the parts
+    of such a body (a sync batch's items) need no walk for bad text of their own."""
+    return json.detect_encoding(raw) == "utf-8" and _BAD_TEXT_SOURCE.search(raw) is None
+
+
 def printable_key(key: str) -> str:
     """A field name safe to echo in an error: its lone surrogates and NULs written as escapes."""
     return key.encode("utf-8", "backslashreplace").decode("utf-8").replace("\x00", "\\x00")
@@ -164,7 +178,8 @@ def _check_depth_only(value: Any, depth: int) -> None:
         if depth > MAX_BODY_DEPTH:
             raise TooDeep
         for item in value.values() if isinstance(value, dict) else value:
-            _check_depth_only(item, depth + 1)
+            if isinstance(item, dict | list):  # scalars end here (a batch holds thousands of them)
+                _check_depth_only(item, depth + 1)
 
 
 def _text_errors(value: Any) -> Any:
@@ -193,6 +208,11 @@ def checked_body() -> Any:
     return g.get("json_body") if has_request_context() else None
 
 
+def body_text_is_clean() -> bool:
+    """The request's JSON body was found free of bad text in its source (`text_is_clean`)."""
+    return has_request_context() and bool(g.get("json_body_text_clean"))
+
+
 class StrictSchema(Schema):
     """Inbound bodies: an unknown field is a 422 that names it (API.md), never silently dropped."""
 
@@ -206,6 +226,8 @@ class StrictSchema(Schema):
     def _refuse_bad_text(self, data: Any, **_: Any) -> Any:
         if not self.refuse_nul or not isinstance(data, dict) or data is checked_body():
             return data  # the JSON body was checked as it was parsed (body_errors)
+        if body_text_is_clean():
+            return data  # a part of a body whose source holds no bad text (a sync item)
         errors = _text_errors(data)
         if errors:
             raise ValidationError(errors)

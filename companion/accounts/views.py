@@ -49,7 +49,7 @@ _register_limit = configured_limit("RATELIMIT_REGISTER")
 @blp.doc(operationId="registerMember")
 @allow(PUBLIC)
 @limiter.limit(_register_limit)
-@blp.arguments(schemas.RegisterSchema)
+@blp.arguments(schemas.RegisterSchema())
 @blp.response(201, schemas.TokenSchema)
 @blp.alt_response(409, description="The email is already registered.")
 @blp.alt_response(429, description="Too many registrations from this address.")
@@ -64,7 +64,7 @@ def register(data: dict[str, Any]):
 @blp.doc(operationId="createToken")
 @allow(PUBLIC)
 @limiter.limit(_login_limit)
-@blp.arguments(schemas.LoginSchema)
+@blp.arguments(schemas.LoginSchema())
 @blp.response(200, schemas.TokenSchema)
 @blp.alt_response(401, description="Unknown email or wrong password (the same answer for both).")
 @blp.alt_response(
@@ -93,7 +93,7 @@ def token(data: dict[str, Any]):
 @blp.doc(operationId="refreshToken")
 @allow(PUBLIC)
 @limiter.limit(_login_limit)
-@blp.arguments(schemas.RefreshSchema)
+@blp.arguments(schemas.RefreshSchema())
 @blp.response(200, schemas.TokenSchema)
 @blp.alt_response(401, description="Unknown, expired, revoked or already spent refresh token.")
 def refresh(data: dict[str, Any]):
@@ -123,7 +123,7 @@ class Me(MethodView):
         return services.member_view(current_user)
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.MemberPatchSchema)
+    @blp.arguments(schemas.MemberPatchSchema())
     @blp.response(200, schemas.MemberSchema)
     def patch(self, changes: dict[str, Any]):
         """Change the member's settings. Server-owned fields (id, email, role, coach, insurer) are 422."""
@@ -132,7 +132,7 @@ class Me(MethodView):
             return services.member_view(user)
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.PasswordSchema)
+    @blp.arguments(schemas.PasswordSchema())
     @blp.response(202)
     @blp.alt_response(401, description="Wrong password.")
     def delete(self, data: dict[str, Any]):
@@ -174,7 +174,7 @@ class Devices(MethodView):
 
     @allow(Role.MEMBER)
     @blp.doc(operationId="registerDevice")
-    @blp.arguments(schemas.DeviceInputSchema)
+    @blp.arguments(schemas.DeviceInputSchema())
     @blp.response(201, schemas.DeviceSchema, description="A new device.")
     @blp.alt_response(200, schema=schemas.DeviceSchema, description="A push token already registered.")
     def post(self, data: dict[str, Any]):

@@ -20,7 +20,7 @@ blp = Blueprint("coaching", __name__, url_prefix="/api/v1", description="What co
 @blp.route("/coach/members", methods=["GET"])
 @blp.doc(operationId="listCaseload")
 @allow(Role.COACH, Role.ADMIN)
-@blp.arguments(schemas.CaseloadArgsSchema, location="query")
+@blp.arguments(schemas.CaseloadArgsSchema(), location="query")
 @blp.response(200, schemas.CaseloadPageSchema)
 def caseload(args: dict[str, Any]):
     """The caseload: members with urgent flags first, then those with most flags still to handle.
@@ -47,7 +47,7 @@ def member(member_id: uuid.UUID):
 @blp.route("/coach/members/<uuid:member_id>/timeline", methods=["GET"])
 @blp.doc(operationId="getMemberTimeline")
 @allow(Role.COACH, Role.ADMIN)
-@blp.arguments(schemas.TimelineArgsSchema, location="query")
+@blp.arguments(schemas.TimelineArgsSchema(), location="query")
 @blp.response(200, schemas.TimelinePageSchema)
 @blp.alt_response(404, description="No such member on your current caseload (admins: no such member).")
 def timeline(args: dict[str, Any], member_id: uuid.UUID):

@@ -64,12 +64,12 @@ from companion.domain.drinking import STANDARD_DRINKS_QUANTUM, WHO_UPPER_BOUNDS,
 CHUNK_MEMBERS = 100_000
 #: The export transaction's work_mem (ours; the server's default is 4 MB). Hash tables get twice this
 #: (hash_mem_multiplier 2). At 100,000 members the drink logs' (member, bucket) groups spill (~400 MB
-#: written), yet 192 MB measured no faster (docs/performance.md), so the memory stays bounded.
+#: written), yet 192 MB measured no faster (docs/performance/insurer-export.md), so the memory stays bounded.
 WORK_MEM = "64MB"
 #: Chunks of at least this many members run with the server's JIT setting (on by default; the bench's
 #: GROUP BY baseline runs with it too), smaller ones with JIT off (ours). Compiling this statement
 #: costs seconds: at 10k members x 180 days it cost more than it saved, at 100k x 180 it saved ~10 %
-#: of the backend's CPU (docs/performance.md, insurer export).
+#: of the backend's CPU (docs/performance/insurer-export.md).
 JIT_MIN_MEMBERS = 50_000
 
 _ZERO_ID = uuid.UUID(int=0)

@@ -24,7 +24,7 @@ blp = Blueprint(
 
 @blp.route("/exports", methods=["POST"])
 @allow(Role.INSURER_ANALYST)
-@blp.arguments(schemas.ExportRequestSchema)
+@blp.arguments(schemas.ExportRequestSchema())
 @blp.response(
     202,
     schemas.ExportQueuedSchema,

@@ -46,7 +46,7 @@ def medication_plans():
 @blp.route("/coach/members/<uuid:member_id>/medication-plans", methods=["POST"])
 @blp.doc(operationId="createMedicationPlan")
 @allow(Role.COACH, Role.ADMIN)
-@blp.arguments(schemas.PlanInputSchema)
+@blp.arguments(schemas.PlanInputSchema())
 @blp.response(201, schemas.PlanSchema)
 @blp.alt_response(404, description="No such member on your current caseload (admins: no such member).")
 @blp.alt_response(422, description="Invalid plan: each bad field is named.")
@@ -65,7 +65,7 @@ def create_plan(data: dict[str, Any], member_id: uuid.UUID):
 @blp.route("/coach/members/<uuid:member_id>/medication-plans/<uuid:plan_id>", methods=["PATCH"])
 @blp.doc(operationId="updateMedicationPlan")
 @allow(Role.COACH, Role.ADMIN)
-@blp.arguments(schemas.PlanPatchSchema)
+@blp.arguments(schemas.PlanPatchSchema())
 @blp.response(200, schemas.PlanSchema)
 @blp.alt_response(404, description="No such member on your caseload, or no such plan of theirs.")
 @blp.alt_response(422, description="An invalid change, or one rewriting days before the member's today.")
@@ -98,7 +98,7 @@ def update_plan(changes: dict[str, Any], member_id: uuid.UUID, plan_id: uuid.UUI
 @blp.route("/medication-checkins")
 class MedicationCheckins(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.CheckinPageSchema)
     def get(self, args: dict[str, Any]):
         """Dose check-ins whose slot is in a local date range (default: the last 30 days), in slot order."""
@@ -107,7 +107,7 @@ class MedicationCheckins(MethodView):
         return checkins.list_checkins(member, window, cursor=args.get("cursor"), limit=args["limit"])
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.CheckinInputSchema)
+    @blp.arguments(schemas.CheckinInputSchema())
     @blp.response(201, schemas.CheckinSchema, description="A new check-in.")
     @blp.alt_response(200, schema=schemas.CheckinSchema, description="The same id and body again: as stored.")
     @blp.alt_response(404, description="No such plan of yours (`fields.plan_id`).")

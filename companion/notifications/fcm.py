@@ -11,7 +11,8 @@ UNAVAILABLE / INTERNAL / 503 / 500 honour Retry-After with jittered exponential 
 (401) is retried, so a rotated token recovers.
 
 Requests go over `http1.Http1Pool` on the process's push event loop: `push` is the coroutine the
-delivery task runs many of at once, `send` waits for one (docs/performance.md: httpx cost 20x the CPU).
+delivery task runs many of at once, `send` waits for one (docs/performance/nudge-tick.md: httpx cost
+20x the CPU).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ flight on one event loop thread.
 
 Why not httpx: pushes are CPU-bound on our side, and httpx spent ~1.1 ms of CPU a request with one
 client per sending thread (3.9 ms with its async client and 32 requests in flight); this client spends
-~50 us (docs/performance.md). It does only what a push needs: a POST with a small body, an answer with
-a Content-Length or chunked body (at most MAX_BODY), keep-alive, TLS, an HTTP proxy from the
+~50 us (docs/performance/nudge-tick.md). It does only what a push needs: a POST with a small body, an
+answer with a Content-Length or chunked body (at most MAX_BODY), keep-alive, TLS, an HTTP proxy from the
 environment (HTTPS_PROXY/HTTP_PROXY, NO_PROXY: a CONNECT tunnel), and a timeout per request.
 Anything else the server does (`Connection: close`, an idle connection it dropped) closes that
 connection; the next request opens another.

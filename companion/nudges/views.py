@@ -23,7 +23,7 @@ blp = Blueprint(
 class Inbox(MethodView):
     @allow(Role.MEMBER)
     @blp.doc(operationId="listMessages")
-    @blp.arguments(schemas.InboxArgsSchema, location="query")
+    @blp.arguments(schemas.InboxArgsSchema(), location="query")
     @blp.response(200, schemas.InboxPageSchema)
     def get(self, args: dict[str, Any]):
         """The inbox, newest first: nudges that reached the member, and coach messages.
@@ -50,7 +50,7 @@ def read(nudge_id: uuid.UUID):
 @blp.route("/me/messages/<uuid:nudge_id>/snooze", methods=["POST"])
 @blp.doc(operationId="snoozeMessage")
 @allow(Role.MEMBER)
-@blp.arguments(schemas.SnoozeSchema)
+@blp.arguments(schemas.SnoozeSchema())
 @blp.response(202, schemas.SnoozedSchema)
 @blp.alt_response(404, description="No such item in your inbox.")
 @blp.alt_response(409, description="Its push is leaving right now; try again in a moment.")
@@ -64,7 +64,7 @@ def snooze(data: dict[str, Any], nudge_id: uuid.UUID):
 
 @blp.route("/coach/members/<uuid:member_id>/messages", methods=["POST"])
 @allow(Role.COACH, Role.ADMIN)
-@blp.arguments(schemas.MessageInputSchema)
+@blp.arguments(schemas.MessageInputSchema())
 @blp.response(201, schemas.MessageSchema)
 @blp.alt_response(404, description="No such member on your current caseload (admins: no such member).")
 def send_message(data: dict[str, Any], member_id: uuid.UUID):

@@ -22,7 +22,7 @@ blp = Blueprint("pacs", __name__, url_prefix="/api/v1", description="The weekly 
 @blp.route("/pacs")
 class Pacs(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.PacsPageSchema)
     def get(self, args: dict[str, Any]):
         """PACS whose week starts in a local date range (default: the last 30 days), oldest first."""
@@ -32,7 +32,7 @@ class Pacs(MethodView):
 
     @allow(Role.MEMBER)
     @blp.doc(operationId="createPacs")  # not the derived `createPac`: PACS is one scale, not a plural
-    @blp.arguments(schemas.PacsInputSchema)
+    @blp.arguments(schemas.PacsInputSchema())
     @blp.response(201, schemas.PacsSchema)
     @blp.alt_response(
         200, schema=schemas.PacsSchema, description="The same id and body again: the stored record."

@@ -19,7 +19,7 @@ blp = Blueprint("safety", __name__, url_prefix="/api/v1", description="Safety fl
 @blp.route("/coach/flags", methods=["GET"])
 @blp.doc(operationId="listFlags")
 @allow(Role.COACH, Role.ADMIN)
-@blp.arguments(schemas.FlagArgsSchema, location="query")
+@blp.arguments(schemas.FlagArgsSchema(), location="query")
 @blp.response(200, schemas.FlagPageSchema)
 def flags(args: dict[str, Any]):
     """Flags to handle, most urgent first, then oldest (by when the flag opened).
@@ -54,7 +54,7 @@ def acknowledge(flag_id: uuid.UUID):
 @blp.route("/coach/flags/<uuid:flag_id>/resolve", methods=["POST"])
 @blp.doc(operationId="resolveFlag")
 @allow(Role.COACH, Role.ADMIN)
-@blp.arguments(schemas.ResolveSchema)
+@blp.arguments(schemas.ResolveSchema())
 @blp.response(200, schemas.FlagSchema)
 @blp.alt_response(404, description="No such flag on your current caseload (admins: no such flag).")
 @blp.alt_response(409, description="Already resolved; `error.current` holds the flag.")

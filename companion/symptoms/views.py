@@ -34,7 +34,7 @@ class Symptoms(MethodView):
 @blp.route("/symptom-reports")
 class SymptomReports(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.SymptomReportPageSchema)
     def get(self, args: dict[str, Any]):
         """Symptom reports in a local date range (default: the last 30 days), oldest first."""
@@ -43,7 +43,7 @@ class SymptomReports(MethodView):
         return services.list_symptom_reports(member, window, cursor=args.get("cursor"), limit=args["limit"])
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.SymptomReportInputSchema)
+    @blp.arguments(schemas.SymptomReportInputSchema())
     @blp.response(201, schemas.SymptomReportSchema)
     @blp.alt_response(
         200, schema=schemas.SymptomReportSchema, description="The same id and body again: the stored record."

@@ -109,7 +109,7 @@ def insert_new(
     document = orjson.dumps([{n: row[n] for n in names} for row in rows], default=_json_value)
     params = {"member_id": member_id, "origin": origin, "now": now, "rows": document.decode()}
     lock = not holds_change_stream(member_id)
-    found = session.execute(spec.statement(lock=lock), params).all()
+    found = session.connection().execute(spec.statement(lock=lock), params).all()  # Core: no ORM layer
     if lock:
         mark_change_stream_held(member_id)
     if found:

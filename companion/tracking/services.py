@@ -8,6 +8,7 @@ API and the sync batch answer the same way.
 
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -53,11 +54,17 @@ def parse_log_date(raw: str) -> date:
         raise InvalidInput("The request is invalid.", fields={"date": ["Not a date (YYYY-MM-DD)."]}) from exc
 
 
+@functools.lru_cache(maxsize=256)
+def _oldest_loggable(zone: str, now: datetime, days: int) -> date:
+    """The first local date a member may still log: the same for every item of a sync batch."""
+    return localtime.local_date(now, zone) - timedelta(days=days)
+
+
 def check_instant(name: str, instant: datetime, *, member: Member, now: datetime) -> None:
     """Instants from the phone: not in the future, not older than the backfill window."""
     if instant > now + CLOCK_SKEW:
         raise InvalidInput("The request body is invalid.", fields={name: ["Cannot be in the future."]})
-    oldest = local_today(member, now) - timedelta(days=backfill_days())
+    oldest = _oldest_loggable(member.timezone, now, backfill_days())
     if localtime.local_date(instant, member.timezone) < oldest:
         raise InvalidInput(
             "The request body is invalid.",

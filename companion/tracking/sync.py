@@ -38,7 +38,7 @@ from companion.symptoms.models import SymptomReport
 from companion.sync_seq import decode_cursor, encode_cursor
 from companion.tracking import rowset, schemas, services
 from companion.tracking.models import BacReading, Craving, DrinkLog
-from companion.validation import text_problem
+from companion.validation import body_text_is_clean, text_problem
 
 #: API.md: at most 500 items a batch (more is a 413).
 MAX_BATCH = 500
@@ -198,8 +198,9 @@ def apply_batch(
     results: list[dict[str, Any] | None] = [None] * len(items)
     loaded: list[tuple[int, str, dict[str, Any]]] = []
     schemas_in_use: dict[str, Schema] = {}  # one a type and batch: making one costs more than a load
+    keys = [_key_of(item) for item in items]
     for index, item in enumerate(items):
-        outcome = _load_item(index, item, schemas_in_use)
+        outcome = _load_item(index, item, keys[index], schemas_in_use)
         if isinstance(outcome, _Loaded):
             loaded.append((index, item["type"], outcome))
         else:
@@ -225,7 +226,7 @@ def apply_batch(
             if r.keys[0] in stored:
                 results[r.index] = {
                     "index": r.index,
-                    **_key_of(items[r.index]),
+                    **keys[r.index],
                     **r.answer,
                     "status": "created",
                 }
@@ -243,9 +244,11 @@ def _new_row(path: SetPath, batch: Batch, index: int, data: dict[str, Any]) -> N
         return None  # the per-item path answers it (or finds it stored: a replay)
 
 
-def _load_item(index: int, item: Any, schemas_in_use: dict[str, Schema]) -> dict[str, Any]:
+def _load_item(
+    index: int, item: Any, key: dict[str, Any], schemas_in_use: dict[str, Schema]
+) -> dict[str, Any]:
     """The item's data as its schema loads it (a `_Loaded`), or its "invalid" result."""
-    result: dict[str, Any] = {"index": index, **_key_of(item)}
+    result: dict[str, Any] = {"index": index, **key}
     if not isinstance(item, dict) or set(item) - {"type", "data"} or item.get("type") not in HANDLERS:
         return {
             **result,
@@ -256,7 +259,10 @@ def _load_item(index: int, item: Any, schemas_in_use: dict[str, Schema]) -> dict
         return {**result, "status": "invalid", "errors": {"data": ["Must be an object."]}}
     kind = item["type"]
     if kind not in schemas_in_use:
-        schemas_in_use[kind] = HANDLERS[kind][0]()
+        schema = HANDLERS[kind][0]()
+        # The body's source was found free of bad text: no item needs its own walk for it.
+        schema.refuse_nul = not body_text_is_clean()
+        schemas_in_use[kind] = schema
     try:
         return _Loaded(schemas_in_use[kind].load(item["data"]))
     except ValidationError as exc:

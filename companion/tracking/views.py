@@ -40,7 +40,7 @@ def _window(args: dict[str, Any]):
 @blp.route("/drink-logs")
 class DrinkLogs(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.DrinkLogPageSchema)
     def get(self, args: dict[str, Any]):
         """The member's drink logs in a local date range (default: the last 30 days), oldest first."""
@@ -60,7 +60,7 @@ class DrinkLog(MethodView):
         return services.drink_log_view(services.get_drink_log(member, services.parse_log_date(day)), member)
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.DrinkLogInputSchema)
+    @blp.arguments(schemas.DrinkLogInputSchema())
     @blp.response(
         200, schemas.DrinkLogSchema, description="An existing log replaced, or the same body again."
     )
@@ -93,7 +93,7 @@ class DrinkLog(MethodView):
 @blp.route("/cravings")
 class Cravings(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.CravingPageSchema)
     def get(self, args: dict[str, Any]):
         """Cravings in a local date range, oldest first."""
@@ -102,7 +102,7 @@ class Cravings(MethodView):
         )
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.CravingInputSchema)
+    @blp.arguments(schemas.CravingInputSchema())
     @blp.response(201, schemas.CravingSchema)
     @blp.alt_response(
         200, schema=schemas.CravingSchema, description="The same id and body again: the stored record."
@@ -121,7 +121,7 @@ class Cravings(MethodView):
 @blp.route("/bac-readings")
 class BacReadings(MethodView):
     @allow(Role.MEMBER)
-    @blp.arguments(RangeArgsSchema, location="query")
+    @blp.arguments(RangeArgsSchema(), location="query")
     @blp.response(200, schemas.BacReadingPageSchema)
     def get(self, args: dict[str, Any]):
         """Breath alcohol readings in a local date range, oldest first."""
@@ -130,7 +130,7 @@ class BacReadings(MethodView):
         )
 
     @allow(Role.MEMBER)
-    @blp.arguments(schemas.BacReadingInputSchema)
+    @blp.arguments(schemas.BacReadingInputSchema())
     @blp.response(201, schemas.BacReadingSchema)
     @blp.alt_response(200, schema=schemas.BacReadingSchema, description="The same id and body again.")
     @blp.alt_response(409, description="The same id with a different body.")
@@ -148,7 +148,7 @@ class BacReadings(MethodView):
 class Sync(MethodView):
     @allow(Role.MEMBER)
     @blp.doc(operationId="getSyncChanges")
-    @blp.arguments(schemas.SyncQuerySchema, location="query")
+    @blp.arguments(schemas.SyncQuerySchema(), location="query")
     @blp.response(200, schemas.SyncChangesSchema)
     def get(self, args: dict[str, Any]):
         """Records changed since the cursor by the member's other devices or by staff, oldest first."""
@@ -156,7 +156,7 @@ class Sync(MethodView):
 
     @allow(Role.MEMBER)
     @blp.doc(operationId="syncBatch")
-    @blp.arguments(schemas.SyncBatchSchema)
+    @blp.arguments(schemas.SyncBatchSchema())
     @blp.response(200, schemas.SyncResultsSchema)
     @blp.alt_response(413, description="More than 500 items.")
     @per_item_body("items")
@@ -164,9 +164,9 @@ class Sync(MethodView):
         """Store a batch written offline. Each item stands alone and answers its own status; replay-safe."""
         with unit_of_work():
             results = sync.apply_batch(_member(), data["items"], origin=current_login(), now=utcnow())
-        metrics.count_sync_items(data["items"], results, known=sync.HANDLERS)  # after the commit
+        metrics.count_sync_items(data["items"], results, sync.HANDLERS)  # after the commit: what was stored
         # The results are JSON-ready dicts of SyncResultSchema's fields; dumping 500 of them through the
-        # schema again cost a fifth of a batch's CPU (docs/performance.md, "Sync batches").
+        # schema again cost a fifth of a batch's CPU (docs/performance/member-writes.md).
         return current_app.json.response({"results": results})
 
 

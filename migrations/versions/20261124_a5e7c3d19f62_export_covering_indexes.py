@@ -18,7 +18,7 @@ scan: autovacuum keeps the visibility map), and each member's buckets are summed
 * bac_readings: its (member_id, date) index already holds all the export reads.
 
 The cost is on writes: one more index entry per drink log write, wider entries for the other two
-(docs/performance.md, insurer export).
+(docs/performance/insurer-export.md).
 """
 
 from collections.abc import Sequence

@@ -9,7 +9,7 @@ answers, seconds later (twice or more only for retries). Packed full, the update
 row's page, so PostgreSQL writes the new version elsewhere and adds an entry to both indexes. Half of
 each page is left free for it (fillfactor 50): the update stays on the page (HOT) and touches no
 index. Measured on 100,000 pushes delivered in one process (statement wall times, a loaded machine):
-the answers' UPDATE went from 30 to 22 us a push and the insert from 38 to 35 (docs/performance.md). The table takes up to twice the pages; it holds a few
+the answers' UPDATE went from 30 to 22 us a push and the insert from 38 to 35 (docs/performance/nudge-tick.md). The table takes up to twice the pages; it holds a few
 rows per member and day.
 
 Only pages written from now on are affected; existing rows stay where they are.

@@ -1036,7 +1036,7 @@ def test_checkin_never_500(member, plan, data):
 
 
 def test_a_new_checkin_is_its_plan_read_and_one_insert_without_a_savepoint(app, member, plan):
-    """docs/performance.md "Member writes": the check-in, its change lock and safety request are one
+    """docs/performance/member-writes.md: the check-in, its change lock and safety request are one
     statement, its side effects a second; its answer is built from what was written, read nothing."""
     from tests.api.test_round_trips import _statements
 

@@ -1,4 +1,4 @@
-"""Member writes read nothing they do not need (docs/performance.md, "Member writes"): the member comes
+"""Member writes read nothing they do not need (docs/performance/member-writes.md): the member comes
 with the access token, and a new record comes back from its INSERT."""
 
 from __future__ import annotations
@@ -132,3 +132,19 @@ def test_an_answer_built_from_what_was_written_is_what_a_replay_reads(register):
         replayed = member.post(path, body)
         assert (created.status_code, replayed.status_code) == (201, 200)
         assert created.get_json() == replayed.get_json()
+
+
+def test_the_user_and_member_read_with_the_token_behave_as_loaded(app, register):
+    """`attach_as_loaded`: a write flushes nothing for the user or member it did not change; a profile
+    change is written once and read back."""
+    member = register()
+    today = member.get("/me/summary").get_json()["as_of"]
+    with _statements(app) as seen:
+        assert member.put(f"/drink-logs/{today}", {"standard_drinks": "1"}).status_code == 201
+    assert not [s for s in seen if s.startswith(("UPDATE users", "UPDATE members"))]
+    with _statements(app) as seen:
+        changed = member.patch("/me", {"reminders": {"log_time": "21:30"}})
+    assert changed.status_code == 200, changed.get_json()
+    assert len([s for s in seen if s.startswith("UPDATE members")]) == 1
+    assert not [s for s in seen if s.startswith("UPDATE users")]
+    assert member.get("/me").get_json()["reminders"]["log_time"] == "21:30"

@@ -547,8 +547,8 @@ def test_a_coach_starts_a_plan_once_whatever_the_resubmissions(app, coach, world
 
 
 def test_the_member_page_reads_in_a_bounded_number_of_round_trips(app, coach, world):
-    """Round trips dominate the member page under load (docs/performance.md): its statements are
-    counted, so a change that adds one per item (or per kind) is seen here, not only in bench/."""
+    """Round trips dominate the member page under load (docs/performance/dashboard.md): its statements
+    are counted, so a change that adds one per item (or per kind) is seen here, not only in bench/."""
     from sqlalchemy import event
 
     statements: list[str] = []
@@ -566,9 +566,9 @@ def test_the_member_page_reads_in_a_bounded_number_of_round_trips(app, coach, wo
         ):
             statements.clear()
             assert coach.get(path).status_code == 200
-            # 11 before the story (docs/performance.md), 3 for it: every kind of entry in one statement,
-            # the flags' events, the check-ins' side effects; one more (the staff's names) when the page
-            # shows a message or a flag acknowledged or closed (none here).
+            # 11 before the story (docs/performance/dashboard.md), 3 for it: every kind of entry in one
+            # statement, the flags' events, the check-ins' side effects; one more (the staff's names) when
+            # the page shows a message or a flag acknowledged or closed (none here).
             # Since: the server-side session's row (issue 21), the week's PACS totals (issue 19) and the
             # check that an admin exists for escalations (issue 26's banner): one each, per page.
             assert len(statements) <= 17, statements

@@ -273,7 +273,8 @@ def test_fcm_token_endpoint_down_is_a_retry(gateway, tmp_path):
     ],
 )  # fmt: skip
 def test_the_http1_push_client_bounds_answer_sizes(answer):
-    """The hand-written HTTP/1.1 client (kept for speed: docs/performance.md) never buffers a huge answer."""
+    """The hand-written HTTP/1.1 client (kept for speed: docs/performance/nudge-tick.md) never buffers a
+    huge answer."""
     import asyncio
     import threading
 
