@@ -6,7 +6,7 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion import api as api_plumbing
-from companion import db, jobs, logs, ratelimit
+from companion import db, jobs, logs, openapi, ratelimit
 from companion.accounts import views as accounts_views
 from companion.auth import loaders
 from companion.auth.access import enforce_access
@@ -95,12 +95,12 @@ def register_extensions(app: Flask, config: Config) -> None:
     limiter.init_app(app)
 
     csrf.init_app(app)
-    api_plumbing.configure_openapi(app)
+    openapi.configure_openapi(app)
     api_plumbing.api.init_app(
         app,
         spec_kwargs={
-            "marshmallow_plugin": api_plumbing.CompanionMarshmallowPlugin(),
-            "extra_plugins": [api_plumbing.StandardResponsesPlugin(app)],
+            "marshmallow_plugin": openapi.CompanionMarshmallowPlugin(),
+            "extra_plugins": [openapi.StandardResponsesPlugin(app)],
         },
     )
     jobs.configure(make_celery(app))
