@@ -25,6 +25,10 @@ Semantics (ours unless DOMAIN.md says otherwise; named settings below):
 * **Baseline** is the first BASELINE_DAYS days of enrollment (even before the period); **follow-up**
   is the last FOLLOW_UP_DAYS days of the window, starting no earlier than the day after baseline.
   Change measures need logged days (or ratings) in both.
+* **PACS** (weekly, total 0-30): a member's baseline is their first PACS whose week ends on or after
+  enrollment and starts within PACS_BASELINE_DAYS of it; their follow-up in a window is their latest
+  PACS whose week starts in the window, PACS_FOLLOW_UP_MIN_DAYS or more after the baseline's week.
+  Members with both are averaged: the mean PACS at baseline, at follow-up, and the change.
 * **Drinks** are US standard drinks (14 g) whatever the member's country: an insurer adds members up.
 * **Per-member means** (PDA, PHDD, DDD, weekly drinks) are the summary's own values, then averaged
   over the members who have one; **pooled rates** (engagement, adherence) divide summed counts.
@@ -76,6 +80,12 @@ RETENTION_DAYS = (30, 90)
 PROGRAM_MONTH_DAYS = 30
 #: Program months from this one on share one bucket, labelled "12+" (ours).
 PROGRAM_MONTH_CAP = 12
+#: PACS baseline: the member's first weekly PACS whose week (Monday to Sunday) ends on or after their
+#: enrollment day and starts within this many days of it, enrollment day included (ours: 4 weeks).
+PACS_BASELINE_DAYS = 28
+#: PACS follow-up: the latest PACS whose week starts in the window, at least this many days after the
+#: baseline PACS's week starts (ours: 4 weeks, so the two never recall overlapping weeks).
+PACS_FOLLOW_UP_MIN_DAYS = 28
 #: A member's mean craving is kept to this before it is averaged over members (ours).
 MEMBER_CRAVING_QUANTUM = Decimal("0.01")
 #: Published values: percentages, means and changes, to one decimal, half up.
@@ -282,6 +292,8 @@ class MemberRecord:
     goal_type: str
     day_logs: Sequence[summary.DayLog] = ()
     cravings: Sequence[summary.CravingRating] = ()
+    #: Weekly PACS: (week_of, a local Monday; total, 0-30).
+    pacs: Sequence[tuple[date, int]] = ()
     plans: Sequence[Plan] = ()
     checkins: Sequence[CheckIn] = ()
     #: Days with any entry: a drink log, a craving, a dose check-in or a breath reading.
@@ -309,6 +321,8 @@ class MemberOutcome:
     who_follow_up: WhoLevel | None
     craving_baseline: Decimal | None
     craving_follow_up: Decimal | None
+    pacs_baseline: int | None
+    pacs_follow_up: int | None
     doses_taken: int
     doses_scheduled: int
 
@@ -319,6 +333,22 @@ def mean_craving(cravings: Iterable[summary.CravingRating], window: DateRange) -
     if not ratings:
         return None
     return (Decimal(sum(ratings)) / len(ratings)).quantize(MEMBER_CRAVING_QUANTUM, rounding=ROUND_HALF_UP)
+
+
+def pacs_baseline(pacs: Iterable[tuple[date, int]], enrolled_on: date) -> tuple[date, int] | None:
+    """The member's baseline PACS (week_of, total): the first whose week ends on or after enrollment and
+    starts within PACS_BASELINE_DAYS of it; None when there is none."""
+    last_start = enrolled_on + timedelta(days=PACS_BASELINE_DAYS - 1)
+    found = [(week, total) for week, total in pacs if enrolled_on - timedelta(days=6) <= week <= last_start]
+    return min(found) if found else None
+
+
+def pacs_follow_up(pacs: Iterable[tuple[date, int]], window: DateRange, baseline_week: date) -> int | None:
+    """The total of the latest PACS whose week starts in `window`, at least PACS_FOLLOW_UP_MIN_DAYS
+    after `baseline_week`; None when there is none."""
+    earliest = baseline_week + timedelta(days=PACS_FOLLOW_UP_MIN_DAYS)
+    found = [(week, total) for week, total in pacs if week in window and week >= earliest]
+    return max(found)[1] if found else None
 
 
 def retained(member: MemberRecord, period: Period, days: int) -> bool | None:
@@ -356,6 +386,12 @@ def member_outcome(
         if base_c is not None and last_c is not None:
             craving = (base_c, last_c)
 
+    pacs: tuple[int | None, int | None] = (None, None)
+    if (first := pacs_baseline(member.pacs, member.enrolled_on)) is not None:
+        last = pacs_follow_up(member.pacs, window, first[0])
+        if last is not None:
+            pacs = (first[1], last)
+
     taken, scheduled = summary.dose_counts(
         member.plans, member.checkins, zone=member.zone, window=window, now=now
     )
@@ -376,6 +412,8 @@ def member_outcome(
         who_follow_up=who[1],
         craving_baseline=craving[0],
         craving_follow_up=craving[1],
+        pacs_baseline=pacs[0],
+        pacs_follow_up=pacs[1],
         doses_taken=taken,
         doses_scheduled=scheduled,
     )
@@ -412,6 +450,9 @@ class CellTotals:
     craving_members: int = 0
     craving_baseline_sum: Decimal = Decimal(0)
     craving_follow_up_sum: Decimal = Decimal(0)
+    pacs_members: int = 0
+    pacs_baseline_sum: Decimal = Decimal(0)
+    pacs_follow_up_sum: Decimal = Decimal(0)
     adherence_members: int = 0
     doses_taken: int = 0
     doses_scheduled: int = 0
@@ -447,6 +488,10 @@ class CellTotals:
             self.craving_members += 1
             self.craving_baseline_sum += outcome.craving_baseline
             self.craving_follow_up_sum += outcome.craving_follow_up
+        if outcome.pacs_baseline is not None and outcome.pacs_follow_up is not None:
+            self.pacs_members += 1
+            self.pacs_baseline_sum += outcome.pacs_baseline
+            self.pacs_follow_up_sum += outcome.pacs_follow_up
         if outcome.doses_scheduled:
             self.adherence_members += 1
             self.doses_taken += outcome.doses_taken
@@ -507,6 +552,7 @@ COLUMNS: tuple[Column, ...] = (
     Column("who_improved_1", "change_members"),
     Column("who_improved_2", "who_improved_1"),
     Column("craving_members", "members"),
+    Column("pacs_members", "members"),
     Column("adherence_members", "members"),
 )
 
@@ -571,6 +617,7 @@ MEASURES: tuple[_Spec, ...] = (
     _Spec("who_improved_1_level", "who_improved_1", "%"),
     _Spec("who_improved_2_levels", "who_improved_2", "%"),
     _Spec("craving_change", "craving_members", "0-10 rating"),
+    _Spec("pacs_change", "pacs_members", "PACS score (0-30)"),
     _Spec("adherence", "adherence_members", "%", "doses scheduled"),
 )
 
@@ -646,6 +693,12 @@ def _raw_values(t: CellTotals) -> dict[str, _Raw]:
             baseline=_mean(t.craving_baseline_sum, t.craving_members),
             follow_up=_mean(t.craving_follow_up_sum, t.craving_members),
         ),
+        "pacs_change": _Raw(
+            _mean(t.pacs_follow_up_sum - t.pacs_baseline_sum, t.pacs_members),
+            t.pacs_members,
+            baseline=_mean(t.pacs_baseline_sum, t.pacs_members),
+            follow_up=_mean(t.pacs_follow_up_sum, t.pacs_members),
+        ),
         "adherence": _Raw(
             _share(t.doses_taken, t.doses_scheduled),
             t.adherence_members,
@@ -660,7 +713,7 @@ def cell_measures(
 ) -> list[MeasureValue]:
     """The published measures of a cell; those whose column is in `hidden` are suppressed.
 
-    Changes (weekly drinks, craving) are follow-up minus baseline: negative is a reduction."""
+    Changes (weekly drinks, craving, PACS) are follow-up minus baseline: negative is a reduction."""
     raw = _raw_values(totals)
     values = []
     for spec in MEASURES:

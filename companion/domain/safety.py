@@ -30,7 +30,8 @@ changes nothing. Rules that fire on one reported symptom read the whole backfill
 (`report_backfill_days`, 60): a report entered late still counts, and its flag says it was late
 (`SideEffectRecord.entered_on`). A caller may load less of what those rules do not read: the
 withdrawal rule reads dose check-ins of its recent window and of the days up to
-`withdrawal_sign_days` before each withdrawal sign.
+`withdrawal_sign_days` before each withdrawal sign, and withdrawal after a stop those of the days up
+to `withdrawal_after_stop_days` before each withdrawal sign.
 
 Semantics where DOMAIN.md is silent (each one a setting where it is a number):
 
@@ -49,6 +50,12 @@ Semantics where DOMAIN.md is silent (each one a setting where it is a number):
 * **Tapering** (`taper_in_progress`): a step the coach marked `taper`, or the plan's last steps lowering
   the dose to its end within `taper_final_days`; narrower than `plans.is_tapering`, which treats any
   lowered step as a taper for as long as it is in force (a dose cut would silence this rule).
+* **Doses stopped being taken** (withdrawal after a stop, version 2): a withdrawal sign on local day
+  D, no plan of the medication in force on D; its last `taken` check-in (any of its plans) is 1 to
+  `withdrawal_after_stop_days` days before D, its plan was not tapering on its day (stopping during a
+  planned taper is a taper cut short, not this stop), and at least one due dose after it and before D
+  was missed. So a plan that ends in a taper the member never took still counts. With a plan in
+  force on D, doses stopped are missed doses before the sign: withdrawal risk's, not a second flag.
 * **After missed doses**: a withdrawal sign reported on local day D, with a missed dose of baclofen or
   gabapentin on D or the `withdrawal_sign_days` days before it (tapering or not).
 * **"While on" a medication**: the report was made on that medication's check-in, or a plan of it was
@@ -79,6 +86,7 @@ from fractions import Fraction
 from types import MappingProxyType
 from typing import TypeVar
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from companion.domain import localtime
 from companion.domain.drinking import standard_drinks_from_grams
@@ -101,7 +109,7 @@ from companion.domain.medications import (
     Severity,
     get_medication,
 )
-from companion.domain.plans import CheckInStatus, Plan, dose_slots, is_active, regimens
+from companion.domain.plans import CheckInStatus, Plan, dose_slots, is_active, regimen_on, regimens
 from companion.domain.summary import CRAVING_MAX, CRAVING_MIN, DayLog
 from companion.domain.types import DateRange
 
@@ -604,6 +612,7 @@ class _Outcome:
     missed: bool
     tapering: bool
     evidence_id: str
+    scheduled_for: datetime
 
 
 def _answer_rank(record: DoseRecord) -> tuple[bool, str]:
@@ -621,11 +630,12 @@ def _dose_outcomes(history: MemberHistory, settings: SafetySettings, days: Itera
         if current is None or _answer_rank(record) < _answer_rank(current):
             answers[slot_key] = record
     late = localtime.to_utc(history.now) - settings.missed_dose_grace
+    wanted = sorted(set(days))  # read once, not per plan: an iterator would serve only the first plan
     outcomes = []
     for plan in history.plans:
         if plan.medication not in WITHDRAWAL_RISK_MEDICATIONS:
             continue
-        for day in sorted(set(days)):
+        for day in wanted:
             slots = dose_slots(plan, day, history.zone)
             if not slots:
                 continue
@@ -638,7 +648,9 @@ def _dose_outcomes(history: MemberHistory, settings: SafetySettings, days: Itera
                     missed, evidence_id = True, dose_evidence(plan.id, slot.scheduled_for)
                 else:
                     continue
-                outcomes.append(_Outcome(plan.medication, day, missed, tapering, evidence_id))
+                outcomes.append(
+                    _Outcome(plan.medication, day, missed, tapering, evidence_id, slot.scheduled_for)
+                )
     return outcomes
 
 
@@ -1072,9 +1084,59 @@ def disengagement(history: MemberHistory, settings: SafetySettings = DEFAULT) ->
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    """Doses of a withdrawal-risk medication that stopped being taken before a withdrawal sign: the
+    last `taken` check-in before the sign's day, and the doses missed after it."""
+
+    medication: str
+    last_taken: DoseRecord
+    missed: tuple[_Outcome, ...]
+
+
+def _stopped_before(
+    history: MemberHistory, settings: SafetySettings, report: SideEffectRecord
+) -> list[_Stop]:
+    """For each baclofen or gabapentin whose doses stopped being taken 1 to `withdrawal_after_stop_days`
+    days before `report`'s local day D, and of which no plan is in force on D (with a plan in force,
+    missed doses before the sign are `withdrawal_risk`'s, which flags them already): its last `taken`
+    dose L (pooled over every plan of the medication) is on a day before D and at most that many days
+    before it, L's plan was not tapering on L's day (`taper_in_progress`: stopping during a planned
+    taper is not this rule's stop), and at least one due dose after L, before D, was missed (skipped,
+    or unanswered `missed_dose_grace` past due)."""
+    stops = []
+    earliest = report.day - timedelta(days=settings.withdrawal_after_stop_days)
+    for medication in sorted(WITHDRAWAL_RISK_MEDICATIONS):
+        plans = {p.id: p for p in history.plans if p.medication == medication}
+        if any(is_active(p, report.day) for p in plans.values()):
+            continue
+        taken = [
+            d
+            for d in history.doses
+            if d.plan_id in plans and d.status == CheckInStatus.TAKEN and earliest <= d.day <= report.day
+        ]
+        if not taken:
+            continue
+        last = max(taken, key=lambda d: (localtime.to_utc(d.scheduled_for), str(d.id)))
+        if last.day >= report.day or taper_in_progress(
+            plans[last.plan_id], last.day, final_days=settings.taper_final_days
+        ):
+            continue
+        after = localtime.to_utc(last.scheduled_for)
+        days = [last.day + timedelta(days=n) for n in range((report.day - last.day).days)]
+        missed = tuple(
+            o
+            for o in _dose_outcomes(history, settings, days)
+            if o.medication == medication and o.missed and o.scheduled_for > after
+        )
+        if missed:
+            stops.append(_Stop(medication, last, missed))
+    return stops
+
+
 @_rule(
     "withdrawal_after_stop",
-    1,
+    2,
     Tier.URGENT,
     lambda s: s.report_backfill_days + s.withdrawal_after_stop_days,
     symptoms=True,
@@ -1084,7 +1146,13 @@ def withdrawal_after_stop(history: MemberHistory, settings: SafetySettings = DEF
     `report_backfill_days` days, 1 to `withdrawal_after_stop_days` days after a baclofen or gabapentin
     plan ended (its `end_date`) without a taper on its last day, with no plan of that medication in
     force on the report's day: an abrupt stop, whether or not any plan is in force today. Reports on a
-    check-in or on their own (a symptom report) alike."""
+    check-in or on their own (a symptom report) alike.
+
+    Version 2 (issue 19): or 1 to `withdrawal_after_stop_days` days after the medication's doses
+    stopped being taken (`_stopped_before`: the last dose taken, not during a taper, then only missed
+    doses), its plan no longer in force on the report's day however it ended (a taper on paper, a
+    marked taper the member never took, no taper). Cites the sign, the last dose taken and the doses
+    missed after it; the summary names the last dose taken."""
     window = DateRange.ending(history.today, settings.report_backfill_days)
     ended = [
         p
@@ -1093,9 +1161,11 @@ def withdrawal_after_stop(history: MemberHistory, settings: SafetySettings = DEF
         and p.end_date is not None
         and not taper_in_progress(p, p.end_date, final_days=settings.taper_final_days)
     ]
+    plan_of = {p.id: p for p in history.plans}
     hits: list[tuple[date, str]] = []
     signs: list[SideEffectRecord] = []
     stopped: dict[str, date] = {}
+    last_taken: dict[str, _Stop] = {}
     for report in history.side_effects:
         if report.code not in WITHDRAWAL_SIGNS or report.day not in window:
             continue
@@ -1109,16 +1179,45 @@ def withdrawal_after_stop(history: MemberHistory, settings: SafetySettings = DEF
                 hits.append((report.day, report.evidence_id))
                 signs.append(report)
                 stopped[plan.medication] = max(plan.end_date, stopped.get(plan.medication, plan.end_date))
+        for stop in _stopped_before(history, settings, report):
+            hits += [
+                (report.day, report.evidence_id),
+                (stop.last_taken.day, stop.last_taken.evidence_id),
+                *((o.day, o.evidence_id) for o in stop.missed),
+            ]
+            signs.append(report)
+            current = last_taken.get(stop.medication)
+            if current is None or _stop_rank(stop) > _stop_rank(current):
+                last_taken[stop.medication] = stop
     if not hits:
         return None
-    ends = "; ".join(f"{_medication_name(m)} ended on {day}" for m, day in sorted(stopped.items()))
+    reasons = [f"{_medication_name(m)} ended on {day}" for m, day in sorted(stopped.items())]
+    reasons += [_stop_reason(stop, history.zone, plan_of) for _, stop in sorted(last_taken.items())]
     return _found(
         "withdrawal_after_stop",
         hits,
-        f"{_labels(s.code for s in signs)} reported after a stop without a taper ({ends}); "
+        f"{_labels(s.code for s in signs)} reported after a stop without a taper ({'; '.join(reasons)}); "
         f"latest on {max(s.day for s in signs)}.{_late(signs, settings)}",
         symptoms=(s.code for s in signs),
-        medications=stopped,
+        medications=set(stopped) | set(last_taken),
+    )
+
+
+def _stop_rank(stop: _Stop) -> tuple[datetime, int]:
+    """The stop a summary names: the latest last dose taken, then the most doses missed after it."""
+    return localtime.to_utc(stop.last_taken.scheduled_for), len(stop.missed)
+
+
+def _stop_reason(stop: _Stop, zone: str, plan_of: Mapping[UUID, Plan]) -> str:
+    """ "last Baclofen dose taken: the 20:00 dose of 2026-11-04 (20 mg), then 3 doses missed"."""
+    last = stop.last_taken
+    wall = localtime.to_utc(last.scheduled_for).astimezone(ZoneInfo(zone))
+    plan = plan_of.get(last.plan_id)
+    regimen = regimen_on(plan, last.day) if plan is not None else None
+    dose = f" ({regimen.dose_mg.normalize():f} mg)" if regimen is not None else ""
+    return (
+        f"last {_medication_name(stop.medication)} dose taken: the {wall:%H:%M} dose of {last.day}{dose}, "
+        f"then {_plural(len(stop.missed), 'dose')} missed"
     )
 
 
@@ -1193,7 +1292,9 @@ def evaluate(history: MemberHistory, settings: SafetySettings = DEFAULT) -> list
 #: (withdrawal risk), absence (disengagement), and the craving baseline sliding out from under a
 #: high recent mean. Every other rule reads entries in windows that only shrink as days pass; the
 #: domain's property tests check that `next_check` never misses a change.
-TIME_DRIVEN_RULES = frozenset({"withdrawal_risk", "disengagement", "craving_escalation"})
+TIME_DRIVEN_RULES = frozenset(
+    {"withdrawal_risk", "withdrawal_after_stop", "disengagement", "craving_escalation"}
+)
 
 
 def _midnight(day: date, zone: str) -> datetime:

@@ -29,6 +29,15 @@ WINDOWS: dict[str, str] = {
     "follow_up": (
         f"The last {o.FOLLOW_UP_DAYS} days of the window, never earlier than the day after baseline."
     ),
+    "pacs_baseline": (
+        "A member's baseline PACS: their first weekly Penn Alcohol Craving Scale whose week (Monday to "
+        f"Sunday) ends on or after their enrollment day and starts within the first {o.PACS_BASELINE_DAYS} "
+        "days of enrollment (enrollment day included), even before the period."
+    ),
+    "pacs_follow_up": (
+        "A member's follow-up PACS: their latest PACS whose week starts in the window, at least "
+        f"{o.PACS_FOLLOW_UP_MIN_DAYS} days after the week of their baseline PACS."
+    ),
     "active": f"The last {o.ACTIVE_DAYS} days of the window.",
     "retention": (
         "From enrollment to the period's last day; retention at D days looks for an entry D or more "
@@ -226,6 +235,23 @@ MEASURES: tuple[MeasureDefinition, ...] = (
         "decrease",
     ),
     MeasureDefinition(
+        "pacs_change",
+        "Change in PACS",
+        "A change, not a level: each member's Penn Alcohol Craving Scale total (0-30, weekly, past-week "
+        "recall) at follow-up minus at baseline, averaged over the members with both; negative is a "
+        "reduction. `baseline` and `follow_up` give the mean PACS at baseline and at follow-up, "
+        "suppressed with the value.",
+        CHANGE,
+        "PACS score (0-30)",
+        "{score}",
+        None,
+        "Members with a baseline PACS and a follow-up PACS.",
+        "members",
+        ("pacs_baseline", "pacs_follow_up"),
+        "weekly PACS questionnaires",
+        "decrease",
+    ),
+    MeasureDefinition(
         "adherence",
         "Dose adherence",
         "Doses checked in as taken as a share of the doses the plans scheduled, pooled over the "
@@ -263,8 +289,8 @@ CSV_COLUMNS: dict[str, str] = {
     "days": "For PDA, PHDD and drinks per drinking day: the logged (or drinking) days the members' "
     "means rest on.",
     "days_unit": "logged days or drinking days.",
-    "baseline": "For a change: the members' mean over baseline.",
-    "follow_up": "For a change: the members' mean over follow-up.",
+    "baseline": "For a change: the members' mean over baseline (for PACS: the mean baseline PACS).",
+    "follow_up": "For a change: the members' mean over follow-up (for PACS: the mean follow-up PACS).",
     "suppressed": "true when the value is hidden (see `status_reason`).",
     "status_reason": f"small_cell (it counts 1-{MAX_SMALL_CELL} members), complementary (hidden so "
     "that another hidden count cannot be worked out), not_applicable (no member is eligible: "

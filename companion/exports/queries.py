@@ -27,6 +27,10 @@ bucket (members in id order) yields them in (member, bucket) order, and each gro
 streams by, with no sort. Hashing them instead (the rows in the heap come day by day
 across members) built tables of ~670 k groups that missed the caches and spilled at 100,000 members.
 
+Weekly PACS are few (one a member and week): each member's baseline PACS and each window's follow-up
+PACS are read by (member_id, week_of), the pacs_reports key, one index probe per member and window
+(`pacs_base`, and a lateral join in `mw`).
+
 Everything is read in one REPEATABLE READ, READ ONLY transaction: the cohort (who consents right
 now) and every chunk see the same snapshot.
 
@@ -623,6 +627,15 @@ win_totals AS (
     FROM buckets WHERE g >= 0 GROUP BY member_id
     {pm_totals.format(window=window_sums) if with_pm else ""}
 ),
+-- Per member: the baseline PACS (`domain.outcomes.pacs_baseline`), from the (member_id, week_of) key.
+pacs_base AS (
+    SELECT c.member_id, b.week_of AS b_week, b.total AS b_total
+    FROM c CROSS JOIN LATERAL (
+        SELECT p.week_of, p.total FROM pacs_reports p
+        WHERE p.member_id = c.member_id AND p.week_of BETWEEN c.e - 6 AND c.e + {o.PACS_BASELINE_DAYS - 1}
+        ORDER BY p.week_of LIMIT 1
+    ) AS b
+),
 medication AS (
     SELECT p.member_id, CASE count(DISTINCT p.medication) WHEN 1 THEN min(p.medication)
                              ELSE '{o.MULTIPLE_MEDICATIONS}' END AS medication
@@ -631,7 +644,7 @@ medication AS (
     GROUP BY p.member_id
 ),
 w AS (
-    SELECT t.kind, t.pm,
+    SELECT t.member_id, t.kind, t.pm,
            CASE WHEN t.kind = 'period' THEN c.p_start ELSE greatest(c.p_start, c.e + {pmd} * (t.pm - 1)) END
                AS w_start,
            CASE WHEN t.kind = 'period' OR t.pm = {cap} THEN CAST(:pe AS date)
@@ -651,9 +664,11 @@ w AS (
                AS f_intensity,
            coalesce(t.entry_days, 0) AS entry_days,
            coalesce(t.active, false) AS active,
-           coalesce(t.scheduled, 0) AS scheduled, coalesce(t.taken, 0) AS taken
+           coalesce(t.scheduled, 0) AS scheduled, coalesce(t.taken, 0) AS taken,
+           pb.b_week, pb.b_total
     FROM win_totals t
     JOIN c ON c.member_id = t.member_id
+    LEFT JOIN pacs_base pb ON pb.member_id = t.member_id
     LEFT JOIN medication md ON md.member_id = t.member_id
     LEFT JOIN member_base mb ON mb.member_id = t.member_id
 ),
@@ -684,8 +699,17 @@ mw AS (
                 THEN {_rounded(f"{craving} * w.b_intensity", "w.b_ratings")} END AS cb,
            CASE WHEN w.b_ratings > 0 AND w.f_ratings > 0
                 THEN {_rounded(f"{craving} * w.f_intensity", "w.f_ratings")} END AS cf,
+           -- PACS: the baseline's total and the window's follow-up (`domain.outcomes.pacs_follow_up`).
+           CASE WHEN pf.total IS NOT NULL THEN w.b_total END AS pacs_b,
+           pf.total AS pacs_f,
            w.scheduled, w.taken
     FROM w
+    LEFT JOIN LATERAL (
+        SELECT p.total FROM pacs_reports p
+        WHERE w.b_week IS NOT NULL AND p.member_id = w.member_id
+          AND p.week_of BETWEEN greatest(w.w_start, w.b_week + {o.PACS_FOLLOW_UP_MIN_DAYS}) AND w.w_end
+        ORDER BY p.week_of DESC LIMIT 1
+    ) AS pf ON true
 )
 SELECT '{o.TOTAL}' AS breakdown, '{o.ALL}' AS category, {_AGGREGATES} FROM mw WHERE kind = 'period'
 {_GOAL_TYPE if o.Breakdown.GOAL_TYPE in wants else ""}
@@ -719,6 +743,9 @@ _AGGREGATES = f"""
     count(cb) AS craving_members,
     coalesce(sum(cb), 0) * {_literal(_CRAVING)} AS craving_baseline_sum,
     coalesce(sum(cf), 0) * {_literal(_CRAVING)} AS craving_follow_up_sum,
+    count(pacs_f) AS pacs_members,
+    coalesce(sum(pacs_b), 0) AS pacs_baseline_sum,
+    coalesce(sum(pacs_f), 0) AS pacs_follow_up_sum,
     count(*) FILTER (WHERE scheduled > 0) AS adherence_members,
     coalesce(sum(taken) FILTER (WHERE scheduled > 0), 0) AS doses_taken,
     coalesce(sum(scheduled), 0) AS doses_scheduled

@@ -95,6 +95,10 @@ class WindowsSchema(Schema):
     window = fields.String(metadata={"description": "A member's days in the report."})
     baseline = fields.String(metadata={"description": "The first days of enrollment."})
     follow_up = fields.String(metadata={"description": "The last days of the window."})
+    pacs_baseline = fields.String(metadata={"description": "Which PACS is a member's baseline PACS."})
+    pacs_follow_up = fields.String(
+        metadata={"description": "Which PACS is a member's follow-up PACS in a window."}
+    )
     active = fields.String(metadata={"description": "The days an active member has an entry in."})
     retention = fields.String(metadata={"description": "The days retention looks at."})
 

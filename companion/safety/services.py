@@ -171,7 +171,8 @@ def table_windows(settings: rules.SafetySettings = SETTINGS) -> dict[str, int]:
             settings.escalating_window_days,
         ),
         # withdrawal: missed doses in its window and the days before it; the check-ins of the days
-        # before each withdrawal sign loaded, however old, are loaded too (`_history_statements`)
+        # before each withdrawal sign loaded (the longer of `withdrawal_sign_days` and
+        # `withdrawal_after_stop_days`), however old, are loaded too (`_history_statements`)
         "medication_checkins": settings.withdrawal_window_days + settings.withdrawal_sign_days,
     }
 
@@ -185,7 +186,8 @@ def _history_statements() -> dict[str, Any]:
     effects_where = and_(
         SideEffectReport.member_id == ids, SideEffectReport.date >= bindparam("effects_since")
     )
-    # A withdrawal sign's rule reads the doses of its day and the `withdrawal_sign_days` before it.
+    # A withdrawal sign's rules read the doses of its day and the days before it: `withdrawal_sign_days`
+    # (withdrawal risk), `withdrawal_after_stop_days` (doses that stopped being taken).
     signs = SideEffectReport.__table__.alias("signs")
     near_a_sign = (
         select(signs.c.id)
@@ -322,7 +324,7 @@ def load_histories(
         "doses_since": utc_today - timedelta(days=windows["medication_checkins"]),
         "plans_since": _window_start(now, settings) - timedelta(days=extra_days),
         "plans_until": utc_today + timedelta(days=1),
-        "sign_days": settings.withdrawal_sign_days,
+        "sign_days": max(settings.withdrawal_sign_days, settings.withdrawal_after_stop_days),
         "pacs_since": utc_today - timedelta(days=windows["pacs_reports"]),
     }
     statements = _history_statements()

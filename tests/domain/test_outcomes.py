@@ -128,6 +128,7 @@ def hand_member(**changes) -> o.MemberRecord:
         goal_type="abstain",
         day_logs=logs,
         cravings=cravings,
+        pacs=[(D("2026-01-05"), 20), (D("2026-01-12"), 30), (D("2026-02-02"), 9), (D("2026-02-09"), 11)],
         entry_days=frozenset({log.day for log in logs} | {c.day for c in cravings}),
     )
     return o.MemberRecord(**{**{f: getattr(record, f) for f in record.__slots__}, **changes})
@@ -154,9 +155,53 @@ def test_one_member_worked_by_hand():
         who_follow_up=WhoLevel.LOW,  # 3.5 g/day
         craving_baseline=Decimal("7.00"),
         craving_follow_up=Decimal("3.00"),
+        pacs_baseline=20,  # the first PACS: the week of 01-05 ends after enrollment
+        pacs_follow_up=11,  # the latest in the window, 28+ days after the baseline's week
         doses_taken=0,
         doses_scheduled=0,
     )
+
+
+@pytest.mark.parametrize(
+    ("pacs", "expected"),
+    [
+        ([("2026-01-05", 20), ("2026-02-02", 9)], (20, 9)),  # follow-up exactly 28 days after
+        ([("2026-01-05", 20), ("2026-01-26", 9)], (None, None)),  # 21 days after: no follow-up
+        ([("2026-01-12", 18), ("2026-02-09", 9)], (18, 9)),  # a baseline in the second week
+        ([("2026-02-02", 18), ("2026-03-02", 9)], (None, None)),  # a baseline; 03-02 is after the period
+        ([("2026-02-09", 18), ("2026-02-16", 9)], (None, None)),  # 30 days after enrollment: no baseline
+        ([("2025-12-29", 25), ("2026-02-02", 9)], (None, None)),  # the week before enrollment's
+        ([("2026-01-05", 20), ("2026-03-09", 9)], (None, None)),  # a follow-up after the period
+    ],
+)
+def test_pacs_baseline_and_follow_up(pacs, expected):
+    member = hand_member(pacs=[(D(day), total) for day, total in pacs])
+    got = o.member_outcome(
+        member, o.member_window(member.enrolled_on, PERIOD), period=PERIOD, now=NOW, with_retention=True
+    )
+    assert (got.pacs_baseline, got.pacs_follow_up) == expected
+
+
+def test_mean_pacs_at_baseline_and_follow_up_suppressed_like_every_cell():
+    # 7 members with 20 then 10, 5 with 17 then 13.
+    members = [hand_member(pacs=[(D("2026-01-05"), 20), (D("2026-02-02"), 10)]) for _ in range(7)]
+    members += [hand_member(pacs=[(D("2026-01-05"), 17), (D("2026-02-09"), 13)]) for _ in range(5)]
+    totals = o.cohort_totals(members, period=PERIOD, breakdowns=[], now=NOW)
+    got = _values(o.build_report(totals, period=PERIOD, breakdowns=[]), "total", "all")["pacs_change"]
+    assert (got.baseline, got.follow_up, got.value, got.members) == (
+        Decimal("18.8"),  # 225 / 12 = 18.75
+        Decimal("11.3"),  # 135 / 12 = 11.25
+        Decimal("-7.5"),  # -90 / 12
+        12,
+    )
+    assert (got.unit, got.suppressed) == ("PACS score (0-30)", False)
+    # Two of them without a follow-up: ten members with both, a small cell, hidden with its means.
+    members[:2] = [hand_member(pacs=[(D("2026-01-05"), 30)]) for _ in range(2)]
+    totals = o.cohort_totals(members, period=PERIOD, breakdowns=[], now=NOW)
+    assert (totals[(o.TOTAL, o.ALL)].members, totals[(o.TOTAL, o.ALL)].pacs_members) == (12, 10)
+    got = _values(o.build_report(totals, period=PERIOD, breakdowns=[]), "total", "all")["pacs_change"]
+    assert (got.value, got.baseline, got.follow_up, got.members) == (None, None, None, None)
+    assert (got.suppressed, got.reason) == (True, o.SMALL_CELL)
 
 
 def _cohort(n: int) -> list[o.MemberRecord]:

@@ -257,7 +257,7 @@ def test_rules_are_domain_md_s_table_in_order():
         ("craving_escalation", 2, Tier.WARNING),  # version 2: the weekly PACS too (issue 19)
         ("relapse_pattern", 1, Tier.WARNING),
         ("disengagement", 1, Tier.INFO),
-        ("withdrawal_after_stop", 1, Tier.URGENT),
+        ("withdrawal_after_stop", 2, Tier.URGENT),  # version 2: doses that stopped being taken (issue 19)
         ("suicidal_thoughts", 1, Tier.URGENT),
         ("opioid_use_on_naltrexone", 1, Tier.URGENT),
         ("kidney_stones_on_topiramate", 1, Tier.URGENT),
@@ -1322,6 +1322,83 @@ def test_withdrawal_after_a_stop_needs_a_withdrawal_medication_and_no_plan_conti
     m.symptom("agitation", MILD, 0)
     assert withdrawal_after_stop(m.build())
     assert withdrawal_after_stop(m.build(), SafetySettings(withdrawal_after_stop_days=3)) is None
+
+
+# Issue 19 item 4: withdrawal after doses stopped being taken (withdrawal_after_stop version 2).
+
+
+BID = ("08:00", "20:00")
+#: A plan that ends 4 days ago after a taper on paper (10 mg from 10 days ago): not an ended-plan stop.
+TAPERED = {"end": 4, "steps": [(10, "10", BID)]}
+
+
+def _stopped_history(last_taken_ago: int, **plan_kwargs) -> tuple[Member, Plan]:
+    m = Member()
+    plan = m.plan("baclofen", *BID, dose="20", start=50, **(plan_kwargs or TAPERED))
+    m.take(plan, range(last_taken_ago, 61))
+    return m, plan
+
+
+@pytest.mark.parametrize(
+    ("last_taken_ago", "plan_kwargs", "fired"),
+    [
+        (12, TAPERED, True),  # stopped two days before the taper began
+        (14, TAPERED, True),  # the 14th day after the last dose taken counts ...
+        (15, TAPERED, False),  # ... the 15th does not
+        (12, {"end": 4, "steps": [(10, "10", BID, True)]}, True),  # a coach-marked taper, never taken
+        (9, TAPERED, False),  # stopped during the taper: a taper cut short
+        (9, {"end": 4, "steps": [(10, "10", BID, True)]}, False),  # ... a marked one too
+        (4, TAPERED, False),  # the taper taken to its end
+        (12, {"end": 4}, True),  # no taper: the ended-plan part fires too
+    ],
+)  # fmt: skip
+def test_withdrawal_after_doses_stopped(last_taken_ago, plan_kwargs, fired):
+    m, plan = _stopped_history(last_taken_ago, **plan_kwargs)
+    sign = m.symptom("hallucinations", MODERATE, 0, at="15:00")
+    history = m.build()
+    finding = withdrawal_after_stop(history)
+    stopped = fires(finding) and "last Baclofen dose taken" in finding.summary
+    assert stopped is fired
+    if stopped:
+        last = max(
+            (d for d in history.doses if d.day == m.day(last_taken_ago)), key=lambda d: d.scheduled_for
+        )
+        assert sign.evidence_id in finding.evidence and last.evidence_id in finding.evidence
+        missed = [e for e in finding.evidence if e.startswith("dose:")]
+        assert missed and all(e.startswith(f"dose:{plan.id}:") for e in missed)
+        assert finding.medications == ("baclofen",) and finding.symptoms == ("hallucinations",)
+        assert (
+            f"last Baclofen dose taken: the 20:00 dose of {m.day(last_taken_ago)} (20 mg)" in finding.summary
+        )
+        assert f"then {len(missed)} doses missed" in finding.summary
+
+
+def test_withdrawal_after_doses_stopped_leaves_a_plan_in_force_to_withdrawal_risk():
+    m, _ = _stopped_history(10, end=None)
+    m.symptom("seizure", MILD, 0, at="15:00")
+    assert withdrawal_after_stop(m.build()) is None
+    assert {f.rule for f in evaluate(m.build())} == {"withdrawal_risk"}
+
+
+def test_withdrawal_after_doses_stopped_needs_a_missed_dose_and_reads_its_setting():
+    # Every dose after the last one taken was at the plan's end (no missed dose): the ended-plan part's.
+    m, _ = _stopped_history(5, end=5, steps=[(9, "10", BID)])
+    m.symptom("seizure", MILD, 2)
+    assert withdrawal_after_stop(m.build()) is None
+    # The window is `withdrawal_after_stop_days`.
+    m, _ = _stopped_history(11)
+    m.symptom("agitation", MILD, 0, at="15:00")
+    assert withdrawal_after_stop(m.build())
+    assert withdrawal_after_stop(m.build(), SafetySettings(withdrawal_after_stop_days=10)) is None
+    # Skipped doses are missed doses; a dose of another medication is not this one's.
+    m = Member()
+    baclofen = m.plan("baclofen", "08:00", start=50, end=3, steps=[(8, "5", ("08:00",))])
+    m.take(baclofen, range(10, 61))
+    m.skip(baclofen, range(3, 10))
+    m.take(m.plan("naltrexone", "08:00", start=50))
+    m.symptom("confusion", MILD, 0, at="15:00")
+    finding = withdrawal_after_stop(m.build())
+    assert finding and sum(e.startswith("checkin:") for e in finding.evidence) == 8  # 1 taken + 7 skipped
 
 
 def test_symptom_reports_feed_the_same_rules():

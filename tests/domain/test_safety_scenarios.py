@@ -562,6 +562,74 @@ def confusion_after_a_baclofen_taper_ended():
     return m.build()
 
 
+@scenario("withdrawal_after_stop")
+def hallucinations_after_baclofen_doses_stopped_before_its_taper_on_paper():
+    # Issue 19 item 4: the plan ends in a taper (the last 14 days lower the dose), but the member took
+    # the last full dose 16 days ago and nothing since; hallucinations 12 days after that dose, 4 days
+    # after the plan's end: no missed dose of a plan in force near the sign, and the plan "tapered".
+    m = Member()
+    plan = m.plan("baclofen", *TID, dose="20", start=50, end=8, steps=[(14, "10", TID), (11, "5", TID)])
+    m.take(plan, range(16, 61))
+    logs_daily(m)
+    m.symptom("hallucinations", MODERATE, 4, at="15:00")
+    return m.build()
+
+
+@scenario("withdrawal_after_stop", "severe_side_effect")
+def seizure_after_gabapentin_doses_stopped_then_its_marked_taper_ended():
+    # The coach marked the last week a taper; the member had stopped three days before it began. The
+    # seizure is 13 days after the last dose taken, 4 days after the plan's end.
+    m = Member()
+    plan = m.plan(
+        "gabapentin",
+        "09:00",
+        "21:00",
+        dose="600",
+        start=50,
+        end=4,
+        steps=[(10, "300", ("09:00", "21:00"), True)],
+    )
+    m.take(plan, range(13, 61))
+    m.symptom("seizure", SEVERE, 0, at="07:00")
+    return m.build()
+
+
+@scenario("withdrawal_risk")
+def hallucinations_ten_days_after_the_last_baclofen_dose_taken_plan_still_in_force():
+    # The plan is in force, the last dose taken ten days ago, only missed doses since: withdrawal risk
+    # (missed days, and a sign after missed doses) flags it, before issue 19 as after; withdrawal after
+    # a stop does not raise a second urgent flag for the same missed doses.
+    m = Member()
+    plan = m.plan("baclofen", *TID, dose="20")
+    m.take(plan, range(10, 61))
+    m.skip(plan, [9, 8])
+    logs_daily(m)
+    m.symptom("hallucinations", MODERATE, 0, at="18:00")
+    return m.build()
+
+
+@scenario()
+def confusion_after_baclofen_doses_stopped_halfway_through_its_taper():
+    # A taper cut short is not an abrupt stop (item 1's taper): the last dose taken was a taper dose.
+    m = Member()
+    plan = m.plan("baclofen", *TID, dose="20", start=50, end=8, steps=[(14, "10", TID), (11, "5", TID)])
+    m.take(plan, range(12, 61))
+    logs_daily(m)
+    m.symptom("confusion", MILD, 4)
+    return m.build()
+
+
+@scenario()
+def agitation_sixteen_days_after_the_last_baclofen_dose_before_its_taper():
+    # Past `withdrawal_after_stop_days` (14) from the last dose taken, and the plan tapered on paper.
+    m = Member()
+    plan = m.plan("baclofen", *TID, dose="20", start=50, end=8, steps=[(14, "10", TID), (11, "5", TID)])
+    m.take(plan, range(20, 61))
+    logs_daily(m)
+    m.symptom("agitation", MILD, 4)
+    return m.build()
+
+
 @scenario("suicidal_thoughts")
 def suicidal_thoughts_reported_with_no_plan_at_all():
     m = Member()

@@ -27,6 +27,7 @@ from companion.domain.outcomes import MemberRecord
 from companion.domain.plans import CheckIn, CheckInStatus, Plan, PlanStep, dose_slots
 from companion.domain.summary import CravingRating, DayLog
 from companion.medications.models import MedicationCheckin, MedicationPlan
+from companion.pacs.models import PacsReport
 from companion.sync_seq import NEXT_CHANGE_SEQ
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
@@ -70,7 +71,7 @@ def build(
     s.flush()
     population = Population(insurer.id, other.id)
     rows: dict[str, list[dict]] = {
-        k: [] for k in ("users", "members", "logs", "cravings", "bac", "plans", "checkins")
+        k: [] for k in ("users", "members", "logs", "cravings", "bac", "plans", "checkins", "pacs")
     }
     for n in range(members + others + len(walkers)):
         ours = n < members or n >= members + others
@@ -163,6 +164,7 @@ def build(
                 }
             )
             entries.add(day)
+        pacs = _pacs(rng, rows, member_id, zone, start, end)
         if walker:
             plans, checkins = _walker_checkins(rows, member_id, zone, start, end)
         else:
@@ -176,6 +178,7 @@ def build(
                 goal_type=goal,
                 day_logs=tuple(logs),
                 cravings=tuple(cravings),
+                pacs=tuple(pacs),
                 plans=tuple(plans),
                 checkins=tuple(checkins),
                 entry_days=frozenset(entries),
@@ -190,11 +193,38 @@ def build(
         (BacReading, "bac"),
         (MedicationPlan, "plans"),
         (MedicationCheckin, "checkins"),
+        (PacsReport, "pacs"),
     ):
         if rows[key]:
             s.execute(insert(model).values(change_seq=NEXT_CHANGE_SEQ), rows[key])
     s.flush()
     return population
+
+
+def _pacs(rng, rows, member_id, zone, start, end) -> list[tuple[date, int]]:
+    """Weekly PACS on some of the Mondays from the week of `start` to `end` (none for about a third
+    of the members): baselines near enrollment or missing, follow-ups in and out of the window."""
+    if rng.random() < 0.3:
+        return []
+    found = []
+    monday = start - timedelta(days=start.weekday())
+    keep = rng.choice((0.2, 0.5, 0.9))
+    while monday <= end:
+        if rng.random() < keep:
+            items = [rng.randrange(7) for _ in range(5)]
+            rows["pacs"].append(
+                {
+                    "member_id": member_id,
+                    "id": uuid.uuid4(),
+                    "week_of": monday,
+                    "items": items,
+                    "total": sum(items),
+                    "created_at": _instant(monday + timedelta(days=6), zone, rng),
+                }
+            )
+            found.append((monday, sum(items)))
+        monday += timedelta(days=7)
+    return found
 
 
 def _plan_row(plan: Plan, member_id: uuid.UUID) -> dict:

@@ -35,6 +35,16 @@ CRAVINGS = [
     ("2026-01-12T12:00:00-05:00", 8),
     ("2026-02-03T12:00:00-05:00", 3),
 ]
+# Issue 19: weekly PACS (5 items, 0-6). Baseline: the first PACS whose week ends on or after enrollment
+# (2026-01-10) and starts within its first 28 days: the week of 2026-01-05. Follow-up: the latest PACS
+# whose week starts in the window, 28 or more days after the baseline's week: the week of 2026-02-02.
+# Members alternate between two hand-worked pairs; the first also answers the week of 2026-01-12 (30),
+# which is neither.
+PACS = (
+    {"2026-01-05": [4, 4, 4, 4, 4], "2026-01-12": [6, 6, 6, 6, 6], "2026-02-02": [2, 2, 2, 2, 2]},  # 20, 10
+    {"2026-01-05": [4, 4, 3, 3, 3], "2026-02-02": [3, 3, 2, 2, 2]},  # 17, 12
+    {"2026-01-05": [4, 4, 4, 4, 4], "2026-02-02": [2, 2, 2, 2, 2]},  # 20, 10
+)
 BODY = {"period": {"start": "2026-01", "end": "2026-02"}, "format": "json"}
 ENROLL = datetime(2026, 1, 10, 15, 0, tzinfo=UTC)
 LOGGED = datetime(2026, 2, 6, 15, 0, tzinfo=UTC)
@@ -72,7 +82,11 @@ def _sign_in(app, email: str) -> Api:
     return Api(client, r.get_json()["access_token"])
 
 
-def _log_the_hand_worked_days(member: Api) -> None:
+def _log_the_hand_worked_days(member: Api, n: int = 2) -> None:
+    """The hand-worked days, and the `n`-th member's PACS (`PACS`: the first, then alternating)."""
+    for week_of, items in PACS[0 if n == 0 else 1 + n % 2].items():
+        r = member.post("/pacs", {"id": str(uuid.uuid4()), "week_of": week_of, "items": items})
+        assert r.status_code == 201 and r.get_json()["total"] == sum(items), r.get_json()
     for day, drinks in DRINKS.items():
         assert member.put(f"/drink-logs/{day}", {"standard_drinks": drinks}).status_code == 201
     for at, intensity in CRAVINGS:
@@ -108,8 +122,8 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
         silent = _register(app, "PLANA", consent=False)
         plan_b = [_register(app, "PLANB", consent=True) for _ in range(8)]
     with time_machine.travel(LOGGED, tick=False):
-        for email in [*plan_a, revoker, silent, *plan_b]:
-            _log_the_hand_worked_days(_sign_in(app, email))
+        for n, email in enumerate([*plan_a, revoker, silent, *plan_b]):
+            _log_the_hand_worked_days(_sign_in(app, email), n)
 
     with time_machine.travel(REPORTED, tick=False):
         analyst_a = staff("insurer_analyst", insurer_code="PLANA")
@@ -147,6 +161,15 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
         got["craving_change"]["follow_up"],
         got["craving_change"]["value"],
     ) == (7, 3, -4)
+    # PACS of the 13 (members 0-12): 7 with 20 then 10 (the even ones), 6 with 17 then 12 (the odd ones).
+    pacs = got["pacs_change"]
+    assert (pacs["baseline"], pacs["follow_up"], pacs["value"], pacs["members"]) == (
+        18.6,  # (7 x 20 + 6 x 17) / 13 = 18.62
+        10.9,  # (7 x 10 + 6 x 12) / 13 = 10.92
+        -7.7,  # -100 / 13
+        13,
+    )
+    assert (pacs["unit"], pacs["suppressed"], pacs["status_reason"]) == ("PACS score (0-30)", False, None)
     assert (got["psnhdd"]["value"], got["retention_30d"]["value"]) == (0, 0)
     assert not any(m["suppressed"] for m in got.values())
 
@@ -155,6 +178,7 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
     # count, and the measures behind them.
     revoked = _measures(after)
     assert revoked["members"]["suppressed"] and revoked["members"]["value"] is None
+    assert revoked["pacs_change"]["suppressed"] and revoked["pacs_change"]["baseline"] is None
     assert not any(
         m["members"] is not None
         and got[name]["members"] is not None
@@ -165,6 +189,13 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
     # 8 consenting members: nothing but suppressed cells.
     (cell,) = small["cells"]
     assert cell["suppressed"] and all(m["suppressed"] and m["value"] is None for m in cell["measures"])
+    hidden = _measures(small)["pacs_change"]
+    assert (hidden["baseline"], hidden["follow_up"], hidden["members"], hidden["status_reason"]) == (
+        None,
+        None,
+        None,
+        "small_cell",
+    )
 
     # The command line builds the same file, and is audited like the API.
     out = tmp_path / "report.json"
@@ -186,7 +217,7 @@ def test_reported_suppressed_revoked_and_the_command_line(app, staff, database_u
     )
     assert done.returncode == 0, done.stderr.decode()
     # The progress bar (on a terminal it redraws; piped, click prints its label) and a summary line.
-    assert done.stderr.decode().startswith("members") and "14 rows written" in done.stderr.decode()
+    assert done.stderr.decode().startswith("members") and "15 rows written" in done.stderr.decode()
     assert out.read_bytes() == after["raw"]
     from sqlalchemy import select
 

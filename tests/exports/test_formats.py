@@ -44,6 +44,18 @@ def test_csv_has_a_row_per_cell_and_measure():
     # 12 abstainers are shown, but showing them would reveal the 3 moderates: hidden for their sake
     abstain = next(r for r in rows if (r["category"], r["measure"]) == ("abstain", "members"))
     assert (abstain["suppressed"], abstain["status_reason"]) == ("true", "complementary")
+    # Issue 19: the mean PACS at baseline and follow-up (hand_member: 20, then 11), suppressed alike.
+    pacs = next(r for r in rows if (r["breakdown"], r["measure"]) == ("total", "pacs_change"))
+    assert (pacs["value"], pacs["baseline"], pacs["follow_up"], pacs["members"]) == (
+        "-9",
+        "20",
+        "11",
+        "15",
+    )
+    assert (pacs["unit"], pacs["suppressed"], pacs["status_reason"]) == ("PACS score (0-30)", "false", "")
+    hidden = next(r for r in rows if (r["category"], r["measure"]) == ("moderate", "pacs_change"))
+    assert (hidden["value"], hidden["baseline"], hidden["follow_up"], hidden["members"]) == ("", "", "", "")
+    assert (hidden["suppressed"], hidden["status_reason"]) == ("true", "small_cell")
     assert {r["period_start"] for r in rows} == {"2026-01"}
     assert {r["partial"] for r in rows} == {"false"}
     assert not UUID.search(text) and not DAY.search(text)
@@ -56,6 +68,10 @@ def test_json_nulls_what_is_suppressed():
     assert moderate["suppressed"] and all(m["value"] is None for m in moderate["measures"])
     weekly = next(m for m in body["cells"][0]["measures"] if m["measure"] == "weekly_drinks_change")
     assert (weekly["baseline"], weekly["follow_up"], weekly["value"]) == (12.3, 1.8, -10.5)
+    pacs = next(m for m in body["cells"][0]["measures"] if m["measure"] == "pacs_change")
+    assert (pacs["baseline"], pacs["follow_up"], pacs["value"], pacs["members"]) == (20, 11, -9, 15)
+    hidden = next(m for m in moderate["measures"] if m["measure"] == "pacs_change")
+    assert (hidden["baseline"], hidden["follow_up"], hidden["suppressed"]) == (None, None, True)
     raw = formats.to_json(_report()).decode()
     assert not UUID.search(raw) and not DAY.search(raw)
 
@@ -105,6 +121,20 @@ def test_fhir_is_a_bundle_of_the_program_its_measures_and_a_report_per_measure()
     weekly = by_code["weekly_drinks_change"].group[0]
     assert (weekly.measureScore.code, float(weekly.measureScore.value)) == ("{drinks}/wk", -10.5)
     assert measures[by_code["weekly_drinks_change"].measure].scoring.coding[0].code == "continuous-variable"
+    # Issue 19: the mean PACS at baseline and follow-up ride on the change's score as extensions ...
+    pacs = by_code["pacs_change"].group[0]
+    assert (pacs.measureScore.code, float(pacs.measureScore.value)) == ("{score}", -9.0)
+    means = {e.url: float(e.valueDecimal) for e in pacs.extension}
+    assert means == {formats.EXT_BASELINE: 20.0, formats.EXT_FOLLOW_UP: 11.0}
+    assert [p.count for p in pacs.population] == [15, 15]  # the row's members, the members with both
+    # ... and are masked with it where the cell is small.
+    pacs_goal = next(st for st in pacs.stratifier if st.code[0].coding[0].code == "goal_type")
+    pacs_moderate = next(st for st in pacs_goal.stratum if st.value.coding[0].code == "moderate")
+    assert not pacs_moderate.extension and not pacs_moderate.population
+    assert {e.url: e.valueCode for e in pacs_moderate.measureScore.extension} == {
+        formats.DATA_ABSENT: "masked",
+        formats.EXT_SUPPRESSION: "small_cell",
+    }
     goal = next(st for st in pda.stratifier if st.code[0].coding[0].code == "goal_type")
     moderate = next(st for st in goal.stratum if st.value.coding[0].code == "moderate")
     assert moderate.value.coding[0].system == "urn:companion:CodeSystem:breakdown:goal_type"

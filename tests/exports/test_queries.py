@@ -44,6 +44,7 @@ def test_sql_equals_the_pure_definition(app, seed):
     expected = _sql_equals_definition(app, pop, chunk=7)
     assert expected[(o.TOTAL, o.ALL)].members > 10  # a cohort worth comparing
     assert expected[(o.TOTAL, o.ALL)].doses_scheduled > 0 and expected[(o.TOTAL, o.ALL)].change_members > 0
+    assert expected[(o.TOTAL, o.ALL)].pacs_members > 0  # PACS baselines and follow-ups compared too
     with app.extensions["engine"].connect() as conn:
         alone = queries.cohort_totals(conn, insurer_id=pop.insurer_id, period=PERIOD, breakdowns=[], now=NOW)
     assert alone == {(o.TOTAL, o.ALL): expected[(o.TOTAL, o.ALL)]}
