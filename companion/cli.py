@@ -334,7 +334,7 @@ def _print_demo(logins, port: int) -> None:  # type: ignore[no-untyped-def]
 
 def _warn_without_admin() -> None:
     """Urgent flags past their SLA escalate to the admins: with none, say so before anything runs."""
-    from companion.safety.services import admin_exists
+    from companion.safety.escalation import admin_exists
 
     with _app_context():
         if not admin_exists():

@@ -30,6 +30,7 @@ from companion.medications import services as medication_services
 from companion.medications.models import plan_to_domain
 from companion.nudges import services as nudge_services
 from companion.pacs import services as pacs_services
+from companion.safety import queue as safety_queue
 from companion.safety import services as safety_services
 from companion.safety.models import Flag
 from companion.simulate import Trajectory, standard_drinks_entered
@@ -427,9 +428,9 @@ def _coach_at_work(coach: User, member_ids: list[uuid.UUID], *, now: datetime) -
         ).all()
     )
     if "withdrawal_risk" in flags:
-        safety_services.acknowledge(coach, flags["withdrawal_risk"], now=now - timedelta(minutes=40))
+        safety_queue.acknowledge(coach, flags["withdrawal_risk"], now=now - timedelta(minutes=40))
     if "liver_signs" in flags:
-        safety_services.resolve(
+        safety_queue.resolve(
             coach,
             flags["liver_signs"],
             "Called Tess: GP booked liver tests for Thursday; naltrexone paused until then.",

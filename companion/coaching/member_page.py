@@ -38,7 +38,7 @@ from companion.medications import services as medications
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport, plan_to_domain
 from companion.nudges.models import Message
 from companion.pacs.models import PacsReport
-from companion.safety import services as safety
+from companion.safety import queue as safety_queue
 from companion.safety.models import Flag
 from companion.symptoms.models import SymptomReport
 from companion.tracking import summary as summaries
@@ -263,7 +263,7 @@ def member_page(
         "member": caseload_item(row, result, logs[target.id]),
         "series": chart_series(target, days=days, now=now, logs=logs[target.id], plans=plans),
         "plans": [medications.plan_view(p, today=today) for p in plan_rows],
-        "flags": [safety.flag_view(f) for f in flags],
+        "flags": [safety_queue.flag_view(f) for f in flags],
         "messages": [{"body": m.body, "created_at": m.created_at, "sender": email} for m, email in messages],
         "today": today,
     }

@@ -39,7 +39,7 @@ from companion.domain.errors import NotFound
 from companion.domain.types import DateRange
 from companion.medications.models import MedicationPlan
 from companion.pagination import cursor_error, decode_page_cursor, encode_page_cursor
-from companion.safety import services as safety
+from companion.safety import loading as safety_loading
 from companion.safety.models import Flag, FlagStatus
 from companion.tracking import summary as summaries
 from companion.tracking.models import DrinkLog
@@ -86,7 +86,7 @@ def _members_query(actor: User) -> Any:
             open_flags.label("open_flags"),
             urgent_flags.label("urgent_flags"),
             counts.c.top_tier,
-            safety._last_entry_at(Member.id).label("last_activity_at"),
+            safety_loading.last_entry_at(Member.id).label("last_activity_at"),
             CoachAssignment.coach_id,
         )
         .join(User, User.id == Member.id)
@@ -227,7 +227,7 @@ def triage(
     30) or by one column, searched and filtered; a page of `limit` from `offset`. Audited per member."""
     query, urgent, open_, counts = _members_query(actor)
     warnings = func.coalesce(counts.c.warning_flags, 0)
-    last_entry = safety._last_entry_at(Member.id)
+    last_entry = safety_loading.last_entry_at(Member.id)
     local_today = cast(
         func.timezone(Member.timezone, bindparam("now", now, type_=DateTime(timezone=True))), Date
     )

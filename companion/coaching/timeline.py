@@ -38,7 +38,7 @@ from companion.medications import checkins as medication_checkins
 from companion.medications.models import MedicationCheckin
 from companion.nudges.models import Message
 from companion.pagination import DEFAULT_RANGE_DAYS, cursor_error, decode_page_cursor, encode_page_cursor
-from companion.safety import services as safety
+from companion.safety import queue as safety_queue
 from companion.safety.models import Flag
 from companion.symptoms import services as symptom_services
 from companion.symptoms.models import SymptomReport
@@ -336,7 +336,7 @@ def story(
         newest_first=True,
         streams=[flag_events],
     )
-    views = dict.fromkeys(("flag_acknowledged", "flag_closed", "flag_cleared"), safety.flag_view)
+    views = dict.fromkeys(("flag_acknowledged", "flag_closed", "flag_cleared"), safety_queue.flag_view)
     items = _timeline_items(target, merged, views, medication_of)
     return {"items": items, "next_cursor": _cursor_of(last, filters)}
 
@@ -354,7 +354,7 @@ def _timeline_items(
         "checkin": lambda c: checkin_views[c.id],
         "craving": tracking.craving_view,
         "drink_log": lambda log: tracking.drink_log_view(log, target),
-        "flag": safety.flag_view,
+        "flag": safety_queue.flag_view,
         "message": lambda m: {
             "id": m.id,
             "member_id": m.member_id,

@@ -23,7 +23,7 @@ from companion.db import utcnow
 from companion.domain import drinking, triage
 from companion.domain.errors import InvalidInput
 from companion.domain.safety import Tier
-from companion.safety import services as safety
+from companion.safety.loading import SETTINGS as SAFETY_SETTINGS
 from companion.validation import iana_zones
 
 bp = Blueprint("dashboard", __name__, url_prefix="/dashboard", template_folder="templates")
@@ -80,7 +80,7 @@ def flag_times(flag: dict[str, Any]) -> dict[str, str | None]:
         status=flag["status"],
         created_at=flag["created_at"],
         escalated_at=flag["escalated_at"],
-        sla=safety.SETTINGS.urgent_sla,
+        sla=SAFETY_SETTINGS.urgent_sla,
         now=now,
     )
     if left is None:

@@ -32,7 +32,7 @@ from companion.domain.errors import (
     Conflict,
     InvalidInput,
 )
-from companion.safety import services as safety
+from companion.safety import queue as safety_queue
 from companion.safety.schemas import MAX_NOTE, SEVERITIES, STATUSES
 
 
@@ -50,7 +50,7 @@ def queue() -> Any:
     status = choice("status", STATUSES)
     try:
         with unit_of_work():
-            page = safety.list_flags(
+            page = safety_queue.list_flags(
                 current_user,
                 status=status,
                 severity=tier,
@@ -85,7 +85,7 @@ def queue() -> Any:
 def acknowledge(flag_id: uuid.UUID) -> Response:
     try:
         with unit_of_work():
-            safety.acknowledge(current_user, flag_id, now=utcnow())
+            safety_queue.acknowledge(current_user, flag_id, now=utcnow())
         flash("Flag acknowledged.")
     except Conflict:
         flash("That flag is already resolved.")
@@ -101,7 +101,7 @@ def resolve(flag_id: uuid.UUID) -> Response:
     else:
         try:
             with unit_of_work():
-                safety.resolve(current_user, flag_id, note, now=utcnow())
+                safety_queue.resolve(current_user, flag_id, note, now=utcnow())
             flash("Flag resolved.")
         except Conflict:
             flash("That flag was already resolved.")

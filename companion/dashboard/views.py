@@ -61,7 +61,7 @@ from companion.domain.errors import (
     Unauthenticated,
 )
 from companion.extensions import configured_limit, limiter
-from companion.safety import services as safety
+from companion.safety import escalation
 from companion.validation import iana_zones
 
 AUDIT_PAGE = 100
@@ -94,7 +94,7 @@ def _escalation_banner() -> dict[str, Any]:
     told: escalation would otherwise go nowhere, silently."""
     if not current_user.is_authenticated:
         return {}
-    return {"unescalated_overdue": safety.unescalated_overdue(now=utcnow())}
+    return {"unescalated_overdue": escalation.unescalated_overdue(now=utcnow())}
 
 
 @bp.errorhandler(Unauthenticated)
