@@ -1,4 +1,4 @@
-"""Safety tasks: thin, named boundaries around companion/safety/services.py. Ids in, counts logged.
+"""Safety tasks: thin, named boundaries around companion/safety/ (scans; escalation). Ids in, counts logged.
 
 * `safety.scan_member`: after each new or changed entry (sent by the web side after commit),
   debounced per member (companion/safety/debounce.py).
