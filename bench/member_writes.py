@@ -54,7 +54,7 @@ GOAL_P99_MS = 50
 KINDS = ("drink_log", "craving", "checkin")
 
 
-def build_requests(members, slots, n: int, now: datetime, rng: random.Random, kinds=KINDS) -> list[Request]:  # type: ignore[no-untyped-def]
+def build_requests(members, slots, n: int, now: datetime, rng: random.Random, kinds=KINDS) -> list[Request]:
     """`n` requests, as many of each of `kinds`, each one a new record (a new craving id, a dose slot taken
     from `slots`) or a day's log changed; `Request` = (kind, method, path, body, token)."""
     out: list[Request] = []
@@ -85,7 +85,7 @@ def build_requests(members, slots, n: int, now: datetime, rng: random.Random, ki
     return out
 
 
-def open_slots(m, now: datetime) -> list[datetime]:  # type: ignore[no-untyped-def]
+def open_slots(m, now: datetime) -> list[datetime]:
     start = (now - timedelta(days=PLAN_DAYS)).date()
     plan = plans.Plan(m.plan_id, "acamprosate", 333, tuple(time.fromisoformat(t) for t in BENCH_TIMES), start)
     today = localtime.local_date(now, m.zone)

@@ -53,7 +53,7 @@ import psycopg
 from harness import loadavg
 
 from companion import migrate
-from companion.nudges import delivery
+from companion.nudges import delivery_tx as delivery
 from companion.population import Lines, Numbers, Rows, copy_lines, skip_fk_triggers
 from companion.runtime import (
     LOCAL_HOST,
@@ -142,7 +142,7 @@ def task_worker(
     from companion.app import create_app
     from companion.config import Config
     from companion.notifications import build_channels
-    from companion.nudges import services
+    from companion.nudges import dispatcher_tx as services
 
     delivery.PUSH_CONCURRENCY, delivery.IN_FLIGHT_GROUPS = threads, in_flight
     app = create_app(
@@ -301,7 +301,7 @@ def plan_ahead(url: str, redis_url: str, at: datetime) -> None:
     """Beat's tick at `at`: plans every member's next hour, claims nothing (nothing is due yet)."""
     from companion.app import create_app
     from companion.config import Config
-    from companion.nudges import services
+    from companion.nudges import dispatcher_tx as services
 
     app = create_app(Config.from_env(database_url=url, redis_url=redis_url, log_level="WARNING"))
     with app.app_context():
@@ -328,13 +328,13 @@ def main() -> None:
         "--threads",
         type=int,
         default=delivery.PUSH_CONCURRENCY,
-        help="pushes per group (nudges.delivery.PUSH_CONCURRENCY)",
+        help="pushes per group (nudges.delivery_tx.PUSH_CONCURRENCY)",
     )
     parser.add_argument(
         "--in-flight",
         type=int,
         default=delivery.IN_FLIGHT_GROUPS,
-        help="groups in flight per delivery task (nudges.delivery.IN_FLIGHT_GROUPS)",
+        help="groups in flight per delivery task (nudges.delivery_tx.IN_FLIGHT_GROUPS)",
     )
     parser.add_argument(
         "--baseline-threads", type=int, default=16, help="http.client threads per baseline process"
@@ -348,7 +348,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    from companion.nudges import services
+    from companion.nudges import dispatcher_tx as services
 
     server = (
         os.environ.get("DATABASE_URL")

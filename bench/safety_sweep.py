@@ -254,7 +254,7 @@ SELECT member_id, count(*), sum(x) FROM (
 
 def run_baseline(url: str, now: datetime) -> dict:
     from companion.domain.safety import DEFAULT
-    from companion.safety.services import _window_start
+    from companion.safety.loading import _window_start
 
     start = _window_start(now, DEFAULT)
     with psycopg.connect(url) as conn:

@@ -62,7 +62,7 @@ TABLES = {
 }
 
 
-def batch_for(member, slots: list[datetime], now: datetime, rng: random.Random) -> tuple[list[dict], dict]:  # type: ignore[no-untyped-def]
+def batch_for(member, slots: list[datetime], now: datetime, rng: random.Random) -> tuple[list[dict], dict]:
     """One phone's 500 items, and the rows the baseline inserts for them (by item type)."""
     today = localtime.local_date(now, member.zone)
     items: list[dict] = []

@@ -6,7 +6,7 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion import api as api_plumbing
-from companion import db, jobs, logs, ratelimit
+from companion import db, jobs, logs, openapi, ratelimit
 from companion.accounts import views as accounts_views
 from companion.auth import loaders
 from companion.auth.access import enforce_access
@@ -17,7 +17,7 @@ from companion.dashboard import views as dashboard_views
 from companion.docs import bp as docs_bp
 from companion.errors import register_error_handlers
 from companion.exports import views as exports_views
-from companion.extensions import api, csrf, limiter, login_manager
+from companion.extensions import csrf, limiter, login_manager
 from companion.health import bp as health_bp
 from companion.jsonprovider import CompanionJSONProvider
 from companion.medications import views as medications_views
@@ -95,12 +95,12 @@ def register_extensions(app: Flask, config: Config) -> None:
     limiter.init_app(app)
 
     csrf.init_app(app)
-    api_plumbing.configure_openapi(app)
-    api.init_app(
+    openapi.configure_openapi(app)
+    api_plumbing.api.init_app(
         app,
         spec_kwargs={
-            "marshmallow_plugin": api_plumbing.CompanionMarshmallowPlugin(),
-            "extra_plugins": [api_plumbing.StandardResponsesPlugin(app)],
+            "marshmallow_plugin": openapi.CompanionMarshmallowPlugin(),
+            "extra_plugins": [openapi.StandardResponsesPlugin(app)],
         },
     )
     jobs.configure(make_celery(app))
@@ -128,9 +128,9 @@ def register_request_hooks(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     for blp in API_BLUEPRINTS:
-        api.register_blueprint(blp)
+        api_plumbing.api.register_blueprint(blp)
         csrf.exempt(blp)  # bearer tokens, never cookies: nothing to forge
-    sync.document(api.spec, api.ma_plugin.converter)
+    sync.document(api_plumbing.api.spec, api_plumbing.api.ma_plugin.converter)
     app.register_blueprint(health_bp)
     limiter.exempt(health_bp)  # probes every second must never be refused (liveness is not a client)
     app.register_blueprint(docs_bp)

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -17,6 +17,7 @@ from companion import migrate
 from companion.config import Config
 from companion.domain.errors import DomainError
 from companion.runtime import Services, port_open, resolve
+from companion.supervisor import STOP_GRACE, Restarts, child_commands, metrics_folder, signal_group
 
 
 def _services() -> tuple[Config, Services]:
@@ -246,7 +247,7 @@ def export(
     The progress bar goes to stderr, so the report can go to stdout.
     """
     from companion.db import unit_of_work, utcnow
-    from companion.exports import services
+    from companion.exports import build_tx
 
     with (
         _app_context(),
@@ -260,7 +261,7 @@ def export(
             bar.update(percent - shown[0])
             shown[0] = percent
 
-        built = services.export_for_insurer(
+        built = build_tx.export_for_insurer(
             insurer_code, start, end, fmt, breakdowns, now=utcnow(), progress=progress
         )
         bar.update(100 - shown[0])
@@ -328,46 +329,12 @@ def _print_demo(logins, port: int) -> None:
         click.echo(f"  {n}. {line}")
     click.echo("")
 
-
-#: Seconds the children get to finish in-flight work after Ctrl-C before they are killed.
-STOP_GRACE = 15
-#: A child that exits is started again after a wait that doubles up to this (seconds) ...
-RESTART_MAX_DELAY = 30.0
-#: ... while it keeps exiting within this many seconds of its start.
-RESTART_STABLE = 60.0
-
-
-#: gunicorn's request-head limits, above the app's own (8190 is the longest request line gunicorn takes).
-GUNICORN_HEAD_LIMITS = ("--limit-request-line", "8190", "--limit-request-fields", "200",
-                        "--limit-request-field_size", "16384")  # fmt: skip
-
-
-def _child_commands(
-    python: str, host: str, port: int, web_workers: int, instance: Path
-) -> dict[str, list[str]]:
-    # fmt: off
-    return {
-        # No gunicorn access log: the app logs every request with its route template, never the
-        # concrete path (which can hold a member's dates and ids).
-        # gunicorn's head limits stand above the app's (companion/api.py MAX_REQUEST_TARGET, ...), so an
-        # oversized request line or header gets the app's JSON 414/431, not gunicorn's HTML.
-        # JSON logs and the metrics folder's cleanup: companion/gunicorn_conf.py. Celery's --quiet
-        # drops its plain-text banner; its log lines are the app's JSON.
-        "web": [python, "-m", "gunicorn", "--config", "python:companion.gunicorn_conf",
-                "--bind", f"{host}:{port}", "--workers", str(web_workers),
-                "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", str(STOP_GRACE - 5),
-                *GUNICORN_HEAD_LIMITS, "companion.wsgi:app"],
-        "worker": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "worker",
-                   "--loglevel", "INFO", "--concurrency", "2", "--hostname", f"companion-{port}@%h"],
-        "beat": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "beat", "--loglevel", "INFO",
-                 "--schedule", str(instance / "celerybeat-schedule")],
-    }
     # fmt: on
 
 
 def _warn_without_admin() -> None:
     """Urgent flags past their SLA escalate to the admins: with none, say so before anything runs."""
-    from companion.safety.services import admin_exists
+    from companion.safety.escalation import admin_exists
 
     with _app_context():
         if not admin_exists():
@@ -377,42 +344,6 @@ def _warn_without_admin() -> None:
                 "companion create-staff --role admin --email E --password P",
                 err=True,
             )
-
-
-class _Restarts:
-    """When to start a child again after it exited: at once the first time, then after doubling
-    waits (1, 2, 4 ... RESTART_MAX_DELAY s) while it keeps exiting within RESTART_STABLE s of its start."""
-
-    def __init__(self) -> None:
-        self.delay = 0.0
-        self.since = 0.0
-        self.due_at: float | None = None
-
-    def started(self, now: float) -> None:
-        self.since, self.due_at = now, None
-
-    def exited(self, now: float) -> float:
-        if now - self.since >= RESTART_STABLE:
-            self.delay = 0.0  # it had been running well: this exit is news, not a loop
-        self.due_at = now + self.delay
-        delay, self.delay = self.delay, min(max(1.0, self.delay * 2), RESTART_MAX_DELAY)
-        return delay
-
-
-def _metrics_folder(instance: Path, name: str) -> str:
-    """One child's multiprocess metrics folder (companion/metrics.py), emptied before it starts."""
-    import shutil
-
-    folder = instance / "metrics" / name
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    return str(folder)
-
-
-def _signal_group(child: subprocess.Popen[bytes], sig: int) -> None:
-    """Signal a child and everything it forked (gunicorn workers, the Celery pool): its own process group."""
-    with suppress(ProcessLookupError, PermissionError):
-        os.killpg(child.pid, sig)
 
 
 @main.command("up")
@@ -439,7 +370,7 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
         if signals > 1:
             click.echo("second interrupt: killing the children", err=True)
             for child in children.values():
-                _signal_group(child, signal.SIGKILL)
+                signal_group(child, signal.SIGKILL)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -469,10 +400,10 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
         env = {**os.environ}
         env.setdefault("SESSION_COOKIE_SECURE", "false")  # local http; production sets it true
         env.setdefault("RATELIMIT_PROCESSES", str(web_workers))  # each one's share while Redis is down
-        commands = _child_commands(sys.executable, host, port, web_workers, instance)
-        restarts = {name: _Restarts() for name in commands}
+        commands = child_commands(sys.executable, host, port, web_workers, instance)
+        restarts = {name: Restarts() for name in commands}
         child_envs = {
-            name: {**env, "PROMETHEUS_MULTIPROC_DIR": _metrics_folder(instance, name)} for name in commands
+            name: {**env, "PROMETHEUS_MULTIPROC_DIR": metrics_folder(instance, name)} for name in commands
         }
         for name, command in commands.items():
             # Own sessions: a terminal's Ctrl-C reaches only us, and we stop the children in order.
@@ -490,7 +421,7 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
                 # A child that exits is started again, waiting longer after each quick exit: a
                 # worker that died with its Redis comes back when Redis does, and the API, the
                 # other children and what they hold stay up meanwhile.
-                _signal_group(child, signal.SIGKILL)  # what it left behind (a pool process)
+                signal_group(child, signal.SIGKILL)  # what it left behind (a pool process)
                 delay = restarts[name].exited(now)
                 click.echo(f"{name} exited with {child.returncode}; restarting it in {delay:.0f}s", err=True)
             for name, restart in restarts.items():
@@ -506,7 +437,7 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
         if children:
             click.echo("stopping web, worker and beat ...")
             for child in children.values():
-                _signal_group(child, signal.SIGTERM)
+                signal_group(child, signal.SIGTERM)
             deadline = time.monotonic() + STOP_GRACE
             for name, child in children.items():
                 try:
@@ -514,7 +445,7 @@ def up(port: int, host: str, demo: bool, web_workers: int) -> None:
                 except subprocess.TimeoutExpired:
                     click.echo(f"{name} did not stop in {STOP_GRACE}s; killing it", err=True)
                 # Whatever is left in the group (a stuck pool process, an orphaned gunicorn worker).
-                _signal_group(child, signal.SIGKILL)
+                signal_group(child, signal.SIGKILL)
                 child.wait()
         if services is not None:
             services.close()  # stops the embedded PostgreSQL and Redis this run started

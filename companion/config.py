@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from flask import current_app
+
 
 def _env(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -201,3 +203,8 @@ class Config:
             PERMANENT_SESSION_LIFETIME=self.dashboard_idle_seconds,
         )
         return settings
+
+
+def backfill_days() -> int:
+    """How many days before today a member may still log (API.md: 60; the BACKFILL_DAYS setting)."""
+    return int(current_app.config["COMPANION_BACKFILL_DAYS"])

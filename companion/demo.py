@@ -25,9 +25,12 @@ from companion.accounts import services
 from companion.accounts.models import Insurer, Member, Role, User
 from companion.db import session
 from companion.domain import localtime, plans
+from companion.medications import checkins as medication_checkins
 from companion.medications import services as medication_services
+from companion.medications.models import plan_to_domain
 from companion.nudges import services as nudge_services
 from companion.pacs import services as pacs_services
+from companion.safety import queue as safety_queue
 from companion.safety import services as safety_services
 from companion.safety.models import Flag
 from companion.simulate import Trajectory, standard_drinks_entered
@@ -126,11 +129,11 @@ def _history(member: Member, coach: User, *, seed: int, now: datetime) -> None:
             )
         if rnd.random() < 0.2:
             _breath(member, evening - timedelta(hours=1), Decimal("0.000"), rnd)
-        for slot in plans.dose_slots(medication_services.plan_to_domain(plan), day, member.timezone):
+        for slot in plans.dose_slots(plan_to_domain(plan), day, member.timezone):
             if slot.scheduled_for > now or rnd.random() < 0.12:
                 continue  # due later, or missed
             effects = [{"code": "drowsiness", "severity": "mild"}] if rnd.random() < 0.1 and seed == 0 else []
-            medication_services.record_checkin(
+            medication_checkins.record_checkin(
                 member,
                 {
                     "id": uuid.UUID(int=rnd.getrandbits(128)),
@@ -300,13 +303,13 @@ def _scenario(member: Member, coach: User, sc: Scenario, *, seed: int, now: date
         )
         if back == 1 and sc.bac:
             _breath(member, evening - timedelta(hours=1), Decimal(sc.bac), rnd)
-        slots = plans.dose_slots(medication_services.plan_to_domain(plan), day, member.timezone)
+        slots = plans.dose_slots(plan_to_domain(plan), day, member.timezone)
         for number, slot in enumerate(slots):
             if back in sc.missed:
                 continue
             reported = sc.effect and back in sc.effect_days and number == 0  # once a day, at the first dose
             effects = [{"code": sc.effect[0], "severity": sc.effect[1]}] if reported else []
-            medication_services.record_checkin(
+            medication_checkins.record_checkin(
                 member,
                 {
                     "id": uuid.UUID(int=rnd.getrandbits(128)),
@@ -425,9 +428,9 @@ def _coach_at_work(coach: User, member_ids: list[uuid.UUID], *, now: datetime) -
         ).all()
     )
     if "withdrawal_risk" in flags:
-        safety_services.acknowledge(coach, flags["withdrawal_risk"], now=now - timedelta(minutes=40))
+        safety_queue.acknowledge(coach, flags["withdrawal_risk"], now=now - timedelta(minutes=40))
     if "liver_signs" in flags:
-        safety_services.resolve(
+        safety_queue.resolve(
             coach,
             flags["liver_signs"],
             "Called Tess: GP booked liver tests for Thursday; naltrexone paused until then.",

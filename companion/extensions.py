@@ -1,4 +1,4 @@
-"""Extension instances, unbound; `app.create_app` binds them."""
+"""Extension instances, unbound; `app.create_app` binds them. The API's (flask-smorest) is `api.api`."""
 
 from __future__ import annotations
 
@@ -9,8 +9,6 @@ from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager, current_user
 from flask_wtf import CSRFProtect
-
-from companion.api import CompanionApi
 
 
 def rate_limit_key() -> str:
@@ -43,7 +41,6 @@ def configured_limit(name: str):
     return limit
 
 
-api = CompanionApi()  # our error envelope in the OpenAPI document
 limiter = Limiter(key_func=rate_limit_key, default_limits=[configured_limit("RATELIMIT_DEFAULT")])
 login_manager = LoginManager()
 csrf = CSRFProtect()

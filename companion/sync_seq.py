@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import uuid
 
+from flask import g
 from sqlalchemy import BigInteger, Sequence, Uuid, event, func, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 from sqlalchemy.sql.elements import ColumnElement
@@ -90,3 +91,16 @@ def decode_cursor(cursor: str | None) -> int:
         raise InvalidInput(
             "The request is invalid.", fields={"since": ["Not a cursor this server issued."]}
         ) from exc
+
+
+def current_login() -> uuid.UUID | None:
+    """The login (token family) making this request: sync hides a phone's own changes from itself."""
+    token = g.get("auth_token")
+    return token.family_id if token is not None else None
+
+
+def stamp(record: Syncable, origin: uuid.UUID | None) -> None:
+    """Mark an ORM record as changed by `origin` (a login, or None for staff and the system)."""
+    claim_change_stream(record.member_id)  # type: ignore[attr-defined]  # every Syncable model has member_id; the mixin does not declare it
+    record.change_seq = NEXT_CHANGE_SEQ  # type: ignore[assignment]  # SQL, evaluated in the flush
+    record.changed_by = origin

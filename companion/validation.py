@@ -234,10 +234,6 @@ class StrictSchema(Schema):
         return data
 
 
-def one_error(field_name: str, message: str) -> ValidationError:
-    return ValidationError({field_name: [message]})
-
-
 #: Messages by field name; a nested field (an object, a list) has its own errors by name or index.
 FIELD_ERRORS_SCHEMA = {
     "type": "object",

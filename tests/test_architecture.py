@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,33 @@ def test_domain_is_pure(path):
         assert top not in FORBIDDEN_IN_DOMAIN, f"{path.name} imports {name}"
         if top == "companion":
             assert name.startswith("companion.domain"), f"{path.name} imports {name}"
+
+
+def _layer_modules() -> list[str]:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+    (layers,) = [c["layers"] for c in config["contracts"] if c["type"] == "layers"]
+    return [name.strip().strip("()") for layer in layers for name in layer.replace("|", ":").split(":")]
+
+
+def _has_code(path: Path) -> bool:
+    body = ast.parse(path.read_text()).body
+    return any(not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)) for node in body)
+
+
+def test_every_module_is_in_a_layer():
+    """The layer contract (pyproject.toml) names every module, so none escapes it by being left out; a
+    package whose `__init__.py` holds only a docstring is not a module anyone imports from."""
+    layered = _layer_modules()
+    for path in sorted((ROOT / "companion").rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        if parts[-1] == "__init__":
+            if not _has_code(path):
+                continue
+            parts = parts[:-1]
+        module = ".".join(parts)
+        assert any(module == name or module.startswith(name + ".") for name in layered), (
+            f"{module} is in no layer of [tool.importlinter] (pyproject.toml, docs/architecture.md)"
+        )
 
 
 def test_web_never_imports_workers():

@@ -108,7 +108,7 @@ def test_the_demo_insurer_report_shows_numbers(app, database_url):
     from datetime import timedelta
 
     from companion.demo import COHORT_MEMBERS, DEMO_INSURER_CODE, ensure_cohort
-    from companion.exports import services as exports
+    from companion.exports import build_tx
     from companion.runtime import libpq_url
 
     now = db.utcnow()
@@ -121,7 +121,9 @@ def test_the_demo_insurer_report_shows_numbers(app, database_url):
     reports = []
     for _ in range(2):
         with app.app_context(), db.unit_of_work():
-            built = exports.export_for_insurer(DEMO_INSURER_CODE, first_month, last_month, "csv", [], now=now)
+            built = build_tx.export_for_insurer(
+                DEMO_INSURER_CODE, first_month, last_month, "csv", [], now=now
+            )
         reports.append(list(csv.DictReader(io.StringIO(built.content.decode()))))
     rows = reports[0]
     [members] = [r for r in rows if r["measure"] == "members"]

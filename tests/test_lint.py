@@ -1,5 +1,6 @@
-"""The code base stays lint-clean: ruff with the rules in pyproject.toml (every ignore says why), and mypy
-(strict) on the files pyproject.toml's [tool.mypy] names."""
+"""The code base stays lint-clean: ruff with the rules in pyproject.toml (every ignore says why), mypy
+(strict) on the files pyproject.toml's [tool.mypy] names, and the import contracts (import-linter,
+`[tool.importlinter]`: the layers of docs/architecture.md)."""
 
 import subprocess
 import sys
@@ -21,6 +22,16 @@ def test_ruff_check():
 def test_mypy_strict():
     result = subprocess.run(
         [sys.executable, "-m", "mypy", "--no-incremental"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_import_contracts():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("lint-imports")), "--no-cache"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -25,7 +25,7 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
     "system.heartbeat": {"task": "system.heartbeat", "schedule": 60.0},
     # Every minute: an insurer export is a row before it is a message; a queued export whose
     # message was lost (Redis down at commit, a worker killed) is sent again after a few minutes,
-    # and a running one whose worker died is queued again (companion/exports/services.py).
+    # and a running one whose worker died is queued again (companion/exports/build_tx.py).
     "exports.sweep": {"task": "exports.sweep", "schedule": 60.0},
     # Every minute (SAFETY_PASS_SECONDS): the members whose `safety_watch` row is still due after a
     # grace: their scan message was lost (Redis down, a worker killed) or a dose deadline passed. The

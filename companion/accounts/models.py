@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from datetime import datetime, time
+from datetime import date, datetime, time
 from decimal import Decimal
 
 from sqlalchemy import (
@@ -25,6 +25,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from companion.db import Base, utcnow
+from companion.domain import localtime
 
 
 class Role(enum.StrEnum):
@@ -199,3 +200,7 @@ class ConsentEvent(Base):
     #: The version of the consent text the member was shown (accounts.services.CONSENT_TEXT_VERSIONS).
     text_version: Mapped[str] = mapped_column(String(32))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def local_today(member: Member, now: datetime) -> date:
+    return localtime.local_date(now, member.timezone)

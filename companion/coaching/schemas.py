@@ -5,12 +5,12 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from companion.accounts.schemas import GoalSchema
-from companion.coaching.services import KINDS
+from companion.coaching.timeline import KINDS
 from companion.medications.schemas import CheckinSchema
 from companion.nudges.schemas import MessageSchema
+from companion.pagination import RangeArgsSchema
 from companion.safety.schemas import SEVERITIES, FlagSchema
 from companion.symptoms.schemas import SymptomReportSchema
-from companion.tracking.common import RangeArgsSchema
 from companion.tracking.schemas import BacReadingSchema, CravingSchema, DrinkLogSchema, SummarySchema
 from companion.validation import Instant, StrictSchema
 

@@ -11,6 +11,7 @@ from flask_smorest import Blueprint
 from companion.accounts.models import Role
 from companion.auth.access import allow
 from companion.coaching import schemas, services
+from companion.coaching import timeline as timelines
 from companion.db import unit_of_work, utcnow
 
 blp = Blueprint("coaching", __name__, url_prefix="/api/v1", description="What coaches read about members")
@@ -59,7 +60,7 @@ def timeline(args: dict[str, Any], member_id: uuid.UUID):
     to the audit log.
     """
     with unit_of_work():
-        return services.timeline(
+        return timelines.timeline(
             current_user,
             member_id,
             start=args.get("from_"),

@@ -236,12 +236,6 @@ def plan_problems(plan: Plan) -> dict[str, list[str]]:
     return problems
 
 
-def validate_steps(plan: Plan) -> None:
-    """:raises InvalidInput: with `fields={"steps": [...]}` when a step is wrong."""
-    if problems := step_problems(plan):
-        raise InvalidInput("The plan's steps are invalid.", fields={"steps": problems})
-
-
 def validate_plan(plan: Plan) -> None:
     """:raises InvalidInput: naming each bad field when anything in the plan is wrong."""
     if problems := plan_problems(plan):

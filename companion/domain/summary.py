@@ -18,7 +18,7 @@ days (`localtime.day_bounds_utc(today - 6 days)[0]` onwards).
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -293,17 +293,13 @@ def dose_counts_by_day(
 # The summary's parts.
 
 
-def is_within_goal(day: date, day_logs: Sequence[DayLog], *, goal: Goal, country: str) -> bool:
-    """Whether `day` was logged and within the member's goal.
+def within_goal(day: date, logs: Mapping[date, DayLog], *, goal: Goal, country: str) -> bool:
+    """Whether `day` was logged (`logs`: the member's logs by day) and within the member's goal.
 
     Abstain: 0 g. Moderate: not a heavy day, and the standard drinks of the 7 days ending on `day`
     (missing days add nothing) at most `weekly_limit`, compared as the member sees them (to 0.1).
     A daily share of the weekly limit would punish one planned evening out, so the week is what counts.
     """
-    return _within_goal(day, _by_day(day_logs), goal=goal, country=country)
-
-
-def _within_goal(day: date, logs: dict[date, DayLog], *, goal: Goal, country: str) -> bool:
     log = logs.get(day)
     if log is None:
         return False
@@ -334,7 +330,7 @@ def streaks(day_logs: Sequence[DayLog], *, goal: Goal, country: str, today: date
     return Streak(
         alcohol_free_days=_streak(logs, today, lambda log: log.grams == 0),
         within_goal_days=_streak(
-            logs, today, lambda log: _within_goal(log.day, logs, goal=goal, country=country)
+            logs, today, lambda log: within_goal(log.day, logs, goal=goal, country=country)
         ),
     )
 

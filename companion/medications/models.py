@@ -27,6 +27,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from companion.db import Base, utcnow
+from companion.domain import plans
 from companion.sync_seq import Syncable
 
 
@@ -112,3 +113,25 @@ class SideEffectReport(Base):
     code: Mapped[str] = mapped_column(String(40))
     severity: Mapped[str] = mapped_column(String(16))
     note: Mapped[str | None] = mapped_column(Text)
+
+
+def _step_from_json(raw: dict[str, Any]) -> plans.PlanStep:
+    return plans.PlanStep(
+        from_date=date.fromisoformat(raw["from_date"]),
+        dose_mg=Decimal(str(raw["dose_mg"])),
+        times=tuple(time.fromisoformat(t) for t in raw["times"]),
+        taper=bool(raw.get("taper", False)),
+    )
+
+
+def plan_to_domain(row: MedicationPlan) -> plans.Plan:
+    """The stored plan as the pure domain's `Plan` (regimens, dose slots, tapering)."""
+    return plans.Plan(
+        id=row.id,
+        medication=row.medication,
+        dose_mg=Decimal(row.dose_mg),
+        times=tuple(row.times),
+        start_date=row.start_date,
+        end_date=row.end_date,
+        steps=tuple(_step_from_json(s) for s in row.steps or []),
+    )

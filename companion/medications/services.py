@@ -1,56 +1,37 @@
-"""Medication plans (written by coaches and admins) and the member's dose check-ins.
+"""Medication plans (written by coaches and admins), and the catalogue they choose from. The member's dose
+check-ins are `medications.checkins`.
 
 A plan row is converted to the pure `domain.plans.Plan` for every rule: validation, the regimen in
-force on a day, dose slots. A check-in is recorded once per (member, phone id) and once per (plan,
-dose slot); the database's keys decide between concurrent duplicates. Services flush, never commit;
-they return what they did ("created", "unchanged") so the API and the sync batch answer alike.
+force on a day, dose slots. Services flush, never commit; they return what they did ("created",
+"unchanged") so the API and the sync batch answer alike.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
 from collections.abc import Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, tuple_
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 
-from companion import privacy
-from companion.accounts.models import CoachAssignment, Member, Role, User
+from companion.accounts.models import Member, User, local_today
 from companion.audit import services as audit
-from companion.db import get_row, session, utcnow
-from companion.domain import localtime, plans
-from companion.domain.errors import Conflict, DomainError, InvalidInput, NotFound
-from companion.domain.medications import CATALOGUE, side_effect_codes
-from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
-from companion.medications.schemas import CheckinSchema, PlanSchema
+from companion.auth.policy import member_for_staff
+from companion.db import session, utcnow
+from companion.domain import plans
+from companion.domain.errors import InvalidInput, NotFound
+from companion.domain.medications import CATALOGUE
+from companion.medications.models import MedicationPlan, plan_to_domain
+from companion.medications.schemas import PlanSchema
 from companion.nudges import hooks as nudge_hooks
-from companion.tracking import rowset
-from companion.tracking.common import (
-    DateRange,
-    backfill_days,
-    decode_page_cursor,
-    instant_cursor_key,
-    local_today,
-    page,
-    stamp,
-)
+from companion.sync_seq import stamp
 from companion.tracking.services import request_safety_scan
 
 CREATED, UNCHANGED = "created", "unchanged"
-#: PostgreSQL's SQLSTATE for a duplicate key.
-UNIQUE_VIOLATION = "23505"
 
-#: A phone's clock may run this far ahead of ours before `taken_at` counts as "in the future" (ours).
-CLOCK_SKEW = timedelta(minutes=5)
-#: A dose may be checked in at most this long before its slot: taken a little early, or skipped
-#: ahead of time; further ahead is a phone bug (ours).
-CHECKIN_LEAD = timedelta(hours=12)
-
-_INVALID = "The request body is invalid."
+INVALID_BODY = "The request body is invalid."
 
 
 # --- catalogue --------------------------------------------------------------------------------------
@@ -70,15 +51,6 @@ def catalogue() -> list[dict[str, Any]]:
 
 
 # --- plans ------------------------------------------------------------------------------------------
-
-
-def _step_from_json(raw: dict[str, Any]) -> plans.PlanStep:
-    return plans.PlanStep(
-        from_date=date.fromisoformat(raw["from_date"]),
-        dose_mg=Decimal(str(raw["dose_mg"])),
-        times=tuple(time.fromisoformat(t) for t in raw["times"]),
-        taper=bool(raw.get("taper", False)),
-    )
 
 
 def _step_to_json(step: plans.PlanStep) -> dict[str, Any]:
@@ -104,19 +76,6 @@ def plan_record(plan: plans.Plan) -> dict[str, Any]:
         "end_date": plan.end_date.isoformat() if plan.end_date else None,
         "steps": [_step_to_json(s) for s in plan.steps],
     }
-
-
-def plan_to_domain(row: MedicationPlan) -> plans.Plan:
-    """The stored plan as the pure domain's `Plan` (regimens, dose slots, tapering)."""
-    return plans.Plan(
-        id=row.id,
-        medication=row.medication,
-        dose_mg=Decimal(row.dose_mg),
-        times=tuple(row.times),
-        start_date=row.start_date,
-        end_date=row.end_date,
-        steps=tuple(_step_from_json(s) for s in row.steps or []),
-    )
 
 
 def _normal(dose: Decimal) -> Decimal:
@@ -174,25 +133,6 @@ def list_plans(member: Member, *, now: datetime) -> list[dict[str, Any]]:
     return [plan_view(row, today=today) for row in rows]
 
 
-def member_for_staff(actor: User, member_id: uuid.UUID) -> Member:
-    """The member, if `actor` may manage their plans: an admin always, a coach while the member is on
-    their current caseload. Anything else is the same 404 as a member who does not exist."""
-    member = session.get(Member, member_id)
-    if member is not None and actor.role == Role.ADMIN:
-        return member
-    if member is not None and actor.role == Role.COACH:
-        assigned = session.execute(
-            select(CoachAssignment.id).where(
-                CoachAssignment.member_id == member_id,
-                CoachAssignment.coach_id == actor.id,
-                CoachAssignment.ended_at.is_(None),
-            )
-        ).first()
-        if assigned is not None:
-            return member
-    raise NotFound("No such member on your caseload.")
-
-
 def _sorted_times(raw: Sequence[time]) -> tuple[time, ...]:
     """Times in order (the order a coach types them in means nothing); repeats are kept for the domain
     to report."""
@@ -226,7 +166,7 @@ def create_plan(
     today = local_today(member, now)
     start = data.get("start_date") or today
     if start < today:
-        raise InvalidInput(_INVALID, fields={"start_date": [_not_before_today(today)]})
+        raise InvalidInput(INVALID_BODY, fields={"start_date": [_not_before_today(today)]})
     plan = plans.Plan(
         id=plan_id or uuid.uuid4(),
         medication=data["medication"],
@@ -367,22 +307,22 @@ def patched_plan(current: plans.Plan, changes: dict[str, Any], *, today: date) -
         return current
     if current.end_date is not None and current.end_date < today:
         message = f"This plan ended on {current.end_date}; start a new plan instead."
-        raise InvalidInput(_INVALID, fields={name: [message] for name in sorted(changes)})
+        raise InvalidInput(INVALID_BODY, fields={name: [message] for name in sorted(changes)})
 
     start_date = current.start_date
     if "start_date" in changes and changes["start_date"] != current.start_date:
         if current.start_date <= today:
             message = f"The plan started on {current.start_date}."
-            raise InvalidInput(_INVALID, fields={"start_date": [message]})
+            raise InvalidInput(INVALID_BODY, fields={"start_date": [message]})
         if changes["start_date"] < today:
-            raise InvalidInput(_INVALID, fields={"start_date": [_not_before_today(today)]})
+            raise InvalidInput(INVALID_BODY, fields={"start_date": [_not_before_today(today)]})
         start_date = changes["start_date"]
 
     end_date = current.end_date
     if "end_date" in changes and changes["end_date"] != current.end_date:
         end_date = changes["end_date"]
         if current.start_date < today and end_date is not None and end_date < today:
-            raise InvalidInput(_INVALID, fields={"end_date": [_not_before_today(today)]})
+            raise InvalidInput(INVALID_BODY, fields={"end_date": [_not_before_today(today)]})
 
     given_steps = tuple(_step(s) for s in changes["steps"]) if "steps" in changes else None
     dose_times_given = "dose_mg" in changes or "times" in changes
@@ -403,7 +343,7 @@ def patched_plan(current: plans.Plan, changes: dict[str, Any], *, today: date) -
     if given_steps is not None:
         if tuple(s for s in given_steps if s.from_date < today) not in ((), history):
             raise InvalidInput(
-                _INVALID,
+                INVALID_BODY,
                 fields={
                     "steps": [
                         f"Steps before the member's local today ({today}) are history: send them unchanged, "
@@ -432,322 +372,3 @@ def patched_plan(current: plans.Plan, changes: dict[str, Any], *, today: date) -
         end_date=end_date,
         steps=history + ahead,
     )
-
-
-# --- check-ins --------------------------------------------------------------------------------------
-
-
-def _side_effects(
-    member_id: uuid.UUID, checkin_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[SideEffectReport]]:
-    by_checkin: dict[uuid.UUID, list[SideEffectReport]] = defaultdict(list)
-    if checkin_ids:
-        rows = session.execute(
-            select(SideEffectReport)
-            .where(SideEffectReport.member_id == member_id, SideEffectReport.checkin_id.in_(checkin_ids))
-            .order_by(SideEffectReport.id)
-        ).scalars()
-        for row in rows:
-            by_checkin[row.checkin_id].append(row)
-    return by_checkin
-
-
-def _medications(plan_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not plan_ids:
-        return {}
-    rows = session.execute(
-        select(MedicationPlan.id, MedicationPlan.medication).where(MedicationPlan.id.in_(plan_ids))
-    )
-    return dict(rows.all())  # rows of (id, medication)
-
-
-def _view(checkin: MedicationCheckin, medication: str, effects: list[SideEffectReport]) -> dict[str, Any]:
-    return {
-        "id": checkin.id,
-        "plan_id": checkin.plan_id,
-        "medication": medication,
-        "scheduled_for": checkin.scheduled_for,
-        "date": checkin.date,
-        "status": checkin.status,
-        "taken_at": checkin.taken_at,
-        "side_effects": [{"code": e.code, "severity": e.severity, "note": e.note} for e in effects],
-        "note": checkin.note,
-        "created_at": checkin.created_at,
-    }
-
-
-def checkin_views(
-    checkins: Sequence[MedicationCheckin], medication_of: dict[uuid.UUID, str] | None = None
-) -> list[dict[str, Any]]:
-    """Check-ins as the API shows them (`CheckinSchema`), with their side effects, in two queries (one
-    when the caller knows each plan's medication: `medication_of`)."""
-    if not checkins:
-        return []
-    plan_ids = {c.plan_id for c in checkins}
-    medications = medication_of if medication_of and plan_ids <= medication_of.keys() else None
-    medications = medications or _medications(sorted(plan_ids))
-    effects = _side_effects(checkins[0].member_id, [c.id for c in checkins])
-    return [_view(c, medications.get(c.plan_id, ""), effects.get(c.id, [])) for c in checkins]
-
-
-def checkin_view(checkin: MedicationCheckin) -> dict[str, Any]:
-    """One check-in as the API shows it (dump it with `CheckinSchema`); one just written carries it."""
-    written = getattr(checkin, "written_view", None)
-    return written if written is not None else checkin_views([checkin])[0]
-
-
-def dump_checkin(checkin: MedicationCheckin) -> dict[str, Any]:
-    """JSON-ready: what a 409 carries under `error.current`."""
-    return CheckinSchema().dump(checkin_view(checkin))
-
-
-def _effect_key(code: str, severity: str, note: str | None) -> tuple[str, str, str]:
-    return code, severity, note or ""
-
-
-def _same_checkin(stored: MedicationCheckin, data: dict[str, Any]) -> bool:
-    """Whether `data` is the stored check-in sent again: values compared after normalising (instants as
-    UTC instants, absent and null alike, side effects in any order)."""
-    effects = _side_effects(stored.member_id, [stored.id]).get(stored.id, [])
-    stored_effects = sorted(_effect_key(e.code, e.severity, e.note) for e in effects)
-    given_effects = sorted(
-        _effect_key(e["code"], e["severity"], e.get("note")) for e in data.get("side_effects") or []
-    )
-    taken_at = data.get("taken_at")
-    return (
-        stored.plan_id == data["plan_id"]
-        and stored.scheduled_for == localtime.to_utc(data["scheduled_for"])
-        and stored.status == data["status"]
-        and stored.taken_at == (localtime.to_utc(taken_at) if taken_at is not None else None)
-        and (stored.note or "") == (data.get("note") or "")
-        and stored_effects == given_effects
-    )
-
-
-def _stored_checkin(member_id: uuid.UUID, checkin_id: uuid.UUID) -> MedicationCheckin | None:
-    return session.execute(
-        select(MedicationCheckin)
-        .where(MedicationCheckin.member_id == member_id, MedicationCheckin.id == checkin_id)
-        .execution_options(populate_existing=True)
-    ).scalar_one_or_none()
-
-
-def _replayed(stored: MedicationCheckin, data: dict[str, Any]) -> tuple[MedicationCheckin, str]:
-    if not _same_checkin(stored, data):
-        raise Conflict("A different check-in with this id is stored.", current=dump_checkin(stored))
-    return stored, UNCHANGED
-
-
-def _dose_slot(
-    member: Member, plan: MedicationPlan, data: dict[str, Any], *, now: datetime
-) -> plans.DoseSlot:
-    """The slot `scheduled_for` names, checked against the plan and the clock."""
-    scheduled_for = data["scheduled_for"]
-    if scheduled_for > now + CHECKIN_LEAD:
-        hours = int(CHECKIN_LEAD.total_seconds() // 3600)
-        message = f"More than {hours} hours ahead: not due yet."
-        raise InvalidInput(_INVALID, fields={"scheduled_for": [message]})
-    slot = plans.slot_matches(plan_to_domain(plan), scheduled_for, member.timezone)
-    if slot is None:
-        raise InvalidInput(
-            _INVALID,
-            fields={
-                "scheduled_for": [
-                    "Not a dose this plan schedules: one of its times on a day it is in force, "
-                    f"in {member.timezone}."
-                ]
-            },
-        )
-    oldest = local_today(member, now) - timedelta(days=backfill_days())
-    if slot.local_date < oldest:
-        message = f"Cannot be more than {backfill_days()} days ago."
-        raise InvalidInput(_INVALID, fields={"scheduled_for": [message]})
-    return slot
-
-
-def _check_details(plan: MedicationPlan, data: dict[str, Any], *, now: datetime) -> None:
-    taken_at = data.get("taken_at")
-    if taken_at is not None and taken_at > now + CLOCK_SKEW:
-        raise InvalidInput(_INVALID, fields={"taken_at": ["Cannot be in the future."]})
-    allowed = side_effect_codes(plan.medication)
-    message = f"Not a side effect of {plan.medication} (GET /medications); use 'other' with a note."
-    unknown = {
-        str(i): {"code": [message]}
-        for i, effect in enumerate(data.get("side_effects") or [])
-        if effect["code"] not in allowed
-    }
-    if unknown:
-        raise InvalidInput(_INVALID, fields={"side_effects": unknown})  # type: ignore[dict-item]  # field errors nested by item index, as the schemas give them
-
-
-CHECKINS = rowset.RowSpec(
-    "medication_checkins",
-    (
-        rowset.Column("id", "uuid"),
-        rowset.Column("plan_id", "uuid"),
-        rowset.Column("scheduled_for", "timestamptz"),
-        rowset.Column("date", "date"),
-        rowset.Column("status", "text"),
-        rowset.Column("taken_at", "timestamptz"),
-        rowset.Column("note", "text"),
-        rowset.Column("created_at", "timestamptz"),
-    ),
-    conflict=None,  # its id, or its plan's dose slot (uq_medication_checkins_slot)
-    key=("id",),
-)
-
-
-def checkin_row(
-    member: Member, plan: MedicationPlan | None, data: dict[str, Any], *, now: datetime
-) -> tuple[dict[str, Any], plans.DoseSlot]:
-    """The row a new check-in inserts, checked against its plan and the clock (NotFound, InvalidInput)."""
-    if plan is None or plan.member_id != member.id:
-        raise NotFound("No such medication plan.", fields={"plan_id": ["No such plan."]})
-    slot = _dose_slot(member, plan, data, now=now)
-    _check_details(plan, data, now=now)
-    taken_at = data.get("taken_at")
-    row = {
-        "id": data["id"],
-        "plan_id": plan.id,
-        "scheduled_for": slot.scheduled_for,
-        "date": slot.local_date,
-        "status": data["status"],
-        "taken_at": localtime.to_utc(taken_at) if taken_at is not None else None,
-        "note": data.get("note"),
-        "created_at": now,
-    }
-    return row, slot
-
-
-def add_side_effects(member: Member, checkins: Sequence[tuple[dict[str, Any], str, dict[str, Any]]]) -> None:
-    """The side effects of new check-ins, in one statement: (check-in row, medication, its input)."""
-    reports = [
-        {
-            "member_id": member.id,
-            "checkin_id": row["id"],
-            "medication": medication,
-            "date": row["date"],
-            "code": e["code"],
-            "severity": e["severity"],
-            "note": e.get("note"),
-        }
-        for row, medication, data in checkins
-        for e in data.get("side_effects") or []
-    ]
-    if reports:
-        session.execute(insert(SideEffectReport), reports)
-
-
-def written_checkin(
-    member: Member, plan: MedicationPlan, data: dict[str, Any], row: dict[str, Any], origin: uuid.UUID | None
-) -> MedicationCheckin:
-    """After the insert: the check-in's side effects (one statement, if any), and the check-in as
-    written, carrying what its answer shows (no read back)."""
-    add_side_effects(member, [(row, plan.medication, data)])
-    checkin = MedicationCheckin(member_id=member.id, changed_by=origin, **row)
-    view = _view(checkin, plan.medication, [])
-    view["side_effects"] = [
-        {"code": e["code"], "severity": e["severity"], "note": e.get("note")}
-        for e in data.get("side_effects") or []
-    ]
-    checkin.written_view = view  # type: ignore[attr-defined]  # the answer rides on the ORM object; read back with getattr
-    return checkin
-
-
-def record_checkin(
-    member: Member, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
-) -> tuple[MedicationCheckin, str]:
-    """Record a dose taken or skipped, once. `data` is what `CheckinInputSchema` loads.
-
-    * A new id for a slot not yet checked in: stored with its side effects, "created".
-    * The same id with the same body (a retry): nothing changes, "unchanged", whatever happened to
-      the plan since.
-    * The same id with a different body: Conflict, with the stored check-in as `current`.
-    * Another id for a slot already checked in: Conflict (the (plan, slot) key), with that check-in.
-
-    Concurrent duplicates are settled by the database's keys: the insert is `ON CONFLICT DO NOTHING`
-    (`tracking.rowset`, one statement with the change lock and the safety request), the second of two
-    concurrent inserts waits for the first and inserts nothing, and then compares with what the first
-    stored. Nothing is written unless "created" is returned. A body that fails against the plan is
-    still a replay when its id is stored (the plan may have changed since).
-
-    :raises NotFound: the plan is not the member's (field `plan_id`).
-    :raises InvalidInput: `scheduled_for` is not a dose slot of the plan, `taken_at` is in the future,
-        a side effect is not one of the medication's.
-    :raises Conflict: see above.
-    """
-    plan = get_row(MedicationPlan, data["plan_id"])  # session.get, cheaper (every check-in reads it)
-    try:
-        row, slot = checkin_row(member, plan, data, now=now)
-    except DomainError:
-        stored = _stored_checkin(member.id, data["id"])
-        if stored is not None:
-            return _replayed(stored, data)
-        raise
-    assert plan is not None
-    if rowset.insert_new(CHECKINS, member.id, [row], origin=origin, now=now):
-        return written_checkin(member, plan, data, row, origin), CREATED
-    return _already_stored(member, data, plan, slot)
-
-
-def _already_stored(
-    member: Member, data: dict[str, Any], plan: MedicationPlan, slot: plans.DoseSlot
-) -> tuple[MedicationCheckin, str]:
-    """After a duplicate key: the same id (a replay, or a different body), or another id for the slot."""
-    stored = _stored_checkin(member.id, data["id"])
-    if stored is not None:
-        return _replayed(stored, data)
-    other = session.execute(
-        select(MedicationCheckin).where(
-            MedicationCheckin.plan_id == plan.id, MedicationCheckin.scheduled_for == slot.scheduled_for
-        )
-    ).scalar_one_or_none()
-    details = {"current": dump_checkin(other)} if other is not None else {}
-    raise Conflict(
-        "This dose is already checked in.",
-        fields={"scheduled_for": ["This dose slot already has a check-in (with another id)."]},
-        **details,
-    )
-
-
-def list_checkins(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
-    """`GET /medication-checkins`: check-ins whose slot falls on a local date in `window`, in slot order."""
-    query = select(MedicationCheckin).where(
-        MedicationCheckin.member_id == member.id, MedicationCheckin.date.between(window.start, window.end)
-    )
-    key = tuple_(MedicationCheckin.scheduled_for, MedicationCheckin.id)
-    after = decode_page_cursor(cursor)
-    if after:
-        query = query.where(key > instant_cursor_key(after))
-    rows = list(session.execute(query.order_by(*key.clauses).limit(limit + 1)).scalars())
-    result = page(rows, limit, lambda c: [c.scheduled_for.isoformat(), str(c.id)])
-    result["items"] = checkin_views(result["items"])
-    return result
-
-
-# --- GET /me/export ---------------------------------------------------------------------------------
-
-
-def _export(member_id: uuid.UUID) -> dict[str, Any]:
-    member = session.get(Member, member_id)
-    assert member is not None
-    today = local_today(member, utcnow())
-    plan_rows = session.execute(
-        select(MedicationPlan)
-        .where(MedicationPlan.member_id == member_id)
-        .order_by(MedicationPlan.start_date, MedicationPlan.created_at)
-    ).scalars()
-    checkins = list(
-        session.execute(
-            select(MedicationCheckin)
-            .where(MedicationCheckin.member_id == member_id)
-            .order_by(MedicationCheckin.scheduled_for, MedicationCheckin.id)
-        ).scalars()
-    )
-    return {
-        "medication_plans": PlanSchema(many=True).dump([plan_view(p, today=today) for p in plan_rows]),
-        "medication_checkins": CheckinSchema(many=True).dump(checkin_views(checkins)),
-    }
-
-
-privacy.register_exporter("medications", _export)

@@ -9,11 +9,12 @@ from flask.views import MethodView
 from flask_login import current_user
 from flask_smorest import Blueprint
 
-from companion.accounts.models import Role
+from companion.accounts.models import Role, local_today
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
-from companion.medications import schemas, services
-from companion.tracking.common import RangeArgsSchema, current_login, local_today, resolve_range
+from companion.medications import checkins, schemas, services
+from companion.pagination import RangeArgsSchema, resolve_range
+from companion.sync_seq import current_login
 
 blp = Blueprint(
     "medications", __name__, url_prefix="/api/v1", description="Medication catalogue, plans, dose check-ins"
@@ -103,7 +104,7 @@ class MedicationCheckins(MethodView):
         """Dose check-ins whose slot is in a local date range (default: the last 30 days), in slot order."""
         member = _member()
         window = resolve_range(args, local_today(member, utcnow()))
-        return services.list_checkins(member, window, cursor=args.get("cursor"), limit=args["limit"])
+        return checkins.list_checkins(member, window, cursor=args.get("cursor"), limit=args["limit"])
 
     @allow(Role.MEMBER)
     @blp.arguments(schemas.CheckinInputSchema())
@@ -124,6 +125,6 @@ class MedicationCheckins(MethodView):
     def post(self, data: dict[str, Any]):
         """Check in a dose: taken or skipped, with any side effects. Idempotent by the phone's id."""
         with unit_of_work():
-            checkin, outcome = services.record_checkin(_member(), data, origin=current_login(), now=utcnow())
-            body = services.checkin_view(checkin)
+            checkin, outcome = checkins.record_checkin(_member(), data, origin=current_login(), now=utcnow())
+            body = checkins.checkin_view(checkin)
         return body, 201 if outcome == services.CREATED else 200

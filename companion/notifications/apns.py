@@ -40,7 +40,7 @@ NAME = "apns"
 #: A provider token is minted again after this many seconds (Apple: between 20 and 60 minutes).
 TOKEN_REUSE_SECONDS = 40 * 60
 #: Pushes in flight at once per process (one thread and one client each): at least as many as a
-#: delivery task has in flight (nudges.delivery), so a push recorded as leaving never waits for a thread.
+#: delivery task has in flight (nudges.delivery_tx), so a push recorded as leaving never waits for a thread.
 SENDING_THREADS = 256
 DEACTIVATE_REASONS = frozenset({"Unregistered", "BadDeviceToken", "DeviceTokenNotForTopic"})
 TOKEN_REASONS = frozenset({"ExpiredProviderToken", "InvalidProviderToken", "MissingProviderToken"})

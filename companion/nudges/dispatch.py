@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import bindparam, func, select, text, update
 
 from companion.db import session
+from companion.db.sql import any_of, pg_array, records
 from companion.domain.nudges import (
     DEFAULT_POLICY,
     MemberSettings,
@@ -47,8 +48,7 @@ from companion.domain.nudges import (
     is_done,
 )
 from companion.nudges import inputs
-from companion.nudges.models import Nudge, NudgeStatus
-from companion.nudges.rows import any_of, pg_array, records
+from companion.nudges.models import Nudge, NudgeStatus, planned_of
 
 log = logging.getLogger(__name__)
 
@@ -108,23 +108,6 @@ def row_of(row_id: uuid.UUID, member_id: uuid.UUID, nudge: PlannedNudge) -> Any:
         row_id, member_id, nudge.kind.value, nudge.dedupe_key, nudge.local_date, nudge.local_slot,
         nudge.zone, nudge.due_at, nudge.expires_at, nudge.template, nudge.subject_id, 0,
     )  # fmt: skip
-
-
-def planned_of(row: Any) -> PlannedNudge | None:
-    """The row as the domain's `PlannedNudge`; None when it can no longer be sent (due at or after expiry)."""
-    if row.expires_at is not None and row.due_at >= row.expires_at:
-        return None
-    return PlannedNudge(
-        kind=NudgeKind(row.kind),
-        dedupe_key=row.dedupe_key,
-        local_date=row.local_date,
-        local_slot=row.local_slot,
-        zone=row.zone,
-        due_at=row.due_at,
-        expires_at=row.expires_at,
-        template=row.template,
-        subject_id=row.subject_id,
-    )
 
 
 def claim_due(

@@ -29,11 +29,10 @@ from companion.domain.nudges import (
     WALL_CLOCK_KINDS,
     MemberSettings,
     NudgeKind,
-    PlannedNudge,
     craving_support_for,
     reanchored,
 )
-from companion.nudges.models import Nudge, NudgePlanning, NudgeStatus
+from companion.nudges.models import Nudge, NudgePlanning, NudgeStatus, planned_of, settings_of
 from companion.nudges.rows import insert_one
 
 log = logging.getLogger(__name__)
@@ -43,19 +42,11 @@ _N = Nudge.__table__.c
 
 def member_settings(member: Any) -> MemberSettings:
     """The member's nudge settings (a `Member` row); only the zone when the rest is refused."""
-    from companion.nudges.inputs import settings_of
-
     try:
         return settings_of(member)
     except ValueError:
         log.error("member nudge settings refused", extra={"member_id": str(member.id)})
         return MemberSettings(member.timezone)
-
-
-def planned_of(row: Any) -> PlannedNudge | None:
-    from companion.nudges.dispatch import planned_of as convert
-
-    return convert(row)
 
 
 def craving_support_key(craving_id: uuid.UUID) -> str:

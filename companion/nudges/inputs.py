@@ -3,78 +3,26 @@ record for the whole batch (never a query per member)."""
 
 from __future__ import annotations
 
-import functools
 import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from typing import Any
+from datetime import date, datetime, timedelta
 
 from sqlalchemy import Date, func, select, text, union_all
 
 from companion.accounts.models import Member
 from companion.db import session
+from companion.db.sql import any_of
 from companion.domain import localtime
 from companion.domain.nudges import MemberSettings, NudgeKind
 from companion.domain.plans import CheckIn, CheckInStatus, Plan
-from companion.domain.summary import DayLog, Goal, GoalType
-from companion.medications.models import MedicationCheckin, MedicationPlan
-from companion.medications.services import plan_to_domain
-from companion.nudges.models import Nudge
-from companion.nudges.rows import any_of
+from companion.domain.summary import DayLog
+from companion.medications.models import MedicationCheckin, MedicationPlan, plan_to_domain
+from companion.nudges.models import MEMBER_COLUMNS, Nudge, settings_from_values
 from companion.tracking.models import BacReading, Craving, DrinkLog
 
 log = logging.getLogger(__name__)
-
-MEMBER_COLUMNS = (
-    Member.id,
-    Member.timezone,
-    Member.log_time,
-    Member.quiet_start,
-    Member.quiet_end,
-    Member.muted_kinds,
-    Member.goal_type,
-    Member.weekly_limit,
-    Member.country,
-)
-
-
-def settings_of(row: Any) -> MemberSettings:
-    """`MemberSettings` from a row of MEMBER_COLUMNS. :raises ValueError: settings the domain refuses."""
-    return _settings(
-        row.timezone,
-        row.log_time,
-        row.quiet_start,
-        row.quiet_end,
-        tuple(row.muted_kinds or ()),
-        row.goal_type,
-        row.weekly_limit,
-        row.country,
-    )
-
-
-@functools.lru_cache(maxsize=16384)  # settings are values: members with the same ones share one (frozen)
-def _settings(
-    zone: str,
-    log_time: time,
-    quiet_start: time | None,
-    quiet_end: time | None,
-    muted_kinds: tuple[str, ...],
-    goal_type: str,
-    weekly_limit: Any,
-    country: str,
-) -> MemberSettings:
-    return MemberSettings(
-        zone=zone,
-        log_time=log_time,
-        quiet_start=quiet_start,
-        quiet_end=quiet_end,
-        muted_kinds=frozenset(muted_kinds),
-        goal=Goal(GoalType(goal_type), Decimal(weekly_limit) if weekly_limit is not None else None),
-        country=country,
-    )
 
 
 def member_settings(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemberSettings]:
@@ -83,7 +31,7 @@ def member_settings(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, MemberSe
     rows = session.execute(select(*MEMBER_COLUMNS).where(any_of(Member.id, member_ids)))
     for member_id, zone, log_time, quiet_start, quiet_end, muted, goal, limit, country in rows:
         try:  # positional: a Row's attributes cost ~0.5 us each, more than the cached settings
-            found[member_id] = _settings(
+            found[member_id] = settings_from_values(
                 zone, log_time, quiet_start, quiet_end, tuple(muted or ()), goal, limit, country
             )
         except ValueError:

@@ -18,8 +18,11 @@ to the inbox and to each of the member's phones, each push recorded before it le
 from __future__ import annotations
 
 import enum
+import functools
 import uuid
 from datetime import date, datetime, time
+from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -37,8 +40,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from companion.accounts.models import Member
 from companion.db import Base, utcnow
-from companion.domain.nudges import NudgeKind
+from companion.domain.nudges import MemberSettings, NudgeKind, PlannedNudge
+from companion.domain.summary import Goal, GoalType
 from companion.sync_seq import Syncable
 
 
@@ -181,3 +186,72 @@ class NudgePlanning(Base):
         ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
     )
     planned_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+# --- rows as the domain's values -------------------------------------------------------------------
+
+
+def planned_of(row: Any) -> PlannedNudge | None:
+    """The row as the domain's `PlannedNudge`; None when it can no longer be sent (due at or after expiry)."""
+    if row.expires_at is not None and row.due_at >= row.expires_at:
+        return None
+    return PlannedNudge(
+        kind=NudgeKind(row.kind),
+        dedupe_key=row.dedupe_key,
+        local_date=row.local_date,
+        local_slot=row.local_slot,
+        zone=row.zone,
+        due_at=row.due_at,
+        expires_at=row.expires_at,
+        template=row.template,
+        subject_id=row.subject_id,
+    )
+
+
+MEMBER_COLUMNS = (
+    Member.id,
+    Member.timezone,
+    Member.log_time,
+    Member.quiet_start,
+    Member.quiet_end,
+    Member.muted_kinds,
+    Member.goal_type,
+    Member.weekly_limit,
+    Member.country,
+)
+
+
+def settings_of(row: Any) -> MemberSettings:
+    """`MemberSettings` from a row of MEMBER_COLUMNS. :raises ValueError: settings the domain refuses."""
+    return settings_from_values(
+        row.timezone,
+        row.log_time,
+        row.quiet_start,
+        row.quiet_end,
+        tuple(row.muted_kinds or ()),
+        row.goal_type,
+        row.weekly_limit,
+        row.country,
+    )
+
+
+@functools.lru_cache(maxsize=16384)  # settings are values: members with the same ones share one (frozen)
+def settings_from_values(
+    zone: str,
+    log_time: time,
+    quiet_start: time | None,
+    quiet_end: time | None,
+    muted_kinds: tuple[str, ...],
+    goal_type: str,
+    weekly_limit: Any,
+    country: str,
+) -> MemberSettings:
+    return MemberSettings(
+        zone=zone,
+        log_time=log_time,
+        quiet_start=quiet_start,
+        quiet_end=quiet_end,
+        muted_kinds=frozenset(muted_kinds),
+        goal=Goal(GoalType(goal_type), Decimal(weekly_limit) if weekly_limit is not None else None),
+        country=country,
+    )

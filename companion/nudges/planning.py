@@ -29,6 +29,7 @@ from sqlalchemy.dialects.postgresql import insert
 
 from companion.accounts.models import Member
 from companion.db import session
+from companion.db.sql import any_of
 from companion.domain import localtime
 from companion.domain.nudges import (
     DEFAULT_POLICY,
@@ -40,7 +41,7 @@ from companion.domain.nudges import (
 from companion.domain.summary import WEEK_DAYS
 from companion.nudges import dispatch, inputs
 from companion.nudges.models import NudgePlanning, NudgeStatus
-from companion.nudges.rows import DecidedRow, any_of, insert_planned
+from companion.nudges.rows import DecidedRow, insert_planned
 
 log = logging.getLogger(__name__)
 

@@ -10,15 +10,16 @@ from typing import Any
 from sqlalchemy import select, tuple_
 
 from companion import privacy
-from companion.accounts.models import Member
+from companion.accounts.models import Member, local_today
+from companion.config import backfill_days
 from companion.db import session
 from companion.domain.errors import Conflict, InvalidInput
 from companion.domain.types import DateRange
 from companion.pacs.models import PacsReport
 from companion.pacs.schemas import PacsSchema
+from companion.pagination import cursor_error, decode_page_cursor, page
 from companion.tracking import rowset
 from companion.tracking import services as tracking
-from companion.tracking.common import backfill_days, decode_page_cursor, local_today, page
 
 
 def pacs_view(report: PacsReport) -> dict[str, Any]:
@@ -91,15 +92,16 @@ def list_pacs(member: Member, window: DateRange, *, cursor: str | None, limit: i
     query = select(PacsReport).where(
         PacsReport.member_id == member.id, PacsReport.week_of.between(window.start, window.end)
     )
-    after = decode_page_cursor(cursor)
+    filters = ("pacs", member.id, window.start, window.end)
+    after = decode_page_cursor(cursor, filters=filters)
     if after:
         try:
             key = (date.fromisoformat(str(after[0])), uuid.UUID(str(after[1])))
         except (ValueError, TypeError, IndexError) as exc:
-            raise InvalidInput("The request is invalid.", fields={"cursor": ["Not a cursor."]}) from exc
+            raise cursor_error() from exc
         query = query.where(tuple_(PacsReport.week_of, PacsReport.id) > key)
     rows = list(session.execute(query.order_by(PacsReport.week_of, PacsReport.id).limit(limit + 1)).scalars())
-    result = page(rows, limit, lambda r: [r.week_of.isoformat(), str(r.id)])
+    result = page(rows, limit, lambda r: [r.week_of.isoformat(), str(r.id)], filters=filters)
     result["items"] = [pacs_view(r) for r in result["items"]]
     return result
 

@@ -20,7 +20,7 @@ running is therefore always followed by another.
 
 Redis may lose all of this at any moment: with Redis unreachable every request scans at once, and a
 lost trailing message is caught up by the periodic sweep. The database, not Redis, keeps two scans of
-one member from writing at once (companion/safety/services.py).
+one member from writing at once (companion/safety/findings.py).
 """
 
 from __future__ import annotations

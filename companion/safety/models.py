@@ -3,7 +3,7 @@
 * `flags`: one row per finding a coach must handle. At most one flag per member and rule is still
   to handle (open or acknowledged; a `cleared` flag stopped being true): the partial unique index
   `uq_flags_member_rule_unresolved`. New evidence updates that flag; after it is resolved, a new
-  flag opens only on evidence it does not already hold (companion/safety/services.py).
+  flag opens only on evidence it does not already hold (companion/safety/findings.py).
 * `flag_alerts`: the ledger that keeps alerts to one per member, rule and (member-local) day: its
   unique key is that triple, so a replay, a retry or a concurrent scan cannot alert twice.
 * `staff_notifications`: one row per recipient and channel (an inbox entry, a log line; push or email

@@ -7,8 +7,8 @@ from typing import Any, ClassVar
 from marshmallow import Schema, fields, validate
 
 from companion.domain.safety import RULES, Tier
+from companion.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from companion.safety.models import FlagStatus
-from companion.tracking.common import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from companion.validation import Instant, StrictSchema
 
 SEVERITIES = [t.label for t in sorted(Tier, reverse=True)]

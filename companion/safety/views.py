@@ -11,7 +11,7 @@ from flask_smorest import Blueprint
 from companion.accounts.models import Role
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
-from companion.safety import schemas, services
+from companion.safety import queue, schemas
 
 blp = Blueprint("safety", __name__, url_prefix="/api/v1", description="Safety flags for coaches")
 
@@ -29,7 +29,7 @@ def flags(args: dict[str, Any]):
     flags still to handle: open and acknowledged. Each read is written to the audit log.
     """
     with unit_of_work():
-        return services.list_flags(
+        return queue.list_flags(
             current_user,
             status=args.get("status"),
             severity=args.get("severity"),
@@ -48,7 +48,7 @@ def flags(args: dict[str, Any]):
 def acknowledge(flag_id: uuid.UUID):
     """Take a flag in hand: it stops escalating. Acknowledging it again changes nothing."""
     with unit_of_work():
-        return services.flag_view(services.acknowledge(current_user, flag_id, now=utcnow()))
+        return queue.flag_view(queue.acknowledge(current_user, flag_id, now=utcnow()))
 
 
 @blp.route("/coach/flags/<uuid:flag_id>/resolve", methods=["POST"])
@@ -63,4 +63,4 @@ def resolve(data: dict[str, Any], flag_id: uuid.UUID):
     """Close a flag with a note (from open or acknowledged). The same pattern seen again later opens a
     new flag only on evidence this one does not hold."""
     with unit_of_work():
-        return services.flag_view(services.resolve(current_user, flag_id, data["note"], now=utcnow()))
+        return queue.flag_view(queue.resolve(current_user, flag_id, data["note"], now=utcnow()))

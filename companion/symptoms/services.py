@@ -16,7 +16,7 @@ from companion.domain import localtime
 from companion.domain.types import DateRange
 from companion.symptoms.models import SymptomReport
 from companion.symptoms.schemas import SymptomReportSchema
-from companion.tracking import rowset
+from companion.tracking import lists, rowset
 from companion.tracking import services as tracking
 
 
@@ -81,7 +81,7 @@ def record_symptom_report(
 def list_symptom_reports(
     member: Member, window: DateRange, *, cursor: str | None, limit: int
 ) -> dict[str, Any]:
-    return tracking._list_by_instant(
+    return lists.list_by_instant(
         SymptomReport, SymptomReport.reported_at, member, window, cursor, limit, report_view
     )
 

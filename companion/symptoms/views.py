@@ -8,11 +8,12 @@ from flask.views import MethodView
 from flask_login import current_user
 from flask_smorest import Blueprint
 
-from companion.accounts.models import Role
+from companion.accounts.models import Role, local_today
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
+from companion.pagination import RangeArgsSchema, resolve_range
 from companion.symptoms import schemas, services
-from companion.tracking.common import RangeArgsSchema, current_login, local_today, resolve_range
+from companion.sync_seq import current_login
 from companion.tracking.services import CREATED
 
 blp = Blueprint(

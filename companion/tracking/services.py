@@ -15,25 +15,18 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import select
 
 from companion import privacy
-from companion.accounts.models import Member
+from companion.accounts.models import Member, local_today
+from companion.config import backfill_days
 from companion.db import session
 from companion.domain import drinking, localtime
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.nudges import hooks as nudge_hooks
 from companion.safety import watch as safety_watch
+from companion.sync_seq import stamp
 from companion.tracking import rowset
-from companion.tracking.common import (
-    DateRange,
-    backfill_days,
-    decode_page_cursor,
-    instant_cursor_key,
-    local_today,
-    page,
-    stamp,
-)
 from companion.tracking.models import BacReading, Craving, DrinkLog
 from companion.tracking.schemas import BacReadingSchema, CravingSchema, DrinkLogSchema
 
@@ -253,30 +246,6 @@ def delete_drink_log(member: Member, day: date, *, origin: uuid.UUID | None, now
     request_safety_scan(member, now=now)  # a heavy day removed can complete a relapse pattern
 
 
-def list_drink_logs(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
-    query = select(DrinkLog).where(
-        DrinkLog.member_id == member.id,
-        DrinkLog.deleted_at.is_(None),
-        DrinkLog.date.between(window.start, window.end),
-    )
-    after = decode_page_cursor(cursor)
-    if after:
-        query = query.where(DrinkLog.date > _cursor_date(after[0]))
-    logs = list(session.execute(query.order_by(DrinkLog.date).limit(limit + 1)).scalars())
-    result = page(logs, limit, lambda log: [log.date.isoformat()])
-    result["items"] = [drink_log_view(log, member) for log in result["items"]]
-    return result
-
-
-def _cursor_date(value: Any) -> date:
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError as exc:
-        raise InvalidInput(
-            "The request is invalid.", fields={"cursor": ["Not a cursor this server issued."]}
-        ) from exc
-
-
 # --- cravings and breath readings: records the phone names by id ------------------------------------
 
 
@@ -451,33 +420,6 @@ def record_bac_reading(
 ) -> tuple[BacReading, str]:
     values = bac_values(member, data, now=now)
     return _record_once(BAC_READING, member, data["id"], values, origin=origin, now=now)
-
-
-def _list_by_instant(
-    model: type,
-    instant_column,
-    member: Member,
-    window: DateRange,
-    cursor: str | None,
-    limit: int,
-    view,
-):
-    query = select(model).where(model.member_id == member.id, model.date.between(window.start, window.end))
-    after = decode_page_cursor(cursor)
-    if after:
-        query = query.where(tuple_(instant_column, model.id) > instant_cursor_key(after))
-    rows = list(session.execute(query.order_by(instant_column, model.id).limit(limit + 1)).scalars())
-    result = page(rows, limit, lambda r: [getattr(r, instant_column.key).isoformat(), str(r.id)])
-    result["items"] = [view(r) for r in result["items"]]
-    return result
-
-
-def list_cravings(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
-    return _list_by_instant(Craving, Craving.recorded_at, member, window, cursor, limit, craving_view)
-
-
-def list_bac_readings(member: Member, window: DateRange, *, cursor: str | None, limit: int) -> dict[str, Any]:
-    return _list_by_instant(BacReading, BacReading.measured_at, member, window, cursor, limit, bac_view)
 
 
 # --- GET /me/export ---------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from companion.accounts.models import Member
 from companion.db import session
 from companion.domain import localtime, summary
 from companion.domain.plans import CheckIn, CheckInStatus, Plan
-from companion.medications.models import MedicationCheckin, MedicationPlan
+from companion.medications.models import MedicationCheckin, MedicationPlan, plan_to_domain
 from companion.tracking.models import Craving, DrinkLog
 
 #: Cravings feed two 7-day averages; check-ins one 7-day rate (a day of margin for time zones).
@@ -55,8 +55,6 @@ def summaries(
 ) -> dict[uuid.UUID, summary.MemberSummary]:
     """Each member's summary as of `now`: four queries whatever the number of members. `logs` (from
     `day_logs_of`) and `plans` (every plan of each member) when the caller already has them."""
-    from companion.medications.services import plan_to_domain
-
     if not members:
         return {}
     ids = [m.id for m in members]

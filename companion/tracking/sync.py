@@ -21,6 +21,7 @@ from sqlalchemy import select
 from companion.accounts.models import Member
 from companion.db import session
 from companion.domain.errors import Conflict, DomainError, TooLarge
+from companion.medications import checkins as medication_checkins
 from companion.medications import schemas as medication_schemas
 from companion.medications import services as medication_services
 from companion.medications.models import MedicationCheckin, MedicationPlan
@@ -66,7 +67,7 @@ def _by_id(record_fn: Callable[..., Any]) -> Callable[..., Any]:
 HANDLERS: dict[str, tuple[type[Schema], Callable[..., Any]]] = {
     "drink_log": (schemas.SyncDrinkLogInputSchema, _put_drink_log),
     "craving": (schemas.CravingInputSchema, _by_id(services.record_craving)),
-    "medication_checkin": (medication_schemas.CheckinInputSchema, _by_id(medication_services.record_checkin)),
+    "medication_checkin": (medication_schemas.CheckinInputSchema, _by_id(medication_checkins.record_checkin)),
     "bac_reading": (schemas.BacReadingInputSchema, _by_id(services.record_bac_reading)),
     "symptom_report": (
         symptom_schemas.SymptomReportInputSchema,
@@ -161,13 +162,13 @@ def _cravings_created(batch: Batch, rows: list[NewRow]) -> None:
 
 def _checkin_row(batch: Batch, index: int, data: dict[str, Any]) -> NewRow:
     plan = batch.plan(data["plan_id"])
-    row, _ = medication_services.checkin_row(batch.member, plan, data, now=batch.now)
+    row, _ = medication_checkins.checkin_row(batch.member, plan, data, now=batch.now)
     keys = ((row["id"],), (row["plan_id"], row["scheduled_for"]))
     return NewRow(index, data, row, keys, {"id": str(row["id"])}, extra=plan)
 
 
 def _checkins_created(batch: Batch, rows: list[NewRow]) -> None:
-    medication_services.add_side_effects(
+    medication_checkins.add_side_effects(
         batch.member, [(new.row, new.extra.medication, new.data) for new in rows]
     )
 
@@ -177,7 +178,7 @@ SET_PATHS: dict[str, SetPath] = {
     "drink_log": SetPath(services.DRINK_LOGS, _drink_log_row),
     "craving": SetPath(services.CRAVINGS, _by_id_row(services.craving_values), _cravings_created),
     "bac_reading": SetPath(services.BAC_READINGS, _by_id_row(services.bac_values)),
-    "medication_checkin": SetPath(medication_services.CHECKINS, _checkin_row, created=_checkins_created),
+    "medication_checkin": SetPath(medication_checkins.CHECKINS, _checkin_row, created=_checkins_created),
 }
 
 
@@ -349,7 +350,7 @@ SOURCES: tuple[tuple[type, Callable[[Member, Any], dict[str, Any]]], ...] = (
         lambda m, r: {
             "type": "medication_checkin",
             "deleted": False,
-            "data": medication_services.dump_checkin(r),
+            "data": medication_checkins.dump_checkin(r),
         },
     ),
     (

@@ -10,12 +10,13 @@ from flask_login import current_user
 from flask_smorest import Blueprint
 
 from companion import metrics
-from companion.accounts.models import Role
+from companion.accounts.models import Role, local_today
 from companion.api import per_item_body
 from companion.auth.access import allow
 from companion.db import unit_of_work, utcnow
-from companion.tracking import schemas, services, summary, sync
-from companion.tracking.common import RangeArgsSchema, current_login, local_today, resolve_range
+from companion.pagination import RangeArgsSchema, resolve_range
+from companion.sync_seq import current_login
+from companion.tracking import lists, schemas, services, summary, sync
 
 blp = Blueprint("tracking", __name__, url_prefix="/api/v1", description="What members log, offline-first")
 
@@ -43,9 +44,7 @@ class DrinkLogs(MethodView):
     @blp.response(200, schemas.DrinkLogPageSchema)
     def get(self, args: dict[str, Any]):
         """The member's drink logs in a local date range (default: the last 30 days), oldest first."""
-        return services.list_drink_logs(
-            _member(), _window(args), cursor=args.get("cursor"), limit=args["limit"]
-        )
+        return lists.list_drink_logs(_member(), _window(args), cursor=args.get("cursor"), limit=args["limit"])
 
 
 @blp.route("/drink-logs/<day>", parameters=[DATE_PARAMETER])
@@ -96,9 +95,7 @@ class Cravings(MethodView):
     @blp.response(200, schemas.CravingPageSchema)
     def get(self, args: dict[str, Any]):
         """Cravings in a local date range, oldest first."""
-        return services.list_cravings(
-            _member(), _window(args), cursor=args.get("cursor"), limit=args["limit"]
-        )
+        return lists.list_cravings(_member(), _window(args), cursor=args.get("cursor"), limit=args["limit"])
 
     @allow(Role.MEMBER)
     @blp.arguments(schemas.CravingInputSchema())
@@ -124,7 +121,7 @@ class BacReadings(MethodView):
     @blp.response(200, schemas.BacReadingPageSchema)
     def get(self, args: dict[str, Any]):
         """Breath alcohol readings in a local date range, oldest first."""
-        return services.list_bac_readings(
+        return lists.list_bac_readings(
             _member(), _window(args), cursor=args.get("cursor"), limit=args["limit"]
         )
 

@@ -269,7 +269,7 @@ def test_nul_characters_are_422_not_500(api, path, body, field):
 
 
 def test_a_pooled_connection_killed_while_idle_is_replaced_not_a_failed_request(app, register, monkeypatch):
-    """companion/db.py pings a connection idle for PING_AFTER_IDLE_SECONDS before use (what a PostgreSQL
+    """companion.db pings a connection idle for PING_AFTER_IDLE_SECONDS before use (what a PostgreSQL
     restart leaves behind); one used more recently goes without the round trip."""
     import sqlalchemy as sa
 

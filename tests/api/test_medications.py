@@ -18,6 +18,7 @@ from companion import db
 from companion.accounts import services as accounts
 from companion.accounts.models import Member
 from companion.domain.errors import Conflict
+from companion.medications import checkins as medication_checkins
 from companion.medications import schemas
 from companion.medications import services as medications
 from companion.medications.models import MedicationCheckin, MedicationPlan, SideEffectReport
@@ -618,13 +619,13 @@ def test_record_checkin_for_sync(app, member, plan):
     with app.app_context():
         member_row = db.session.get(Member, uuid.UUID(member_id(member)))
         with db.unit_of_work():
-            stored, outcome = medications.record_checkin(member_row, data, origin=origin, now=NOW)
+            stored, outcome = medication_checkins.record_checkin(member_row, data, origin=origin, now=NOW)
             assert outcome == medications.CREATED and stored.changed_by == origin
         with db.unit_of_work():
-            again, outcome = medications.record_checkin(member_row, data, origin=origin, now=NOW)
+            again, outcome = medication_checkins.record_checkin(member_row, data, origin=origin, now=NOW)
             assert outcome == medications.UNCHANGED and again.id == stored.id
         with pytest.raises(Conflict) as conflict, db.unit_of_work():
-            medications.record_checkin(
+            medication_checkins.record_checkin(
                 member_row, {**data, "status": "skipped", "taken_at": None}, origin=origin, now=NOW
             )
         assert conflict.value.details["current"]["id"] == str(data["id"])

@@ -202,6 +202,29 @@ def test_list_arguments_are_validated(member, query, field):
     assert field in r.get_json()["error"]["fields"]
 
 
+def test_a_cursor_is_signed_and_bound_to_its_filters(member, register):
+    """issue 25: a cursor is the server's signed word for one list read with one set of filters."""
+    for n in range(4):
+        member.put(f"/drink-logs/{TODAY - timedelta(days=n)}", {"standard_drinks": n})
+    window = f"from={TODAY - timedelta(days=3)}&to={TODAY}"
+    cursor = member.get(f"/drink-logs?{window}&limit=2").get_json()["next_cursor"]
+    # the page size is no filter: a client may change it between pages
+    assert member.get(f"/drink-logs?{window}&limit=3&cursor={cursor}").status_code == 200
+
+    def refused(path: str, api: Api = member) -> str:
+        r = api.get(path)
+        assert r.status_code == 422, r.get_json()
+        [message] = r.get_json()["error"]["fields"]["cursor"]
+        return message
+
+    tampered = cursor[:-1] + ("A" if cursor[-1] != "A" else "B")
+    assert refused(f"/drink-logs?{window}&cursor={tampered}") == "Not a cursor this server issued."
+    other_window = f"from={TODAY - timedelta(days=2)}&to={TODAY}"
+    assert "other filters" in refused(f"/drink-logs?{other_window}&cursor={cursor}")
+    assert "other filters" in refused(f"/cravings?{window}&cursor={cursor}")  # another list
+    assert "other filters" in refused(f"/drink-logs?{window}&cursor={cursor}", register())  # another member
+
+
 def test_other_members_logs_are_invisible(clock, member, register):
     member.put(f"/drink-logs/{TODAY}", {"standard_drinks": 1})
     other = register()

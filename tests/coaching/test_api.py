@@ -132,7 +132,7 @@ def test_the_timeline_is_one_time_ordered_list(app, client, world):
 
 
 def world_builder_kinds():
-    from companion.coaching.services import KINDS
+    from companion.coaching.timeline import KINDS
 
     return set(KINDS)
 

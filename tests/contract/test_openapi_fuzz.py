@@ -9,7 +9,7 @@ Two runs, both bounded so the suite fits CI:
   (a device registered then deleted, a drink log written then deleted ...) and checks that what was
   deleted is gone (`use_after_free`) and what was just made can be read (`ensure_resource_availability`).
 
-The document has no catch-all "default" response (companion/api.py), so `status_code_conformance`
+The document has no catch-all "default" response (companion/openapi.py), so `status_code_conformance`
 fails on any status an operation does not list.
 
 `positive_data_acceptance` is left out: the document cannot express the rules that need the

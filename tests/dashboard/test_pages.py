@@ -108,7 +108,9 @@ def test_the_queue_filters_by_tier_and_status(app, coach, world):
     html = coach.get("/dashboard/flags?status=resolved").get_data(as_text=True)
     assert "No flags here." in html
     assert coach.get("/dashboard/flags?tier=catastrophic").status_code == 400
-    assert coach.get("/dashboard/flags?cursor=!!").status_code == 400
+    refused = coach.get("/dashboard/flags?cursor=!!")
+    assert refused.status_code == 400
+    assert "cursor: Not a cursor this server issued." in refused.get_data(as_text=True)
 
 
 def test_acknowledge_and_resolve_in_place(app, coach, world):

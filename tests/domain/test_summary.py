@@ -35,7 +35,6 @@ from companion.domain.summary import (
     adherence_summary,
     craving_summary,
     drinks_per_drinking_day,
-    is_within_goal,
     last_30_days,
     mean_grams_per_day,
     mean_weekly_drinks,
@@ -46,6 +45,7 @@ from companion.domain.summary import (
     summarize,
     week_summary,
     who_risk_level,
+    within_goal,
 )
 from companion.domain.types import DateRange
 
@@ -115,10 +115,10 @@ def test_within_goal_streak(grams_by_days_ago, goal, within_goal):
 
 def test_within_goal_compares_in_the_members_standard_drinks():
     # 98.40 g in a week is 7.03 US drinks, shown as 7.0: within a limit of 7. In the UK it is 12.3 units.
-    week = logs(28.40, 14, 56)
-    assert is_within_goal(TODAY, week, goal=MODERATE_7, country="US") is True
-    assert is_within_goal(TODAY, week, goal=Goal(GoalType.MODERATE, D("12")), country="GB") is False
-    assert is_within_goal(ago(5), week, goal=MODERATE_7, country="US") is False  # not logged
+    week = {log.day: log for log in logs(28.40, 14, 56)}
+    assert within_goal(TODAY, week, goal=MODERATE_7, country="US") is True
+    assert within_goal(TODAY, week, goal=Goal(GoalType.MODERATE, D("12")), country="GB") is False
+    assert within_goal(ago(5), week, goal=MODERATE_7, country="US") is False  # not logged
 
 
 def test_logs_after_today_are_ignored_and_duplicates_are_bugs():

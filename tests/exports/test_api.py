@@ -19,7 +19,7 @@ from sqlalchemy import select, update
 from companion import db
 from companion.accounts import services as accounts
 from companion.audit.models import AuditEntry
-from companion.exports import services
+from companion.exports import build_tx
 from companion.exports.models import ExportJob
 from workers.tasks import exports as export_tasks
 
@@ -126,7 +126,7 @@ def test_the_sweep_resends_lost_messages_and_requeues_lost_workers(app, staff, i
             .where(ExportJob.id == uuid.UUID(lost))
             .values(sent_at=now - timedelta(minutes=5))
         )
-        for export_id, attempts in ((dead, 1), (hopeless, services.MAX_ATTEMPTS)):
+        for export_id, attempts in ((dead, 1), (hopeless, build_tx.MAX_ATTEMPTS)):
             s.execute(
                 update(ExportJob)
                 .where(ExportJob.id == uuid.UUID(export_id))

@@ -13,7 +13,8 @@ import pytest
 from companion import db
 from companion.accounts.models import Device, Member
 from companion.notifications import Channels, build_channels
-from companion.nudges import delivery, services
+from companion.nudges import delivery_tx as delivery
+from companion.nudges import dispatcher_tx
 from companion.nudges.models import Delivery, Nudge
 from tests import fake_push
 
@@ -55,12 +56,12 @@ def channels(gateway: fake_push.FakeGateway, tmp_path: Path) -> Iterator[Channel
 
 
 @pytest.fixture
-def tick(app, channels: Channels) -> Callable[..., services.Tick]:
+def tick(app, channels: Channels) -> Callable[..., dispatcher_tx.Tick]:
     """One dispatcher tick at `at`, delivering inline (as the workers would) through the fake gateway."""
 
-    def run(at: datetime, **kwargs: Any) -> services.Tick:
+    def run(at: datetime, **kwargs: Any) -> dispatcher_tx.Tick:
         with app.app_context():
-            return services.dispatch_due(
+            return dispatcher_tx.dispatch_due(
                 now=lambda: at,
                 send=lambda ids: delivery.deliver(ids, channels=channels, lease=LEASE, now=lambda: at),
                 **kwargs,
@@ -127,7 +128,7 @@ def add_plan(app, member_id: uuid.UUID, times: Sequence[str], start, **fields: A
     from decimal import Decimal
 
     from companion.medications.models import MedicationPlan
-    from companion.tracking.common import stamp
+    from companion.sync_seq import stamp
 
     with app.app_context(), db.unit_of_work() as session:
         plan = MedicationPlan(
@@ -148,7 +149,7 @@ def add_plan(app, member_id: uuid.UUID, times: Sequence[str], start, **fields: A
 def add_drink_log(app, member_id: uuid.UUID, day, grams: str = "0", made_at: datetime | None = None) -> None:
     from decimal import Decimal
 
-    from companion.tracking.common import stamp
+    from companion.sync_seq import stamp
     from companion.tracking.models import DrinkLog
 
     with app.app_context(), db.unit_of_work() as session:

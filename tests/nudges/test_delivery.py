@@ -15,7 +15,7 @@ from sqlalchemy import text
 from companion import db
 from companion.accounts.models import Device
 from companion.notifications.base import QUOTA_MIN_DELAY
-from companion.nudges import delivery
+from companion.nudges import delivery_tx as delivery
 from companion.nudges.models import Delivery
 from tests.fake_push import apns_error, fcm_error
 from tests.nudges.conftest import add_device, deliveries_of, make_member, nudges_of
@@ -155,11 +155,11 @@ def test_a_push_recorded_as_leaving_by_a_dead_worker_is_never_sent_again(app, ga
     member_id = make_member(app)
     sent_before = add_device(app, member_id, "android")
     not_yet = add_device(app, member_id, "ios")
-    from companion.nudges import services
+    from companion.nudges import dispatcher_tx
 
     lost: list = []
     with app.app_context():
-        services.dispatch_due(now=lambda: NOW, send=lost.extend)
+        dispatcher_tx.dispatch_due(now=lambda: NOW, send=lost.extend)
     [nudge_id] = lost
     with app.app_context(), db.unit_of_work() as session:
         device_id = session.query(Device.id).filter_by(push_token=sent_before).scalar()
@@ -176,13 +176,13 @@ def test_a_push_recorded_as_leaving_by_a_dead_worker_is_never_sent_again(app, ga
 def _one_nudge_handed_out(app) -> uuid.UUID:
     """A member with a phone and a log reminder due at NOW, claimed by a tick whose delivery task was
     lost: its id."""
-    from companion.nudges import services
+    from companion.nudges import dispatcher_tx
 
     member_id = make_member(app)
     add_device(app, member_id)
     handed: list = []
     with app.app_context():
-        services.dispatch_due(now=lambda: NOW, send=handed.extend)
+        dispatcher_tx.dispatch_due(now=lambda: NOW, send=handed.extend)
     [nudge_id] = handed
     return nudge_id
 

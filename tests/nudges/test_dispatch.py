@@ -12,7 +12,7 @@ from companion import db
 from companion.medications.models import MedicationCheckin
 from companion.nudges import dispatch, planning
 from companion.nudges.models import NudgePlanning
-from companion.tracking.common import stamp
+from companion.sync_seq import stamp
 from tests.nudges.conftest import LEASE, add_device, add_drink_log, add_plan, make_member, nudges_of
 
 #: 20:00 in New York (EST) on Tuesday 2026-12-01.
@@ -194,9 +194,9 @@ def test_a_delivery_task_lost_with_redis_is_handed_out_again_after_the_lease(app
     add_device(app, member_id)
     lost: list = []
     with app.app_context():
-        from companion.nudges import services
+        from companion.nudges import dispatcher_tx
 
-        services.dispatch_due(now=lambda: at("20:00"), send=lost.extend)  # the task never arrives
+        dispatcher_tx.dispatch_due(now=lambda: at("20:00"), send=lost.extend)  # the task never arrives
     assert len(lost) == 1 and gateway.requests() == []
     assert tick(at("20:01")).resent == 0  # still leased
     report = tick(at("20:00") + LEASE)

@@ -21,7 +21,8 @@ import time_machine
 
 from companion import db
 from companion.domain import localtime
-from companion.nudges import delivery, services
+from companion.nudges import delivery_tx as delivery
+from companion.nudges import dispatcher_tx
 from companion.nudges.models import NudgePlanning
 from tests.conftest import PASSWORD, Api
 from tests.nudges.conftest import LEASE, add_device, add_plan, make_member, nudges_of
@@ -54,7 +55,7 @@ def run_ticks(app, channels, start: datetime, end: datetime, zones) -> None:
     """The dispatcher at each of `instants`, on the moved clock, delivering inline."""
     for instant in instants(start, end, zones):
         with time_machine.travel(instant, tick=False), app.app_context():
-            services.dispatch_due(send=lambda ids: delivery.deliver(ids, channels=channels, lease=LEASE))
+            dispatcher_tx.dispatch_due(send=lambda ids: delivery.deliver(ids, channels=channels, lease=LEASE))
 
 
 def test_a_0230_reminder_fires_once_each_local_day_across_every_transition(app, channels, gateway):

@@ -229,7 +229,7 @@ def test_a_high_craving_gets_support_right_after_commit(app, member, redis, gate
         assert nudge_id == row.id
     channels = build_channels(_settings(gateway))
     with app.app_context():
-        from companion.nudges import delivery
+        from companion.nudges import delivery_tx as delivery
 
         delivery.deliver([nudge_id], channels=channels, lease=LEASE)
         delivery.deliver([nudge_id], channels=channels, lease=LEASE)  # a redelivered task

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, time
 from sqlalchemy import text
 
 from companion import db
-from companion.nudges import dispatch, planning, services
+from companion.nudges import dispatch, dispatcher_tx, planning
 from tests.nudges.conftest import LEASE, add_plan, make_member, nudges_of
 
 #: 20:00 in New York (EST) on Tuesday 2026-12-01.
@@ -46,7 +46,7 @@ def test_a_busy_tick_asks_for_helpers_who_share_the_work_without_doubles(app):
     _members_due_at_20(app, members)
     handed_out: list[uuid.UUID] = []
     lock = threading.Lock()
-    helper_ticks: list[services.Tick] = []
+    helper_ticks: list[dispatcher_tx.Tick] = []
     threads: list[threading.Thread] = []
 
     def send(ids) -> None:
@@ -55,7 +55,7 @@ def test_a_busy_tick_asks_for_helpers_who_share_the_work_without_doubles(app):
 
     def run_helper() -> None:
         with app.app_context():
-            helper_ticks.append(services.dispatch_due(now=lambda: AT_20, send=send, helper=True))
+            helper_ticks.append(dispatcher_tx.dispatch_due(now=lambda: AT_20, send=send, helper=True))
         db.session.remove()
 
     def ask(count: int) -> None:  # as the workers would: helpers start at once, beside the tick
@@ -64,7 +64,7 @@ def test_a_busy_tick_asks_for_helpers_who_share_the_work_without_doubles(app):
             threads[-1].start()
 
     with app.app_context():
-        tick = services.dispatch_due(now=lambda: AT_20, send=send, helpers=ask)
+        tick = dispatcher_tx.dispatch_due(now=lambda: AT_20, send=send, helpers=ask)
     for thread in threads:
         thread.join(timeout=120)
 
@@ -84,12 +84,13 @@ def test_a_tick_whose_slot_is_held_leaves_the_work_to_the_dispatcher_holding_it(
         planning.track_new_members(AT_20)  # beat's previous tick tracked the new member, and is still
     engine = app.extensions["engine"]
     with engine.connect() as other:  # running
-        other.execute(text("SELECT pg_advisory_lock(:ns, 0)"), {"ns": services.DISPATCHER_LOCK_NAMESPACE})
+        slot_lock = {"ns": dispatcher_tx.DISPATCHER_LOCK_NAMESPACE}
+        other.execute(text("SELECT pg_advisory_lock(:ns, 0)"), slot_lock)
         with app.app_context():
-            assert services.dispatch_due(now=lambda: AT_20, send=lambda ids: None).slot is None
+            assert dispatcher_tx.dispatch_due(now=lambda: AT_20, send=lambda ids: None).slot is None
         assert nudges_of(app, member_id) == []
         with app.app_context():  # a helper takes the next slot
-            assert services.dispatch_due(now=lambda: AT_20, send=lambda ids: None, helper=True).slot == 1
+            assert dispatcher_tx.dispatch_due(now=lambda: AT_20, send=lambda ids: None, helper=True).slot == 1
         other.execute(text("SELECT pg_advisory_unlock_all()"))
         other.commit()
     assert [n.status for n in nudges_of(app, member_id)] == ["sending"]

@@ -13,7 +13,7 @@ from companion import db
 from companion.domain.medications import CATALOGUE
 from companion.domain.nudges import TEMPLATES, NudgeKind
 from companion.nudges.models import Message, Nudge
-from companion.tracking.common import stamp
+from companion.sync_seq import stamp
 from tests.nudges.conftest import add_device, make_member
 
 #: Words that would say something about the member's health or treatment.

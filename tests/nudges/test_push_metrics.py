@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from companion import metrics
-from companion.nudges import services
+from companion.nudges import dispatcher_tx
 from tests.fake_push import fcm_error
 from tests.nudges.conftest import add_device, make_member, nudges_of
 from tests.ops.metrics_scrape import value
@@ -29,7 +29,7 @@ def test_pushes_by_channel_result_and_error(app, gateway, deliver):
 
     claimed: list = []
     with app.app_context():
-        services.dispatch_due(now=lambda: NOW, send=claimed.extend)
+        dispatcher_tx.dispatch_due(now=lambda: NOW, send=claimed.extend)
     [nudge] = nudges_of(app, member_id)
     assert claimed == [nudge.id]
     report = deliver(claimed, NOW)

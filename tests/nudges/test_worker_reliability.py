@@ -131,7 +131,7 @@ def test_with_redis_down_rows_wait_and_go_out_once_it_returns(
 def test_a_worker_killed_mid_delivery_leaves_every_nudge_delivered_exactly_once(
     app, database_url, private_redis, processes, fast_gateway
 ):
-    from companion.nudges import delivery
+    from companion.nudges import delivery_tx as delivery
 
     ids = due_rows(app, delivery.PUSH_CONCURRENCY * delivery.IN_FLIGHT_GROUPS + 30)  # more than in flight
     fast_gateway.hold()  # pushes reach the gateway; its answers wait

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from companion.cli import GUNICORN_HEAD_LIMITS
+from companion.supervisor import GUNICORN_HEAD_LIMITS
 from tests.nudges.processes import ROOT, free_port
 
 

@@ -8,7 +8,7 @@ import uuid
 
 from companion import db
 from companion.accounts.models import User
-from companion.safety import services
+from companion.safety import queue
 from tests.safety import helpers
 
 # Fixtures of the sibling module, shared (pytest finds them through these names).
@@ -131,7 +131,7 @@ def test_an_acknowledged_flag_is_the_coachs_and_does_not_clear(app, client, team
     scan(app, quiet.id)
     [flag] = helpers.flags_of(app, quiet.id)
     with app.app_context(), db.unit_of_work() as session:
-        services.acknowledge(session.get(User, team["coach"][0]), flag.id, now=NOW)
+        queue.acknowledge(session.get(User, team["coach"][0]), flag.id, now=NOW)
     quiet.log(TODAY)
     assert scan(app, quiet.id).cleared == 0
     assert [f.status for f in helpers.flags_of(app, quiet.id)] == ["acknowledged"]

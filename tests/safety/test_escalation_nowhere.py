@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from companion import db
-from companion.safety import services
+from companion.safety import escalation, services
 from tests.dashboard import pages
 from tests.safety import helpers
 
@@ -31,7 +31,7 @@ def test_an_overdue_urgent_flag_with_no_admin_is_logged_and_bannered(app, client
 
     def escalate(at: datetime) -> int:
         with app.app_context(), db.unit_of_work():
-            return services.escalate_overdue(now=at)
+            return escalation.escalate_overdue(now=at)
 
     def page(at: datetime) -> str:
         browser = app.test_client()  # a fresh sign-in each time (the clock jumps past the idle timeout)

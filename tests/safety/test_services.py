@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from companion import db
-from companion.safety import services
+from companion.safety import escalation, queue, services
 from companion.safety.models import Flag
 from tests.conftest import Api
 from tests.safety import helpers
@@ -108,7 +108,7 @@ def resolve(app, flag_id, actor_id, now: datetime = NOW) -> None:
     with app.app_context(), db.unit_of_work() as session:
         from companion.accounts.models import User
 
-        services.resolve(session.get(User, actor_id), flag_id, "Called the member.", now=now)
+        queue.resolve(session.get(User, actor_id), flag_id, "Called the member.", now=now)
 
 
 def test_a_finding_opens_one_flag_and_a_scan_again_changes_nothing(app, person, team):
@@ -163,7 +163,7 @@ def test_an_acknowledged_flag_takes_new_evidence_and_stays_acknowledged(app, per
     with app.app_context(), db.unit_of_work() as session:
         from companion.accounts.models import User
 
-        services.acknowledge(session.get(User, team["coach"][0]), flag.id, now=NOW - DAY)
+        queue.acknowledge(session.get(User, team["coach"][0]), flag.id, now=NOW - DAY)
     person.dose(TODAY, "08:00", ("nausea", "severe"))
     scan(app, person.id)
     [updated] = helpers.flags_of(app, person.id)
@@ -321,10 +321,10 @@ def test_escalation_is_set_once_and_tells_every_admin_once(app, person, team):
     person.dose(TODAY, "08:00", ("nausea", "severe"))
     scan(app, person.id)
     with app.app_context(), db.unit_of_work():
-        assert services.escalate_overdue(now=NOW + timedelta(hours=1, minutes=59)) == 0
+        assert escalation.escalate_overdue(now=NOW + timedelta(hours=1, minutes=59)) == 0
     for _ in range(2):
         with app.app_context(), db.unit_of_work():
-            escalated = services.escalate_overdue(now=NOW + timedelta(hours=2))
+            escalated = escalation.escalate_overdue(now=NOW + timedelta(hours=2))
     assert escalated == 0  # the second run found nothing left to do
     [flag] = helpers.flags_of(app, person.id)
     assert flag.escalated_at == NOW + timedelta(hours=2)
@@ -340,7 +340,7 @@ def test_delivery_hands_each_waiting_notification_to_its_channel_once(app, perso
     with caplog.at_level("INFO", logger="companion.safety.channels"):
         for _ in range(2):
             with app.app_context(), db.unit_of_work():
-                delivered = services.deliver_pending(now=NOW)
+                delivered = escalation.deliver_pending(now=NOW)
     assert delivered == 0
     logged = [r for r in caplog.records if r.name == "companion.safety.channels"]
     assert [r.getMessage() for r in logged] == ["staff notification"]
@@ -382,10 +382,10 @@ def test_a_channel_that_fails_leaves_its_notification_for_the_next_run(app, pers
     with monkeypatch.context() as patched:
         patched.setattr(channels.CHANNELS["log"], "send", down)
         with app.app_context(), db.unit_of_work():
-            assert services.deliver_pending(now=NOW) == 0
+            assert escalation.deliver_pending(now=NOW) == 0
     assert [n.sent_at for n in helpers.notifications(app) if n.channel == "log"] == [None]
     with app.app_context(), db.unit_of_work():
-        assert services.deliver_pending(now=NOW + DAY) == 1
+        assert escalation.deliver_pending(now=NOW + DAY) == 1
 
 
 def test_a_report_entered_late_is_loaded_and_its_flag_says_so(app, person):

@@ -16,7 +16,7 @@ from sqlalchemy import text
 from companion import db
 from companion.domain import outcomes as o
 from companion.domain.suppression import is_small
-from companion.exports import queries, services
+from companion.exports import build_tx, queries
 from tests.exports import population
 
 LONG = o.Period(o.Month(2026, 5), o.Month(2026, 10))
@@ -54,7 +54,7 @@ def counts_without_ledger(app, insurer_id, period) -> dict:
 
 def build(app, insurer_id, period) -> dict:
     with app.app_context():
-        return published(services.build_file(insurer_id, period, "json", BREAKDOWNS, now=NOW).content)
+        return published(build_tx.build_file(insurer_id, period, "json", BREAKDOWNS, now=NOW).content)
 
 
 def test_overlapping_periods_and_a_consent_change_cannot_be_subtracted(app):

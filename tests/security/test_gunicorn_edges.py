@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from companion.cli import GUNICORN_HEAD_LIMITS
+from companion.supervisor import GUNICORN_HEAD_LIMITS
 from tests.reliability.servers import ApiServer
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import OperationalError
 
 from companion import jobs, metrics
 from companion.db import unit_of_work, utcnow
-from companion.exports import services
+from companion.exports import build_tx
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +21,7 @@ def build(export_id: str) -> str:
     """Build one export. Idempotent: it claims the job (queued -> running) under a row lock, so a
     duplicate or late message, or one for a job already done, does nothing."""
     started = time.monotonic()
-    outcome = services.build_export(uuid.UUID(export_id), now=utcnow())
+    outcome = build_tx.build_export(uuid.UUID(export_id), now=utcnow())
     metrics.EXPORT_BUILDS.labels(outcome).inc()
     if outcome != "skipped":
         metrics.EXPORT_DURATION.labels(outcome).observe(time.monotonic() - started)
@@ -33,7 +33,7 @@ def build(export_id: str) -> str:
 def sweep() -> int:
     """Beat, every minute: re-send queued exports whose message was lost, re-queue those whose worker died."""
     with unit_of_work():
-        sent = services.resend_stale(now=utcnow())
+        sent = build_tx.resend_stale(now=utcnow())
     if sent:
         log.info("exports re-sent", extra={"count": sent})
     return sent

@@ -1,7 +1,7 @@
 """Nudge tasks: beat's dispatcher, batch delivery, and craving support right after a high rating.
 
 Each is idempotent: rows are claimed with FOR UPDATE SKIP LOCKED, and every push is recorded before it
-leaves (companion/nudges/delivery.py), so a redelivered or repeated task never pushes twice.
+leaves (companion/nudges/delivery_tx.py), so a redelivered or repeated task never pushes twice.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from companion import jobs, metrics
 from companion.db import unit_of_work, utcnow
-from companion.nudges import services
+from companion.nudges import dispatcher_tx, services
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ def dispatch_due(helper: bool = False) -> None:
     `helper`: asked for by a busy tick, to work beside it. Not retried: the next tick, a minute later,
     does the same work from the database.
     """
-    tick = services.dispatch_due(helper=helper)
+    tick = dispatcher_tx.dispatch_due(helper=helper)
     metrics.NUDGES_PLANNED.inc(tick.planned)
     log.info(
         "nudges dispatched",
@@ -53,7 +53,7 @@ def dispatch_due(helper: bool = False) -> None:
 def deliver(nudge_ids: list[str], claimed: bool = False) -> None:
     """Push these nudges (those still pending and due are claimed first, unless the dispatcher sent them:
     `claimed`). Safe to run twice."""
-    report = services.deliver([uuid.UUID(i) for i in nudge_ids], claimed=claimed)
+    report = dispatcher_tx.deliver([uuid.UUID(i) for i in nudge_ids], claimed=claimed)
     metrics.count_pushes(report.by_channel)
     log.info(
         "nudges delivered",
@@ -78,4 +78,4 @@ def craving_support(member_id: str, craving_id: str) -> None:
     with unit_of_work():
         nudge_id = services.craving_support(uuid.UUID(member_id), uuid.UUID(craving_id), now=utcnow())
     if nudge_id is not None:
-        metrics.count_pushes(services.deliver([nudge_id]).by_channel)
+        metrics.count_pushes(dispatcher_tx.deliver([nudge_id]).by_channel)

@@ -1,4 +1,4 @@
-"""Safety tasks: thin, named boundaries around companion/safety/services.py. Ids in, counts logged.
+"""Safety tasks: thin, named boundaries around companion/safety/ (scans; escalation). Ids in, counts logged.
 
 * `safety.scan_member`: after each new or changed entry (sent by the web side after commit),
   debounced per member (companion/safety/debounce.py).
@@ -29,7 +29,7 @@ from sqlalchemy.exc import OperationalError
 
 from companion import jobs, metrics
 from companion.db import unit_of_work, utcnow
-from companion.safety import debounce, services
+from companion.safety import debounce, escalation, services
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def sweep() -> int:
 def escalate_overdue() -> int:
     """Escalate urgent flags not acknowledged within the SLA to every admin, once."""
     with unit_of_work():
-        escalated = services.escalate_overdue(now=utcnow())
+        escalated = escalation.escalate_overdue(now=utcnow())
     if escalated:
         log.info("safety escalation", extra={"flags": escalated})
     return escalated
@@ -155,7 +155,7 @@ def deliver_notifications() -> int:
     total = 0
     while True:
         with unit_of_work():
-            sent = services.deliver_pending(now=utcnow())
+            sent = escalation.deliver_pending(now=utcnow())
         total += sent
-        if sent < services.DELIVERY_BATCH:
+        if sent < escalation.DELIVERY_BATCH:
             return total

@@ -1,4 +1,5 @@
-"""Delivery: a claimed nudge reaches the inbox, and each of the member's active phones once.
+"""Delivery: a claimed nudge reaches the inbox, and each of the member's active phones once. Owns its
+transactions (docs/architecture.md, "Who commits"): a push is committed as leaving before it leaves.
 
 `deliver(ids)` is what the `nudges.deliver` task runs:
 
@@ -42,13 +43,13 @@ from sqlalchemy import bindparam, select, text, update
 
 from companion.accounts.models import Device
 from companion.db import session, unit_of_work, utcnow
+from companion.db.sql import any_of, pg_array, records
 from companion.domain.nudges import DEFAULT_POLICY, TEMPLATES, NudgePolicy
 from companion.notifications import Channels, PushChannel, PushMessage, PushOutcome, PushResult
 from companion.notifications.base import retry_delay
 from companion.notifications.http1 import event_loop
 from companion.nudges.dispatch import claim_due
 from companion.nudges.models import Delivery, DeliveryStatus, Nudge, NudgeStatus
-from companion.nudges.rows import any_of, pg_array, records
 
 log = logging.getLogger(__name__)
 
