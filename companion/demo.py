@@ -33,9 +33,9 @@ from companion.pacs import services as pacs_services
 from companion.safety import queue as safety_queue
 from companion.safety import services as safety_services
 from companion.safety.models import Flag
-from companion.simulate import Trajectory, standard_drinks_entered
 from companion.symptoms import services as symptom_services
 from companion.tracking import services as tracking_services
+from companion.trajectories import Trajectory, standard_drinks_entered
 
 DEMO_INSURER_CODE = "DEMO-HEALTH"
 DEMO_PASSWORD = "companion-demo"  # demo only; printed at start

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -106,8 +106,8 @@ def decode_page_cursor(cursor: str | None, *, filters: Sequence[Any]) -> list[An
         raise cursor_error() from exc
     if not (isinstance(payload, list) and len(payload) == 2 and isinstance(payload[0], list)):
         raise cursor_error()
-    key, fingerprint = payload
-    if fingerprint != _fingerprint(filters):
+    key: list[Any] = payload[0]
+    if payload[1] != _fingerprint(filters):
         raise cursor_error(OTHER_FILTERS)
     return key
 
@@ -122,7 +122,9 @@ def instant_cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
         raise cursor_error() from exc
 
 
-def page(items: list[Any], limit: int, key_of, *, filters: Sequence[Any]) -> dict[str, Any]:
+def page(
+    items: list[Any], limit: int, key_of: Callable[[Any], list[Any]], *, filters: Sequence[Any]
+) -> dict[str, Any]:
     """`items` fetched with limit + 1: the extra one only says there is a next page (its cursor bound to
     `filters`, as `encode_page_cursor`)."""
     more = len(items) > limit

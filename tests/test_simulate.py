@@ -13,7 +13,7 @@ from decimal import Decimal
 from click.testing import CliRunner
 from sqlalchemy import text
 
-from companion import db, simulate
+from companion import db, simulate, trajectories
 from companion.cli import main
 from companion.domain import drinking, localtime, plans
 from companion.domain.medications import side_effect_codes
@@ -170,13 +170,15 @@ def test_simulated_population_obeys_the_apps_rules(app, client, database_url):
 
 def test_trajectories_improve_relapse_and_drift_on_average():
     rng = random.Random(3)
-    drift = simulate.Trajectory.draw(rng, goal="abstain", days=120, kind="drift", drift_day=40)
+    drift = trajectories.Trajectory.draw(rng, goal="abstain", days=120, kind="drift", drift_day=40)
     assert drift.engagement(10) == drift.log_share and drift.engagement(60) < drift.log_share / 10
-    relapse = simulate.Trajectory.draw(
+    relapse = trajectories.Trajectory.draw(
         rng, goal="abstain", days=120, kind="relapse", relapse_day=60, relapse_days=10
     )
     assert relapse.level(59) < relapse.level(60) == 1.0 and relapse.level(70) < 1.0
-    improving = [simulate.Trajectory.draw(rng, goal="moderate", days=90, kind="improve") for _ in range(300)]
+    improving = [
+        trajectories.Trajectory.draw(rng, goal="moderate", days=90, kind="improve") for _ in range(300)
+    ]
     early = statistics.mean(t.day(rng, 0).drinks for t in improving)
     late = statistics.mean(t.day(rng, 89).drinks for t in improving)
     assert late < early * 0.7
@@ -188,13 +190,13 @@ def test_side_effects_at_label_frequencies():
     with_effect: Counter[tuple[str, str]] = Counter()
     on: Counter[str] = Counter()
     for _ in range(6000):
-        drawn = simulate.draw_plan(
+        drawn = trajectories.draw_plan(
             rng, uuid.UUID(int=rng.getrandbits(128)), start, start + timedelta(days=90)
         )
         on[drawn.plan.medication] += 1
         for code in drawn.effects:
             with_effect[drawn.plan.medication, code] += 1
-    for medication, effects in simulate.SIDE_EFFECT_SHARE.items():
+    for medication, effects in trajectories.SIDE_EFFECT_SHARE.items():
         assert on[medication] > 300
         for code, share in effects.items():
             observed = with_effect[medication, code] / on[medication]

@@ -88,4 +88,7 @@ def any_of(
 ) -> ColumnElement[bool]:
     """`column = ANY(:array)`: one parameter however many values (an expanded IN list of thousands of
     placeholders costs more to parse than to run), sent as one array literal (`pg_array`)."""
-    return column == any_(cast(literal(pg_array(values), _ArrayLiteral()), ARRAY(item_type or Uuid())))
+    matches: ColumnElement[bool] = column == any_(
+        cast(literal(pg_array(values), _ArrayLiteral()), ARRAY(item_type or Uuid()))
+    )
+    return matches
