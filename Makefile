@@ -22,7 +22,7 @@ help:
 	@echo "make run       migrate and start API, dashboard, worker and beat with demo data (Ctrl-C stops all)"
 	@echo "               PostgreSQL/Redis: DATABASE_URL/REDIS_URL, else local ones, else embedded (.env.example)"
 	@echo "make test      the whole suite (installs what it needs first)"
-	@echo "make lint      ruff, and the layer contract (lint-imports; docs/architecture.md)"
+	@echo "make lint      ruff, mypy (strict) on the files pyproject.toml names, and the layer contract (lint-imports)"
 	@echo "make migrate   upgrade the database to head"
 	@echo "make revision m='add nudges'   autogenerate a migration (review it!)"
 
@@ -51,6 +51,7 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/mypy
 
 fmt: install
 	$(VENV)/bin/ruff format .

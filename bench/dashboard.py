@@ -43,6 +43,7 @@ from flask import Flask, render_template_string
 from harness import loadavg
 
 from companion import migrate
+from companion.population import Lines, Numbers, Rows, copy_lines, random_id, settle, skip_fk_triggers
 from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
@@ -67,28 +68,20 @@ RULES = (
     ("craving_escalation", 1),
     ("disengagement", 1),
 )
-COLUMNS = {
-    "users": "id, email, display_name, role, password_hash, created_at",
-    "members": "id, timezone, country, sex, goal_type, weekly_limit, outcome_sharing, log_time, muted_kinds, "
-    "enrolled_at, updated_at",
-    "coach_assignments": "id, member_id, coach_id, started_at",
-    "medication_plans": (
-        "id, member_id, medication, dose_mg, times, start_date, steps, created_at, updated_at, change_seq"
-    ),
-    "drink_logs": "member_id, date, grams_ethanol, entered_standard_drinks, heavy, source, created_at, "
-    "updated_at, server_updated_at, change_seq",
-    "cravings": "member_id, id, recorded_at, date, intensity, triggers, created_at, change_seq",
-    "medication_checkins": (
-        "member_id, id, plan_id, scheduled_for, date, status, taken_at, created_at, change_seq"
-    ),
-    "side_effect_reports": "member_id, checkin_id, medication, date, code, severity",
-    "bac_readings": "member_id, id, measured_at, date, bac_g_dl, created_at, change_seq",
-    "flags": "id, member_id, rule, rule_version, tier, status, evidence, summary, symptoms, medications, "
-    "first_seen, last_seen, created_at, updated_at, acknowledged_at, resolved_at, resolution_note, "
-    "assigned_coach_id",
-    "messages": "id, member_id, sender_id, body, created_at, change_seq",
-}
-N = "\\N"
+#: The tables the caseload fills, in the order they are copied.
+TABLES = (
+    "users",
+    "members",
+    "coach_assignments",
+    "medication_plans",
+    "drink_logs",
+    "cravings",
+    "medication_checkins",
+    "side_effect_reports",
+    "bac_readings",
+    "flags",
+    "messages",
+)
 
 
 def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict:
@@ -96,18 +89,23 @@ def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict
     from companion.accounts.passwords import hash_password
 
     rng = random.Random(seed)
-    seq = iter(range(1, 10**9))
-    rows: dict[str, list[str]] = {t: [] for t in COLUMNS}
-
-    def add(table: str, *values: object) -> None:
-        rows[table].append("\t".join(N if v is None else str(v) for v in values) + "\n")
+    seq = Numbers(1)
+    lines = Lines()
+    rows = Rows(lines, seq)
 
     def uid() -> uuid.UUID:
-        return uuid.UUID(int=rng.getrandbits(128), version=4)
+        return random_id(rng)
 
     ts = now.isoformat()
     coach_id, coach_email = uid(), "coach@bench.example"
-    add("users", coach_id, coach_email, "Bench Coach", "coach", hash_password(PASSWORD), ts)
+    rows.user(
+        coach_id,
+        email=coach_email,
+        display_name="Bench Coach",
+        role="coach",
+        password_hash=hash_password(PASSWORD),
+        created_at=ts,
+    )
     activity: list[tuple[int, str]] = []
     for n in range(members):
         mid = uid()
@@ -118,37 +116,34 @@ def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict
         sex = rng.choice(("female", "male", "unspecified"))
         heavy_g = 70 if sex == "male" else 56
         goal = rng.choice(("abstain", "moderate"))
-        add("users", mid, f"m{n}@bench.example", f"Member {n}", "member", None, enrolled.isoformat())
-        add(
-            "members",
-            mid,
-            zone,
-            "US",
-            sex,
-            goal,
-            "7.0" if goal == "moderate" else None,
-            "t",
-            "20:00",
-            "{}",
-            enrolled.isoformat(),
-            ts,
+        rows.user(
+            mid, email=f"m{n}@bench.example", display_name=f"Member {n}", role="member", created_at=enrolled
         )
-        add("coach_assignments", uid(), mid, coach_id, enrolled.isoformat())
+        rows.member(
+            mid,
+            timezone=zone,
+            country="US",
+            sex=sex,
+            goal_type=goal,
+            weekly_limit="7.0" if goal == "moderate" else None,
+            outcome_sharing=True,
+            log_time="20:00",
+            enrolled_at=enrolled,
+            updated_at=ts,
+        )
+        rows.coach_assignment(uid(), member_id=mid, coach_id=coach_id, started_at=enrolled)
         plan_id = uid()
         medication, times = rng.choice((("naltrexone", ("09:00",)), ("baclofen", ("08:00", "20:00"))))
         start = today - timedelta(days=days + 5)
-        add(
-            "medication_plans",
+        rows.plan(
             plan_id,
-            mid,
-            medication,
-            "50",
-            "{" + ",".join(times) + "}",
-            start,
-            "[]",
-            ts,
-            ts,
-            next(seq),
+            member_id=mid,
+            medication=medication,
+            dose_mg=50,
+            times=[dtime.fromisoformat(t) for t in times],
+            start_date=start,
+            created_at=ts,
+            updated_at=ts,
         )
         log_p, drink_p, adherence = rng.uniform(0.6, 0.95), rng.uniform(0.1, 0.7), rng.uniform(0.6, 0.98)
         logged = 0
@@ -159,87 +154,92 @@ def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict
                 logged += 1
                 drinks = rng.randrange(1, 8) if rng.random() < drink_p else 0
                 grams = drinks * 14
-                add(
-                    "drink_logs",
+                rows.drink_log(
                     mid,
-                    day,
-                    grams,
-                    drinks,
-                    "t" if grams >= heavy_g else "f",
-                    "realtime",
-                    evening,
-                    evening,
-                    evening,
-                    next(seq),
+                    date=day,
+                    grams_ethanol=grams,
+                    entered_standard_drinks=drinks,
+                    heavy=grams >= heavy_g,
+                    source="realtime",
+                    created_at=evening,
                 )
                 if rng.random() < 0.5:
-                    add("cravings", mid, uid(), evening, day, rng.randrange(0, 11), "{}", evening, next(seq))
+                    rows.craving(
+                        mid,
+                        id=uid(),
+                        recorded_at=evening,
+                        date=day,
+                        intensity=rng.randrange(0, 11),
+                        created_at=evening,
+                    )
                 if rng.random() < 0.05:
                     bac = f"{rng.uniform(0, 0.12):.3f}"
-                    add("bac_readings", mid, uid(), evening, day, bac, evening, next(seq))
+                    rows.bac(mid, id=uid(), measured_at=evening, date=day, bac_g_dl=bac, created_at=evening)
             for hhmm in times:
                 slot = datetime.combine(day, dtime.fromisoformat(hhmm), tz).astimezone(UTC)
                 if slot > now or rng.random() > 0.85:
                     continue
                 cid, taken = uid(), rng.random() < adherence
-                add(
-                    "medication_checkins",
+                rows.checkin(
                     mid,
-                    cid,
-                    plan_id,
-                    slot.isoformat(),
-                    day,
-                    "taken" if taken else "skipped",
-                    slot.isoformat() if taken else None,
-                    slot.isoformat(),
-                    next(seq),
+                    id=cid,
+                    plan_id=plan_id,
+                    scheduled_for=slot,
+                    date=day,
+                    status="taken" if taken else "skipped",
+                    taken_at=slot if taken else None,
+                    created_at=slot,
                 )
                 if rng.random() < 0.06:
-                    add("side_effect_reports", mid, cid, medication, day, "nausea", rng.choice(SEVERITIES))
+                    rows.side_effect(
+                        mid,
+                        checkin_id=cid,
+                        medication=medication,
+                        date=day,
+                        code="nausea",
+                        severity=rng.choice(SEVERITIES),
+                    )
         activity.append((logged, str(mid)))
         for rule, tier in rng.sample(RULES, rng.choice((0, 0, 1, 1, 2))):  # one unresolved per rule
             status = rng.choice(("open", "open", "acknowledged", "resolved"))
             opened = now - timedelta(hours=rng.uniform(1, 24 * 20))
-            add(
-                "flags",
+            rows.flag(
                 uid(),
-                mid,
-                rule,
-                1,
-                tier,
-                status,
-                "{side_effect:" + str(rng.randrange(10**6)) + "}",
-                f"{rule}: bench",
-                "{nausea}",
-                "{" + medication + "}",
-                opened.date(),
-                opened.date(),
-                opened.isoformat(),
-                opened.isoformat(),
-                opened.isoformat() if status != "open" else None,
-                opened.isoformat() if status == "resolved" else None,
-                "done" if status == "resolved" else None,
-                coach_id,
+                member_id=mid,
+                rule=rule,
+                rule_version=1,
+                tier=tier,
+                status=status,
+                evidence=[f"side_effect:{rng.randrange(10**6)}"],
+                summary=f"{rule}: bench",
+                symptoms=["nausea"],
+                medications=[medication],
+                first_seen=opened.date(),
+                last_seen=opened.date(),
+                created_at=opened,
+                updated_at=opened,
+                acknowledged_at=opened if status != "open" else None,
+                resolved_at=opened if status == "resolved" else None,
+                resolution_note="done" if status == "resolved" else None,
+                assigned_coach_id=coach_id,
             )
         for _ in range(rng.randrange(0, 4)):
             sent = (now - timedelta(hours=rng.uniform(1, 24 * days))).isoformat()
-            add("messages", uid(), mid, coach_id, "How are you doing this week?", sent, next(seq))
+            rows.message(
+                uid(), member_id=mid, sender_id=coach_id, body="How are you doing this week?", created_at=sent
+            )
 
+    by_table = lines.by_table()
     with psycopg.connect(url) as conn:
-        conn.execute("SET session_replication_role = replica")  # built consistent; skip per-row FK triggers
-        for table, lines in rows.items():
-            with conn.cursor().copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN") as copy:
-                for start in range(0, len(lines), 10_000):
-                    copy.write("".join(lines[start : start + 10_000]))
-        conn.execute("SELECT setval('sync_change_seq', %s)", (next(seq),))
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("VACUUM (ANALYZE)")
+        skip_fk_triggers(conn)  # built consistent; skip per-row FK triggers
+        copy_lines(conn, {t: by_table.get(t, []) for t in TABLES})
+    settle(url, seq, None, vacuum=True)  # every table, the empty ones the pages write too
     activity.sort(reverse=True)
     return {
         "coach_email": coach_email,
         "coach_id": str(coach_id),
         "members_by_activity": [m for _, m in activity],
-        "rows": {t: len(v) for t, v in rows.items()},
+        "rows": {t: len(by_table.get(t, [])) for t in TABLES},
     }
 
 

@@ -24,7 +24,6 @@ The machine is shared: the load average at start and end is printed beside the f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import random
@@ -33,7 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
 from decimal import Decimal
@@ -44,6 +42,8 @@ import psycopg
 from harness import loadavg, machine
 
 from companion import migrate
+from companion.domain.plans import PlanStep
+from companion.population import CopyWriters, Numbers, Rows, random_id, settle
 from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
@@ -114,82 +114,10 @@ def rss_kb() -> int:
 
 
 def _u(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return str(random_id(rng))
 
 
-class Seq:
-    """The sync change sequence, filled here and handed to the real sequence at the end."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> int:
-        self.n += 1
-        return self.n
-
-
-COLUMNS = {
-    "users": "id, email, role, created_at",
-    "members": (
-        "id, timezone, country, sex, goal_type, weekly_limit, insurer_id, outcome_sharing, "
-        "consents_updated_at, log_time, muted_kinds, enrolled_at, updated_at"
-    ),
-    "medication_plans": (
-        "id, member_id, medication, dose_mg, times, start_date, end_date, steps, created_at, updated_at, "
-        "change_seq"
-    ),
-    "drink_logs": (
-        "member_id, date, grams_ethanol, entered_standard_drinks, heavy, source, created_at, updated_at, "
-        "server_updated_at, change_seq"
-    ),
-    "cravings": "member_id, id, recorded_at, date, intensity, triggers, created_at, change_seq",
-    "medication_checkins": (
-        "member_id, id, plan_id, scheduled_for, date, status, taken_at, created_at, change_seq"
-    ),
-    "bac_readings": "member_id, id, measured_at, date, bac_g_dl, created_at, change_seq",
-}
 DAY_TABLES = ("drink_logs", "cravings", "medication_checkins", "bac_readings")
-
-
-class Writers:
-    """One connection and one open COPY per table, so PostgreSQL parses and indexes the tables in
-    parallel while Python generates; text is buffered and sent in blocks."""
-
-    BLOCK = 1 << 20
-
-    def __init__(self, url: str, tables: tuple[str, ...]):
-        self.stack = contextlib.ExitStack()
-        self.copies = {}
-        self.buffers: dict[str, list[str]] = {}
-        self.sizes: dict[str, int] = {}
-        self.rows: dict[str, int] = dict.fromkeys(tables, 0)
-        for table in tables:
-            conn = self.stack.enter_context(psycopg.connect(url))
-            # Foreign keys are right by construction; their per-row triggers would dominate the load.
-            # CHECK and NOT NULL constraints and unique indexes still apply.
-            conn.execute("SET session_replication_role = replica")
-            conn.execute("SET synchronous_commit = off")
-            cur = self.stack.enter_context(conn.cursor())
-            self.copies[table] = self.stack.enter_context(
-                cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN")
-            )
-            self.buffers[table] = []
-            self.sizes[table] = 0
-
-    def row(self, table: str, line: str) -> None:
-        buf = self.buffers[table]
-        buf.append(line)
-        self.rows[table] += 1
-        if len(buf) >= 8192:
-            self.copies[table].write("".join(buf))
-            buf.clear()
-
-    def close(self) -> None:
-        for table, buf in self.buffers.items():
-            if buf:
-                self.copies[table].write("".join(buf))
-                buf.clear()
-        self.stack.close()  # ends every COPY and commits each connection
 
 
 def window(days: int, today: date) -> tuple[date, date]:
@@ -202,7 +130,7 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
     rng = random.Random(seed)
     first, last = window(days, today)
     ts = "2000-01-01 00:00:00+00"
-    seq = Seq()
+    seq = Numbers(1)
     insurer_id = _u(rng)
     code = f"BENCH{seed}"
     with psycopg.connect(url, autocommit=True) as conn:
@@ -214,7 +142,8 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
 
     # Members, their plans, and what each does day by day.
     people = []
-    w = Writers(url, ("users", "members", "medication_plans"))
+    w = CopyWriters(url, ("users", "members", "medication_plans"))
+    rows = Rows(w, seq)
     zones = {z: ZoneInfo(z) for z in ZONES}
     for n in range(members):
         mid = _u(rng)
@@ -227,12 +156,20 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
             enrolled_on, dtime(rng.randrange(7, 22), rng.randrange(60)), zones[zone]
         )
         enrolled_at = enrolled_at.astimezone(UTC)
-        w.row("users", f"{mid}\tm{n}@bench.example\tmember\t{enrolled_at.isoformat()}\n")
-        weekly = "7.0" if goal == "moderate" else "\\N"
-        w.row(
-            "members",
-            f"{mid}\t{zone}\tUS\t{sex}\t{goal}\t{weekly}\t{insurer_id}\tt\t{enrolled_at.isoformat()}\t"
-            f"20:00\t{{}}\t{enrolled_at.isoformat()}\t{enrolled_at.isoformat()}\n",
+        rows.user(mid, email=f"m{n}@bench.example", role="member", created_at=enrolled_at)
+        rows.member(
+            mid,
+            timezone=zone,
+            country="US",
+            sex=sex,
+            goal_type=goal,
+            weekly_limit="7.0" if goal == "moderate" else None,
+            insurer_id=insurer_id,
+            outcome_sharing=True,
+            consents_updated_at=enrolled_at,
+            log_time="20:00",
+            enrolled_at=enrolled_at,
+            updated_at=enrolled_at,
         )
         plans = []
         for _ in range(rng.choices((0, 1, 2), (40, 50, 10))[0]):
@@ -249,13 +186,19 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
                 medication = rng.choice(FIXED_MEDICATIONS)
                 times, steps = sorted(rng.sample(DOSE_TIMES, rng.randrange(1, 3))), []
             steps = [s for s in steps if p_end is None or s[0] <= p_end]
-            steps_json = json.dumps(
-                [{"from_date": d.isoformat(), "dose_mg": str(mg), "times": list(t)} for d, mg, t in steps]
-            )
-            w.row(
-                "medication_plans",
-                f"{pid}\t{mid}\t{medication}\t5\t{{{','.join(times)}}}\t{p_start}\t"
-                f"{p_end if p_end else chr(92) + 'N'}\t{steps_json}\t{ts}\t{ts}\t{seq()}\n",
+            rows.plan(
+                pid,
+                member_id=mid,
+                medication=medication,
+                dose_mg=5,
+                times=[dtime.fromisoformat(t) for t in times],
+                start_date=p_start,
+                end_date=p_end,
+                steps=[
+                    PlanStep(d, Decimal(mg), tuple(dtime.fromisoformat(x) for x in t)) for d, mg, t in steps
+                ],
+                created_at=ts,
+                updated_at=ts,
             )
             regimen = [(p_start, tuple(times))] + [(d, tuple(t)) for d, _, t in steps]
             plans.append((pid, p_start, p_end, regimen, rng.uniform(0.5, 0.95)))
@@ -280,7 +223,8 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
     w.close()
 
     # Day rows, day-major across all members.
-    w = Writers(url, DAY_TABLES)
+    w = CopyWriters(url, DAY_TABLES)
+    rows = Rows(w, seq)
     horizon = (last - first).days
     for offset in range(horizon + 1):
         day = first + timedelta(days=offset)
@@ -294,19 +238,22 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
                 p = p0 + (p1 - p0) * progress
                 drinks = max(1, usual + rng.randrange(-2, 4)) if rng.random() < p else 0
                 grams = drinks * US_DRINK_G
-                w.row(
-                    "drink_logs",
-                    f"{mid}\t{iso}\t{grams}\t{drinks}\t{'t' if grams >= heavy_g else 'f'}\t"
-                    f"{'realtime' if rng.random() < 0.8 else 'recall'}\t{stamp}\t{stamp}\t{stamp}\t{seq()}\n",
+                rows.drink_log(
+                    mid,
+                    date=iso,
+                    grams_ethanol=grams,
+                    entered_standard_drinks=drinks,
+                    heavy=grams >= heavy_g,
+                    source="realtime" if rng.random() < 0.8 else "recall",
+                    created_at=stamp,
                 )
                 if rng.random() < crave_p:
                     intensity = min(10, max(0, drinks + rng.randrange(-2, 4)))
-                    w.row(
-                        "cravings",
-                        f"{mid}\t{_u(rng)}\t{stamp}\t{iso}\t{intensity}\t{{}}\t{stamp}\t{seq()}\n",
+                    rows.craving(
+                        mid, id=_u(rng), recorded_at=stamp, date=iso, intensity=intensity, created_at=stamp
                     )
                 if rng.random() < 0.01:
-                    w.row("bac_readings", f"{mid}\t{_u(rng)}\t{stamp}\t{iso}\t0.020\t{stamp}\t{seq()}\n")
+                    rows.bac(mid, id=_u(rng), measured_at=stamp, date=iso, bac_g_dl="0.020", created_at=stamp)
             for pid, p_start, p_end, regimen, adherence in plans:
                 if day < p_start or (p_end is not None and day > p_end):
                     continue
@@ -319,12 +266,16 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
                         at = datetime(
                             day.year, day.month, day.day, int(hhmm[:2]), int(hhmm[3:]), tzinfo=tz
                         ).astimezone(UTC)
-                        at_s = at.isoformat()
                         taken = rng.random() < adherence
-                        w.row(
-                            "medication_checkins",
-                            f"{mid}\t{_u(rng)}\t{pid}\t{at_s}\t{iso}\t{'taken' if taken else 'skipped'}\t"
-                            f"{at_s if taken else chr(92) + 'N'}\t{at_s}\t{seq()}\n",
+                        rows.checkin(
+                            mid,
+                            id=_u(rng),
+                            plan_id=pid,
+                            scheduled_for=at,
+                            date=iso,
+                            status="taken" if taken else "skipped",
+                            taken_at=at if taken else None,
+                            created_at=at,
                         )
         if offset % 30 == 0 or offset == horizon:
             print(
@@ -336,10 +287,8 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
     w.close()
     copied = time.perf_counter() - started
 
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT setval('sync_change_seq', %s)", (seq.n + 1,))
-        conn.execute("VACUUM (ANALYZE) users, members, medication_plans, " + ", ".join(DAY_TABLES))
-    rows, size = counts(url)
+    settle(url, seq, ("users", "members", "medication_plans", *DAY_TABLES), vacuum=True)
+    counted, size = counts(url)
     return {
         "insurer_code": code,
         "insurer_id": insurer_id,
@@ -347,7 +296,7 @@ def load(url: str, *, members: int, days: int, seed: int, today: date) -> dict:
         "last_day": last.isoformat(),
         "copy_seconds": round(copied, 1),
         "load_seconds": round(time.perf_counter() - started, 1),
-        "rows": rows,
+        "rows": counted,
         "database_size": size,
     }
 

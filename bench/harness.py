@@ -24,12 +24,14 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from datetime import time as dtime
 from http.client import HTTPConnection
 from pathlib import Path
 
 import psycopg
 
 from companion import migrate
+from companion.population import Lines, Numbers, Rows, copy_lines, first_number, hand_back
 from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
@@ -239,29 +241,47 @@ PLAN_DAYS = 50
 
 def bench_members(pg: str, n: int, now: datetime) -> list[BenchMember]:
     """`n` fresh members, each with a live access token and a plan started PLAN_DAYS days ago with no
-    check-ins yet (rows as the services write them; tokens stored as their SHA-256, as tokens.py does)."""
+    check-ins yet (rows as the services write them, through `companion.population`; tokens stored as their
+    SHA-256, as tokens.py does)."""
     members = []
+    lines = Lines()
+    joined = now - timedelta(days=PLAN_DAYS + 1)
+    start = (now - timedelta(days=PLAN_DAYS)).date()
+    tokens = []
     with psycopg.connect(pg) as conn:
+        seq = Numbers(first_number(conn))
+        rows = Rows(lines, seq)
         for k in range(n):
             member_id, plan_id, zone = uuid.uuid4(), uuid.uuid4(), BENCH_ZONES[k % len(BENCH_ZONES)]
             token = secrets.token_urlsafe(32)
-            conn.execute(
-                "INSERT INTO users (id, email, role, created_at) VALUES (%s, %s, 'member', %s)",
-                (
-                    member_id,
-                    f"bench{k}-{member_id.hex[:8]}@bench.example",
-                    now - timedelta(days=PLAN_DAYS + 1),
-                ),
+            rows.user(
+                member_id,
+                email=f"bench{k}-{member_id.hex[:8]}@bench.example",
+                role="member",
+                created_at=joined,
             )
-            conn.execute(
-                "INSERT INTO members (id, timezone, country, sex, goal_type, outcome_sharing, log_time,"
-                " muted_kinds, enrolled_at, updated_at)"
-                " VALUES (%s, %s, 'US', 'female', 'abstain', false, '20:00', '{}', %s, %s)",
-                (member_id, zone, now - timedelta(days=PLAN_DAYS + 1), now - timedelta(days=PLAN_DAYS + 1)),
+            rows.member(
+                member_id,
+                timezone=zone,
+                country="US",
+                sex="female",
+                goal_type="abstain",
+                outcome_sharing=False,
+                log_time="20:00",
+                enrolled_at=joined,
+                updated_at=joined,
             )
-            conn.execute(
-                "INSERT INTO auth_tokens (id, user_id, family_id, kind, token_hash, created_at, expires_at)"
-                " VALUES (%s, %s, %s, 'access', %s, %s, %s)",
+            rows.plan(
+                plan_id,
+                member_id=member_id,
+                medication="acamprosate",
+                dose_mg=333,
+                times=[dtime.fromisoformat(t) for t in BENCH_TIMES],
+                start_date=start,
+                created_at=now,
+                updated_at=now,
+            )
+            tokens.append(
                 (
                     uuid.uuid4(),
                     member_id,
@@ -269,17 +289,17 @@ def bench_members(pg: str, n: int, now: datetime) -> list[BenchMember]:
                     hashlib.sha256(token.encode()).digest(),
                     now,
                     now + timedelta(days=1),
-                ),
-            )
-            start = (now - timedelta(days=PLAN_DAYS)).date()
-            conn.execute(
-                "INSERT INTO medication_plans (id, member_id, medication, dose_mg, times, start_date, steps,"
-                " created_at, updated_at, change_seq)"
-                " VALUES (%s, %s, 'acamprosate', 333, %s::time[], %s, '[]', %s, %s,"
-                " nextval('sync_change_seq'))",
-                (plan_id, member_id, list(BENCH_TIMES), start, now, now),
+                )
             )
             members.append(BenchMember(member_id, zone, token, plan_id))
+        copy_lines(conn, lines.by_table())
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO auth_tokens (id, user_id, family_id, kind, token_hash, created_at, expires_at)"
+                " VALUES (%s, %s, %s, 'access', %s, %s, %s)",
+                tokens,
+            )
+        hand_back(conn, seq)
     return members
 
 

@@ -36,12 +36,12 @@ def _conn() -> psycopg.Connection:
 
 
 @app.get("/ready")
-def ready():  # type: ignore[no-untyped-def]
+def ready():
     return jsonify(ok=True)
 
 
 @app.route("/api/v1/<path:rest>", methods=["POST", "PUT"])
-def write(rest: str):  # type: ignore[no-untyped-def]
+def write(rest: str):
     body = request.get_json()
     conn = _conn()
     with conn.transaction():

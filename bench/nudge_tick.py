@@ -54,6 +54,7 @@ from harness import loadavg
 
 from companion import migrate
 from companion.nudges import delivery_tx as delivery
+from companion.population import Lines, Numbers, Rows, copy_lines, skip_fk_triggers
 from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
@@ -240,28 +241,38 @@ def raw_posts(gateway_url: str, count: int, threads: int, offset: int, ready, go
 
 
 def seed(url: str, members: int, tick: datetime) -> None:
-    per_zone = [(zone, tick.astimezone(ZoneInfo(zone)).time().replace(tzinfo=None)) for zone in ZONES]
-    values = ", ".join(
-        f"({i}, '{zone}', TIME '{wall.isoformat()}')" for i, (zone, wall) in enumerate(per_zone)
-    )
+    """`members` members, each with an Android phone, in ZONES in turn, each reminded to log at the tick's
+    wall time in their zone (so every reminder is due at the tick)."""
+    walls = [(zone, tick.astimezone(ZoneInfo(zone)).time().replace(tzinfo=None)) for zone in ZONES]
+    now = datetime.now(UTC)
+    lines = Lines()
+    rows = Rows(lines, Numbers())
+    for i in range(1, members + 1):
+        member_id = uuid.uuid4()
+        zone, wall = walls[i % len(ZONES)]
+        rows.user(member_id, email=f"bench-{i}@bench.invalid", role="member", created_at=now)
+        rows.member(
+            member_id,
+            timezone=zone,
+            country="US",
+            sex="unspecified",
+            goal_type="abstain",
+            outcome_sharing=False,
+            log_time=wall,
+            enrolled_at=now,
+            updated_at=now,
+        )
+        rows.device(
+            uuid.uuid4(),
+            member_id=member_id,
+            platform="android",
+            push_token=f"bench-{member_id}",
+            created_at=now,
+        )
+    with psycopg.connect(libpq_url(url)) as conn:
+        skip_fk_triggers(conn)
+        copy_lines(conn, lines.by_table())
     with psycopg.connect(libpq_url(url), autocommit=True) as conn:
-        conn.execute(
-            "INSERT INTO users (id, email, role, created_at, session_epoch) "
-            "SELECT gen_random_uuid(), 'bench-' || i || '@bench.invalid', 'member', now(), 0 "
-            "FROM generate_series(1, %s) AS i",
-            (members,),
-        )
-        conn.execute(
-            "INSERT INTO members (id, timezone, country, sex, goal_type, outcome_sharing, log_time, "
-            "muted_kinds, enrolled_at, updated_at) "
-            "SELECT u.id, z.zone, 'US', 'unspecified', 'abstain', false, z.wall, '{}', now(), now() "
-            "FROM (SELECT id, row_number() OVER () AS n FROM users) AS u "
-            f"JOIN (VALUES {values}) AS z(i, zone, wall) ON z.i = u.n % {len(ZONES)}"
-        )
-        conn.execute(
-            "INSERT INTO devices (id, member_id, platform, push_token, active, created_at, last_seen_at) "
-            "SELECT gen_random_uuid(), id, 'android', 'bench-' || id, true, now(), now() FROM members"
-        )
         conn.execute("VACUUM ANALYZE users, members, devices")
 
 

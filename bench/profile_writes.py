@@ -45,7 +45,9 @@ def main() -> None:
     rng = random.Random(1)
     with scratch_database("companion_bench_profile") as (url, pg), private_redis() as redis_url:
         simulate.simulate(pg, members=200, days=10, seed=1, now=now)
-        members = bench_members(pg, 40, now)
+        # A sync batch is a phone back online: one member each, so its drink logs are new days, as in
+        # bench/sync_batch.py (a member synced twice would send edits down the per-item path).
+        members = bench_members(pg, args.requests + 20 if args.kind == "sync" else 40, now)
         slots = {m.id: open_slots(m, now) for m in members}
         os.environ.update(
             DATABASE_URL=sqlalchemy_url(url), REDIS_URL=redis_url, RATELIMIT_DEFAULT="1000000 per minute"
@@ -75,10 +77,10 @@ def main() -> None:
         engine = app.extensions["engine"]
 
         @event.listens_for(engine, "before_cursor_execute")
-        def _count(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        def _count(conn, cursor, statement, parameters, context, executemany):
             statements[" ".join(statement.split())[:160]] += 1
 
-        def send(r):  # type: ignore[no-untyped-def]
+        def send(r):
             _kind, method, path, body, token = r
             response = client.open(
                 path,

@@ -42,7 +42,7 @@ GRACE_SECONDS = 30
 SUMMARY = ROOT / "bench" / "results.json"
 
 
-def _get(d: dict, *path: str, default=None):  # type: ignore[no-untyped-def]
+def _get(d: dict, *path: str, default=None):
     for key in path:
         if not isinstance(d, dict) or key not in d:
             return default

@@ -34,7 +34,6 @@ The machine is shared: the load average at start and end is printed beside the f
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import multiprocessing as mp
@@ -53,6 +52,7 @@ import psycopg
 from harness import loadavg, machine, percentile
 
 from companion import migrate
+from companion.population import CopyWriters, Numbers, Rows, random_id, settle
 from companion.runtime import (
     LOCAL_HOST,
     LOCAL_POSTGRES_PORT,
@@ -94,93 +94,28 @@ EVENT_SAMPLE = 1000
 
 
 def _u(rng: random.Random) -> str:
-    return str(uuid.UUID(int=rng.getrandbits(128), version=4))
+    return str(random_id(rng))
 
 
-COLUMNS = {
-    "users": "id, email, role, created_at",
-    "members": (
-        "id, timezone, country, sex, goal_type, weekly_limit, outcome_sharing, log_time, muted_kinds, "
-        "enrolled_at, updated_at"
-    ),
-    "coach_assignments": "id, member_id, coach_id, started_at",
-    "medication_plans": (
-        "id, member_id, medication, dose_mg, times, start_date, end_date, steps, created_at, updated_at, "
-        "change_seq"
-    ),
-    "drink_logs": (
-        "member_id, date, grams_ethanol, entered_standard_drinks, heavy, source, created_at, updated_at, "
-        "server_updated_at, change_seq"
-    ),
-    "cravings": "member_id, id, recorded_at, date, intensity, triggers, created_at, change_seq",
-    "medication_checkins": (
-        "member_id, id, plan_id, scheduled_for, date, status, taken_at, created_at, change_seq"
-    ),
-    "side_effect_reports": "member_id, checkin_id, medication, date, code, severity",
-    "bac_readings": "member_id, id, measured_at, date, bac_g_dl, created_at, change_seq",
-}
 DAY_TABLES = ("drink_logs", "cravings", "medication_checkins", "side_effect_reports", "bac_readings")
-
-
-class Seq:
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self) -> int:
-        self.n += 1
-        return self.n
-
-
-class Writers:
-    """One connection and one open COPY per table, so PostgreSQL indexes in parallel while Python
-    generates; text is buffered and sent in blocks."""
-
-    def __init__(self, url: str, tables: tuple[str, ...]):
-        self.stack = contextlib.ExitStack()
-        self.copies: dict[str, Any] = {}
-        self.buffers: dict[str, list[str]] = {}
-        self.rows: dict[str, int] = dict.fromkeys(tables, 0)
-        for table in tables:
-            conn = self.stack.enter_context(psycopg.connect(url))
-            # Foreign keys are right by construction; their per-row triggers would dominate the load.
-            conn.execute("SET session_replication_role = replica")
-            conn.execute("SET synchronous_commit = off")
-            cur = self.stack.enter_context(conn.cursor())
-            self.copies[table] = self.stack.enter_context(
-                cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN")
-            )
-            self.buffers[table] = []
-
-    def row(self, table: str, line: str) -> None:
-        buf = self.buffers[table]
-        buf.append(line)
-        self.rows[table] += 1
-        if len(buf) >= 8192:
-            self.copies[table].write("".join(buf))
-            buf.clear()
-
-    def close(self) -> None:
-        for table, buf in self.buffers.items():
-            if buf:
-                self.copies[table].write("".join(buf))
-        self.stack.close()
 
 
 def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict:
     rng = random.Random(seed)
-    seq = Seq()
+    seq = Numbers(1)
     started = time.perf_counter()
     zones = {z: ZoneInfo(z) for z in ZONES}
     ts = now.isoformat()
 
-    w = Writers(url, ("users", "members", "coach_assignments", "medication_plans"))
+    w = CopyWriters(url, ("users", "members", "coach_assignments", "medication_plans"))
+    rows = Rows(w, seq)
     staff = []
     for n in range(max(1, members // 100)):
         coach = _u(rng)
         staff.append(coach)
-        w.row("users", f"{coach}\tcoach{n}@bench.example\tcoach\t{ts}\n")
+        rows.user(coach, email=f"coach{n}@bench.example", role="coach", created_at=ts)
     for n in range(2):
-        w.row("users", f"{_u(rng)}\tadmin{n}@bench.example\tadmin\t{ts}\n")
+        rows.user(_u(rng), email=f"admin{n}@bench.example", role="admin", created_at=ts)
     people = []
     plan_weights = [share for _, _, share in PLANS]
     for n in range(members):
@@ -192,20 +127,33 @@ def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict
         sex = rng.choices(("female", "male", "unspecified"), (48, 48, 4))[0]
         enrolled_on = first - timedelta(days=rng.randrange(0, 60))
         enrolled_at = datetime.combine(enrolled_on, dtime(9), tz).astimezone(UTC).isoformat()
-        w.row("users", f"{mid}\tm{n}@bench.example\tmember\t{enrolled_at}\n")
-        w.row(
-            "members",
-            f"{mid}\t{zone}\tUS\t{sex}\tabstain\t\\N\tf\t20:00\t{{}}\t{enrolled_at}\t{enrolled_at}\n",
+        rows.user(mid, email=f"m{n}@bench.example", role="member", created_at=enrolled_at)
+        rows.member(
+            mid,
+            timezone=zone,
+            country="US",
+            sex=sex,
+            goal_type="abstain",
+            outcome_sharing=False,
+            log_time="20:00",
+            enrolled_at=enrolled_at,
+            updated_at=enrolled_at,
         )
         if rng.random() < 0.9:
-            w.row("coach_assignments", f"{_u(rng)}\t{mid}\t{rng.choice(staff)}\t{enrolled_at}\n")
+            rows.coach_assignment(_u(rng), member_id=mid, coach_id=rng.choice(staff), started_at=enrolled_at)
         plan = None
         if rng.random() < 0.65:
             medication, times, _ = rng.choices(PLANS, plan_weights)[0]
             pid = _u(rng)
-            w.row(
-                "medication_plans",
-                f"{pid}\t{mid}\t{medication}\t10\t{{{','.join(times)}}}\t{enrolled_on}\t\\N\t[]\t{ts}\t{ts}\t{seq()}\n",
+            rows.plan(
+                pid,
+                member_id=mid,
+                medication=medication,
+                dose_mg=10,
+                times=[dtime.fromisoformat(t) for t in times],
+                start_date=enrolled_on,
+                created_at=ts,
+                updated_at=ts,
             )
             stopped = rng.randrange(2, 5) if rng.random() < 0.03 else None
             plan = (pid, medication, times, rng.uniform(0.6, 0.98), stopped)
@@ -214,7 +162,8 @@ def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict
         people.append((mid, tz, today, plan, quiet, rng.uniform(0.1, 0.6), heavy_g, rng.random() < 0.2))
     w.close()
 
-    w = Writers(url, DAY_TABLES)
+    w = CopyWriters(url, DAY_TABLES)
+    rows = Rows(w, seq)
     for offset in range(days - 1, -1, -1):  # day by day, oldest first, across every member
         for mid, tz, today, plan, quiet, drink_p, heavy_g, breathalyzer in people:
             day = today - timedelta(days=offset)
@@ -225,18 +174,22 @@ def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict
             if rng.random() < 0.8:
                 drinks = rng.randrange(1, 7) if rng.random() < drink_p else 0
                 grams = drinks * US_DRINK_G
-                w.row(
-                    "drink_logs",
-                    f"{mid}\t{iso}\t{grams}\t{drinks}\t{'t' if grams >= heavy_g else 'f'}\trealtime\t"
-                    f"{made}\t{made}\t{made}\t{seq()}\n",
+                rows.drink_log(
+                    mid,
+                    date=iso,
+                    grams_ethanol=grams,
+                    entered_standard_drinks=drinks,
+                    heavy=grams >= heavy_g,
+                    source="realtime",
+                    created_at=made,
                 )
                 if rng.random() < 0.5:
                     intensity = min(10, max(0, drinks + rng.randrange(0, 5)))
-                    w.row(
-                        "cravings", f"{mid}\t{_u(rng)}\t{made}\t{iso}\t{intensity}\t{{}}\t{made}\t{seq()}\n"
+                    rows.craving(
+                        mid, id=_u(rng), recorded_at=made, date=iso, intensity=intensity, created_at=made
                     )
             if breathalyzer:
-                w.row("bac_readings", f"{mid}\t{_u(rng)}\t{made}\t{iso}\t0.020\t{made}\t{seq()}\n")
+                rows.bac(mid, id=_u(rng), measured_at=made, date=iso, bac_g_dl="0.020", created_at=made)
             if plan is None:
                 continue
             pid, medication, times, adherence, stopped = plan
@@ -249,22 +202,26 @@ def load(url: str, *, members: int, days: int, seed: int, now: datetime) -> dict
                 slot_s = slot.astimezone(UTC).isoformat()
                 cid = _u(rng)
                 taken = rng.random() < 0.95
-                w.row(
-                    "medication_checkins",
-                    f"{mid}\t{cid}\t{pid}\t{slot_s}\t{iso}\t{'taken' if taken else 'skipped'}\t"
-                    f"{slot_s if taken else chr(92) + 'N'}\t{slot_s}\t{seq()}\n",
+                rows.checkin(
+                    mid,
+                    id=cid,
+                    plan_id=pid,
+                    scheduled_for=slot_s,
+                    date=iso,
+                    status="taken" if taken else "skipped",
+                    taken_at=slot_s if taken else None,
+                    created_at=slot_s,
                 )
                 if rng.random() < 0.04:
                     severity = rng.choices(("mild", "moderate", "severe"), (75, 22, 3))[0]
                     code = rng.choice(SIDE_EFFECTS[medication])
-                    w.row("side_effect_reports", f"{mid}\t{cid}\t{medication}\t{iso}\t{code}\t{severity}\n")
+                    rows.side_effect(
+                        mid, checkin_id=cid, medication=medication, date=iso, code=code, severity=severity
+                    )
     w.close()
     copied = time.perf_counter() - started
+    settle(url, seq, ("users", "members", "coach_assignments", "medication_plans", *DAY_TABLES), vacuum=True)
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT setval('sync_change_seq', %s)", (seq.n + 1,))
-        conn.execute(
-            "VACUUM (ANALYZE) users, members, coach_assignments, medication_plans, " + ", ".join(DAY_TABLES)
-        )
         counts = {
             t: conn.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
             for t in ("members", "medication_plans", *DAY_TABLES)
@@ -310,7 +267,7 @@ def run_baseline(url: str, now: datetime) -> dict:
 # --- the sweep, in worker processes -----------------------------------------------------------------
 
 
-def _app(url: str):  # type: ignore[no-untyped-def]
+def _app(url: str):
     """The app as a worker builds it, on the scratch database; sends to the broker switched off."""
     from companion import jobs
     from companion.app import create_app
@@ -318,7 +275,7 @@ def _app(url: str):  # type: ignore[no-untyped-def]
 
     logging.disable(logging.WARNING)
     app = create_app(Config.from_env(database_url=url, redis_url="redis://127.0.0.1:1/0", log_level="ERROR"))
-    jobs.configure(None)  # type: ignore[arg-type]  # no broker: nothing here is sent
+    jobs.configure(None)  # no broker: nothing here is sent
     return app
 
 

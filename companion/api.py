@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import orjson
 from flask import Request, Response, current_app, g, request
 from flask_smorest import Api, Blueprint
 from marshmallow import Schema, fields
@@ -91,7 +93,7 @@ def per_item_body(list_field: str) -> Callable[[F], F]:
     in one item spoils only that item, so the body guard leaves those items' strings to the view."""
 
     def mark(view: F) -> F:
-        view.per_item_body = list_field  # type: ignore[attr-defined]
+        view.per_item_body = list_field  # type: ignore[attr-defined]  # a mark read back with getattr by the body guard
         return view
 
     return mark
@@ -129,6 +131,23 @@ def _per_item_field() -> str | None:
     return getattr(handler, "per_item_body", None)
 
 
+#: A run of digits orjson might read as a float where the stdlib reads an exact integer (past 64 bits).
+_LONG_NUMBER = re.compile(rb"\d{19}")
+
+
+def _parse_json(raw: bytes) -> Any:
+    """orjson (a third of the stdlib's time on a 500-item batch) for what it reads the same way;
+    anything it refuses (a lone surrogate, which must answer 422 naming its field, UTF-16, NaN) and
+    a body with a number of 19 digits or more are read by the stdlib as before, so what parses, and
+    into what, does not change."""
+    if _LONG_NUMBER.search(raw) is None:
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(raw)
+
+
 def require_json_object() -> None:
     """400 `invalid_json` for an API body that is not a JSON object (API.md), or is nested deeper than
     MAX_BODY_DEPTH; 413 past 1 MiB; 422 naming each field whose text is not valid Unicode, holds a NUL
@@ -141,7 +160,7 @@ def require_json_object() -> None:
     if not request.is_json:
         raise BadRequest(description="The request body must be JSON (Content-Type: application/json).")
     try:
-        body = json.loads(raw)
+        body = _parse_json(raw)
     except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
         raise BadRequest(description="The request body is not valid JSON.") from None
     if not isinstance(body, dict):
@@ -172,7 +191,7 @@ def _checked_json(req: Request) -> Any:
     return body if body is not None else _parse_json_again(req)
 
 
-Blueprint.ARGUMENTS_PARSER._raw_load_json = _checked_json  # type: ignore[method-assign]
+Blueprint.ARGUMENTS_PARSER._raw_load_json = _checked_json
 # webargs would silently drop unknown query arguments; our schemas decide (StrictSchema raises: a 422
 # that names the argument, as for bodies).
 Blueprint.ARGUMENTS_PARSER.unknown = None

@@ -61,7 +61,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config.from_mapping(config.as_flask_config())
     logs.configure_logging(config.log_level)
     if config.proxy_fix:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]  # ProxyFix wraps wsgi_app, as Flask's docs do it
     register_extensions(app, config)
     register_request_hooks(app)
     register_blueprints(app)

@@ -53,11 +53,11 @@ def describe_error(exc: DomainError) -> str:
     return " ".join([exc.message, *reasons])
 
 
-def _fail_on_domain_error(fn):  # type: ignore[no-untyped-def]
+def _fail_on_domain_error(fn):
     import functools
 
     @functools.wraps(fn)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except DomainError as exc:
@@ -127,7 +127,7 @@ def status(as_json: bool) -> None:
         sys.exit(1)
 
 
-def _liveness_detail(report, name: str) -> str:  # type: ignore[no-untyped-def]
+def _liveness_detail(report, name: str) -> str:
     liveness = {"worker": report.worker, "beat": report.beat}.get(name)
     if liveness is None or liveness.age_seconds is None:
         return ""
@@ -314,7 +314,7 @@ def simulate(members: int, days: int, seed: int) -> None:
 # --- running everything -----------------------------------------------------------------------------
 
 
-def _print_demo(logins, port: int) -> None:  # type: ignore[no-untyped-def]
+def _print_demo(logins, port: int) -> None:
     click.echo("")
     click.echo(f"Demo logins (password for all: {logins.password})")
     click.echo(f"  coach:    {logins.coach}   dashboard http://127.0.0.1:{port}/dashboard/login")

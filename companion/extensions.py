@@ -31,7 +31,7 @@ def process_share(limit: str) -> str:
     return _AMOUNT.sub(lambda m: f"{max(1, int(m[1]) // processes)}{m[2]}", limit)
 
 
-def configured_limit(name: str):  # type: ignore[no-untyped-def]
+def configured_limit(name: str):
     """A limit read from the settings on each request (COMPANION_<NAME>), shared out while Redis is down."""
 
     def limit() -> str:

@@ -67,7 +67,7 @@ def configure_logging(level: str = "INFO") -> None:
         return
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    handler._companion = True  # type: ignore[attr-defined]
+    handler._companion = True  # type: ignore[attr-defined]  # our handler's mark, read back with getattr
     root.addHandler(handler)
     root.setLevel(level)
     # werkzeug's own access log prints full paths and is replaced by ours.

@@ -110,11 +110,11 @@ class StandardResponsesPlugin(BasePlugin):
             if "example" in component:
                 media.setdefault("example", component["example"])
 
-    def path_helper(self, path=None, operations=None, parameters=None, **kwargs: Any) -> None:  # type: ignore[override]
+    def path_helper(self, path=None, operations=None, parameters=None, **kwargs: Any) -> None:
         for parameter in parameters or ():
             _bound_string(parameter)
 
-    def operation_helper(self, path=None, operations=None, **kwargs: Any) -> None:  # type: ignore[override]
+    def operation_helper(self, path=None, operations=None, **kwargs: Any) -> None:
         rule = kwargs.get("rule")
         if rule is None or not operations:
             return
@@ -263,7 +263,7 @@ class CompanionConverter(OpenAPIConverter):
     - Every property has a description: its own, else the common one of its name.
     - A schema's `EXAMPLE` (a realistic body) is its example, and its request bodies'."""
 
-    def schema2jsonschema(self, schema):  # type: ignore[no-untyped-def]
+    def schema2jsonschema(self, schema):
         json_schema = super().schema2jsonschema(schema)
         properties = json_schema.get("properties", {})
         declared = {(f.data_key or name): f for name, f in schema.fields.items()}

@@ -122,7 +122,7 @@ def instant_cursor_key(after: list[Any]) -> tuple[datetime, uuid.UUID]:
         raise cursor_error() from exc
 
 
-def page(items: list[Any], limit: int, key_of, *, filters: Sequence[Any]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def page(items: list[Any], limit: int, key_of, *, filters: Sequence[Any]) -> dict[str, Any]:
     """`items` fetched with limit + 1: the extra one only says there is a next page (its cursor bound to
     `filters`, as `encode_page_cursor`)."""
     more = len(items) > limit

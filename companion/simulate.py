@@ -20,9 +20,7 @@ draws its members' days from the same `Trajectory`.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
 import math
 import random
 import time as clock
@@ -31,11 +29,25 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import psycopg
 
 from companion.domain import drinking, localtime, plans
+from companion.population import (
+    DAY_TABLES,
+    PEOPLE_TABLES,
+    TABLES,
+    CopyWriters,
+    Lines,
+    Numbers,
+    Rows,
+    columns,
+    first_number,
+    random_id,
+    settle,
+)
 
 #: Every simulated member and coach signs in with this password (a demo and benchmark population).
 SIMULATED_PASSWORD = "simulated-member"
@@ -160,7 +172,7 @@ class Trajectory:
     drift_day: int = 0
 
     @classmethod
-    def draw(cls, rng: random.Random, *, goal: str, days: int, **overrides: object) -> Trajectory:
+    def draw(cls, rng: random.Random, *, goal: str, days: int, **overrides: Any) -> Trajectory:
         kind = _weighted(rng, TRAJECTORY_KINDS)
         drift_day = rng.randrange(max(1, days // 5), max(2, days * 4 // 5))
         drawn = cls(
@@ -175,7 +187,7 @@ class Trajectory:
             relapse_days=rng.randrange(5, 22),
             drift_day=drift_day,
         )
-        return replace(drawn, **overrides)  # type: ignore[arg-type]
+        return replace(drawn, **overrides)
 
     def level(self, t: int) -> float:
         if self.kind == "steady":
@@ -293,39 +305,9 @@ def _local(day: date, minutes: int, zone: str) -> datetime:
 
 # --- the population: rows, table by table --------------------------------------------------------------
 
-COLUMNS = {
-    "users": "id, email, password_hash, display_name, role, created_at",
-    "members": (
-        "id, timezone, country, sex, goal_type, weekly_limit, insurer_id, outcome_sharing, "
-        "consents_updated_at, log_time, muted_kinds, enrolled_at, updated_at"
-    ),
-    "coach_assignments": "id, member_id, coach_id, started_at",
-    "medication_plans": (
-        "id, member_id, medication, dose_mg, times, start_date, end_date, steps, created_by, created_at, "
-        "updated_at, change_seq"
-    ),
-    "drink_logs": (
-        "member_id, date, grams_ethanol, entered_standard_drinks, drinks, heavy, source, created_at, "
-        "updated_at, server_updated_at, change_seq"
-    ),
-    "cravings": "member_id, id, recorded_at, date, intensity, triggers, created_at, change_seq",
-    "medication_checkins": (
-        "member_id, id, plan_id, scheduled_for, date, status, taken_at, created_at, change_seq"
-    ),
-    "side_effect_reports": "member_id, checkin_id, medication, date, code, severity",
-    "bac_readings": "member_id, id, measured_at, date, bac_g_dl, device_model, created_at, change_seq",
-}
-PEOPLE_TABLES = ("users", "members", "coach_assignments", "medication_plans")
-DAY_TABLES = ("drink_logs", "cravings", "medication_checkins", "side_effect_reports", "bac_readings")
-NULL = "\\N"
-
-
-def _u(rng: random.Random) -> uuid.UUID:
-    return uuid.UUID(int=rng.getrandbits(128), version=4)
-
-
-def _ts(instant: datetime) -> str:
-    return instant.isoformat()
+#: The COPY column list of each table (`companion.population` owns them and writes every row).
+COLUMNS = {table: columns(table) for table in TABLES}
+_u = random_id
 
 
 @dataclass
@@ -343,17 +325,6 @@ class Member:
     drink_item: tuple[str, int, str] | None
     craving_share: float
     bac_share: float
-
-
-class Numbers:
-    """The sync change sequence: numbers from `start` on, handed back to the real sequence at the end."""
-
-    def __init__(self, start: int) -> None:
-        self.last = start - 1
-
-    def __call__(self) -> int:
-        self.last += 1
-        return self.last
 
 
 @dataclass
@@ -402,7 +373,7 @@ def _member(seed: int, index: int, first: date, last: date, now: datetime) -> Me
 
 
 def people(
-    write: Callable[[str, str], None],
+    rows: Rows,
     *,
     members: int,
     days: int,
@@ -410,7 +381,6 @@ def people(
     now: datetime,
     insurer_id: uuid.UUID,
     password_hash: str,
-    seq: Numbers,
 ) -> Population:
     """Coaches, members, caseloads and medication plans."""
     last = now.astimezone(UTC).date()
@@ -420,10 +390,13 @@ def people(
     for k in range(max(1, members // 150)):
         coach_id = _u(rng)
         coaches.append(coach_id)
-        joined = _ts(datetime.combine(first - timedelta(days=30), time(9), UTC))
-        write(
-            "users",
-            f"{coach_id}\tcoach{k}-s{seed}@{EMAIL_DOMAIN}\t{password_hash}\tCoach {k}\tcoach\t{joined}\n",
+        rows.user(
+            coach_id,
+            email=f"coach{k}-s{seed}@{EMAIL_DOMAIN}",
+            password_hash=password_hash,
+            display_name=f"Coach {k}",
+            role="coach",
+            created_at=datetime.combine(first - timedelta(days=30), time(9), UTC),
         )
     population = Population(seed, first, last, now, insurer_id, [])
     for index in range(members):
@@ -432,45 +405,53 @@ def people(
         enrolled_at = _local(m.enrolled_on, m.rng.randrange(8 * 60, 21 * 60), m.zone)
         if enrolled_at > now:  # joins today, after now: joined an hour ago instead
             enrolled_at = now - timedelta(hours=1)
-        at = _ts(enrolled_at)
-        weekly = str(m.rng.choice((7, 10, 14))) if m.goal == "moderate" else NULL
+        weekly = m.rng.choice((7, 10, 14)) if m.goal == "moderate" else None
         consent = m.rng.random() < 0.8
         log_time = m.rng.choice(("19:00", "20:00", "21:00", "21:30"))
-        write(
-            "users",
-            f"{m.id}\tm{index}-s{seed}@{EMAIL_DOMAIN}\t{password_hash}\tMember {index}\tmember\t{at}\n",
+        rows.user(
+            m.id,
+            email=f"m{index}-s{seed}@{EMAIL_DOMAIN}",
+            password_hash=password_hash,
+            display_name=f"Member {index}",
+            role="member",
+            created_at=enrolled_at,
         )
-        write(
-            "members",
-            f"{m.id}\t{m.zone}\t{m.country}\t{m.sex}\t{m.goal}\t{weekly}\t{insurer_id}\t"
-            f"{'t' if consent else 'f'}\t{at if consent else NULL}\t{log_time}\t{{}}\t{at}\t{at}\n",
+        rows.member(
+            m.id,
+            timezone=m.zone,
+            country=m.country,
+            sex=m.sex,
+            goal_type=m.goal,
+            weekly_limit=weekly,
+            insurer_id=insurer_id,
+            outcome_sharing=consent,
+            consents_updated_at=enrolled_at if consent else None,
+            log_time=log_time,
+            enrolled_at=enrolled_at,
+            updated_at=enrolled_at,
         )
         if m.rng.random() < 0.9:  # the rest wait in the admins' queue
             coach = coaches[index % len(coaches)]
-            write("coach_assignments", f"{_u(m.rng)}\t{m.id}\t{coach}\t{at}\n")
+            rows.coach_assignment(_u(m.rng), member_id=m.id, coach_id=coach, started_at=enrolled_at)
         else:
             coach = None
         for sp in m.plans:
             p = sp.plan
-            created = _ts(
-                min(now, max(enrolled_at, _local(p.start_date, 7 * 60, m.zone) - timedelta(days=1)))
-            )
-            steps = json.dumps(
-                [
-                    {"from_date": s.from_date.isoformat(), "dose_mg": str(s.dose_mg), "times": _hhmm(s.times)}
-                    for s in p.steps
-                ]
-            )
-            write(
-                "medication_plans",
-                f"{p.id}\t{m.id}\t{p.medication}\t{p.dose_mg}\t{{{','.join(_hhmm(p.times))}}}\t{p.start_date}\t"
-                f"{p.end_date or NULL}\t{steps}\t{coach or NULL}\t{created}\t{created}\t{seq()}\n",
+            created = min(now, max(enrolled_at, _local(p.start_date, 7 * 60, m.zone) - timedelta(days=1)))
+            rows.plan(
+                p.id,
+                member_id=m.id,
+                medication=p.medication,
+                dose_mg=p.dose_mg,
+                times=p.times,
+                start_date=p.start_date,
+                end_date=p.end_date,
+                steps=p.steps,
+                created_by=coach,
+                created_at=created,
+                updated_at=created,
             )
     return population
-
-
-def _hhmm(times: tuple[time, ...]) -> list[str]:
-    return [t.strftime("%H:%M") for t in times]
 
 
 def _regimen_times(plan: plans.Plan, day: date) -> tuple[time, ...]:
@@ -478,24 +459,29 @@ def _regimen_times(plan: plans.Plan, day: date) -> tuple[time, ...]:
     return regimen.times if regimen else ()
 
 
-def member_day(m: Member, day: date, now: datetime, write: Callable[[str, str], None], seq: Numbers) -> None:
+def member_day(m: Member, day: date, now: datetime, rows: Rows) -> None:
     """One member's rows for one local day, each only if it was entered by `now`."""
     rng, zone = m.rng, m.zone
     t = (day - m.enrolled_on).days
     today = m.trajectory.day(rng, t)
     if today.logged:
-        _drink_log(m, day, today, now, write, seq)
+        _drink_log(m, day, today, now, rows)
         if rng.random() < m.craving_share:
             for _ in range(1 + (rng.random() < 0.15)):
                 at = _local(day, rng.randrange(9 * 60, 23 * 60), zone)
                 if at <= now:
-                    triggers = ",".join(rng.sample(TRIGGERS, rng.randrange(0, 3)))
-                    write(
-                        "cravings",
-                        f"{m.id}\t{_u(rng)}\t{_ts(at)}\t{day}\t{today.craving}\t{{{triggers}}}\t{_ts(at)}\t{seq()}\n",
+                    triggers = rng.sample(TRIGGERS, rng.randrange(0, 3))
+                    rows.craving(
+                        m.id,
+                        id=_u(rng),
+                        recorded_at=at,
+                        date=day,
+                        intensity=today.craving,
+                        triggers=triggers,
+                        created_at=at,
                     )
         if m.bac_share and rng.random() < m.bac_share:
-            _bac(m, day, today, now, write, seq)
+            _bac(m, day, today, now, rows)
     engaged = m.trajectory.engagement(t) / m.trajectory.log_share
     relapsing = m.trajectory.level(t) >= 1.0 and m.trajectory.kind == "relapse"
     for sp in m.plans:
@@ -510,24 +496,31 @@ def member_day(m: Member, day: date, now: datetime, write: Callable[[str, str], 
             if answered > now:
                 continue
             checkin_id = _u(rng)
-            write(
-                "medication_checkins",
-                f"{m.id}\t{checkin_id}\t{sp.plan.id}\t{_ts(slot)}\t{day}\t{'taken' if taken else 'skipped'}\t"
-                f"{_ts(taken_at) if taken else NULL}\t{_ts(answered)}\t{seq()}\n",
+            rows.checkin(
+                m.id,
+                id=checkin_id,
+                plan_id=sp.plan.id,
+                scheduled_for=slot,
+                date=day,
+                status="taken" if taken else "skipped",
+                taken_at=taken_at if taken else None,
+                created_at=answered,
             )
             # An effect the member has is reported on about half the days it lasts, with the day's first dose.
             if taken and wall == times[0]:
                 for code, (since, until, severity) in sp.effects.items():
                     if since <= day <= until and rng.random() < 0.5:
-                        write(
-                            "side_effect_reports",
-                            f"{m.id}\t{checkin_id}\t{sp.plan.medication}\t{day}\t{code}\t{severity}\n",
+                        rows.side_effect(
+                            m.id,
+                            checkin_id=checkin_id,
+                            medication=sp.plan.medication,
+                            date=day,
+                            code=code,
+                            severity=severity,
                         )
 
 
-def _drink_log(
-    m: Member, day: date, today: Day, now: datetime, write: Callable[[str, str], None], seq: Numbers
-) -> None:
+def _drink_log(m: Member, day: date, today: Day, now: datetime, rows: Rows) -> None:
     rng = m.rng
     # Entered that evening, the next morning (both real time) or days later (recall).
     late = rng.random()
@@ -539,29 +532,28 @@ def _drink_log(
         entered = _local(day + timedelta(days=rng.randrange(2, 7)), rng.randrange(8 * 60, 22 * 60), m.zone)
     if entered > now:
         return
+    items: list[drinking.DrinkItem] | None = None
+    sd: Decimal | None = None
     if m.drink_item is not None and today.drinks:
         kind, volume, abv = m.drink_item
-        items = [{"kind": kind, "volume_ml": volume, "abv_percent": abv, "count": today.drinks}]
-        grams = drinking.grams_of(
-            [drinking.DrinkItem(drinking.DrinkKind(kind), volume, Decimal(abv), today.drinks)]
-        )
-        entered_sd, drinks_json = NULL, json.dumps(items)
+        items = [drinking.DrinkItem(drinking.DrinkKind(kind), volume, Decimal(abv), today.drinks)]
+        grams = drinking.grams_of(items)
     else:
         sd = standard_drinks_entered(today.drinks, m.country)
         grams = drinking.grams_from_standard_drinks(sd, m.country)
-        entered_sd, drinks_json = str(sd), NULL
-    source = drinking.log_source(day, today=localtime.local_date(entered, m.zone)).value
-    heavy = "t" if drinking.is_heavy_day(grams, m.sex) else "f"
-    at = _ts(entered)
-    write(
-        "drink_logs",
-        f"{m.id}\t{day}\t{grams}\t{entered_sd}\t{drinks_json}\t{heavy}\t{source}\t{at}\t{at}\t{at}\t{seq()}\n",
+    rows.drink_log(
+        m.id,
+        date=day,
+        grams_ethanol=grams,
+        entered_standard_drinks=sd,
+        drinks=items,
+        heavy=drinking.is_heavy_day(grams, m.sex),
+        source=drinking.log_source(day, today=localtime.local_date(entered, m.zone)).value,
+        created_at=entered,
     )
 
 
-def _bac(
-    m: Member, day: date, today: Day, now: datetime, write: Callable[[str, str], None], seq: Numbers
-) -> None:
+def _bac(m: Member, day: date, today: Day, now: datetime, rows: Rows) -> None:
     """A morning reading, and an evening one that follows the day's drinks (~0.02 g/dL a US drink)."""
     rng = m.rng
     for minutes, bac in (
@@ -572,21 +564,25 @@ def _bac(
         if at > now:
             continue
         value = Decimal(str(min(0.45, max(0.0, bac)))).quantize(Decimal("0.001"))
-        write(
-            "bac_readings", f"{m.id}\t{_u(rng)}\t{_ts(at)}\t{day}\t{value}\tBACtrack C8\t{_ts(at)}\t{seq()}\n"
+        rows.bac(
+            m.id,
+            id=_u(rng),
+            measured_at=at,
+            date=day,
+            bac_g_dl=value,
+            device_model="BACtrack C8",
+            created_at=at,
         )
 
 
-def write_days(
-    population: Population, write: Callable[[str, str], None], seq: Numbers, progress: Callable[[int], None]
-) -> None:
+def write_days(population: Population, rows: Rows, progress: Callable[[int], None]) -> None:
     """Day rows, day by day across all members, as a live system writes them (so one member's rows are
     spread over the table, as they are in production)."""
     day = population.first
     while day <= population.last + timedelta(days=1):
         for m in population.members:
             if day >= m.enrolled_on:
-                member_day(m, day, population.now, write, seq)
+                member_day(m, day, population.now, rows)
         day += timedelta(days=1)  # to `last + 1`: a zone ahead of UTC may already be on it
         progress(1)
 
@@ -595,74 +591,16 @@ def generate(
     *, members: int, days: int, seed: int, now: datetime, insurer_id: uuid.UUID
 ) -> Iterator[tuple[str, str]]:
     """Every row as (table, COPY text line), in memory: what `simulate` writes (for tests and checks)."""
-    rows: list[tuple[str, str]] = []
-
-    def write(table: str, line: str) -> None:
-        rows.append((table, line))
-
-    seq = Numbers(1)
+    lines = Lines()
+    rows = Rows(lines, Numbers(1))
     population = people(
-        write,
-        members=members,
-        days=days,
-        seed=seed,
-        now=now,
-        insurer_id=insurer_id,
-        password_hash="x",
-        seq=seq,
+        rows, members=members, days=days, seed=seed, now=now, insurer_id=insurer_id, password_hash="x"
     )
-    write_days(population, write, seq, lambda _n: None)
-    return iter(rows)
+    write_days(population, rows, lambda _n: None)
+    return iter(lines.rows)
 
 
 # --- writing: one COPY per table ------------------------------------------------------------------------
-
-
-class Writers:
-    """One connection and one open COPY per table, so PostgreSQL parses and indexes the tables in
-    parallel while Python generates; text is buffered and sent in blocks. Nothing is visible until
-    `close` commits every table."""
-
-    BLOCK = 8192
-
-    def __init__(self, url: str, tables: tuple[str, ...]):
-        self.stack = contextlib.ExitStack()
-        self.copies = {}
-        self.buffers: dict[str, list[str]] = {t: [] for t in tables}
-        self.rows: dict[str, int] = dict.fromkeys(tables, 0)
-        for table in tables:
-            conn = self.stack.enter_context(psycopg.connect(url))
-            _skip_fk_triggers(conn)
-            conn.execute("SET synchronous_commit = off")
-            cur = self.stack.enter_context(conn.cursor())
-            self.copies[table] = self.stack.enter_context(
-                cur.copy(f"COPY {table} ({COLUMNS[table]}) FROM STDIN")
-            )
-
-    def row(self, table: str, line: str) -> None:
-        buf = self.buffers[table]
-        buf.append(line)
-        self.rows[table] += 1
-        if len(buf) >= self.BLOCK:
-            self.copies[table].write("".join(buf))
-            buf.clear()
-
-    def close(self) -> None:
-        for table, buf in self.buffers.items():
-            if buf:
-                self.copies[table].write("".join(buf))
-                buf.clear()
-        self.stack.close()  # ends every COPY and commits each connection
-
-
-def _skip_fk_triggers(conn: psycopg.Connection) -> None:
-    """Foreign keys are right by construction and their per-row triggers would dominate the load, so a
-    superuser skips them; anyone else keeps them (slower, same rows). CHECK, NOT NULL and unique
-    constraints apply either way."""
-    conn.autocommit = True
-    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-        conn.execute("SET session_replication_role = replica")
-    conn.autocommit = False
 
 
 @dataclass(frozen=True)
@@ -707,35 +645,22 @@ def simulate(
         )
         insurer_id = conn.execute("SELECT id FROM insurers WHERE code = %s", (code,)).fetchone()[0]
         # Numbers from the real sequence on; it is moved past them at the end.
-        first_seq = conn.execute("SELECT nextval('sync_change_seq')").fetchone()[0]
-    seq = Numbers(first_seq)
-    w = Writers(url, PEOPLE_TABLES)
-    try:
+        seq = Numbers(first_number(conn))
+    with CopyWriters(url, PEOPLE_TABLES) as w:
         population = people(
-            w.row,
+            Rows(w, seq),
             members=members,
             days=days,
             seed=seed,
             now=now,
             insurer_id=insurer_id,
             password_hash=hash_password(SIMULATED_PASSWORD),
-            seq=seq,
         )
-    finally:
-        w.close()
     counts = dict(w.rows)
-    w = Writers(url, DAY_TABLES)
-    try:
-        write_days(population, w.row, seq, progress)
-    finally:
-        w.close()
+    with CopyWriters(url, DAY_TABLES) as w:
+        write_days(population, Rows(w, seq), progress)
     counts.update(w.rows)
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(
-            "SELECT setval('sync_change_seq', greatest(%s, (SELECT last_value FROM sync_change_seq)))",
-            (seq.last,),
-        )
-        conn.execute("ANALYZE users, members, coach_assignments, medication_plans, " + ", ".join(DAY_TABLES))
+    settle(url, seq, PEOPLE_TABLES + DAY_TABLES)
     return Simulated(
         members=members,
         first_day=population.first,

@@ -33,7 +33,7 @@ def validate_country(value: str) -> None:
         raise ValidationError("Not an ISO 3166-1 alpha-2 country code (for example 'US').")
 
 
-def at_most_places(places: int, message: str | None = None):  # type: ignore[no-untyped-def]
+def at_most_places(places: int, message: str | None = None):
     """A Decimal validator: no more than `places` decimals ("step 0.1" is places=1)."""
     quantum = Decimal(1).scaleb(-places)
     text = message or (f"Must be a multiple of {quantum}." if places else "Must be a whole number.")

@@ -123,6 +123,10 @@ def client(app: Flask) -> FlaskClient:
 class Api:
     """A small JSON client for /api/v1, holding a bearer token when signed in."""
 
+    #: Set by the fixtures that sign in: `register`'s 201 answer, `staff`'s email.
+    body: Any
+    email: str
+
     def __init__(self, client: FlaskClient, token: str | None = None):
         self.client = client
         self.token = token
@@ -181,7 +185,7 @@ def register(client: FlaskClient):
         response = Api(client).post("/auth/register", registration(**overrides))
         assert response.status_code == 201, response.get_json()
         signed_in = Api(client, response.get_json()["access_token"])
-        signed_in.body = response.get_json()  # type: ignore[attr-defined]
+        signed_in.body = response.get_json()
         return signed_in
 
     return make
@@ -200,7 +204,7 @@ def staff(app: Flask, client: FlaskClient):
         response = Api(client).post("/auth/token", {"email": email, "password": PASSWORD})
         assert response.status_code == 200, response.get_json()
         signed_in = Api(client, response.get_json()["access_token"])
-        signed_in.email = email  # type: ignore[attr-defined]
+        signed_in.email = email
         return signed_in
 
     return make

@@ -1,5 +1,6 @@
-"""The code base stays lint-clean: ruff with the rules in pyproject.toml (every ignore says why), and the
-import contracts (import-linter, `[tool.importlinter]`: the layers of docs/architecture.md)."""
+"""The code base stays lint-clean: ruff with the rules in pyproject.toml (every ignore says why), mypy
+(strict) on the files pyproject.toml's [tool.mypy] names, and the import contracts (import-linter,
+`[tool.importlinter]`: the layers of docs/architecture.md)."""
 
 import subprocess
 import sys
@@ -11,6 +12,16 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_ruff_check():
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "companion", "workers", "tests", "migrations/env.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_mypy_strict():
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-incremental"],
         cwd=ROOT,
         capture_output=True,
         text=True,

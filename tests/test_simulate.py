@@ -23,11 +23,11 @@ from tests.conftest import Api
 NOW = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)
 
 
-def _rows(sql: str, **params):  # type: ignore[no-untyped-def]
+def _rows(sql: str, **params):
     return db.session.execute(text(sql), params).all()
 
 
-def _sign_in(client, email: str) -> Api:  # type: ignore[no-untyped-def]
+def _sign_in(client, email: str) -> Api:
     answer = Api(client).post("/auth/token", {"email": email, "password": simulate.SIMULATED_PASSWORD})
     assert answer.status_code == 200, answer.get_json()
     return Api(client, answer.get_json()["access_token"])
@@ -211,7 +211,7 @@ def test_same_seed_same_people():
     fewer = list(simulate.generate(members=6, days=20, seed=9, now=NOW, insurer_id=insurer))
     member0 = next(line.split("\t")[0] for table, line in first if table == "members")
 
-    def of_member0(rows):  # type: ignore[no-untyped-def]
+    def of_member0(rows):
         # Sync numbers count across all members; everything else is the member's own.
         return [
             (t, line.rsplit("\t", 1)[0] if simulate.COLUMNS[t].endswith("change_seq") else line)

@@ -29,17 +29,17 @@ def is_api_request(req: Request) -> bool:
 class NoCookieForApiSessionInterface(SecureCookieSessionInterface):
     """The JSON API is stateless: it never reads or writes the session cookie."""
 
-    def open_session(self, app, request):  # type: ignore[override]
+    def open_session(self, app, request):
         if is_api_request(request):
             return self.session_class()
         return super().open_session(app, request)
 
-    def save_session(self, app, session, response):  # type: ignore[override]
+    def save_session(self, app, session, response):
         if is_api_request(request):
             return
         super().save_session(app, session, response)
 
-    def get_cookie_secure(self, app):  # type: ignore[override]
+    def get_cookie_secure(self, app):
         """`Secure` whenever the request came over TLS (directly, or through a proxy with PROXY_FIX), even
         where SESSION_COOKIE_SECURE is off for plain-http development."""
         return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure

@@ -324,4 +324,4 @@ def member_names(member_ids: list[uuid.UUID]) -> dict[uuid.UUID, str]:
     rows = session.execute(
         select(User.id, func.coalesce(User.display_name, User.email)).where(User.id.in_(member_ids))
     )
-    return dict(rows.all())  # type: ignore[arg-type]
+    return dict(rows.all())

@@ -370,7 +370,8 @@ def member_outcome(
     baseline = baseline_window(member.enrolled_on)
     follow_up = follow_up_window(window, member.enrolled_on)
 
-    weekly = who = (None, None)
+    weekly: tuple[Decimal | None, Decimal | None] = (None, None)
+    who: tuple[WhoLevel | None, WhoLevel | None] = (None, None)
     craving: tuple[Decimal | None, Decimal | None] = (None, None)
     if follow_up is not None:
         base_w = summary.mean_weekly_drinks(logs, baseline, REPORT_COUNTRY).value

@@ -818,10 +818,10 @@ def withdrawal_risk(history: MemberHistory, settings: SafetySettings = DEFAULT) 
             hits += [(o.day, o.evidence_id) for o in run]
         if runs:
             involved.add(medication)
-            days = sorted({o.day for o in runs[-1]})
+            run_days = sorted({o.day for o in runs[-1]})
             parts.append(
-                f"{_medication_name(medication)} doses missed on {len(days)} days running "
-                f"({days[0]} to {days[-1]}), not during a taper."
+                f"{_medication_name(medication)} doses missed on {len(run_days)} days running "
+                f"({run_days[0]} to {run_days[-1]}), not during a taper."
             )
     missed = [o for o in outcomes if o.missed]
     signs = []

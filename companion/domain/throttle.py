@@ -23,7 +23,7 @@ def delay_seconds(failures: int) -> int:
     """Seconds to wait after the last of `failures` failures: 0 up to FREE_FAILURES, then doubling."""
     if failures < FREE_FAILURES:
         return 0
-    return min(MAX_DELAY, 2 ** (failures - FREE_FAILURES + 1))
+    return min(MAX_DELAY, 1 << (failures - FREE_FAILURES + 1))
 
 
 def current_failures(failures: int, last_failure: datetime | None, now: datetime) -> int:

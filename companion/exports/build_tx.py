@@ -111,7 +111,7 @@ def release(
                 )
             ).scalars()
         ]
-        forced = outcomes.release_forced(totals, breakdowns, earlier)  # type: ignore[arg-type]
+        forced = outcomes.release_forced(totals, breakdowns, earlier)
         published = outcomes.published_counts(totals, breakdowns, forced)
         session.add(
             ExportRelease(

@@ -59,7 +59,7 @@ def _medications(plan_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     rows = session.execute(
         select(MedicationPlan.id, MedicationPlan.medication).where(MedicationPlan.id.in_(plan_ids))
     )
-    return dict(rows.all())  # type: ignore[arg-type]  # rows of (id, medication)
+    return dict(rows.all())  # rows of (id, medication)
 
 
 def _view(checkin: MedicationCheckin, medication: str, effects: list[SideEffectReport]) -> dict[str, Any]:
@@ -178,7 +178,7 @@ def _check_details(plan: MedicationPlan, data: dict[str, Any], *, now: datetime)
         if effect["code"] not in allowed
     }
     if unknown:
-        raise InvalidInput(INVALID_BODY, fields={"side_effects": unknown})  # type: ignore[dict-item]
+        raise InvalidInput(INVALID_BODY, fields={"side_effects": unknown})  # type: ignore[dict-item]  # field errors nested by item index, as the schemas give them
 
 
 CHECKINS = rowset.RowSpec(
@@ -251,7 +251,7 @@ def written_checkin(
         {"code": e["code"], "severity": e["severity"], "note": e.get("note")}
         for e in data.get("side_effects") or []
     ]
-    checkin.written_view = view  # type: ignore[attr-defined]
+    checkin.written_view = view  # type: ignore[attr-defined]  # the answer rides on the ORM object; read back with getattr
     return checkin
 
 

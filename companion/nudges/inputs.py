@@ -135,7 +135,7 @@ def last_reengagement_dates(member_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, 
         .where(any_of(Nudge.member_id, member_ids), text(f"nudges.kind = '{NudgeKind.REENGAGEMENT.value}'"))
         .group_by(Nudge.member_id)
     )
-    return dict(rows.all())  # type: ignore[arg-type]
+    return dict(rows.all())
 
 
 def utc_dates(start: datetime, end: datetime) -> tuple[date, date]:

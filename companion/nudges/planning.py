@@ -71,7 +71,7 @@ def track_new_members(now: datetime) -> int:
         )
         .on_conflict_do_nothing()
     )
-    return result.rowcount or 0  # type: ignore[attr-defined]
+    return result.rowcount or 0  # type: ignore[attr-defined]  # an INSERT's Result is a CursorResult
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,7 @@ def send_coach_message(
     session.flush()
     nudge = coach_message_nudge(message.id, now, hooks.member_settings(member))
     insert_one(member.id, nudge, now=now, id=message.id)
-    jobs.enqueue_after_commit(jobs.DELIVER_NUDGES, nudge_ids=[str(message.id)])  # type: ignore[arg-type]
+    jobs.enqueue_after_commit(jobs.DELIVER_NUDGES, nudge_ids=[str(message.id)])  # type: ignore[arg-type]  # jobs' ids are int | str; this task takes a list of ids
     # The text stays in `messages` (the member may erase it); the log keeps which message, and its size.
     audit.record(
         "message.sent",
@@ -118,7 +118,7 @@ def message_change(member: Member, message: Message) -> dict[str, Any]:
 _SHOWN_AT = func.coalesce(_N.sent_at, _N.created_at)
 
 
-def _visible(member_id: uuid.UUID, now: datetime):  # type: ignore[no-untyped-def]
+def _visible(member_id: uuid.UUID, now: datetime):
     """In the member's inbox: reached them (or a coach message), and not snoozed."""
     return (
         (_N.member_id == member_id)
@@ -180,7 +180,7 @@ def mark_read(member: Member, nudge_id: uuid.UUID, *, now: datetime) -> None:
         .where(_N.id == nudge_id, _visible(member.id, now))
         .values(read_at=func.coalesce(_N.read_at, now))
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not result.rowcount:  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult
         raise NotFound("No such message.")
 
 

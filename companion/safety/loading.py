@@ -47,7 +47,7 @@ _SEVERITIES = {s.label: s for s in Severity}
 _STATUSES = {s.value: s for s in CheckInStatus}
 
 
-def ids_param(name: str, ids: Sequence[uuid.UUID]):  # type: ignore[no-untyped-def]
+def ids_param(name: str, ids: Sequence[uuid.UUID]):
     """`= ANY(:ids)` with one array parameter, however many ids."""
     return any_(bindparam(name, list(ids), type_=ARRAY(Uuid)))
 

@@ -46,7 +46,7 @@ def list_by_instant(
     model: type,
     instant_column,
     member: Member,
-    window: DateRange,  # type: ignore[no-untyped-def]
+    window: DateRange,
     cursor: str | None,
     limit: int,
     view,

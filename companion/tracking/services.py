@@ -299,7 +299,7 @@ def _record_once(
     *,
     origin: uuid.UUID | None,
     now: datetime,
-):  # type: ignore[no-untyped-def]
+):
     """Insert (member, id) once. The same id again: unchanged if the body matches, else a 409.
     A new record is one statement (`rowset`), answered from what was written; only a repeated id reads
     the stored one."""
@@ -309,7 +309,7 @@ def _record_once(
     return stored_by_id(kind, member, record_id, values)
 
 
-def stored_by_id(kind: ById, member: Member, record_id: uuid.UUID, values: dict[str, Any]):  # type: ignore[no-untyped-def]
+def stored_by_id(kind: ById, member: Member, record_id: uuid.UUID, values: dict[str, Any]):
     """The id is stored (the insert met it): the same body is "unchanged", another one a 409."""
     model = kind.model
     record = session.execute(

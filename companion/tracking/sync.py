@@ -49,14 +49,14 @@ MAX_CHANGES = 500
 # --- POST /sync ---------------------------------------------------------------------------------------
 
 
-def _put_drink_log(member: Member, data: dict[str, Any], origin: uuid.UUID | None, now: datetime):  # type: ignore[no-untyped-def]
+def _put_drink_log(member: Member, data: dict[str, Any], origin: uuid.UUID | None, now: datetime):
     day = data.pop("date")
     log, outcome = services.put_drink_log(member, day, data, origin=origin, now=now)
     return {"date": log.date.isoformat()}, outcome
 
 
 def _by_id(record_fn: Callable[..., Any]) -> Callable[..., Any]:
-    def handle(member: Member, data: dict[str, Any], origin: uuid.UUID | None, now: datetime):  # type: ignore[no-untyped-def]
+    def handle(member: Member, data: dict[str, Any], origin: uuid.UUID | None, now: datetime):
         record, outcome = record_fn(member, data, origin=origin, now=now)
         return {"id": str(record.id)}, outcome
 
@@ -269,7 +269,7 @@ def _load_item(
         return {**result, "status": "invalid", "errors": exc.normalized_messages()}
 
 
-class _Loaded(dict):  # type: ignore[type-arg]
+class _Loaded(dict):
     """An item's loaded data (told apart from a result)."""
 
 

@@ -424,7 +424,7 @@ def test_rate_limit_counts_and_reads_its_window_in_one_round_trip(api, monkeypat
     second_trips: list[str] = []
     read_window = RedisStorage.get_moving_window
 
-    def counted(self, key, limit, expiry):  # type: ignore[no-untyped-def]
+    def counted(self, key, limit, expiry):
         second_trips.append(key)
         return read_window(self, key, limit, expiry)
 

@@ -50,12 +50,12 @@ def coach(app, staff, member):
 
 
 def member_id(member: Api) -> str:
-    return member.body["member"]["id"]  # type: ignore[attr-defined]
+    return member.body["member"]["id"]
 
 
 def assign(app, member: Api, coach: Api) -> None:
     with app.app_context(), db.unit_of_work():
-        accounts.assign_coach(member.body["member"]["email"], coach.email, now=db.utcnow())  # type: ignore[attr-defined]
+        accounts.assign_coach(member.body["member"]["email"], coach.email, now=db.utcnow())
 
 
 def plan_body(**overrides: Any) -> dict[str, Any]:
@@ -78,14 +78,14 @@ def new_plan(coach: Api, member: Api, **overrides: Any) -> dict[str, Any]:
 def plan_made_earlier(app, coach: Api, member: Api, *, now: datetime, **overrides: Any) -> str:
     """A plan created through the service at an earlier `now`: a plan with days behind it."""
     with app.app_context(), db.unit_of_work():
-        actor = accounts.find_user_by_email(coach.email)  # type: ignore[attr-defined]
+        actor = accounts.find_user_by_email(coach.email)
         data = schemas.PlanInputSchema().load(plan_body(**overrides))
         return str(medications.create_plan(actor, uuid.UUID(member_id(member)), data, now=now).id)
 
 
 def signed_in_again(member: Api) -> Api:
     """A new token after the clock moved (the first one's lifetime is counted from registration)."""
-    email = member.body["member"]["email"]  # type: ignore[attr-defined]
+    email = member.body["member"]["email"]
     r = member.client.post("/api/v1/auth/token", json={"email": email, "password": PASSWORD})
     assert r.status_code == 200, r.get_json()
     return Api(member.client, r.get_json()["access_token"])

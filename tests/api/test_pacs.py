@@ -72,7 +72,7 @@ def test_a_rising_pacs_through_sync_raises_craving_escalation(app, redis, member
     results = member.post("/sync", {"items": items}).get_json()["results"]
     assert [r["status"] for r in results] == ["created", "created", "invalid"]
     assert member.post("/sync", {"items": items[:2]}).get_json()["results"][1]["status"] == "unchanged"
-    member_id = member.body["member"]["id"]  # type: ignore[attr-defined]
+    member_id = member.body["member"]["id"]
     helpers.forget_debounce(redis)
     assert helpers.run_queued(app, redis, "safety.scan_member") >= 1
     [flag] = helpers.flags_of(app, member_id)

@@ -12,10 +12,10 @@ from companion import db
 
 
 @contextmanager
-def _statements(app):  # type: ignore[no-untyped-def]
+def _statements(app):
     seen: list[str] = []
 
-    def record(conn, cursor, statement, params, context, executemany):  # type: ignore[no-untyped-def]
+    def record(conn, cursor, statement, params, context, executemany):
         seen.append(" ".join(statement.split()))
 
     engine = app.extensions["engine"]
@@ -94,7 +94,7 @@ def test_the_scan_message_goes_only_when_no_scan_is_pending(app, register, monke
         body = {"id": str(uuid.uuid4()), "recorded_at": db.utcnow().isoformat(), "intensity": 2}
         return member.post("/cravings", body).status_code
 
-    def watch_row(at=None):  # type: ignore[no-untyped-def]
+    def watch_row(at=None):
         with app.app_context(), db.unit_of_work() as s:
             if at is not None:
                 s.execute(

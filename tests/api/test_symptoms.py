@@ -117,7 +117,7 @@ def test_a_symptom_with_no_plan_raises_the_flag(app, client, redis, member):
         ]
     )
     assert member.post("/symptom-reports", body).status_code == 201
-    member_id = member.body["member"]["id"]  # type: ignore[attr-defined]
+    member_id = member.body["member"]["id"]
     assert [m["kwargs"]["member_id"] for m in helpers.queued(redis, "safety.scan_member")] == [member_id]
     helpers.forget_debounce(redis)
     assert helpers.run_queued(app, redis, "safety.scan_member") == 1

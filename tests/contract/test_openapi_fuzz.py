@@ -183,7 +183,7 @@ def test_stateful_sequences_conform_and_deleted_records_are_gone(app, client, re
 
     registered = iter(range(1, 10_000))
 
-    class Member(base):  # type: ignore[misc,valid-type]
+    class Member(base):  # type: ignore[misc,valid-type]  # schemathesis builds the state machine class at run time
         def setup(self):
             # A new member for each scenario: a scenario's links (a device, a drink log just made) start
             # from the same empty account every time, so Hypothesis can replay what it generated.

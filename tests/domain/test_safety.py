@@ -234,7 +234,7 @@ class Member:
             "breath": tuple(self.breath),
             "pacs": tuple(self.pacs_records),
         }
-        return MemberHistory(**{**fields, **changes})  # type: ignore[arg-type]
+        return MemberHistory(**{**fields, **changes})  # type: ignore[arg-type]  # the fields' types vary; MemberHistory checks nothing at run time
 
 
 def fires(finding: Finding | None) -> bool:

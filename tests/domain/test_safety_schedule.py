@@ -27,7 +27,7 @@ def _cited(history: MemberHistory) -> set[tuple[str, str]]:
 def _past_only(history: MemberHistory) -> MemberHistory:
     """The history without entries dated after today: the API refuses entries from the future."""
 
-    def past(entries):  # type: ignore[no-untyped-def]
+    def past(entries):
         return tuple(e for e in entries if e.day <= history.today)
 
     return dataclasses.replace(

@@ -1,5 +1,6 @@
-"""Random members and their day rows, written with bulk inserts, and the same members as the pure
-domain sees them (`outcomes.MemberRecord`), so a test can compare the SQL with the definition.
+"""Random members and their day rows, written with COPY in the test's transaction (`companion.population`,
+as `companion simulate` and the benchmarks write theirs), and the same members as the pure domain sees
+them (`outcomes.MemberRecord`), so a test can compare the SQL with the definition.
 
 Built to be awkward: several zones, enrollment before and inside the period, logs before enrollment
 and after the period, deleted logs, dose times that the clocks skip or repeat (01:30, 02:30) on DST
@@ -16,20 +17,16 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from companion.accounts.models import Insurer, Member, Role, User
+from companion.accounts.models import Insurer
 from companion.domain import localtime
 from companion.domain.drinking import is_heavy_day
 from companion.domain.medications import CATALOGUE
 from companion.domain.outcomes import MemberRecord
 from companion.domain.plans import CheckIn, CheckInStatus, Plan, PlanStep, dose_slots
 from companion.domain.summary import CravingRating, DayLog
-from companion.medications.models import MedicationCheckin, MedicationPlan
-from companion.pacs.models import PacsReport
-from companion.sync_seq import NEXT_CHANGE_SEQ
-from companion.tracking.models import BacReading, Craving, DrinkLog
+from companion.population import Lines, Numbers, Rows, copy_lines, first_number, hand_back
 
 ZONES = ("America/New_York", "Europe/London", "Asia/Tokyo", "Pacific/Auckland", "America/Los_Angeles")
 #: Grams that sit on thresholds: a US drink, heavy for women (56) and men (70), WHO bands x 1 day.
@@ -70,9 +67,11 @@ def build(
     s.add_all([insurer, other])
     s.flush()
     population = Population(insurer.id, other.id)
-    rows: dict[str, list[dict]] = {
-        k: [] for k in ("users", "members", "logs", "cravings", "bac", "plans", "checkins", "pacs")
-    }
+    conn = s.connection().connection.driver_connection
+    lines = Lines()
+    seq = Numbers(first_number(conn))
+    rows = Rows(lines, seq)
+    stamp = datetime.now(UTC)  # when every row was written (what the models' defaults would say)
     for n in range(members + others + len(walkers)):
         ours = n < members or n >= members + others
         walker = n >= members + others
@@ -89,28 +88,18 @@ def build(
             enrolled_on = first_day - timedelta(days=30)
         enrolled_at = _instant(enrolled_on, zone, rng)
         consenting = n < 2 or walker or rng.random() < consent_rate
-        rows["users"].append(
-            {
-                "id": member_id,
-                "email": f"p{member_id.hex}@example.org",
-                "role": Role.MEMBER,
-                "created_at": enrolled_at,
-            }
-        )
-        rows["members"].append(
-            {
-                "id": member_id,
-                "timezone": zone,
-                "country": rng.choice(("US", "GB", "US")),
-                "sex": sex,
-                "goal_type": goal,
-                "weekly_limit": Decimal(7) if goal == "moderate" else None,
-                "insurer_id": insurer.id if ours else other.id,
-                "outcome_sharing": consenting,
-                "muted_kinds": [],
-                "enrolled_at": enrolled_at,
-                "updated_at": enrolled_at,
-            }
+        rows.user(member_id, email=f"p{member_id.hex}@example.org", role="member", created_at=enrolled_at)
+        rows.member(
+            member_id,
+            timezone=zone,
+            country=rng.choice(("US", "GB", "US")),
+            sex=sex,
+            goal_type=goal,
+            weekly_limit=Decimal(7) if goal == "moderate" else None,
+            insurer_id=insurer.id if ours else other.id,
+            outcome_sharing=consenting,
+            enrolled_at=enrolled_at,
+            updated_at=enrolled_at,
         )
         start = max(enrolled_on - timedelta(days=5), first_day - timedelta(days=10))
         end = max(last_day + timedelta(days=5), start + timedelta(days=10))
@@ -122,15 +111,14 @@ def build(
             if rng.random() < 0.55:
                 grams = Decimal(0) if rng.random() < sober else Decimal(rng.choice(GRAMS))
                 deleted = rng.random() < 0.05
-                rows["logs"].append(
-                    {
-                        "member_id": member_id,
-                        "date": day,
-                        "grams_ethanol": grams,
-                        "heavy": is_heavy_day(grams, sex),
-                        "source": "realtime",
-                        "deleted_at": enrolled_at if deleted else None,
-                    }
+                rows.drink_log(
+                    member_id,
+                    date=day,
+                    grams_ethanol=grams,
+                    heavy=is_heavy_day(grams, sex),
+                    source="realtime",
+                    created_at=stamp,
+                    deleted_at=enrolled_at if deleted else None,
                 )
                 if not deleted:
                     logs.append(DayLog(day, grams, is_heavy_day(grams, sex)))
@@ -140,36 +128,35 @@ def build(
         for _ in range(rng.randrange(0, 25)):
             day = start + timedelta(days=rng.randrange((end - start).days + 1))
             intensity = rng.randrange(11)
-            rows["cravings"].append(
-                {
-                    "member_id": member_id,
-                    "id": uuid.uuid4(),
-                    "recorded_at": _instant(day, zone, rng),
-                    "date": day,
-                    "intensity": intensity,
-                    "triggers": [],
-                }
+            rows.craving(
+                member_id,
+                id=uuid.uuid4(),
+                recorded_at=_instant(day, zone, rng),
+                date=day,
+                intensity=intensity,
+                created_at=stamp,
             )
             cravings.append(CravingRating(day, intensity))
             entries.add(day)
         for _ in range(rng.randrange(0, 4)):
             day = start + timedelta(days=rng.randrange((end - start).days + 1))
-            rows["bac"].append(
-                {
-                    "member_id": member_id,
-                    "id": uuid.uuid4(),
-                    "measured_at": _instant(day, zone, rng),
-                    "date": day,
-                    "bac_g_dl": Decimal("0.020"),
-                }
+            rows.bac(
+                member_id,
+                id=uuid.uuid4(),
+                measured_at=_instant(day, zone, rng),
+                date=day,
+                bac_g_dl=Decimal("0.020"),
+                created_at=stamp,
             )
             entries.add(day)
         pacs = _pacs(rng, rows, member_id, zone, start, end)
         if walker:
-            plans, checkins = _walker_checkins(rows, member_id, zone, start, end)
+            plans, checkins, dated = _walker_checkins(rows, stamp, member_id, zone, start, end)
         else:
-            plans, checkins = _plans(rng, rows, member_id, zone, enrolled_on, start, end, dst=n < 2)
-        entries |= checkins_days(rows, member_id)
+            plans, checkins, dated = _plans(
+                rng, rows, stamp, member_id, zone, enrolled_on, start, end, dst=n < 2
+            )
+        entries |= dated
         if ours:
             population.records[member_id] = MemberRecord(
                 enrolled_on=localtime.local_date(enrolled_at, zone),
@@ -185,23 +172,13 @@ def build(
             )
             if consenting:
                 population.consenting.add(member_id)
-    s.execute(insert(User), rows["users"])
-    s.execute(insert(Member), rows["members"])
-    for model, key in (
-        (DrinkLog, "logs"),
-        (Craving, "cravings"),
-        (BacReading, "bac"),
-        (MedicationPlan, "plans"),
-        (MedicationCheckin, "checkins"),
-        (PacsReport, "pacs"),
-    ):
-        if rows[key]:
-            s.execute(insert(model).values(change_seq=NEXT_CHANGE_SEQ), rows[key])
-    s.flush()
+    by_table = lines.by_table()
+    copy_lines(conn, {t: by_table[t] for t in ORDER if t in by_table})
+    hand_back(conn, seq)
     return population
 
 
-def _pacs(rng, rows, member_id, zone, start, end) -> list[tuple[date, int]]:
+def _pacs(rng, rows: Rows, member_id, zone, start, end) -> list[tuple[date, int]]:
     """Weekly PACS on some of the Mondays from the week of `start` to `end` (none for about a third
     of the members): baselines near enrollment or missing, follow-ups in and out of the window."""
     if rng.random() < 0.3:
@@ -212,52 +189,58 @@ def _pacs(rng, rows, member_id, zone, start, end) -> list[tuple[date, int]]:
     while monday <= end:
         if rng.random() < keep:
             items = [rng.randrange(7) for _ in range(5)]
-            rows["pacs"].append(
-                {
-                    "member_id": member_id,
-                    "id": uuid.uuid4(),
-                    "week_of": monday,
-                    "items": items,
-                    "total": sum(items),
-                    "created_at": _instant(monday + timedelta(days=6), zone, rng),
-                }
+            rows.pacs(
+                member_id,
+                id=uuid.uuid4(),
+                week_of=monday,
+                items=items,
+                total=sum(items),
+                created_at=_instant(monday + timedelta(days=6), zone, rng),
             )
             found.append((monday, sum(items)))
         monday += timedelta(days=7)
     return found
 
 
-def _plan_row(plan: Plan, member_id: uuid.UUID) -> dict:
-    return {
-        "id": plan.id,
-        "member_id": member_id,
-        "medication": plan.medication,
-        "dose_mg": plan.dose_mg,
-        "times": list(plan.times),
-        "start_date": plan.start_date,
-        "end_date": plan.end_date,
-        "steps": [
-            {
-                "from_date": st.from_date.isoformat(),
-                "dose_mg": str(st.dose_mg),
-                "times": [t.strftime("%H:%M") for t in st.times],
-            }
-            for st in plan.steps
-        ],
-    }
+#: Members before what points at them.
+ORDER = (
+    "users",
+    "members",
+    "drink_logs",
+    "cravings",
+    "bac_readings",
+    "medication_plans",
+    "medication_checkins",
+    "pacs_reports",
+)
+
+
+def _plan_row(rows: Rows, stamp: datetime, plan: Plan, member_id: uuid.UUID) -> None:
+    rows.plan(
+        plan.id,
+        member_id=member_id,
+        medication=plan.medication,
+        dose_mg=plan.dose_mg,
+        times=plan.times,
+        start_date=plan.start_date,
+        end_date=plan.end_date,
+        steps=plan.steps,
+        created_at=stamp,
+        updated_at=stamp,
+    )
 
 
 #: A walker's dose times: around midnight, in the hours clocks skip or repeat, and at noon.
 WALKER_TIMES = (time(0, 15), time(1, 30), time(2, 30), time(3), time(12), time(23, 45))
 
 
-def _walker_checkins(rows, member_id, zone, start, end):
+def _walker_checkins(rows, stamp, member_id, zone, start, end):
     """One plan (WALKER_TIMES) from `start` on, and a taken check-in at every quarter hour UTC from
     five days before to five days after each change of the zone's offset between `start` and `end`
     (and on two ordinary days), each dated its local day: most answer no slot, and those that do sit
     where a local time computed with the wrong side's offset would land on another day or time."""
     plan = Plan(uuid.uuid4(), "naltrexone", Decimal(50), WALKER_TIMES, start, None, ())
-    rows["plans"].append(_plan_row(plan, member_id))
+    _plan_row(rows, stamp, plan, member_id)
     tz = ZoneInfo(zone)
 
     def noon_offset(day: date) -> timedelta | None:
@@ -269,31 +252,31 @@ def _walker_checkins(rows, member_id, zone, start, end):
     around = {day + timedelta(days=k) for day in changes for k in range(-5, 6)}
     around |= {days[len(days) // 3], days[2 * len(days) // 3]}
     checkins = []
+    dated: set[date] = set()
     for day in sorted(around):
         for quarter in range(96):
             at = datetime.combine(day, time(), UTC) + timedelta(minutes=15 * quarter)
-            rows["checkins"].append(
-                {
-                    "member_id": member_id,
-                    "id": uuid.uuid4(),
-                    "plan_id": plan.id,
-                    "scheduled_for": at,
-                    "date": localtime.local_date(at, zone),
-                    "status": CheckInStatus.TAKEN.value,
-                    "taken_at": at,
-                }
+            on = localtime.local_date(at, zone)
+            rows.checkin(
+                member_id,
+                id=uuid.uuid4(),
+                plan_id=plan.id,
+                scheduled_for=at,
+                date=on,
+                status=CheckInStatus.TAKEN.value,
+                taken_at=at,
+                created_at=stamp,
             )
+            dated.add(on)
             checkins.append(CheckIn(plan.id, at, CheckInStatus.TAKEN))
-    return [plan], checkins
+    return [plan], checkins, dated
 
 
-def checkins_days(rows: dict[str, list[dict]], member_id: uuid.UUID) -> set[date]:
-    return {c["date"] for c in rows["checkins"] if c["member_id"] == member_id}
-
-
-def _plans(rng, rows, member_id, zone, enrolled_on, start, end, *, dst=False):
+def _plans(rng, rows, stamp, member_id, zone, enrolled_on, start, end, *, dst=False):
+    """A member's plans and their check-ins; returns the plans, the check-ins and the days they are dated."""
     plans: list[Plan] = []
     checkins: list[CheckIn] = []
+    dated: set[date] = set()
     for _ in range(1 if dst else rng.choice((0, 1, 1, 1, 2))):
         medication = rng.choice(CATALOGUE).code
         p_start = start if dst else enrolled_on + timedelta(days=rng.randrange(-10, 40))
@@ -314,7 +297,7 @@ def _plans(rng, rows, member_id, zone, enrolled_on, start, end, *, dst=False):
             )
         plan = Plan(uuid.uuid4(), medication, Decimal(10), times, p_start, p_end, tuple(steps))
         plans.append(plan)
-        rows["plans"].append(_plan_row(plan, member_id))
+        _plan_row(rows, stamp, plan, member_id)
         day = max(p_start, start)
         last = min(p_end or end, end)
         while day <= last:
@@ -329,20 +312,20 @@ def _plans(rng, rows, member_id, zone, enrolled_on, start, end, *, dst=False):
                         # Dated the day before, as in a zone the member had then: an entry on that
                         # day, a dose on its local day (in the next 30-day bucket of enrollment).
                         on -= timedelta(days=1)
-                    rows["checkins"].append(
-                        {
-                            "member_id": member_id,
-                            "id": uuid.uuid4(),
-                            "plan_id": plan.id,
-                            "scheduled_for": at,
-                            "date": on,
-                            "status": status.value,
-                            "taken_at": at if status == CheckInStatus.TAKEN else None,
-                        }
+                    rows.checkin(
+                        member_id,
+                        id=uuid.uuid4(),
+                        plan_id=plan.id,
+                        scheduled_for=at,
+                        date=on,
+                        status=status.value,
+                        taken_at=at if status == CheckInStatus.TAKEN else None,
+                        created_at=stamp,
                     )
+                    dated.add(on)
                     checkins.append(CheckIn(plan.id, at, status))
             day += timedelta(days=1)
-    return plans, checkins
+    return plans, checkins, dated
 
 
 def utc(*args: int) -> datetime:

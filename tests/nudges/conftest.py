@@ -25,14 +25,14 @@ LEASE = timedelta(minutes=2)
 def gateway() -> Iterator[fake_push.FakeGateway]:
     pem, public = fake_push.make_apns_key()
     fake = fake_push.FakeGateway(apns_public_key=public).start()
-    fake.pem = pem  # type: ignore[attr-defined]
+    fake.pem = pem  # type: ignore[attr-defined]  # the key rides on the fake gateway for push_settings
     yield fake
     fake.stop()
 
 
 def push_settings(gateway: fake_push.FakeGateway, key_file: Path, **overrides: Any) -> dict[str, Any]:
     """Flask-style settings pointing both channels at the fake gateway."""
-    key_file.write_text(gateway.pem)  # type: ignore[attr-defined]
+    key_file.write_text(gateway.pem)  # type: ignore[attr-defined]  # set by the gateway fixture
     settings = {
         "COMPANION_FCM_PROJECT_ID": fake_push.FCM_PROJECT,
         "COMPANION_FCM_ACCESS_TOKEN": fake_push.FCM_BEARER,

@@ -248,7 +248,7 @@ def test_the_container_probe_checks_this_process_heartbeat(app, redis, redis_url
 # --- create-staff without the password on the command line ----------------------------------------
 
 
-def _staff_cli(app, monkeypatch, args: list[str], stdin: str):  # type: ignore[no-untyped-def]
+def _staff_cli(app, monkeypatch, args: list[str], stdin: str):
     from companion.cli import main
 
     monkeypatch.setenv("DATABASE_URL", app.config["DATABASE_URL"])

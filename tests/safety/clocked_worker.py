@@ -31,7 +31,7 @@ def main(instant: str) -> None:
     client = redis.Redis.from_url(flask_app.config["REDIS_URL"])
 
     @task_postrun.connect(weak=False)
-    def _record(task=None, kwargs=None, retval=None, state=None, **_: object) -> None:  # type: ignore[no-untyped-def]
+    def _record(task=None, kwargs=None, retval=None, state=None, **_: object) -> None:
         ran = {"task": task.name, "kwargs": kwargs, "result": repr(retval), "state": state}
         client.rpush(RAN, json.dumps(ran, default=str))
 

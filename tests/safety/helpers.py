@@ -43,7 +43,7 @@ SCAN_KEYS = "companion:safety:scan:*"
 ROOT = Path(__file__).resolve().parent.parent.parent
 
 
-def travel(instant: datetime):  # type: ignore[no-untyped-def]
+def travel(instant: datetime):
     return time_machine.travel(instant, tick=False)
 
 
@@ -88,13 +88,13 @@ def create_plan(
 # --- running tasks in-process -----------------------------------------------------------------------
 
 
-def forget_debounce(redis) -> None:  # type: ignore[no-untyped-def]
+def forget_debounce(redis) -> None:
     """As if the debounce window had passed."""
     for key in redis.scan_iter(SCAN_KEYS):
         redis.delete(key)
 
 
-def scan(member_id: uuid.UUID | str, redis=None) -> str:  # type: ignore[no-untyped-def]
+def scan(member_id: uuid.UUID | str, redis=None) -> str:
     """The `safety.scan_member` task's function, run in this process (a fresh debounce window)."""
     from workers.tasks import safety as tasks
 
@@ -103,7 +103,7 @@ def scan(member_id: uuid.UUID | str, redis=None) -> str:  # type: ignore[no-unty
     return tasks.scan_member(str(member_id))
 
 
-def queued(redis, name: str | None = None) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def queued(redis, name: str | None = None) -> list[dict[str, Any]]:
     """Messages waiting in the real broker's default queue: {task, kwargs, countdown?} each."""
     found = []
     for raw in redis.lrange("celery", 0, -1):
@@ -115,7 +115,7 @@ def queued(redis, name: str | None = None) -> list[dict[str, Any]]:  # type: ign
     return found
 
 
-def run_queued(app: Flask, redis, name: str) -> int:  # type: ignore[no-untyped-def]
+def run_queued(app: Flask, redis, name: str) -> int:
     """Take every queued message of task `name` off the broker and run it here, as a worker would."""
     import workers.tasks  # noqa: F401  (registers the tasks; never workers.celery_app: it builds another app)
 
@@ -163,7 +163,7 @@ def worker_process(
                     p.kill()
 
 
-def wait_for_task(redis, name: str, *, within: float = 180, **kwargs: Any) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+def wait_for_task(redis, name: str, *, within: float = 180, **kwargs: Any) -> dict[str, Any]:
     """The first task `name` with these kwargs a clocked worker finished: {task, kwargs, result, state}."""
     from tests.safety.clocked_worker import RAN
 

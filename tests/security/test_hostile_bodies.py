@@ -9,6 +9,7 @@ stand before each of them (not only before the routes someone remembered)."""
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from datetime import UTC, date, datetime
 
@@ -146,6 +147,25 @@ def test_a_lone_surrogate_in_a_sync_batch_spoils_only_its_item(app, callers):
     assert sorted(note for _, note in stored) == ["fine", "😀 whole"], stored
 
 
+@pytest.mark.parametrize(
+    "bad_note",
+    [b"\xed\xa0\x80 cut", b"\\u0000 nul", b"\\uDC00 low half"],
+    ids=["utf8-encoded-surrogate", "nul-escape", "uppercase-escape"],
+)
+def test_bad_text_in_a_sync_item_is_found_however_the_body_spells_it(app, callers, bad_note):
+    """A sync item's strings are walked for bad text unless the body's source cannot hold any (no \\u
+    escape of a NUL or a surrogate, no UTF-8-encoded surrogate): each spelling spoils only its item."""
+    good = json.dumps(craving(note="fine")).encode()
+    bad = craving()
+    bad_id = bad["data"]["id"]
+    bad_raw = json.dumps(bad).encode().replace(b'"intensity"', b'"note": "' + bad_note + b'", "intensity"')
+    r = send_raw(callers["member"], "POST", "/api/v1/sync", b'{"items": [' + good + b", " + bad_raw + b"]}")
+    assert r.status_code == 200, r.get_json()
+    results = r.get_json()["results"]
+    assert [x["status"] for x in results] == ["created", "invalid"], results
+    assert results[1]["id"] == bad_id and list(results[1]["errors"]) == ["note"], results[1]
+
+
 def test_json_nested_thousands_deep_is_a_400_on_every_write_route(app, callers):
     deep_list = "[" * 2000 + "]" * 2000
     deep_object = '{"a":' * 2000 + "1" + "}" * 2000
@@ -276,3 +296,21 @@ def test_every_string_parameter_has_a_max_length_and_every_operation_its_head_er
                     strings += 1
                     assert 0 < schema.get("maxLength", 0) <= 200, (method, path, parameter["name"])
     assert strings >= 30, strings
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a": 123456789012345678901234567890, "b": -98765432109876543210}',  # past 64 bits: exact
+        b'{"a": "\\ud800 cut"}',  # a lone surrogate (orjson refuses it; the walk must see it)
+        b'{"a": "\xed\xa0\x80"}',  # a UTF-8-encoded surrogate
+        b'{"a": NaN, "b": 1e400}',
+        '{"a": "é"}'.encode("utf-16"),
+        b'{"a": 1.5, "b": [true, null, "x"], "a": 2}',
+    ],
+)
+def test_the_body_parser_reads_every_body_as_the_standard_library_does(raw):
+    """companion.api reads bodies with orjson where it reads them the same way, else with `json`."""
+    from companion.api import _parse_json
+
+    assert repr(_parse_json(raw)) == repr(json.loads(raw))

@@ -73,7 +73,7 @@ FAILED_SCAN_RETRY = timedelta(minutes=10)
 
 
 @shared_task(name=jobs.SCAN_MEMBER, bind=True, **_RETRY)
-def scan_member(self, member_id: str, trailing: bool = False) -> str:  # type: ignore[no-untyped-def]
+def scan_member(self, member_id: str, trailing: bool = False) -> str:
     """Run the safety rules for one member, now or as the trailing scan of a debounce window."""
     admission = _admission(member_id, trailing)
     if admission.decision == debounce.Decision.DEFER:

@@ -26,7 +26,7 @@ def ping(token: str = "") -> str:
 
 
 @shared_task(name="system.heartbeat", bind=True)
-def heartbeat(self) -> None:  # type: ignore[no-untyped-def]
+def heartbeat(self) -> None:
     """Beat sends this every minute: the worker that runs it records that the path beat → broker →
     worker works (its own timer writes the same field between two runs; companion/heartbeats.py)."""
     client = redis.Redis.from_url(current_app.config["REDIS_URL"])
