@@ -102,5 +102,5 @@ def current_login() -> uuid.UUID | None:
 def stamp(record: Syncable, origin: uuid.UUID | None) -> None:
     """Mark an ORM record as changed by `origin` (a login, or None for staff and the system)."""
     claim_change_stream(record.member_id)  # type: ignore[attr-defined]  # every Syncable model has member_id; the mixin does not declare it
-    record.change_seq = NEXT_CHANGE_SEQ  # type: ignore[assignment]  # SQL, evaluated in the flush
+    record.change_seq = NEXT_CHANGE_SEQ  # SQL, evaluated in the flush
     record.changed_by = origin

@@ -59,7 +59,7 @@ def _medications(plan_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
     rows = session.execute(
         select(MedicationPlan.id, MedicationPlan.medication).where(MedicationPlan.id.in_(plan_ids))
     )
-    return dict(rows.all())  # type: ignore[arg-type]  # rows of (id, medication)
+    return dict(rows.all())  # rows of (id, medication)
 
 
 def _view(checkin: MedicationCheckin, medication: str, effects: list[SideEffectReport]) -> dict[str, Any]:
