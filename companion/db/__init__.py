@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -93,7 +93,19 @@ def attach_as_loaded(model: type[Model], values: dict[str, Any]) -> Model:
     return instance  # type: ignore[no-any-return]  # new_instance is untyped
 
 
-_BY_KEY: dict[type[Any], tuple[Any, list[str]]] = {}
+def loaded_columns(model: type[Base]) -> list[Any]:
+    """The columns of `model`'s attributes, in the order `attach_rows` reads them: select these (then
+    `.where(...)`, built once) to read rows that are attached as loaded."""
+    return [prop.columns[0] for prop in inspect(model).column_attrs]
+
+
+def attach_rows(model: type[Model], rows: Iterable[Sequence[Any]]) -> list[Model]:
+    """Rows of `loaded_columns(model)`, each attached with `attach_as_loaded`."""
+    keys = [prop.key for prop in inspect(model).column_attrs]
+    return [attach_as_loaded(model, dict(zip(keys, row, strict=True))) for row in rows]
+
+
+_BY_KEY: dict[type[Any], Any] = {}
 
 
 def get_row(model: type[Model], key: Any) -> Model | None:
@@ -101,18 +113,14 @@ def get_row(model: type[Model], key: Any) -> Model | None:
     is read with a statement built once and attached with `attach_as_loaded`. For the per-request
     reads of the write path (a check-in's plan); elsewhere `session.get` is the plainer choice."""
     mapper = inspect(model)
-    identity = mapper.identity_key_from_primary_key([key])
-    present = session.identity_map.get(identity)
+    present = session.identity_map.get(mapper.identity_key_from_primary_key([key]))
     if present is not None:
         return present  # type: ignore[no-any-return]  # the identity map is untyped
     if model not in _BY_KEY:
         (pk,) = mapper.primary_key
-        props = list(mapper.column_attrs)
-        statement = select(*(p.columns[0] for p in props)).where(pk == bindparam("key"))
-        _BY_KEY[model] = (statement, [p.key for p in props])
-    statement, keys = _BY_KEY[model]
-    row = session.connection().execute(statement, {"key": key}).first()
-    return attach_as_loaded(model, dict(zip(keys, row, strict=True))) if row is not None else None
+        _BY_KEY[model] = select(*loaded_columns(model)).where(pk == bindparam("key"))
+    found = attach_rows(model, session.connection().execute(_BY_KEY[model], {"key": key}))
+    return found[0] if found else None
 
 
 def bind(engine: Engine) -> None:
