@@ -48,9 +48,12 @@ def test_limits_hold_across_processes_while_redis_is_down(tmp_path: Path, databa
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(call, range(4 * LIMIT)))
         assert set(statuses) <= {200, 429}, statuses  # never a 500 without Redis
-        # Each process's first request finds Redis gone while it is counted under the whole limit: one
-        # request each may pass beyond the shares (counting alone, each process would allow LIMIT).
-        assert 0 < statuses.count(200) <= LIMIT + 2, statuses.count(200)
+        # The moment Redis goes: the request that finds it gone is counted again in memory, but a request
+        # of another thread of the same process whose Redis call fails just after is let through
+        # uncounted (flask-limiter swallows the error once it has switched), so at most one request a
+        # gunicorn thread (2 processes x 4) passes beyond the shares; counting alone with the whole
+        # limit, each process would allow LIMIT (2 x LIMIT in all).
+        assert 0 < statuses.count(200) <= LIMIT + 2 * 4, statuses.count(200)
 
         # Sign-in failures are counted in PostgreSQL: the sixth attempt waits, Redis or not.
         email = body["email"]
