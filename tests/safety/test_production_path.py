@@ -119,3 +119,54 @@ def test_a_sync_batch(app, stack, team):
     assert collections.Counter(x["status"] for x in r.json()["results"]) == {"created": 41}
     seen = wait_for_flags(stack, team["admin"], RULE, {phone.id}, within=WITHIN)
     assert set(seen) == {phone.id}, stack.output()
+
+
+def test_withdrawal_after_doses_stopped_before_a_taper_on_paper(app, stack, team):
+    """Issue 19 item 4 through the stack: a gabapentin plan whose last week the coach marked a taper, but
+    whose doses the member stopped taking three days before it began; the plan has ended. A seizure
+    reported 13 days after the last dose taken is urgent `withdrawal_after_stop` (before issue 19 the
+    plan's taper hid it)."""
+    from zoneinfo import ZoneInfo
+
+    phone = Phone(stack)
+    zone = ZoneInfo(phone.zone)
+    today = datetime.now(UTC).astimezone(zone).date()
+    body = {
+        "medication": "gabapentin",
+        "dose_mg": 600,
+        "times": ["09:00", "21:00"],
+        "start_date": str(today - timedelta(days=20)),
+        "end_date": str(today - timedelta(days=4)),
+        "steps": [
+            {"from_date": str(today - timedelta(days=10)), "dose_mg": 300, "times": ["09:00", "21:00"],
+             "taper": True},
+        ],
+    }  # fmt: skip
+    plan_id = helpers.create_plan(
+        app, team["admin_email"], uuid.UUID(phone.id), body, now=datetime.now(UTC) - timedelta(days=21)
+    )
+    taken = []
+    for days_ago in range(20, 12, -1):  # every dose from the start to 13 days ago, none since
+        for hour in (9, 21):
+            due = datetime.combine(today - timedelta(days=days_ago), datetime.min.time(), zone).replace(
+                hour=hour
+            )
+            data = {
+                "id": str(uuid.uuid4()),
+                "plan_id": plan_id,
+                "scheduled_for": due.isoformat(),
+                "status": "taken",
+                "taken_at": (due + timedelta(minutes=5)).isoformat(),
+            }
+            taken.append({"type": "medication_checkin", "data": data})
+    r = phone.sync(taken)
+    ok(r)
+    assert {x["status"] for x in r.json()["results"]} == {"created"}, r.json()
+    report = {
+        "id": str(uuid.uuid4()),
+        "reported_at": datetime.now(UTC).isoformat(),
+        "symptoms": [{"code": "seizure", "severity": "severe"}],
+    }
+    ok(phone.http.post("/symptom-reports", json=report))
+    seen = wait_for_flags(stack, team["admin"], "withdrawal_after_stop", {phone.id}, within=WITHIN)
+    assert set(seen) == {phone.id}, stack.output()
