@@ -4,10 +4,41 @@ from __future__ import annotations
 
 from typing import Any
 
+import kombu.transport
+import redis
 from celery import Celery, Task
 from flask import Flask
+from kombu.transport import redis as kombu_redis
 
 from companion.runtime import celery_broker_url
+
+
+class RedisChannel(kombu_redis.Channel):
+    """kombu's Redis channel, except that restoring unacknowledged messages through a connection that is
+    already collected fails as the connection error it is, instead of an AttributeError.
+
+    Celery 5.7's consumer, on losing the broker, first `collect()`s its connection, which detaches the
+    transport (`connection.client` becomes None), then `close()`s it. When the first close of the task
+    channel stopped early (a BRPOP in flight, or another channel's close failing first), the second one
+    restores the prefetched messages through a new pool built from `connection.client.hostname`: an
+    AttributeError, which `ignore_errors` does not catch, and the worker exits ("Unrecoverable error").
+    Redis is down at that moment, so the restore cannot succeed anyway: the consumer reconnects, and the
+    messages stay in the unacknowledged index until the visibility timeout restores them (the rows in
+    PostgreSQL are the truth, and beat's passes do what a lost message would have done)."""
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        if self.connection.client is None:
+            raise redis.exceptions.ConnectionError("the broker connection is already closed")
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)
+        return params
+
+
+class RedisTransport(kombu_redis.Transport):
+    Channel = RedisChannel
+
+
+# Every `redis://` and `redis+socket://` broker URL (worker, beat and the web side) resolves to it.
+kombu.transport.TRANSPORT_ALIASES["redis"] = f"{__name__}:RedisTransport"
 
 
 def celery_settings(redis_url: str, visibility_timeout: int) -> dict[str, Any]:

@@ -126,6 +126,9 @@ def test_with_redis_down_rows_wait_and_go_out_once_it_returns(
     time.sleep(2)  # a few more ticks: nothing goes twice
     assert fast_gateway.per_nudge() == dict.fromkeys(expected, 1)
     assert {n.status for n in nudges_of(app)} == {"sent"}
+    # The same worker delivered them: losing Redis while holding a message no longer kills it
+    # (companion.broker.RedisChannel; tests/reliability/test_broker_connection_loss.py).
+    assert group.worker is not None and group.worker.poll() is None, group.output()
 
 
 def test_a_worker_killed_mid_delivery_leaves_every_nudge_delivered_exactly_once(
