@@ -52,19 +52,25 @@ class RowSpec:
     columns: tuple[Column, ...]
     conflict: tuple[str, ...] | None
     key: tuple[str, ...]
-    _sql: dict[bool, Any] = field(default_factory=dict, compare=False, repr=False)
+    _sql: dict[tuple[bool, str | None], Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def statement(self, *, lock: bool) -> Any:
-        """The statement (built once per spec and lock variant)."""
-        if lock not in self._sql:
-            self._sql[lock] = text(self._build(lock=lock))
-        return self._sql[lock]
+    def statement(self, *, lock: bool, update: str | None = None) -> Any:
+        """The statement (built once per spec, lock variant and update clause)."""
+        if (lock, update) not in self._sql:
+            self._sql[(lock, update)] = text(self._build(lock=lock, update=update))
+        return self._sql[(lock, update)]
 
-    def _build(self, *, lock: bool) -> str:
+    def _build(self, *, lock: bool, update: str | None = None) -> str:
         names = ", ".join(c.name for c in self.columns)
         record = ", ".join(f"{c.name} {c.sql_type}" for c in self.columns)
         values = ", ".join(f"u.{c.name}" for c in self.columns)
         conflict = f"({', '.join(self.conflict)})" if self.conflict else ""
+        # An upsert returns the whole row as stored, and whether it was inserted: a row version an
+        # ON CONFLICT update wrote carries the updating transaction as its xmax (the lock it took on the
+        # row), an inserted one has none (PostgreSQL's documented-in-practice test for "inserted").
+        action = f"DO UPDATE {update}" if update else "DO NOTHING"
+        returning = "*, xmax = 0 AS inserted" if update else ", ".join(self.key)
+        key = "*" if update else ", ".join(self.key)
         lock_cte = (
             f"lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({CHANGE_LOCK_NAMESPACE}, "
             "hashtext(CAST(:member_id AS text)))), "
@@ -72,13 +78,12 @@ class RowSpec:
             else ""
         )
         lock_from = "lock, " if lock else ""
-        key = ", ".join(self.key)
         return (
             f"WITH {lock_cte}"
             f"ins AS (INSERT INTO {self.table} (member_id, change_seq, changed_by, {names}) "
             f"SELECT CAST(:member_id AS uuid), nextval('sync_change_seq'), CAST(:origin AS uuid), {values} "
             f"FROM {lock_from}jsonb_to_recordset(CAST(:rows AS jsonb)) AS u({record}) "
-            f"ON CONFLICT {conflict} DO NOTHING RETURNING {key}), "
+            f"ON CONFLICT {conflict} {action} RETURNING {returning}), "
             f"watch AS ({safety_watch.REQUEST_SQL} WHERE EXISTS (SELECT FROM ins) "
             f"{safety_watch.REQUEST_CONFLICT_SQL}) "
             f"SELECT {key}, (SELECT publish FROM watch) AS publish FROM ins"
@@ -89,6 +94,48 @@ def _json_value(value: Any) -> str:
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"not a row value: {type(value).__name__}")
+
+
+def _execute(
+    spec: RowSpec,
+    member_id: uuid.UUID,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    origin: uuid.UUID | None,
+    now: datetime,
+    update: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> list[Any]:
+    names = [c.name for c in spec.columns]
+    document = orjson.dumps([{n: row[n] for n in names} for row in rows], default=_json_value)
+    values = {"member_id": member_id, "origin": origin, "now": now, "rows": document.decode()}
+    values.update(params or {})
+    lock = not holds_change_stream(member_id)
+    found = session.connection().execute(spec.statement(lock=lock, update=update), values).all()  # Core
+    if lock:
+        mark_change_stream_held(member_id)
+    if found:
+        safety_watch.requested(member_id, publish=bool(found[0][-1]))
+    return found
+
+
+def upsert_one(
+    spec: RowSpec,
+    member_id: uuid.UUID,
+    row: Mapping[str, Any],
+    *,
+    update: str,
+    origin: uuid.UUID | None,
+    now: datetime,
+    params: Mapping[str, Any] | None = None,
+) -> Mapping[str, Any] | None:
+    """Insert one row, or update the stored one in the same statement when `update` (`SET ... WHERE
+    ...`, over the stored row and `EXCLUDED`, with `params`) allows it: the row as stored, with
+    `inserted`, and a scan requested; None when the stored row was kept as it was (the caller then
+    reads it: a replay, a refusal, a case the update leaves to it). One round trip, like an insert:
+    change lock, write and safety request in one statement."""
+    found = _execute(spec, member_id, [row], origin=origin, now=now, update=update, params=params)
+    return found[0]._mapping if found else None
 
 
 def insert_new(
@@ -105,13 +152,5 @@ def insert_new(
     few microseconds; PostgreSQL parses each value by its column's type)."""
     if not rows:
         return set()
-    names = [c.name for c in spec.columns]
-    document = orjson.dumps([{n: row[n] for n in names} for row in rows], default=_json_value)
-    params = {"member_id": member_id, "origin": origin, "now": now, "rows": document.decode()}
-    lock = not holds_change_stream(member_id)
-    found = session.connection().execute(spec.statement(lock=lock), params).all()  # Core: no ORM layer
-    if lock:
-        mark_change_stream_held(member_id)
-    if found:
-        safety_watch.requested(member_id, publish=bool(found[0][-1]))
+    found = _execute(spec, member_id, rows, origin=origin, now=now)
     return {tuple(row[:-1]) for row in found}

@@ -141,6 +141,9 @@ DRINK_LOGS = rowset.RowSpec(
 )
 
 
+_DRINK_LOG_COLUMNS = tuple(DrinkLog.__table__.columns.keys())
+
+
 @dataclass(frozen=True)
 class PreparedDrinkLog:
     """A valid drink log, its row as it would be inserted, before anything is read or written."""
@@ -150,10 +153,6 @@ class PreparedDrinkLog:
     grams: Decimal
     values: dict[str, Any]
     row: dict[str, Any]
-
-    def record(self, member: Member, origin: uuid.UUID | None) -> DrinkLog:
-        """The log as inserted, without reading it back (what the answer is built from)."""
-        return DrinkLog(member_id=member.id, changed_by=origin, deleted_at=None, **self.row)
 
 
 def prepare_drink_log(member: Member, day: date, data: dict[str, Any], *, now: datetime) -> PreparedDrinkLog:
@@ -177,16 +176,41 @@ def prepare_drink_log(member: Member, day: date, data: dict[str, Any], *, now: d
     return PreparedDrinkLog(day, data, grams, values, row)
 
 
+#: A stored day's log replaced in the statement that tried to insert it (`rowset.upsert_one`), when
+#: `stored_drink_log` would replace it: a live log, and a body not older than it that either changes it
+#: or is a newer edit of the same amounts. Otherwise the row is kept and `stored_drink_log` answers: a
+#: replay, a 409, or a deleted day logged again (rare: a new log, with today's provenance).
+_REPLACE_STORED_LOG = (
+    "SET grams_ethanol = EXCLUDED.grams_ethanol, entered_standard_drinks = EXCLUDED.entered_standard_drinks, "
+    "drinks = EXCLUDED.drinks, heavy = EXCLUDED.heavy, note = EXCLUDED.note, "
+    "updated_at = EXCLUDED.updated_at, server_updated_at = EXCLUDED.server_updated_at, "
+    "change_seq = EXCLUDED.change_seq, changed_by = EXCLUDED.changed_by "
+    "WHERE drink_logs.deleted_at IS NULL "
+    "AND (CAST(:client_updated_at AS timestamptz) IS NULL OR EXCLUDED.updated_at >= drink_logs.updated_at) "
+    "AND ((CAST(:client_updated_at AS timestamptz) IS NOT NULL "
+    "AND EXCLUDED.updated_at > drink_logs.updated_at) "
+    "OR (drink_logs.grams_ethanol, drink_logs.entered_standard_drinks, drink_logs.drinks, drink_logs.note) "
+    "IS DISTINCT FROM (EXCLUDED.grams_ethanol, EXCLUDED.entered_standard_drinks, EXCLUDED.drinks, "
+    "EXCLUDED.note))"
+)
+
+
 def put_drink_log(
     member: Member, day: date, data: dict[str, Any], *, origin: uuid.UUID | None, now: datetime
 ) -> tuple[DrinkLog, str]:
     """Create or replace the log of one local day. Safe to retry; a stale edit is a 409."""
     prepared = prepare_drink_log(member, day, data, now=now)
-    # Insert unless the day exists: the primary key settles a race between two devices. A new log is
-    # one statement (change lock, insert, safety request: `rowset`) and its answer is what was written.
-    if rowset.insert_new(DRINK_LOGS, member.id, [prepared.row], origin=origin, now=now):
-        return prepared.record(member, origin), CREATED
-    return stored_drink_log(member, prepared, origin=origin, now=now)
+    # One statement inserts the day or replaces its stored log (change lock, write, safety request: the
+    # primary key settles a race between two devices), and the answer is the row it returns. Only a
+    # replay or a stale edit reads the stored log (`stored_drink_log`).
+    written = rowset.upsert_one(
+        DRINK_LOGS, member.id, prepared.row, update=_REPLACE_STORED_LOG, origin=origin, now=now,
+        params={"client_updated_at": data.get("updated_at")},
+    )  # fmt: skip
+    if written is None:
+        return stored_drink_log(member, prepared, origin=origin, now=now)
+    columns = {name: written[name] for name in _DRINK_LOG_COLUMNS}
+    return DrinkLog(**columns), CREATED if written["inserted"] else UPDATED
 
 
 def stored_drink_log(

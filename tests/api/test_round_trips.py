@@ -45,10 +45,19 @@ def test_new_records_are_not_read_back(app, register):
     assert len(token_reads) == 2 and all("JOIN members" in s for s in token_reads)
     assert not _reads(seen, "members") and not _reads(seen, "drink_logs") and not _reads(seen, "cravings")
 
-    # An edit still reads the stored day (to compare and lock it), and answers what is stored.
+    # An edit replaces the stored day in the statement that met it, and answers what that returned.
     with _statements(app) as seen:
         edited = member.put(f"/drink-logs/{today}", {"standard_drinks": "3"})
     assert edited.status_code == 200 and edited.get_json()["grams_ethanol"] == 42
+    assert edited.get_json()["created_at"] == logged.get_json()["created_at"]  # the first log's provenance
+    assert not _reads(seen, "drink_logs")
+    (write,) = _writes(seen)
+    assert "ON CONFLICT (member_id, date) DO UPDATE" in write and "INSERT INTO safety_watch" in write
+
+    # A replay changes nothing, so the statement keeps the row: only then is the stored day read.
+    with _statements(app) as seen:
+        replayed = member.put(f"/drink-logs/{today}", {"standard_drinks": "3"})
+    assert replayed.status_code == 200 and replayed.get_json() == edited.get_json()
     assert len(_reads(seen, "drink_logs")) == 1
 
 

@@ -124,6 +124,33 @@ def test_stale_update_is_409_with_the_stored_log(member):
     )
 
 
+def test_an_edit_follows_the_same_rules_in_its_one_statement(member):
+    """Edits are written by the statement that met the stored day (tracking.rowset.upsert_one); what
+    it leaves alone goes through the stored-log path. Each rule of that path, end to end."""
+    day = f"/drink-logs/{TODAY - timedelta(days=1)}"
+    first = member.put(day, {"standard_drinks": 1, "updated_at": "2026-11-20T08:00:00Z"}).get_json()
+    # The same amounts again, without a newer time: unchanged, nothing moves.
+    again = member.put(day, {"standard_drinks": 1, "updated_at": "2026-11-20T08:00:00Z"})
+    assert again.status_code == 200 and again.get_json() == first
+    # A newer edit of the same amounts still moves updated_at (or an older edit would later win).
+    newer = member.put(day, {"standard_drinks": 1, "updated_at": "2026-11-20T09:00:00Z"})
+    assert newer.status_code == 200 and newer.get_json()["updated_at"] == "2026-11-20T09:00:00Z"
+    # A changed log keeps its provenance and re-derives heavy from the member.
+    heavier = member.put(day, {"standard_drinks": 5, "note": "wedding"}).get_json()
+    assert heavier["heavy"] is True and heavier["note"] == "wedding" and heavier["grams_ethanol"] == 70
+    assert heavier["created_at"] == first["created_at"] and heavier["source"] == first["source"]
+    assert heavier["updated_at"] > "2026-11-20T09:00:00Z"  # no time given: the server's
+    # Older than what is stored: 409, nothing written.
+    stale = member.put(day, {"standard_drinks": 0, "updated_at": "2026-11-20T09:30:00Z"})
+    assert stale.status_code == 409 and stale.get_json()["error"]["current"]["standard_drinks"] == 5
+    assert member.get(day).get_json() == heavier
+    # Deleted, then logged again: a new log (201), with a new creation time.
+    assert member.delete(day).status_code == 204
+    revived = member.put(day, {"drinks": [{"kind": "wine", "volume_ml": 150, "abv_percent": 12}]})
+    assert revived.status_code == 201 and revived.get_json()["created_at"] > first["created_at"]
+    assert revived.get_json()["drinks"][0]["kind"] == "wine"
+
+
 @pytest.mark.parametrize(
     ("body", "fields"),
     [
