@@ -311,12 +311,13 @@ Request = tuple[str, str, str, bytes, str]
 
 def _client_thread(host: str, port: int, requests: list[Request], lock: threading.Lock, cursor: list[int],
                    deadline: float, out: list[tuple[str, int, float]],
-                   interval: float | None) -> None:  # fmt: skip
+                   interval: float | None, phase: float = 0.0) -> None:  # fmt: skip
     """Send requests one after another (closed loop), or with `interval` one every `interval` seconds on
     a fixed schedule (open loop): then a request's latency counts from when it was due, so a server that
-    falls behind is charged for the wait (no coordinated omission)."""
+    falls behind is charged for the wait (no coordinated omission). `phase` (0 to 1) shifts the
+    schedule by that share of an interval, so the connections together arrive evenly, not in bursts."""
     conn = HTTPConnection(host, port, timeout=60)
-    due = time.perf_counter()
+    due = time.perf_counter() + phase * (interval or 0.0)
     while time.perf_counter() < deadline:
         with lock:
             i = cursor[0]
@@ -346,15 +347,16 @@ def _client_thread(host: str, port: int, requests: list[Request], lock: threadin
 
 
 def _client_process(host: str, port: int, requests: list[Request], threads: int, start_at: float,
-                    seconds: float, queue: mp.Queue, interval: float | None) -> None:  # fmt: skip
+                    seconds: float, queue: mp.Queue, interval: float | None,
+                    phases: list[float]) -> None:  # fmt: skip
     lock, cursor, out = threading.Lock(), [0], []
     time.sleep(max(0.0, start_at - time.time()))
     deadline = time.perf_counter() + seconds
     workers = [
         threading.Thread(
-            target=_client_thread, args=(host, port, requests, lock, cursor, deadline, out, interval)
+            target=_client_thread, args=(host, port, requests, lock, cursor, deadline, out, interval, phase)
         )
-        for _ in range(threads)
+        for phase in phases
     ]
     began = time.perf_counter()
     for w in workers:
@@ -383,11 +385,14 @@ def run_load(
     queue: mp.Queue = ctx.Queue()
     start_at = time.time() + 0.5
     shares = [requests[k::processes] for k in range(processes)]
+    connections = processes * threads
+    phases = [[(k * threads + j) / connections for j in range(threads)] for k in range(processes)]
     procs = [
         ctx.Process(
-            target=_client_process, args=(host, port, share, threads, start_at, seconds, queue, interval)
+            target=_client_process,
+            args=(host, port, share, threads, start_at, seconds, queue, interval, phases[k]),
         )
-        for share in shares
+        for k, share in enumerate(shares)
     ]
     for p in procs:
         p.start()
