@@ -67,7 +67,8 @@ class RowSpec:
         conflict = f"({', '.join(self.conflict)})" if self.conflict else ""
         # An upsert returns the whole row as stored, and whether it was inserted: a row version an
         # ON CONFLICT update wrote carries the updating transaction as its xmax (the lock it took on the
-        # row), an inserted one has none (PostgreSQL's documented-in-practice test for "inserted").
+        # row), an inserted one has none. PostgreSQL does not document this, but it is the common test;
+        # tests/api/test_tracking.py pins 201 against 200, and a sync batch's create-then-edit.
         action = f"DO UPDATE {update}" if update else "DO NOTHING"
         returning = "*, xmax = 0 AS inserted" if update else ", ".join(self.key)
         key = "*" if update else ", ".join(self.key)

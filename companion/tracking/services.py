@@ -202,7 +202,7 @@ def put_drink_log(
     prepared = prepare_drink_log(member, day, data, now=now)
     # One statement inserts the day or replaces its stored log (change lock, write, safety request: the
     # primary key settles a race between two devices), and the answer is the row it returns. Only a
-    # replay or a stale edit reads the stored log (`stored_drink_log`).
+    # replay, a stale edit or a deleted day logged again reads the stored log (`stored_drink_log`).
     written = rowset.upsert_one(
         DRINK_LOGS, member.id, prepared.row, update=_REPLACE_STORED_LOG, origin=origin, now=now,
         params={"client_updated_at": data.get("updated_at")},

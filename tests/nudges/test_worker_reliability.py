@@ -131,6 +131,31 @@ def test_with_redis_down_rows_wait_and_go_out_once_it_returns(
     assert group.worker is not None and group.worker.poll() is None, group.output()
 
 
+def test_a_worker_running_a_task_when_redis_goes_away_reconnects_and_finishes(
+    app, database_url, private_redis, processes, fast_gateway
+):
+    """Redis lost while the prefork worker holds an unacknowledged task (acks_late) and its consumer
+    waits on BRPOP for the next: kombu's channel then restored through a collected connection, an
+    AttributeError, and the worker exited (companion.broker.RedisChannel)."""
+    ids = due_rows(app, 12)
+    fast_gateway.hold()  # the delivery task stays running, its message unacknowledged
+    group = processes(worker_env(database_url, private_redis.url, fast_gateway))
+    group.start_beat()
+    group.start_worker(concurrency=2)
+    wait_for(lambda: len(fast_gateway.requests()) > 0, 30, "the first pushes", group)
+    private_redis.stop()
+    time.sleep(3)  # the consumer loses the broker while the task holds its message
+    fast_gateway.release()
+    private_redis.start()
+
+    expected = set(map(str, ids))
+    wait_for(lambda: set(fast_gateway.per_nudge()) >= expected, DELIVERED_WITHIN, "all delivered", group)
+    time.sleep(2)  # a few more ticks: nothing goes twice
+    assert fast_gateway.per_nudge() == dict.fromkeys(expected, 1)
+    assert {n.status for n in nudges_of(app)} == {"sent"}
+    assert group.worker is not None and group.worker.poll() is None, group.output()
+
+
 def test_a_worker_killed_mid_delivery_leaves_every_nudge_delivered_exactly_once(
     app, database_url, private_redis, processes, fast_gateway
 ):
