@@ -6,7 +6,7 @@ from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion import api as api_plumbing
-from companion import db, jobs, logs, openapi, ratelimit
+from companion import db, jobs, logs, openapi, ratelimit, writelane
 from companion.accounts import views as accounts_views
 from companion.auth import loaders
 from companion.auth.access import enforce_access
@@ -77,6 +77,7 @@ def register_extensions(app: Flask, config: Config) -> None:
 
     login_manager.init_app(app)
     loaders.init_app(app, login_manager)
+    writelane.init_app(app)  # its token read comes before Flask-Limiter's hook, whose key is the account
 
     app.config.update(
         RATELIMIT_ENABLED=config.ratelimit_enabled,
@@ -112,6 +113,7 @@ def register_request_hooks(app: Flask) -> None:
     app.before_request(api_plumbing.limit_request_head)
     app.before_request(enforce_access)
     app.before_request(api_plumbing.require_json_object)
+    app.before_request(writelane.write)  # the busiest writes' common case; anything else goes on to the view
 
     @app.after_request
     def _security_headers(response):

@@ -81,6 +81,9 @@ class Config:
     #: Web processes counting in parallel (gunicorn workers): while Redis is down each counts alone in
     #: memory and takes this share of every limit.
     ratelimit_processes: int = 2
+    #: The member-write lane (companion/writelane.py): the common case of the three busiest writes
+    #: through the driver. Off: every request takes the full path (the answers are the same).
+    write_lane: bool = True
     #: Celery: seconds before Redis re-delivers an unacknowledged task (longest task x 2).
     celery_visibility_timeout: int = 1800
     #: JSON log level.
@@ -147,6 +150,7 @@ class Config:
             "ratelimit_default": _env("RATELIMIT_DEFAULT", cls.ratelimit_default),
             "ratelimit_enabled": _env_bool("RATELIMIT_ENABLED", cls.ratelimit_enabled),
             "ratelimit_processes": _env_int("RATELIMIT_PROCESSES", cls.ratelimit_processes),
+            "write_lane": _env_bool("WRITE_LANE", cls.write_lane),
             "celery_visibility_timeout": _env_int("CELERY_VISIBILITY_TIMEOUT", cls.celery_visibility_timeout),
             "log_level": _env("LOG_LEVEL", cls.log_level),
             "session_cookie_secure": _env_bool("SESSION_COOKIE_SECURE", cls.session_cookie_secure),

@@ -9,8 +9,10 @@ from __future__ import annotations
 import hashlib
 import secrets
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import bindparam, select, update
@@ -82,7 +84,7 @@ _USER_COLUMNS, _MEMBER_COLUMNS = _column_keys(User), _column_keys(Member)
 #: Built once (on every request, building it cost more than running it): the token, its user and the
 #: user's member profile in one round trip, read with Core and attached as if the ORM had loaded them
 #: (`attach_as_loaded`): ORM loading of the three was a quarter of a member write's CPU.
-_ACCESS = (
+ACCESS = (
     select(
         AuthToken.id,
         AuthToken.family_id,
@@ -102,23 +104,35 @@ _ACCESS = (
 )
 
 
+def access_values(raw: str, *, now: datetime) -> dict[str, Any]:
+    """`ACCESS`'s parameters for a presented bearer token."""
+    return {"token_hash": _digest(raw), "now": now}
+
+
+def access_from_row(
+    row: Sequence[Any], *, build: Callable[[type[Any], dict[str, Any]], Any] = attach_as_loaded
+) -> tuple[AccessToken, User, Member | None]:
+    """`ACCESS`'s row as the token, its user and the user's member profile (None for staff), each built
+    by `build` (attached to the session as loaded; the write lane builds them detached)."""
+    users_end = 2 + len(_USER_COLUMNS)
+    user = build(User, {k: v for (k, _), v in zip(_USER_COLUMNS, row[2:users_end], strict=True)})
+    member = None
+    if row[users_end] is not None:  # members.id: staff have no profile
+        member = build(Member, {k: v for (k, _), v in zip(_MEMBER_COLUMNS, row[users_end:], strict=True)})
+        attributes.set_committed_value(member, "user", user)
+    attributes.set_committed_value(user, "member", member)
+    return AccessToken(row[0], row[1], user.id), user, member
+
+
 def authenticate_access(raw: str, *, now: datetime | None = None) -> tuple[AccessToken, User] | None:
     """The live access token and its user (with `user.member` loaded), or None (unknown, expired,
     revoked, erased account). The member profile comes in the same query: nearly every member call
     reads it (docs/performance/member-writes.md)."""
-    row = session.connection().execute(_ACCESS, {"token_hash": _digest(raw), "now": now or utcnow()}).first()
+    row = session.connection().execute(ACCESS, access_values(raw, now=now or utcnow())).first()
     if row is None:
         return None
-    users_end = 2 + len(_USER_COLUMNS)
-    user = attach_as_loaded(User, {k: v for (k, _), v in zip(_USER_COLUMNS, row[2:users_end], strict=True)})
-    member = None
-    if row[users_end] is not None:  # members.id: staff have no profile
-        member = attach_as_loaded(
-            Member, {k: v for (k, _), v in zip(_MEMBER_COLUMNS, row[users_end:], strict=True)}
-        )
-        attributes.set_committed_value(member, "user", user)
-    attributes.set_committed_value(user, "member", member)
-    return AccessToken(row[0], row[1], user.id), user
+    token, user, _member = access_from_row(row)
+    return token, user
 
 
 def refresh(raw: str, *, now: datetime) -> tuple[User, TokenPair] | None:

@@ -108,6 +108,14 @@ def attach_rows(model: type[Model], rows: Iterable[Sequence[Any]]) -> list[Model
 _BY_KEY: dict[type[Any], Any] = {}
 
 
+def by_key(model: type[Base]) -> Any:
+    """The select of `loaded_columns(model)` by its one-column primary key (`:key`), built once."""
+    if model not in _BY_KEY:
+        (pk,) = inspect(model).primary_key
+        _BY_KEY[model] = select(*loaded_columns(model)).where(pk == bindparam("key"))
+    return _BY_KEY[model]
+
+
 def get_row(model: type[Model], key: Any) -> Model | None:
     """`session.get(model, key)` for a model with a one-column primary key, at a third of its CPU: the row
     is read with a statement built once and attached with `attach_as_loaded`. For the per-request
@@ -116,11 +124,48 @@ def get_row(model: type[Model], key: Any) -> Model | None:
     present = session.identity_map.get(mapper.identity_key_from_primary_key([key]))
     if present is not None:
         return present  # type: ignore[no-any-return]  # the identity map is untyped
-    if model not in _BY_KEY:
-        (pk,) = mapper.primary_key
-        _BY_KEY[model] = select(*loaded_columns(model)).where(pk == bindparam("key"))
-    found = attach_rows(model, session.connection().execute(_BY_KEY[model], {"key": key}))
+    found = attach_rows(model, session.connection().execute(by_key(model), {"key": key}))
     return found[0] if found else None
+
+
+def new_detached(model: type[Model], values: dict[str, Any]) -> Model:
+    """An instance of `model` holding `values` (attribute key -> value) in no session: what the
+    member-write lane (`companion.writelane`) builds from a row the driver read. Only the attributes
+    given are set; nothing is loaded later (no session), so give every column the caller reads."""
+    instance = inspect(model).class_manager.new_instance()
+    instance.__dict__.update(values)
+    return instance  # type: ignore[no-any-return]  # new_instance is untyped
+
+
+def row_values(model: type[Base], row: Sequence[Any]) -> dict[str, Any]:
+    """A row of `loaded_columns(model)` by attribute key."""
+    return dict(zip([prop.key for prop in inspect(model).column_attrs], row, strict=True))
+
+
+_DRIVER: dict[tuple[int, str], tuple[Any, str, Any]] = {}
+
+
+def driver_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
+    """A Core statement as the driver runs it: its SQL text for `dialect` and a function from the
+    statement's parameters to the driver's, through each bound value's own type (an enum to its name,
+    bytes...), compiled once. For the few statements run without SQLAlchemy's execution layer (the
+    member-write lane), which the same statement objects keep in step with the rest of the code."""
+    key = (id(statement), dialect.name)
+    cached = _DRIVER.get(key)
+    if cached is None or cached[0] is not statement:
+        compiled = statement.compile(dialect=dialect)
+        processors = {
+            name: processor
+            for name, bind in compiled.binds.items()
+            if (processor := bind.type.bind_processor(dialect)) is not None
+        }
+
+        def params(values: dict[str, Any]) -> dict[str, Any]:
+            raw = compiled.construct_params(values)
+            return {k: processors[k](v) if k in processors else v for k, v in raw.items()}
+
+        cached = _DRIVER[key] = (statement, compiled.string, params)
+    return cached[1], cached[2]
 
 
 def bind(engine: Engine) -> None:

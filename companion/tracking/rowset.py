@@ -97,6 +97,25 @@ def _json_value(value: Any) -> str:
     raise TypeError(f"not a row value: {type(value).__name__}")
 
 
+def statement_for(
+    spec: RowSpec,
+    member_id: uuid.UUID,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    origin: uuid.UUID | None,
+    now: datetime,
+    lock: bool,
+    update: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The statement and its parameters for `rows` (the change lock taken in it when `lock`)."""
+    names = [c.name for c in spec.columns]
+    document = orjson.dumps([{n: row[n] for n in names} for row in rows], default=_json_value)
+    values = {"member_id": member_id, "origin": origin, "now": now, "rows": document.decode()}
+    values.update(params or {})
+    return spec.statement(lock=lock, update=update), values
+
+
 def _execute(
     spec: RowSpec,
     member_id: uuid.UUID,
@@ -107,12 +126,11 @@ def _execute(
     update: str | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> list[Any]:
-    names = [c.name for c in spec.columns]
-    document = orjson.dumps([{n: row[n] for n in names} for row in rows], default=_json_value)
-    values = {"member_id": member_id, "origin": origin, "now": now, "rows": document.decode()}
-    values.update(params or {})
     lock = not holds_change_stream(member_id)
-    found = session.connection().execute(spec.statement(lock=lock, update=update), values).all()  # Core
+    statement, values = statement_for(
+        spec, member_id, rows, origin=origin, now=now, lock=lock, update=update, params=params
+    )
+    found = session.connection().execute(statement, values).all()  # Core
     if lock:
         mark_change_stream_held(member_id)
     if found:

@@ -141,7 +141,7 @@ DRINK_LOGS = rowset.RowSpec(
 )
 
 
-_DRINK_LOG_COLUMNS = tuple(DrinkLog.__table__.columns.keys())
+DRINK_LOG_COLUMNS = tuple(DrinkLog.__table__.columns.keys())
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def prepare_drink_log(member: Member, day: date, data: dict[str, Any], *, now: d
 #: `stored_drink_log` would replace it: a live log, and a body not older than it that either changes it
 #: or is a newer edit of the same amounts. Otherwise the row is kept and `stored_drink_log` answers: a
 #: replay, a 409, or a deleted day logged again (rare: a new log, with today's provenance).
-_REPLACE_STORED_LOG = (
+REPLACE_STORED_LOG = (
     "SET grams_ethanol = EXCLUDED.grams_ethanol, entered_standard_drinks = EXCLUDED.entered_standard_drinks, "
     "drinks = EXCLUDED.drinks, heavy = EXCLUDED.heavy, note = EXCLUDED.note, "
     "updated_at = EXCLUDED.updated_at, server_updated_at = EXCLUDED.server_updated_at, "
@@ -204,12 +204,12 @@ def put_drink_log(
     # primary key settles a race between two devices), and the answer is the row it returns. Only a
     # replay, a stale edit or a deleted day logged again reads the stored log (`stored_drink_log`).
     written = rowset.upsert_one(
-        DRINK_LOGS, member.id, prepared.row, update=_REPLACE_STORED_LOG, origin=origin, now=now,
+        DRINK_LOGS, member.id, prepared.row, update=REPLACE_STORED_LOG, origin=origin, now=now,
         params={"client_updated_at": data.get("updated_at")},
     )  # fmt: skip
     if written is None:
         return stored_drink_log(member, prepared, origin=origin, now=now)
-    columns = {name: written[name] for name in _DRINK_LOG_COLUMNS}
+    columns = {name: written[name] for name in DRINK_LOG_COLUMNS}
     return DrinkLog(**columns), CREATED if written["inserted"] else UPDATED
 
 

@@ -6,9 +6,16 @@ from __future__ import annotations
 import uuid
 from contextlib import contextmanager
 
+import pytest
 from sqlalchemy import event
 
 from companion import db
+
+
+@pytest.fixture(autouse=True)
+def _full_path(app, monkeypatch):
+    """These count the full path's statements; the write lane's are in tests/api/test_write_lane.py."""
+    monkeypatch.setitem(app.config, "COMPANION_WRITE_LANE", False)
 
 
 @contextmanager

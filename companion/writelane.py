@@ -1,0 +1,245 @@
+"""The member-write lane: the three busiest writes' common case, through the database driver.
+
+`PUT /drink-logs/{date}`, `POST /cravings` and `POST /medication-checkins` are most of the traffic
+(issue 20). Their common case (a valid body, a new record or an edit that replaces a stored day) is
+answered here on one pooled connection in autocommit mode: the bearer token read and the record's one
+statement (change lock, write, safety request: atomic on its own), both run by psycopg without the ORM
+session, and the answer dumped by the route's own schema. What makes it correct is reused, not copied:
+the token query (`tokens.ACCESS`), the input and answer schemas, the services' checks and row builders
+(`prepare_drink_log`, `craving_values`, `checkin_row`) and their statements (`rowset`).
+
+Every other request, and any request the lane does not finish, takes the full path unchanged: the lane
+answers only a success it wrote. Before it writes, anything unusual hands the request back untouched
+(an invalid body, an unknown token, a staff account, a check-in with side effects, a craving high
+enough for a support nudge). Once written, the answer is the lane's. A statement that writes nothing
+(a replay, a stale edit, a 409, a deleted day logged again) hands back too: the full path reads the
+stored record and answers as before. The request hooks of the app (head limits, access policy, the JSON
+body guard, Flask-Limiter, logs, metrics, security headers) run around the lane as around any view.
+
+Two hooks: `authenticate` runs first (before Flask-Limiter, whose key is the account) and makes the
+token's user the request's user, read through the driver; `write` runs after the body guard. A
+request handed back drops that user, so the view loads its own through the ORM session as before.
+`COMPANION_WRITE_LANE` (default on) turns the lane off; tests run both ways and compare the answers.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from flask import Flask, Response, current_app, g, request
+from marshmallow import Schema, ValidationError
+from psycopg.rows import dict_row, tuple_row
+
+from companion import jobs
+from companion.accounts import tokens
+from companion.accounts.models import Member, Role, User
+from companion.db import by_key, driver_statement, new_detached, row_values, utcnow
+from companion.domain.errors import DomainError
+from companion.domain.nudges import DEFAULT_POLICY
+from companion.medications import checkins
+from companion.medications import schemas as medication_schemas
+from companion.medications.models import MedicationPlan
+from companion.tracking import rowset, services
+from companion.tracking import schemas as tracking_schemas
+from companion.tracking.models import Craving, DrinkLog
+
+log = logging.getLogger(__name__)
+
+_CONNECTION = "_write_lane_connection"
+_ACCESS_ROW = "_write_lane_access_row"
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a lane handler wrote: the answer's view (dumped by the route's schema) and its status."""
+
+    view: Mapping[str, Any]
+    status: int
+
+
+#: A handler: (the member, the token's login, the body, the route's arguments, the connection, now) ->
+#: Written, or None to hand the request back before anything was written.
+Handler = Callable[[Member, uuid.UUID, dict[str, Any], Mapping[str, Any], Any, datetime], "Written | None"]
+
+
+@dataclass(frozen=True)
+class Route:
+    input: Schema
+    output: Schema
+    handle: Handler
+
+
+def _run(connection: Any, statement: Any, values: dict[str, Any], *, by_name: bool = True) -> list[Any]:
+    """`statement` on the lane's connection: its rows, as dicts by column name or as tuples."""
+    sql, params = driver_statement(statement, current_app.extensions["engine"].dialect)
+    with connection.cursor(row_factory=dict_row if by_name else tuple_row) as cursor:
+        cursor.execute(sql, params(values))
+        return cursor.fetchall()
+
+
+def _write(
+    connection: Any,
+    spec: rowset.RowSpec,
+    member_id: uuid.UUID,
+    row: Mapping[str, Any],
+    *,
+    origin: uuid.UUID,
+    now: datetime,
+    update: str | None = None,
+    params: Mapping[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The record's one statement (`rowset`, the change lock taken in it); the row it wrote, or None.
+    In autocommit mode the statement is its own transaction: committed when it returns."""
+    statement, values = rowset.statement_for(
+        spec, member_id, [row], origin=origin, now=now, lock=True, update=update, params=params
+    )
+    found = _run(connection, statement, values)
+    if not found:
+        return None
+    if found[0]["publish"]:  # the member became due for a scan: its message, after the commit
+        jobs.send_now(jobs.SCAN_MEMBER, member_id=str(member_id))
+    return found[0]
+
+
+def _drink_log(member, origin, data, args, connection, now) -> Written | None:
+    prepared = services.prepare_drink_log(member, services.parse_log_date(args["day"]), data, now=now)
+    written = _write(
+        connection, services.DRINK_LOGS, member.id, prepared.row, origin=origin, now=now,
+        update=services.REPLACE_STORED_LOG, params={"client_updated_at": data.get("updated_at")},
+    )  # fmt: skip
+    if written is None:
+        return None
+    log_ = DrinkLog(**{name: written[name] for name in services.DRINK_LOG_COLUMNS})
+    return Written(services.drink_log_view(log_, member), 201 if written["inserted"] else 200)
+
+
+def _craving(member, origin, data, args, connection, now) -> Written | None:
+    if data["intensity"] >= DEFAULT_POLICY.craving_threshold:
+        return None  # its support nudge is planned in the full path's transaction
+    row = {"id": data["id"], "created_at": now, **services.craving_values(member, data, now=now)}
+    if _write(connection, services.CRAVINGS, member.id, row, origin=origin, now=now) is None:
+        return None
+    return Written(services.craving_view(Craving(member_id=member.id, changed_by=origin, **row)), 201)
+
+
+def _checkin(member, origin, data, args, connection, now) -> Written | None:
+    if data.get("side_effects"):
+        return None  # side effects are a second statement, and the safety scan's concern: the full path
+    found = _run(connection, by_key(MedicationPlan), {"key": data["plan_id"]}, by_name=False)
+    plan = new_detached(MedicationPlan, row_values(MedicationPlan, found[0])) if found else None
+    row, _slot = checkins.checkin_row(member, plan, data, now=now)
+    if _write(connection, checkins.CHECKINS, member.id, row, origin=origin, now=now) is None:
+        return None
+    assert plan is not None  # checkin_row refuses a missing plan
+    checkin = checkins.written_checkin(member, plan, data, row, origin)
+    return Written(checkins.checkin_view(checkin), 201)
+
+
+ROUTES: dict[tuple[str, str], Route] = {
+    ("PUT", "tracking.DrinkLog"): Route(
+        tracking_schemas.DrinkLogInputSchema(), tracking_schemas.DrinkLogSchema(), _drink_log
+    ),
+    ("POST", "tracking.Cravings"): Route(
+        tracking_schemas.CravingInputSchema(), tracking_schemas.CravingSchema(), _craving
+    ),
+    ("POST", "medications.MedicationCheckins"): Route(
+        medication_schemas.CheckinInputSchema(), medication_schemas.CheckinSchema(), _checkin
+    ),
+}
+
+
+def _route() -> Route | None:
+    if not current_app.config["COMPANION_WRITE_LANE"]:
+        return None
+    return ROUTES.get((request.method, request.endpoint or ""))
+
+
+def authenticate() -> None:
+    """Before Flask-Limiter: a lane route's bearer token, read through the driver, as the request's user
+    (a member's user and profile, detached from the session). Anything else is left to Flask-Login."""
+    if _route() is None or request.routing_exception is not None:
+        return
+    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not raw.strip():
+        return
+    connection = _checkout()
+    values = tokens.access_values(raw.strip(), now=utcnow())
+    try:
+        found = _run(connection, tokens.ACCESS, values, by_name=False)
+    except psycopg.Error:
+        _release(broken=True)  # the full path meets the database as it is, and answers for it (503)
+        return
+    if not found:
+        return
+    token, user, member = tokens.access_from_row(found[0], build=new_detached)
+    if member is None or user.role != Role.MEMBER:
+        return
+    setattr(g, _ACCESS_ROW, found[0])
+    g.auth_token = token
+    current_app.login_manager._update_request_context_with_user(user)  # type: ignore[attr-defined]  # Flask-Login's own setter of the request's user
+
+
+def write() -> Response | None:
+    """After the body guard: the route's common case, answered; None hands the request to the view."""
+    row = g.pop(_ACCESS_ROW, None)
+    if row is None:
+        return None  # not a lane request, or its token is left to Flask-Login
+    written = None
+    try:
+        route = _route()
+        user, token = g.get("_login_user"), g.get("auth_token")
+        if route is not None and isinstance(user, User) and token is not None:
+            data = route.input.load(g.get("json_body") or {})
+            args = request.view_args or {}
+            connection = getattr(g, _CONNECTION).driver_connection
+            written = route.handle(user.member, token.family_id, data, args, connection, utcnow())
+    except (ValidationError, DomainError):
+        pass  # the full path answers the error, in its envelope
+    except psycopg.Error:
+        # Nothing was written, or (the connection lost after the commit) it was and the full path
+        # answers it as a replay; a database that is down gets its 503 there.
+        _release(broken=True)
+    finally:
+        _release()
+    if written is None:
+        # The same user for the view, attached to its session as if Flask-Login had loaded it.
+        _token, user, _member = tokens.access_from_row(row)
+        current_app.login_manager._update_request_context_with_user(user)  # type: ignore[attr-defined]  # Flask-Login's own setter of the request's user
+        return None
+    response = current_app.json.response(route.output.dump(written.view))
+    response.status_code = written.status
+    return response
+
+
+def _checkout() -> Any:
+    """A pooled connection for this request, in autocommit mode (each statement its own transaction)."""
+    proxied = current_app.extensions["engine"].raw_connection()
+    proxied.driver_connection.autocommit = True
+    g.setdefault(_CONNECTION, proxied)
+    return proxied.driver_connection
+
+
+def _release(_exc: BaseException | None = None, *, broken: bool = False) -> None:
+    proxied = g.pop(_CONNECTION, None)
+    if proxied is None:
+        return
+    try:
+        if broken or proxied.driver_connection.closed:
+            proxied.invalidate()  # the pool opens a new one
+        else:
+            proxied.driver_connection.autocommit = False  # as the pool hands it to SQLAlchemy
+    finally:
+        proxied.close()
+
+
+def init_app(app: Flask) -> None:
+    """`authenticate` before Flask-Limiter's hook (call this first); `write` registered by the caller
+    after the body guard; the connection always goes back to the pool."""
+    app.before_request(authenticate)
+    app.teardown_request(_release)

@@ -1,0 +1,225 @@
+"""The member-write lane (companion/writelane.py): the three busiest writes' common case answered through
+the driver, without the ORM session, and every answer the same as the full path's.
+
+Each scenario runs twice, for two members with the same bodies: once with the lane on, once with it off
+(`COMPANION_WRITE_LANE`), and the two runs' statuses and bodies must match (server clocks aside)."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import text
+
+from companion import db
+from tests.api.test_medications import NOW, TODAY, checkin, plan_made_earlier, slot
+from tests.api.test_round_trips import _statements
+from tests.conftest import Api
+
+#: Set by the server, different in every run.
+_CLOCKS = {"created_at", "server_updated_at", "updated_at", "changed_at"}
+
+
+@pytest.fixture
+def lane(app, monkeypatch):
+    def switch(on: bool) -> None:
+        monkeypatch.setitem(app.config, "COMPANION_WRITE_LANE", on)
+
+    return switch
+
+
+@pytest.fixture
+def clock():
+    import time_machine
+
+    with time_machine.travel(NOW, tick=True) as traveller:
+        yield traveller
+
+
+def _same_shape(value: Any, plan_id: str | None) -> Any:
+    if isinstance(value, dict):
+        return {k: _same_shape(v, plan_id) for k, v in value.items() if k not in _CLOCKS}
+    if isinstance(value, list):
+        return [_same_shape(v, plan_id) for v in value]
+    return "<plan>" if plan_id is not None and value == plan_id else value
+
+
+def _scenario(member: Api, plan_id: str, ids: dict[str, str]) -> list[tuple[str, int, Any]]:
+    """Every case of the three writes, in an order that makes each one happen."""
+    day, yesterday = TODAY.isoformat(), (TODAY - timedelta(days=1)).isoformat()
+    earlier, later = "2026-11-20T09:00:00-05:00", "2026-11-20T10:00:00-05:00"
+    first, edited, newer = (
+        "2026-11-20T08:00:00-05:00",
+        "2026-11-20T11:00:00-05:00",
+        "2026-11-20T12:00:00-05:00",
+    )
+    tomorrow = (TODAY + timedelta(days=1)).isoformat()
+    craving = {"id": ids["craving"], "recorded_at": earlier}
+    dose = slot(TODAY, "08:00")
+    calls: list[tuple[str, str, str, Any]] = [
+        ("new day", "PUT", f"/drink-logs/{day}", {"standard_drinks": "2", "updated_at": first}),
+        ("same body again", "PUT", f"/drink-logs/{day}", {"standard_drinks": "2", "updated_at": first}),
+        ("edit", "PUT", f"/drink-logs/{day}",
+         {"standard_drinks": "3", "note": "dinner", "updated_at": edited}),
+        ("newer edit, same amounts", "PUT", f"/drink-logs/{day}",
+         {"standard_drinks": "3", "note": "dinner", "updated_at": newer}),
+        ("stale edit", "PUT", f"/drink-logs/{day}", {"standard_drinks": "5", "updated_at": later}),
+        ("edit without a time", "PUT", f"/drink-logs/{day}", {"standard_drinks": "4"}),
+        ("drinks listed", "PUT", f"/drink-logs/{yesterday}",
+         {"drinks": [{"kind": "beer", "volume_ml": 355, "abv_percent": "5"}]}),
+        ("tomorrow", "PUT", f"/drink-logs/{tomorrow}", {"standard_drinks": "1"}),
+        ("not a date", "PUT", "/drink-logs/2026-13-01", {"standard_drinks": "1"}),
+        ("negative", "PUT", f"/drink-logs/{day}", {"standard_drinks": "-1"}),
+        ("unknown field", "PUT", f"/drink-logs/{day}", {"standard_drinks": "1", "mood": "ok"}),
+        ("empty body", "PUT", f"/drink-logs/{day}", {}),
+        ("delete", "DELETE", f"/drink-logs/{yesterday}", None),
+        ("deleted day logged again", "PUT", f"/drink-logs/{yesterday}", {"standard_drinks": "1"}),
+        ("craving", "POST", "/cravings", {**craving, "intensity": 3}),
+        ("craving again", "POST", "/cravings", {**craving, "intensity": 3}),
+        ("craving changed", "POST", "/cravings", {**craving, "intensity": 4}),
+        ("high craving", "POST", "/cravings",
+         {"id": ids["high"], "recorded_at": later, "intensity": 9, "triggers": ["stress"]}),
+        ("future craving", "POST", "/cravings",
+         {"id": ids["future"], "recorded_at": "2026-11-21T10:00:00-05:00", "intensity": 2}),
+        ("craving without id", "POST", "/cravings", {"recorded_at": earlier, "intensity": 2}),
+        ("check-in", "POST", "/medication-checkins", checkin(plan_id, slot(TODAY, "08:00"), id=ids["dose"])),
+        ("check-in again", "POST", "/medication-checkins",
+         checkin(plan_id, slot(TODAY, "08:00"), id=ids["dose"])),
+        ("slot taken", "POST", "/medication-checkins", checkin(plan_id, dose, id=ids["other"])),
+        ("not a slot", "POST", "/medication-checkins", checkin(plan_id, slot(TODAY, "09:00"), id=ids["odd"])),
+        ("side effects", "POST", "/medication-checkins",
+         checkin(plan_id, slot(TODAY, "14:00"), id=ids["effects"],
+                 side_effects=[{"code": "drowsiness", "severity": "mild"}])),
+        ("not my plan", "POST", "/medication-checkins",
+         checkin(str(uuid.uuid4()), slot(TODAY, "08:00"), id=ids["stray"])),
+        ("no token", "POST", "/cravings", {"id": ids["anon"], "recorded_at": earlier, "intensity": 1}),
+    ]  # fmt: skip
+    out = []
+    for name, method, path, body in calls:
+        caller = Api(member.client) if name == "no token" else member
+        r = caller.call(method, path, json=body)
+        out.append((name, r.status_code, _same_shape(r.get_json(silent=True), plan_id)))
+    for name, method, path, _body in calls:
+        if method == "PUT" and name == "new day":
+            stored = member.get(path)
+            out.append(("stored day", stored.status_code, _same_shape(stored.get_json(), plan_id)))
+    listed = member.get("/cravings", query_string={"from": "2026-11-19", "to": "2026-11-20"}).get_json()
+    out.append(("cravings listed", 200, _same_shape(listed, plan_id)))
+    return out
+
+
+def test_every_case_answers_the_same_with_the_lane_as_without(app, lane, register, staff, clock):
+    ids = {k: str(uuid.uuid4()) for k in ("craving", "high", "future", "dose", "other", "odd", "effects",
+                                          "stray", "anon")}  # fmt: skip
+    results = {}
+    for on in (True, False):
+        lane(on)
+        member = register(timezone="America/New_York")
+        coach = staff("coach")
+        from tests.api.test_medications import assign
+
+        assign(app, member, coach)
+        plan_id = plan_made_earlier(app, coach, member, now=NOW - timedelta(days=10))
+        results[on] = _scenario(member, plan_id, ids)
+    assert results[True] == results[False]
+    statuses = {name: status for name, status, _ in results[True]}
+    assert statuses == {
+        "new day": 201, "same body again": 200, "edit": 200, "newer edit, same amounts": 200,
+        "stale edit": 409, "edit without a time": 200,
+        "drinks listed": 201, "tomorrow": 422, "not a date": 422, "negative": 422, "unknown field": 422,
+        "empty body": 422, "delete": 204, "deleted day logged again": 201, "craving": 201,
+        "craving again": 200, "craving changed": 409, "high craving": 201, "future craving": 422,
+        "craving without id": 422, "check-in": 201, "check-in again": 200, "slot taken": 409,
+        "not a slot": 422, "side effects": 201, "not my plan": 404, "no token": 401, "stored day": 200,
+        "cravings listed": 200,
+    }  # fmt: skip
+
+
+def _family_of(app, token: str) -> uuid.UUID:
+    with app.extensions["engine"].connect() as conn:
+        return conn.execute(
+            text("SELECT family_id FROM auth_tokens WHERE token_hash = :h"),
+            {"h": hashlib.sha256(token.encode()).digest()},
+        ).scalar_one()
+
+
+def test_the_common_case_runs_no_statement_through_the_orm_session(app, lane, register, staff, clock):
+    """With the lane, a new day, an edit, a low craving and a check-in without side effects are answered
+    by the lane (no statement through SQLAlchemy's execution); without it, by the views. Either way
+    the records carry their change number and the login that made them, and the member is due a scan."""
+    from tests.api.test_medications import assign
+
+    for on in (True, False):
+        lane(on)
+        member = register(timezone="America/New_York")
+        coach = staff("coach")
+        assign(app, member, coach)
+        plan_id = plan_made_earlier(app, coach, member, now=NOW - timedelta(days=10))
+        craving = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 2}
+        with _statements(app) as seen:
+            assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "2"}).status_code == 201
+            assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "3"}).status_code == 200
+            assert member.post("/cravings", craving).status_code == 201
+            r = member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "14:00")))
+            assert r.status_code == 201, r.get_json()
+        assert (seen == []) is on, seen
+        family = _family_of(app, member.token)
+        member_id = member.body["member"]["id"]
+        with app.extensions["engine"].connect() as conn:
+            for table in ("drink_logs", "cravings", "medication_checkins"):
+                stamps = conn.execute(
+                    text(f"SELECT change_seq, changed_by FROM {table} WHERE member_id = :m"), {"m": member_id}
+                ).all()
+                assert stamps and all(seq is not None and by == family for seq, by in stamps), table
+            due = conn.execute(
+                text("SELECT next_check_at FROM safety_watch WHERE member_id = :m"), {"m": member_id}
+            ).scalar_one()
+            assert due is not None
+
+
+def test_tokens_the_lane_does_not_accept_get_the_full_paths_answer(app, lane, register, staff, clock):
+    lane(True)
+    member = register(timezone="America/New_York")
+    body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 2}
+    coach = staff("coach")
+    assert coach.post("/cravings", body).status_code == 403
+    assert Api(member.client, "not-a-token").post("/cravings", body).status_code == 401
+    assert member.post("/auth/logout").status_code == 204
+    assert member.post("/cravings", body).status_code == 401
+    assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "1"}).status_code == 401
+    with app.extensions["engine"].connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM cravings")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM drink_logs")).scalar_one() == 0
+
+
+def test_the_rate_limit_counts_lane_writes_and_refuses_past_it(app, lane, register, monkeypatch, clock):
+    lane(True)
+    monkeypatch.setitem(app.config, "COMPANION_RATELIMIT_DEFAULT", "3 per minute")
+    member = register(timezone="America/New_York")
+    answers = []
+    for n in range(4):
+        body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": n}
+        answers.append(member.post("/cravings", body))
+    assert [r.status_code for r in answers] == [201, 201, 201, 429]
+    assert [r.headers["X-RateLimit-Remaining"] for r in answers[:3]] == ["2", "1", "0"]
+    assert answers[3].get_json()["error"]["code"] == "rate_limited"
+    with app.extensions["engine"].connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM cravings")).scalar_one() == 3
+
+
+def test_the_lane_gives_back_its_connection(app, lane, register, clock):
+    """Every request, answered by the lane or handed back, returns the pooled connection it took."""
+    lane(True)
+    member = register(timezone="America/New_York")
+    pool = app.extensions["engine"].pool
+    before = pool.checkedout()
+    for n in range(3):
+        body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 2 + 4 * n}
+        assert member.post("/cravings", body).status_code == 201
+        assert member.post("/cravings", {**body, "intensity": 1}).status_code == 409
+        assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "x"}).status_code == 422
+    db.session.remove()
+    assert pool.checkedout() == before
