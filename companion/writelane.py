@@ -10,8 +10,8 @@ the token query (`tokens.ACCESS`), the input and answer schemas, the services' c
 
 Every other request, and any request the lane does not finish, takes the full path unchanged: the lane
 answers only a success it wrote. Before it writes, anything unusual hands the request back untouched
-(an invalid body, an unknown token, a staff account, a check-in with side effects, a craving high
-enough for a support nudge). Once written, the answer is the lane's. A statement that writes nothing
+(an invalid body, an unknown token, a staff account, a check-in with side effects, a craving whose
+support nudge is due). Once written, the answer is the lane's. A statement that writes nothing
 (a replay, a stale edit, a 409, a deleted day logged again) hands back too: the full path reads the
 stored record and answers as before. The request hooks of the app (head limits, access policy, the JSON
 body guard, Flask-Limiter, logs, metrics, security headers) run around the lane as around any view.
@@ -41,10 +41,10 @@ from companion.accounts import tokens
 from companion.accounts.models import Member, Role, User
 from companion.db import by_key, driver_statement, new_detached, row_values, utcnow
 from companion.domain.errors import DomainError
-from companion.domain.nudges import DEFAULT_POLICY
 from companion.medications import checkins
 from companion.medications import schemas as medication_schemas
 from companion.medications.models import MedicationPlan
+from companion.nudges import hooks as nudge_hooks
 from companion.tracking import rowset, services
 from companion.tracking import schemas as tracking_schemas
 from companion.tracking.models import Craving, DrinkLog
@@ -120,9 +120,9 @@ def _drink_log(member, origin, data, args, connection, now) -> Written | None:
 
 
 def _craving(member, origin, data, args, connection, now) -> Written | None:
-    if data["intensity"] >= DEFAULT_POLICY.craving_threshold:
-        return None  # its support nudge is planned in the full path's transaction
     row = {"id": data["id"], "created_at": now, **services.craving_values(member, data, now=now)}
+    if nudge_hooks.craving_support_due(member, row["id"], row["intensity"], row["recorded_at"], now=now):
+        return None  # its support nudge is planned in the full path's transaction
     if _write(connection, services.CRAVINGS, member.id, row, origin=origin, now=now) is None:
         return None
     return Written(services.craving_view(Craving(member_id=member.id, changed_by=origin, **row)), 201)

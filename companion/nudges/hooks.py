@@ -80,14 +80,21 @@ def plan_craving_support(
     )
 
 
+def craving_support_due(
+    member: Any, craving_id: uuid.UUID, intensity: int, recorded_at: datetime, *, now: datetime
+) -> bool:
+    """Whether a new craving may get a support nudge, decided without reading anything: a rating below
+    the threshold, or whose support would already have expired (a sync of old ratings), gets none. The
+    member's last support row can only hold a nudge back, never make one due."""
+    if intensity < DEFAULT_POLICY.craving_threshold:
+        return False
+    due = craving_support_for(craving_id, intensity, recorded_at, member_settings(member))
+    return due is not None and (due.expires_at is None or due.expires_at > now)
+
+
 def craving_recorded(member: Any, craving: Any, *, now: datetime) -> None:
     """A new craving: a high rating gets its support nudge row now, and its task after commit."""
-    if craving.intensity < DEFAULT_POLICY.craving_threshold:
-        return
-    # Pure first: a rating whose support would already have expired (a sync of old ratings) reads nothing;
-    # the member's last support row can only hold a nudge back, never make one due.
-    due = craving_support_for(craving.id, craving.intensity, craving.recorded_at, member_settings(member))
-    if due is None or (due.expires_at is not None and due.expires_at <= now):
+    if not craving_support_due(member, craving.id, craving.intensity, craving.recorded_at, now=now):
         return
     nudge_id = plan_craving_support(member, craving.id, craving.intensity, craving.recorded_at, now=now)
     if nudge_id is not None:

@@ -82,6 +82,8 @@ def _scenario(member: Api, plan_id: str, ids: dict[str, str]) -> list[tuple[str,
         ("craving changed", "POST", "/cravings", {**craving, "intensity": 4}),
         ("high craving", "POST", "/cravings",
          {"id": ids["high"], "recorded_at": later, "intensity": 9, "triggers": ["stress"]}),
+        ("live high craving", "POST", "/cravings",
+         {"id": ids["live"], "recorded_at": "2026-11-20T14:59:00-05:00", "intensity": 8}),
         ("future craving", "POST", "/cravings",
          {"id": ids["future"], "recorded_at": "2026-11-21T10:00:00-05:00", "intensity": 2}),
         ("craving without id", "POST", "/cravings", {"recorded_at": earlier, "intensity": 2}),
@@ -112,8 +114,8 @@ def _scenario(member: Api, plan_id: str, ids: dict[str, str]) -> list[tuple[str,
 
 
 def test_every_case_answers_the_same_with_the_lane_as_without(app, lane, register, staff, clock):
-    ids = {k: str(uuid.uuid4()) for k in ("craving", "high", "future", "dose", "other", "odd", "effects",
-                                          "stray", "anon")}  # fmt: skip
+    ids = {k: str(uuid.uuid4()) for k in ("craving", "high", "live", "future", "dose", "other", "odd",
+                                          "effects", "stray", "anon")}  # fmt: skip
     results = {}
     for on in (True, False):
         lane(on)
@@ -124,17 +126,26 @@ def test_every_case_answers_the_same_with_the_lane_as_without(app, lane, registe
         assign(app, member, coach)
         plan_id = plan_made_earlier(app, coach, member, now=NOW - timedelta(days=10))
         results[on] = _scenario(member, plan_id, ids)
+        with app.extensions["engine"].connect() as conn:
+            support = conn.execute(
+                text("SELECT subject_id FROM nudges WHERE member_id = :m AND kind = 'craving_support'"),
+                {"m": member.body["member"]["id"]},
+            ).scalars()
+            results[on].append(("support nudges", 0, sorted(str(s) for s in support)))
     assert results[True] == results[False]
+    # A rating recent enough to help gets its support nudge (the view plans it); one from hours ago none.
+    assert results[True][-1][2] == [ids["live"]]
     statuses = {name: status for name, status, _ in results[True]}
     assert statuses == {
         "new day": 201, "same body again": 200, "edit": 200, "newer edit, same amounts": 200,
         "stale edit": 409, "edit without a time": 200,
         "drinks listed": 201, "tomorrow": 422, "not a date": 422, "negative": 422, "unknown field": 422,
         "empty body": 422, "delete": 204, "deleted day logged again": 201, "craving": 201,
-        "craving again": 200, "craving changed": 409, "high craving": 201, "future craving": 422,
+        "craving again": 200, "craving changed": 409, "high craving": 201, "live high craving": 201,
+        "future craving": 422,
         "craving without id": 422, "check-in": 201, "check-in again": 200, "slot taken": 409,
         "not a slot": 422, "side effects": 201, "not my plan": 404, "no token": 401, "stored day": 200,
-        "cravings listed": 200,
+        "cravings listed": 200, "support nudges": 0,
     }  # fmt: skip
 
 
