@@ -154,15 +154,20 @@ def driver_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
     cached = _DRIVER.get(key)
     if cached is None or cached[0] is not statement:
         compiled = statement.compile(dialect=dialect)
-        processors = {
-            name: processor
-            for name, bind in compiled.binds.items()
-            if (processor := bind.type.bind_processor(dialect)) is not None
-        }
+        escaped = compiled.escaped_bind_names or {}
+        # (name in the SQL, key in the parameters, whether it must be given, its value in the statement,
+        # the type's processor)
+        binds = [
+            (escaped.get(name, name), bind.key, bind.required, bind.value, bind.type.bind_processor(dialect))
+            for bind, name in compiled.bind_names.items()
+        ]
 
         def params(values: dict[str, Any]) -> dict[str, Any]:
-            raw = compiled.construct_params(values)
-            return {k: processors[k](v) if k in processors else v for k, v in raw.items()}
+            out = {}
+            for sql_name, key, required, fixed, processor in binds:
+                value = values[key] if required else values.get(key, fixed)  # KeyError: a value is missing
+                out[sql_name] = processor(value) if processor is not None else value
+            return out
 
         cached = _DRIVER[key] = (statement, compiled.string, params)
     return cached[1], cached[2]
