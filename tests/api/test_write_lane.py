@@ -237,7 +237,7 @@ def test_the_lane_gives_back_its_connection(app, lane, register, clock):
 
 
 def test_a_statement_for_the_driver_takes_its_types_and_wants_every_value(app):
-    """`db.driver_statement`: the token query's enum compared by its name and its bytes as they are; the
+    """`db.driver_statement`: the token query's enum compared by its name and its bytes as binary; the
     record statement's parameters as given; a missing one is an error, never a NULL."""
     from companion.accounts import tokens
     from companion.tracking.services import DRINK_LOGS, REPLACE_STORED_LOG
@@ -245,8 +245,9 @@ def test_a_statement_for_the_driver_takes_its_types_and_wants_every_value(app):
     dialect = app.extensions["engine"].dialect
     sql, params = db.driver_statement(tokens.ACCESS, dialect)
     assert "auth_tokens.kind = %(kind_1)s" in sql
-    token = {"token_hash": b"\x01", "now": NOW}
-    assert params(token) == {**token, "kind_1": "access"}
+    passed = params({"token_hash": b"\x01", "now": NOW})
+    assert passed["kind_1"] == "access" and passed["now"] == NOW
+    assert passed["token_hash"].obj == b"\x01"  # psycopg's Binary, as SQLAlchemy's LargeBinary passes it
     sql, params = db.driver_statement(DRINK_LOGS.statement(lock=True, update=REPLACE_STORED_LOG), dialect)
     given = {"member_id": 1, "origin": None, "now": NOW, "rows": "[]", "client_updated_at": None}
     assert params(given) == given
