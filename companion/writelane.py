@@ -76,11 +76,13 @@ class Route:
 
 
 def _run(connection: Any, statement: Any, values: dict[str, Any], *, by_name: bool = True) -> list[Any]:
-    """`statement` on the lane's connection: its rows, as dicts by column name or as tuples."""
-    sql, params = driver_statement(statement, current_app.extensions["engine"].dialect)
+    """`statement` on the lane's connection: its rows, as dicts by column name (a text() statement's, as
+    the driver gives them) or as tuples of the values SQLAlchemy would give."""
+    driver = driver_statement(statement, current_app.extensions["engine"].dialect)
     with connection.cursor(row_factory=dict_row if by_name else tuple_row) as cursor:
-        cursor.execute(sql, params(values))
-        return cursor.fetchall()
+        cursor.execute(driver.sql, driver.params(values))
+        rows = cursor.fetchall()
+    return rows if by_name else [driver.row(r) for r in rows]
 
 
 def _write(

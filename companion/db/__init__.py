@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -142,14 +143,26 @@ def row_values(model: type[Base], row: Sequence[Any]) -> dict[str, Any]:
     return dict(zip([prop.key for prop in inspect(model).column_attrs], row, strict=True))
 
 
-_DRIVER: dict[tuple[int, str], tuple[Any, str, Any]] = {}
+@dataclass(frozen=True)
+class DriverStatement:
+    """A Core statement as the driver runs it (`driver_statement`)."""
+
+    sql: str
+    #: The statement's parameters as the driver takes them.
+    params: Callable[[dict[str, Any]], dict[str, Any]]
+    #: A row as the driver returns it (a tuple) -> its values as SQLAlchemy would give them.
+    row: Callable[[Sequence[Any]], tuple[Any, ...]]
 
 
-def driver_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
-    """A Core statement as the driver runs it: its SQL text for `dialect` and a function from the
-    statement's parameters to the driver's, through each bound value's own type (an enum to its name,
-    bytes...), compiled once. For the few statements run without SQLAlchemy's execution layer (the
-    member-write lane), which the same statement objects keep in step with the rest of the code."""
+_DRIVER: dict[tuple[int, str], tuple[Any, DriverStatement]] = {}
+
+
+def driver_statement(statement: Any, dialect: Any) -> DriverStatement:
+    """A Core statement as the driver runs it, compiled once: its SQL text for `dialect`, its parameters
+    through each bound value's own type (an enum to its name, bytes as binary) and its rows through each
+    selected column's type (a name to its enum...). For the few statements run without SQLAlchemy's
+    execution layer (the member-write lane), which the same statement objects keep in step with the rest
+    of the code; a text() statement's rows are the driver's, as they would be through SQLAlchemy."""
     key = (id(statement), dialect.name)
     cached = _DRIVER.get(key)
     if cached is None or cached[0] is not statement:
@@ -161,6 +174,8 @@ def driver_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
             (escaped.get(name, name), bind.key, bind.required, bind.value, bind.type.bind_processor(dialect))
             for bind, name in compiled.bind_names.items()
         ]
+        columns = getattr(statement, "selected_columns", ())  # a text() statement has none
+        processors = [c.type.result_processor(dialect, None) for c in columns]
 
         def params(values: dict[str, Any]) -> dict[str, Any]:
             out = {}
@@ -169,8 +184,13 @@ def driver_statement(statement: Any, dialect: Any) -> tuple[str, Any]:
                 out[sql_name] = processor(value) if processor is not None else value
             return out
 
-        cached = _DRIVER[key] = (statement, compiled.string, params)
-    return cached[1], cached[2]
+        def row(values: Sequence[Any]) -> tuple[Any, ...]:
+            if not processors:
+                return tuple(values)
+            return tuple(p(v) if p is not None else v for p, v in zip(processors, values, strict=True))
+
+        cached = _DRIVER[key] = (statement, DriverStatement(compiled.string, params, row))
+    return cached[1]
 
 
 def bind(engine: Engine) -> None:

@@ -243,13 +243,39 @@ def test_a_statement_for_the_driver_takes_its_types_and_wants_every_value(app):
     from companion.tracking.services import DRINK_LOGS, REPLACE_STORED_LOG
 
     dialect = app.extensions["engine"].dialect
-    sql, params = db.driver_statement(tokens.ACCESS, dialect)
-    assert "auth_tokens.kind = %(kind_1)s" in sql
-    passed = params({"token_hash": b"\x01", "now": NOW})
+    access = db.driver_statement(tokens.ACCESS, dialect)
+    assert "auth_tokens.kind = %(kind_1)s" in access.sql
+    passed = access.params({"token_hash": b"\x01", "now": NOW})
     assert passed["kind_1"] == "access" and passed["now"] == NOW
     assert passed["token_hash"].obj == b"\x01"  # psycopg's Binary, as SQLAlchemy's LargeBinary passes it
-    sql, params = db.driver_statement(DRINK_LOGS.statement(lock=True, update=REPLACE_STORED_LOG), dialect)
+    record = db.driver_statement(DRINK_LOGS.statement(lock=True, update=REPLACE_STORED_LOG), dialect)
     given = {"member_id": 1, "origin": None, "now": NOW, "rows": "[]", "client_updated_at": None}
-    assert params(given) == given
+    assert record.params(given) == given
     with pytest.raises(KeyError):
-        params({k: v for k, v in given.items() if k != "client_updated_at"})
+        record.params({k: v for k, v in given.items() if k != "client_updated_at"})
+
+
+def test_the_drivers_rows_are_the_values_sqlalchemy_gives(app, register):
+    """The token's row read through the driver (as the lane reads it) equals SQLAlchemy's own: the role an
+    enum, a weekly limit a Decimal, the muted kinds a list."""
+    from companion.accounts import tokens
+    from companion.accounts.models import Role
+
+    member = register(timezone="Europe/Paris", goal={"type": "moderate", "weekly_limit": 7.5})
+    values = tokens.access_values(member.token, now=db.utcnow())
+    engine = app.extensions["engine"]
+    with engine.connect() as conn:
+        expected = tuple(conn.execute(tokens.ACCESS, values).one())
+    assert expected[-8:] != (None,) * 8  # a member's profile came with it
+    access = db.driver_statement(tokens.ACCESS, engine.dialect)
+    raw = engine.raw_connection()
+    try:
+        with raw.driver_connection.cursor() as cursor:
+            cursor.execute(access.sql, access.params(values))
+            got = access.row(cursor.fetchone())
+        raw.driver_connection.rollback()
+    finally:
+        raw.close()
+    assert got == expected
+    names = [c.name for c in tokens.ACCESS.selected_columns]
+    assert type(got[names.index("role")]) is Role
