@@ -24,7 +24,6 @@ request handed back drops that user, so the view loads its own through the ORM s
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -32,7 +31,8 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, current_app, g, request
+from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 from psycopg.rows import dict_row, tuple_row
 
@@ -49,8 +49,6 @@ from companion.tracking import rowset, services
 from companion.tracking import schemas as tracking_schemas
 from companion.tracking.models import Craving, DrinkLog
 
-log = logging.getLogger(__name__)
-
 _CONNECTION = "_write_lane_connection"
 _ACCESS_ROW = "_write_lane_access_row"
 
@@ -65,7 +63,10 @@ class Written:
 
 #: A handler: (the member, the token's login, the body, the route's arguments, the connection, now) ->
 #: Written, or None to hand the request back before anything was written.
-Handler = Callable[[Member, uuid.UUID, dict[str, Any], Mapping[str, Any], Any, datetime], "Written | None"]
+Connection = psycopg.Connection[Any]
+Handler = Callable[
+    [Member, uuid.UUID, dict[str, Any], Mapping[str, Any], Connection, datetime], "Written | None"
+]
 
 
 @dataclass(frozen=True)
@@ -104,12 +105,20 @@ def _write(
     found = _run(connection, statement, values)
     if not found:
         return None
-    if found[0]["publish"]:  # the member became due for a scan: its message, after the commit
+    written: dict[str, Any] = found[0]
+    if written["publish"]:  # the member became due for a scan: its message, after the commit
         jobs.send_now(jobs.SCAN_MEMBER, member_id=str(member_id))
-    return found[0]
+    return written
 
 
-def _drink_log(member, origin, data, args, connection, now) -> Written | None:
+def _drink_log(
+    member: Member,
+    origin: uuid.UUID,
+    data: dict[str, Any],
+    args: Mapping[str, Any],
+    connection: Connection,
+    now: datetime,
+) -> Written | None:
     prepared = services.prepare_drink_log(member, services.parse_log_date(args["day"]), data, now=now)
     written = _write(
         connection, services.DRINK_LOGS, member.id, prepared.row, origin=origin, now=now,
@@ -121,7 +130,14 @@ def _drink_log(member, origin, data, args, connection, now) -> Written | None:
     return Written(services.drink_log_view(log_, member), 201 if written["inserted"] else 200)
 
 
-def _craving(member, origin, data, args, connection, now) -> Written | None:
+def _craving(
+    member: Member,
+    origin: uuid.UUID,
+    data: dict[str, Any],
+    args: Mapping[str, Any],
+    connection: Connection,
+    now: datetime,
+) -> Written | None:
     row = {"id": data["id"], "created_at": now, **services.craving_values(member, data, now=now)}
     if nudge_hooks.craving_support_due(member, row["id"], row["intensity"], row["recorded_at"], now=now):
         return None  # its support nudge is planned in the full path's transaction
@@ -130,7 +146,14 @@ def _craving(member, origin, data, args, connection, now) -> Written | None:
     return Written(services.craving_view(Craving(member_id=member.id, changed_by=origin, **row)), 201)
 
 
-def _checkin(member, origin, data, args, connection, now) -> Written | None:
+def _checkin(
+    member: Member,
+    origin: uuid.UUID,
+    data: dict[str, Any],
+    args: Mapping[str, Any],
+    connection: Connection,
+    now: datetime,
+) -> Written | None:
     if data.get("side_effects"):
         return None  # side effects are a second statement, and the safety scan's concern: the full path
     found = _run(connection, by_key(MedicationPlan), {"key": data["plan_id"]}, by_name=False)
@@ -187,16 +210,16 @@ def authenticate() -> None:
     current_app.login_manager._update_request_context_with_user(user)  # type: ignore[attr-defined]  # Flask-Login's own setter of the request's user
 
 
-def write() -> Response | None:
+def write() -> ResponseReturnValue | None:
     """After the body guard: the route's common case, answered; None hands the request to the view."""
     row = g.pop(_ACCESS_ROW, None)
-    if row is None:
+    route = _route()
+    if row is None or route is None:
         return None  # not a lane request, or its token is left to Flask-Login
     written = None
     try:
-        route = _route()
         user, token = g.get("_login_user"), g.get("auth_token")
-        if route is not None and isinstance(user, User) and token is not None:
+        if isinstance(user, User) and user.member is not None and token is not None:
             data = route.input.load(g.get("json_body") or {})
             args = request.view_args or {}
             connection = getattr(g, _CONNECTION).driver_connection
