@@ -61,12 +61,20 @@ class Written:
     status: int
 
 
-#: A handler: (the member, the token's login, the body, the route's arguments, the connection, now) ->
-#: Written, or None to hand the request back before anything was written.
-Connection = psycopg.Connection[Any]
-Handler = Callable[
-    [Member, uuid.UUID, dict[str, Any], Mapping[str, Any], Connection, datetime], "Written | None"
-]
+@dataclass(frozen=True)
+class Call:
+    """One lane request, as its handler sees it."""
+
+    member: Member
+    origin: uuid.UUID  # the token's login (`changed_by`)
+    data: dict[str, Any]  # the body, loaded by the route's input schema
+    args: Mapping[str, Any]  # the route's path arguments
+    connection: psycopg.Connection[Any]  # in autocommit mode
+    now: datetime
+
+
+#: A handler: Written, or None to hand the request back before anything was written.
+Handler = Callable[[Call], Written | None]
 
 
 @dataclass(frozen=True)
@@ -87,22 +95,20 @@ def _run(connection: Any, statement: Any, values: dict[str, Any], *, by_name: bo
 
 
 def _write(
-    connection: Any,
+    call: Call,
     spec: rowset.RowSpec,
-    member_id: uuid.UUID,
     row: Mapping[str, Any],
     *,
-    origin: uuid.UUID,
-    now: datetime,
     update: str | None = None,
     params: Mapping[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     """The record's one statement (`rowset`, the change lock taken in it); the row it wrote, or None.
     In autocommit mode the statement is its own transaction: committed when it returns."""
+    member_id = call.member.id
     statement, values = rowset.statement_for(
-        spec, member_id, [row], origin=origin, now=now, lock=True, update=update, params=params
+        spec, member_id, [row], origin=call.origin, now=call.now, lock=True, update=update, params=params
     )
-    found = _run(connection, statement, values)
+    found = _run(call.connection, statement, values)
     if not found:
         return None
     written: dict[str, Any] = found[0]
@@ -111,17 +117,11 @@ def _write(
     return written
 
 
-def _drink_log(
-    member: Member,
-    origin: uuid.UUID,
-    data: dict[str, Any],
-    args: Mapping[str, Any],
-    connection: Connection,
-    now: datetime,
-) -> Written | None:
-    prepared = services.prepare_drink_log(member, services.parse_log_date(args["day"]), data, now=now)
+def _drink_log(call: Call) -> Written | None:
+    member, data, now = call.member, call.data, call.now
+    prepared = services.prepare_drink_log(member, services.parse_log_date(call.args["day"]), data, now=now)
     written = _write(
-        connection, services.DRINK_LOGS, member.id, prepared.row, origin=origin, now=now,
+        call, services.DRINK_LOGS, prepared.row,
         update=services.REPLACE_STORED_LOG, params={"client_updated_at": data.get("updated_at")},
     )  # fmt: skip
     if written is None:
@@ -130,39 +130,27 @@ def _drink_log(
     return Written(services.drink_log_view(log_, member), 201 if written["inserted"] else 200)
 
 
-def _craving(
-    member: Member,
-    origin: uuid.UUID,
-    data: dict[str, Any],
-    args: Mapping[str, Any],
-    connection: Connection,
-    now: datetime,
-) -> Written | None:
+def _craving(call: Call) -> Written | None:
+    member, data, now = call.member, call.data, call.now
     row = {"id": data["id"], "created_at": now, **services.craving_values(member, data, now=now)}
     if nudge_hooks.craving_support_due(member, row["id"], row["intensity"], row["recorded_at"], now=now):
         return None  # its support nudge is planned in the full path's transaction
-    if _write(connection, services.CRAVINGS, member.id, row, origin=origin, now=now) is None:
+    if _write(call, services.CRAVINGS, row) is None:
         return None
-    return Written(services.craving_view(Craving(member_id=member.id, changed_by=origin, **row)), 201)
+    return Written(services.craving_view(Craving(member_id=member.id, changed_by=call.origin, **row)), 201)
 
 
-def _checkin(
-    member: Member,
-    origin: uuid.UUID,
-    data: dict[str, Any],
-    args: Mapping[str, Any],
-    connection: Connection,
-    now: datetime,
-) -> Written | None:
+def _checkin(call: Call) -> Written | None:
+    member, data, now = call.member, call.data, call.now
     if data.get("side_effects"):
         return None  # side effects are a second statement, and the safety scan's concern: the full path
-    found = _run(connection, by_key(MedicationPlan), {"key": data["plan_id"]}, by_name=False)
+    found = _run(call.connection, by_key(MedicationPlan), {"key": data["plan_id"]}, by_name=False)
     plan = new_detached(MedicationPlan, row_values(MedicationPlan, found[0])) if found else None
     row, _slot = checkins.checkin_row(member, plan, data, now=now)
-    if _write(connection, checkins.CHECKINS, member.id, row, origin=origin, now=now) is None:
+    if _write(call, checkins.CHECKINS, row) is None:
         return None
     assert plan is not None  # checkin_row refuses a missing plan
-    checkin = checkins.written_checkin(member, plan, data, row, origin)
+    checkin = checkins.written_checkin(member, plan, data, row, call.origin)
     return Written(checkins.checkin_view(checkin), 201)
 
 
@@ -223,7 +211,7 @@ def write() -> ResponseReturnValue | None:
             data = route.input.load(g.get("json_body") or {})
             args = request.view_args or {}
             connection = getattr(g, _CONNECTION).driver_connection
-            written = route.handle(user.member, token.family_id, data, args, connection, utcnow())
+            written = route.handle(Call(user.member, token.family_id, data, args, connection, utcnow()))
     except (ValidationError, DomainError):
         pass  # the full path answers the error, in its envelope
     except psycopg.Error:

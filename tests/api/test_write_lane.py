@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import text
 
 from companion import db
-from tests.api.test_medications import NOW, TODAY, checkin, plan_made_earlier, slot
+from tests.api.test_medications import NOW, TODAY, assign, checkin, plan_made_earlier, slot
 from tests.api.test_round_trips import _statements
 from tests.conftest import Api
 
@@ -45,6 +45,14 @@ def _same_shape(value: Any, plan_id: str | None) -> Any:
     if isinstance(value, list):
         return [_same_shape(v, plan_id) for v in value]
     return "<plan>" if plan_id is not None and value == plan_id else value
+
+
+def _member_with_plan(app, register, staff) -> tuple[Api, str]:
+    """A member in New York with a coach, and a baclofen plan (08:00, 14:00, 20:00) since ten days ago."""
+    member = register(timezone="America/New_York")
+    coach = staff("coach")
+    assign(app, member, coach)
+    return member, plan_made_earlier(app, coach, member, now=NOW - timedelta(days=10))
 
 
 def _scenario(member: Api, plan_id: str, ids: dict[str, str]) -> list[tuple[str, int, Any]]:
@@ -119,12 +127,7 @@ def test_every_case_answers_the_same_with_the_lane_as_without(app, lane, registe
     results = {}
     for on in (True, False):
         lane(on)
-        member = register(timezone="America/New_York")
-        coach = staff("coach")
-        from tests.api.test_medications import assign
-
-        assign(app, member, coach)
-        plan_id = plan_made_earlier(app, coach, member, now=NOW - timedelta(days=10))
+        member, plan_id = _member_with_plan(app, register, staff)
         results[on] = _scenario(member, plan_id, ids)
         with app.extensions["engine"].connect() as conn:
             support = conn.execute(
@@ -161,14 +164,9 @@ def test_the_common_case_runs_no_statement_through_the_orm_session(app, lane, re
     """With the lane, a new day, an edit, a low craving and a check-in without side effects are answered
     by the lane (no statement through SQLAlchemy's execution); without it, by the views. Either way
     the records carry their change number and the login that made them, and the member is due a scan."""
-    from tests.api.test_medications import assign
-
     for on in (True, False):
         lane(on)
-        member = register(timezone="America/New_York")
-        coach = staff("coach")
-        assign(app, member, coach)
-        plan_id = plan_made_earlier(app, coach, member, now=NOW - timedelta(days=10))
+        member, plan_id = _member_with_plan(app, register, staff)
         craving = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 2}
         with _statements(app) as seen:
             assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "2"}).status_code == 201
