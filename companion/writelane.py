@@ -35,6 +35,7 @@ from flask import Flask, current_app, g, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 from psycopg.rows import dict_row, tuple_row
+from sqlalchemy.exc import DBAPIError
 
 from companion import jobs
 from companion.accounts import tokens
@@ -181,11 +182,11 @@ def authenticate() -> None:
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         return
-    connection = _checkout()
     values = tokens.access_values(raw.strip(), now=utcnow())
     try:
-        found = _run(connection, tokens.ACCESS, values, by_name=False)
-    except psycopg.Error:
+        # The pool's connect raises the driver's own error (Engine.raw_connection does not wrap it).
+        found = _run(_checkout(), tokens.ACCESS, values, by_name=False)
+    except (psycopg.Error, DBAPIError):
         _release(broken=True)  # the full path meets the database as it is, and answers for it (503)
         return
     if not found:
@@ -233,8 +234,8 @@ def write() -> ResponseReturnValue | None:
 def _checkout() -> Any:
     """A pooled connection for this request, in autocommit mode (each statement its own transaction)."""
     proxied = current_app.extensions["engine"].raw_connection()
+    setattr(g, _CONNECTION, proxied)  # released at the latest when the request ends
     proxied.driver_connection.autocommit = True
-    g.setdefault(_CONNECTION, proxied)
     return proxied.driver_connection
 
 

@@ -13,6 +13,7 @@ from flask import Flask, Request, current_app, g, request
 from flask import session as flask_session
 from flask.sessions import SecureCookieSessionInterface
 from flask_login import LoginManager
+from sqlalchemy.exc import DBAPIError
 
 from companion.accounts import tokens
 from companion.accounts.models import User
@@ -83,7 +84,15 @@ def load_bearer_user(req: Request) -> User | None:
     scheme, _, raw = header.partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         return None
-    found = tokens.authenticate_access(raw.strip())
+    try:
+        found = tokens.authenticate_access(raw.strip())
+    except DBAPIError:
+        # The database is unreachable. Flask-Limiter calls this from its key function and swallows the
+        # error; without a rollback the request's session would keep the broken transaction and the
+        # view's next read would fail with PendingRollbackError (a 500). Rolled back, it fails with the
+        # database's own error: a 503 asking the phone to retry.
+        session.rollback()
+        raise
     if found is None:
         return None
     token, user = found
