@@ -190,9 +190,11 @@ def authenticate() -> None:
         _release(broken=True)  # the full path meets the database as it is, and answers for it (503)
         return
     if not found:
+        _release()  # Flask-Login reads the token again through the session, and refuses it there
         return
     token, user, member = tokens.access_from_row(found[0], build=new_detached)
     if member is None or user.role != Role.MEMBER:
+        _release()  # a staff account: the full path answers for it
         return
     setattr(g, _ACCESS_ROW, found[0])
     g.auth_token = token
