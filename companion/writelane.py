@@ -40,6 +40,7 @@ from sqlalchemy.exc import DBAPIError
 from companion import jobs
 from companion.accounts import tokens
 from companion.accounts.models import Member, Role, User
+from companion.auth import loaders
 from companion.db import by_key, driver_statement, new_detached, row_values, utcnow
 from companion.domain.errors import DomainError
 from companion.medications import checkins
@@ -48,7 +49,7 @@ from companion.medications.models import MedicationPlan
 from companion.nudges import hooks as nudge_hooks
 from companion.tracking import rowset, services
 from companion.tracking import schemas as tracking_schemas
-from companion.tracking.models import Craving, DrinkLog
+from companion.tracking.models import Craving
 
 _CONNECTION = "_write_lane_connection"
 _ACCESS_ROW = "_write_lane_access_row"
@@ -127,13 +128,13 @@ def _drink_log(call: Call) -> Written | None:
     )  # fmt: skip
     if written is None:
         return None
-    log_ = DrinkLog(**{name: written[name] for name in services.DRINK_LOG_COLUMNS})
-    return Written(services.drink_log_view(log_, member), 201 if written["inserted"] else 200)
+    log_, outcome = services.drink_log_written(written)
+    return Written(services.drink_log_view(log_, member), 201 if outcome == services.CREATED else 200)
 
 
 def _craving(call: Call) -> Written | None:
     member, data, now = call.member, call.data, call.now
-    row = {"id": data["id"], "created_at": now, **services.craving_values(member, data, now=now)}
+    row = services.new_row(data["id"], services.craving_values(member, data, now=now), now=now)
     if nudge_hooks.craving_support_due(member, row["id"], row["intensity"], row["recorded_at"], now=now):
         return None  # its support nudge is planned in the full path's transaction
     if _write(call, services.CRAVINGS, row) is None:
@@ -198,7 +199,7 @@ def authenticate() -> None:
         return
     setattr(g, _ACCESS_ROW, found[0])
     g.auth_token = token
-    current_app.login_manager._update_request_context_with_user(user)  # type: ignore[attr-defined]  # Flask-Login's own setter of the request's user
+    loaders.use_request_user(user)
 
 
 def write() -> ResponseReturnValue | None:
@@ -226,7 +227,7 @@ def write() -> ResponseReturnValue | None:
     if written is None:
         # The same user for the view, attached to its session as if Flask-Login had loaded it.
         _token, user, _member = tokens.access_from_row(row)
-        current_app.login_manager._update_request_context_with_user(user)  # type: ignore[attr-defined]  # Flask-Login's own setter of the request's user
+        loaders.use_request_user(user)
         return None
     response = current_app.json.response(route.output.dump(written.view))
     response.status_code = written.status

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -209,8 +210,13 @@ def put_drink_log(
     )  # fmt: skip
     if written is None:
         return stored_drink_log(member, prepared, origin=origin, now=now)
-    columns = {name: written[name] for name in DRINK_LOG_COLUMNS}
-    return DrinkLog(**columns), CREATED if written["inserted"] else UPDATED
+    return drink_log_written(written)
+
+
+def drink_log_written(written: Mapping[str, Any]) -> tuple[DrinkLog, str]:
+    """The day's log as the upsert returned it (`rowset.upsert_one`), and whether it was new or an edit."""
+    log = DrinkLog(**{name: written[name] for name in DRINK_LOG_COLUMNS})
+    return log, CREATED if written["inserted"] else UPDATED
 
 
 def stored_drink_log(
@@ -327,10 +333,15 @@ def _record_once(
     """Insert (member, id) once. The same id again: unchanged if the body matches, else a 409.
     A new record is one statement (`rowset`), answered from what was written; only a repeated id reads
     the stored one."""
-    row = {"id": record_id, "created_at": now, **values}
+    row = new_row(record_id, values, now=now)
     if rowset.insert_new(kind.spec, member.id, [row], origin=origin, now=now):
         return kind.model(member_id=member.id, changed_by=origin, **row), CREATED
     return stored_by_id(kind, member, record_id, values)
+
+
+def new_row(record_id: uuid.UUID, values: dict[str, Any], *, now: datetime) -> dict[str, Any]:
+    """The row a new record the phone names by id inserts."""
+    return {"id": record_id, "created_at": now, **values}
 
 
 def stored_by_id(kind: ById, member: Member, record_id: uuid.UUID, values: dict[str, Any]):

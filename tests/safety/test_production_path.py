@@ -81,6 +81,20 @@ def test_a_burst_ending_in_the_pattern_is_flagged_and_costs_two_scans(app, stack
     assert 1 <= stack.scans_of(long.id) <= 2 * windows, stack.output()
 
 
+#: The due-row pass runs every 60 s and takes a row due for 30 s: a flag sooner than this came from the
+#: scan message the write sent.
+FIRST_ENTRY_WITHIN = 15
+
+
+def test_a_first_dangerous_entry_reaches_the_coach_in_seconds(app, stack, team):
+    """A quiet member's one drink on disulfiram, answered by the member-write lane (on, as `companion up`
+    runs it), sends the scan message from the request: flagged well before the due-row pass could."""
+    [phone] = quiet_members(app, stack, team, 1)
+    ok(phone.drinks("2"))
+    seen = wait_for_flags(stack, team["admin"], RULE, {phone.id}, within=FIRST_ENTRY_WITHIN)
+    assert set(seen) == {phone.id}, stack.output()
+
+
 def test_several_members_at_once(app, stack, team):
     phones = quiet_members(app, stack, team, 6)
     errors: list[str] = []
