@@ -41,6 +41,7 @@ from companion import jobs
 from companion.accounts import tokens
 from companion.accounts.models import Member, Role, User
 from companion.auth import loaders
+from companion.auth.access import enforce_access
 from companion.db import by_key, driver_statement, new_detached, row_values, utcnow
 from companion.domain.errors import DomainError
 from companion.medications import checkins
@@ -52,7 +53,26 @@ from companion.tracking import schemas as tracking_schemas
 from companion.tracking.models import Craving
 
 _CONNECTION = "_write_lane_connection"
-_ACCESS_ROW = "_write_lane_access_row"
+_LOGIN = "_write_lane_login"
+_LOGINS = "write_lane_logins"  # app.extensions: this process's logins, by token digest
+#: Logins a process keeps; past it, it starts over (an entry is a few kB: a busy worker's members).
+LOGINS_KEPT = 20_000
+
+
+@dataclass(frozen=True)
+class Login:
+    """A bearer token as the lane read it (`tokens.ACCESS_VERSIONED`): the row, the token, user and
+    member built from it (detached, read only), and the values of the write's guard. Kept by the process
+    (`_LOGINS`), so a member's next write reads no token: its statement takes its lock, and so writes,
+    only while the token is still live and the user's and member's rows are still these versions
+    (`tokens.LIVE_LOGIN_GUARD`). Anything decided from a kept login before a write that did not happen
+    is decided again from the database (`write`)."""
+
+    row: tuple[Any, ...]
+    token: tokens.AccessToken
+    user: User
+    member: Member
+    guard: dict[str, Any]  # token_hash, user_version, member_version
 
 
 @dataclass(frozen=True)
@@ -69,6 +89,7 @@ class Call:
 
     member: Member
     origin: uuid.UUID  # the token's login (`changed_by`)
+    guard: Mapping[str, Any]  # the write holds only while the login does (`Login`)
     data: dict[str, Any]  # the body, loaded by the route's input schema
     args: Mapping[str, Any]  # the route's path arguments
     connection: psycopg.Connection[Any]  # in autocommit mode
@@ -108,8 +129,9 @@ def _write(
     In autocommit mode the statement is its own transaction: committed when it returns."""
     member_id = call.member.id
     statement, values = rowset.statement_for(
-        spec, member_id, [row], origin=call.origin, now=call.now, lock=True, update=update, params=params
-    )
+        spec, member_id, [row], origin=call.origin, now=call.now, lock=True, update=update,
+        params={**call.guard, **(params or {})}, guard=tokens.LIVE_LOGIN_GUARD,
+    )  # fmt: skip
     found = _run(call.connection, statement, values)
     if not found:
         return None
@@ -176,70 +198,100 @@ def _route() -> Route | None:
 
 
 def authenticate() -> None:
-    """Before Flask-Limiter: a lane route's bearer token, read through the driver, as the request's user
-    (a member's user and profile, detached from the session). Anything else is left to Flask-Login."""
+    """Before Flask-Limiter: a lane route's bearer token as the request's user (a member's user and
+    profile, detached from the session): the login this process kept for it, else read through the
+    driver and kept. Anything else is left to Flask-Login."""
     if _route() is None or request.routing_exception is not None:
         return
     scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not raw.strip():
         return
     values = tokens.access_values(raw.strip(), now=utcnow())
+    logins: dict[bytes, Login] = current_app.extensions[_LOGINS]
+    login = logins.get(values["token_hash"])
+    fresh = login is None
+    if login is None:
+        login = _read_login(values)
+        if login is None:
+            return
+        if len(logins) >= LOGINS_KEPT:
+            logins.clear()
+        logins[values["token_hash"]] = login
+    g.setdefault(_LOGIN, (login, fresh))
+    g.auth_token = login.token
+    loaders.use_request_user(login.user)
+
+
+def _read_login(values: dict[str, Any]) -> Login | None:
+    """The token's login read through the driver; None for a token the lane does not take (the connection
+    is then given back: the full path reads the token again and answers for it)."""
     try:
         # The pool's connect raises the driver's own error (Engine.raw_connection does not wrap it).
-        found = _run(_checkout(), tokens.ACCESS, values, by_name=False)
+        found = _run(_checkout(), tokens.ACCESS_VERSIONED, values, by_name=False)
     except (psycopg.Error, DBAPIError):
         _release(broken=True)  # the full path meets the database as it is, and answers for it (503)
-        return
+        return None
     if not found:
         _release()  # Flask-Login reads the token again through the session, and refuses it there
-        return
-    token, user, member = tokens.access_from_row(found[0], build=new_detached)
+        return None
+    row = found[0]
+    token, user, member = tokens.access_from_row(row, build=new_detached)
     if member is None or user.role != Role.MEMBER:
         _release()  # a staff account: the full path answers for it
-        return
-    setattr(g, _ACCESS_ROW, found[0])
-    g.auth_token = token
-    loaders.use_request_user(user)
+        return None
+    versions = {"user_version": row[-2], "member_version": row[-1]}
+    return Login(tuple(row), token, user, member, {"token_hash": values["token_hash"], **versions})
 
 
 def write() -> ResponseReturnValue | None:
     """After the body guard: the route's common case, answered; None hands the request to the view."""
-    row = g.pop(_ACCESS_ROW, None)
+    found = g.pop(_LOGIN, None)
     route = _route()
-    if row is None or route is None:
+    if found is None or route is None:
         return None  # not a lane request, or its token is left to Flask-Login
+    login, fresh = found
     written = None
     try:
-        user, token = g.get("_login_user"), g.get("auth_token")
-        if isinstance(user, User) and user.member is not None and token is not None:
-            data = route.input.load(g.get("json_body") or {})
-            args = request.view_args or {}
-            connection = getattr(g, _CONNECTION).driver_connection
-            written = route.handle(Call(user.member, token.family_id, data, args, connection, utcnow()))
+        data = route.input.load(g.get("json_body") or {})
+        args = request.view_args or {}
+        connection = (getattr(g, _CONNECTION, None) or _checkout_proxy()).driver_connection
+        call = Call(login.member, login.token.family_id, login.guard, data, args, connection, utcnow())
+        written = route.handle(call)
     except (ValidationError, DomainError):
         pass  # the full path answers the error, in its envelope
-    except psycopg.Error:
+    except (psycopg.Error, DBAPIError):
         # Nothing was written, or (the connection lost after the commit) it was and the full path
         # answers it as a replay; a database that is down gets its 503 there.
         _release(broken=True)
     finally:
         _release()
-    if written is None:
+    if written is not None:
+        response = current_app.json.response(route.output.dump(written.view))
+        response.status_code = written.status
+        return response
+    if fresh:
         # The same user for the view, attached to its session as if Flask-Login had loaded it.
-        _token, user, _member = tokens.access_from_row(row)
+        _token, user, _member = tokens.access_from_row(login.row)
         loaders.use_request_user(user)
         return None
-    response = current_app.json.response(route.output.dump(written.view))
-    response.status_code = written.status
-    return response
+    # A kept login may be out of date (a revoked token, a changed profile): forget it, let Flask-Login
+    # read the token through the session, and decide access again from what it reads.
+    current_app.extensions[_LOGINS].pop(login.guard["token_hash"], None)
+    loaders.forget_request_user()
+    enforce_access()
+    return None
 
 
 def _checkout() -> Any:
     """A pooled connection for this request, in autocommit mode (each statement its own transaction)."""
+    return _checkout_proxy().driver_connection
+
+
+def _checkout_proxy() -> Any:
     proxied = current_app.extensions["engine"].raw_connection()
     setattr(g, _CONNECTION, proxied)  # released at the latest when the request ends
     proxied.driver_connection.autocommit = True
-    return proxied.driver_connection
+    return proxied
 
 
 def _release(_exc: BaseException | None = None, *, broken: bool = False) -> None:
@@ -258,5 +310,6 @@ def _release(_exc: BaseException | None = None, *, broken: bool = False) -> None
 def init_app(app: Flask) -> None:
     """`authenticate` before Flask-Limiter's hook (call this first); `write` registered by the caller
     after the body guard; the connection always goes back to the pool."""
+    app.extensions[_LOGINS] = {}
     app.before_request(authenticate)
     app.teardown_request(_release)

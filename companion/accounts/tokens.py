@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import bindparam, literal_column, select, update
 from sqlalchemy.orm import attributes
 
 from companion.accounts.models import AuthToken, Member, TokenKind, User
@@ -104,6 +104,27 @@ ACCESS = (
 )
 
 
+#: `ACCESS` and the versions of the user's and the profile's rows (PostgreSQL's `xmin`: any update of a
+#: row writes a new version with a new one). The member-write lane keeps a login it read, and its write
+#: holds only while `LIVE_LOGIN_GUARD` finds the token live and both rows at these versions.
+ACCESS_VERSIONED = ACCESS.add_columns(
+    literal_column("users.xmin::text").label("user_version"),
+    literal_column("members.xmin::text").label("member_version"),
+)
+
+#: The lane's write guard (`FROM ... WHERE ...`, see `rowset.RowSpec.statement`): a row only while the
+#: token passes `ACCESS`'s own conditions (test_write_lane holds the two together) and the user's and the
+#: member's rows are the versions the lane read (`ACCESS_VERSIONED`).
+LIVE_LOGIN_GUARD = (
+    "FROM auth_tokens AS guard_token JOIN users AS guard_user ON guard_user.id = guard_token.user_id "
+    "JOIN members AS guard_member ON guard_member.id = guard_user.id "
+    "WHERE guard_token.token_hash = :token_hash AND guard_token.kind = 'access' "
+    "AND guard_token.revoked_at IS NULL AND guard_token.expires_at > :now "
+    "AND guard_user.deleted_at IS NULL AND guard_user.id = CAST(:member_id AS uuid) "
+    "AND guard_user.xmin = CAST(:user_version AS xid) AND guard_member.xmin = CAST(:member_version AS xid)"
+)
+
+
 def access_values(raw: str, *, now: datetime) -> dict[str, Any]:
     """`ACCESS`'s parameters for a presented bearer token."""
     return {"token_hash": _digest(raw), "now": now}
@@ -115,10 +136,12 @@ def access_from_row(
     """`ACCESS`'s row as the token, its user and the user's member profile (None for staff), each built
     by `build` (attached to the session as loaded; the write lane builds them detached)."""
     users_end = 2 + len(_USER_COLUMNS)
+    members_end = users_end + len(_MEMBER_COLUMNS)  # `ACCESS_VERSIONED`'s versions follow
     user = build(User, {k: v for (k, _), v in zip(_USER_COLUMNS, row[2:users_end], strict=True)})
     member = None
     if row[users_end] is not None:  # members.id: staff have no profile
-        member = build(Member, {k: v for (k, _), v in zip(_MEMBER_COLUMNS, row[users_end:], strict=True)})
+        profile = row[users_end:members_end]
+        member = build(Member, {k: v for (k, _), v in zip(_MEMBER_COLUMNS, profile, strict=True)})
         attributes.set_committed_value(member, "user", user)
     attributes.set_committed_value(user, "member", member)
     return AccessToken(row[0], row[1], user.id), user, member

@@ -52,15 +52,19 @@ class RowSpec:
     columns: tuple[Column, ...]
     conflict: tuple[str, ...] | None
     key: tuple[str, ...]
-    _sql: dict[tuple[bool, str | None], Any] = field(default_factory=dict, compare=False, repr=False)
+    _sql: dict[tuple[bool, str | None, str | None], Any] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
-    def statement(self, *, lock: bool, update: str | None = None) -> Any:
-        """The statement (built once per spec, lock variant and update clause)."""
-        if (lock, update) not in self._sql:
-            self._sql[(lock, update)] = text(self._build(lock=lock, update=update))
-        return self._sql[(lock, update)]
+    def statement(self, *, lock: bool, update: str | None = None, guard: str | None = None) -> Any:
+        """The statement (built once per spec, lock variant, update clause and guard). A `guard`
+        (`FROM ... WHERE ...`) makes the lock, and so the whole write, happen only if it finds a row."""
+        if (lock, update, guard) not in self._sql:
+            self._sql[(lock, update, guard)] = text(self._build(lock=lock, update=update, guard=guard))
+        return self._sql[(lock, update, guard)]
 
-    def _build(self, *, lock: bool, update: str | None = None) -> str:
+    def _build(self, *, lock: bool, update: str | None = None, guard: str | None = None) -> str:
+        assert lock or guard is None, "a guard is checked where the lock is taken"
         names = ", ".join(c.name for c in self.columns)
         record = ", ".join(f"{c.name} {c.sql_type}" for c in self.columns)
         values = ", ".join(f"u.{c.name}" for c in self.columns)
@@ -74,7 +78,7 @@ class RowSpec:
         key = "*" if update else ", ".join(self.key)
         lock_cte = (
             f"lock AS MATERIALIZED (SELECT pg_advisory_xact_lock({CHANGE_LOCK_NAMESPACE}, "
-            "hashtext(CAST(:member_id AS text)))), "
+            f"hashtext(CAST(:member_id AS text))) {guard or ''}), "
             if lock
             else ""
         )
@@ -107,13 +111,15 @@ def statement_for(
     lock: bool,
     update: str | None = None,
     params: Mapping[str, Any] | None = None,
+    guard: str | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """The statement and its parameters for `rows` (the change lock taken in it when `lock`)."""
+    """The statement and its parameters for `rows` (the change lock taken in it when `lock`, only if
+    `guard` finds a row; `params` holds the values of `update` and `guard`)."""
     names = [c.name for c in spec.columns]
     document = orjson.dumps([{n: row[n] for n in names} for row in rows], default=_json_value)
     values = {"member_id": member_id, "origin": origin, "now": now, "rows": document.decode()}
     values.update(params or {})
-    return spec.statement(lock=lock, update=update), values
+    return spec.statement(lock=lock, update=update, guard=guard), values
 
 
 def _execute(

@@ -277,3 +277,128 @@ def test_the_drivers_rows_are_the_values_sqlalchemy_gives(app, register):
     assert got == expected
     names = [c.name for c in tokens.ACCESS.selected_columns]
     assert type(got[names.index("role")]) is Role
+
+
+def _token_reads(monkeypatch) -> list[str]:
+    """The lane's token reads, counted as they happen (the reads themselves run as always)."""
+    from companion import writelane
+    from companion.accounts import tokens
+
+    reads: list[str] = []
+    run = writelane._run
+
+    def counting(connection, statement, values, **kw):
+        if statement is tokens.ACCESS_VERSIONED:
+            reads.append("token")
+        return run(connection, statement, values, **kw)
+
+    monkeypatch.setattr(writelane, "_run", counting)
+    return reads
+
+
+def test_a_members_next_write_reads_no_token(app, lane, register, monkeypatch, clock):
+    """The process keeps the login it read: a member's following writes take it from there."""
+    lane(True)
+    reads = _token_reads(monkeypatch)
+    member = register(timezone="America/New_York")
+    for n in range(3):
+        body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": n}
+        assert member.post("/cravings", body).status_code == 201
+    assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "1"}).status_code == 201
+    assert reads == ["token"]
+
+
+def test_an_out_of_date_kept_login_writes_nothing(app, lane, register, monkeypatch, clock):
+    """A kept login whose token was revoked, or whose profile changed, writes nothing through the lane:
+    the request is decided again from the database (401 for the revoked token, the new profile's heavy
+    threshold for the changed one), and the next write reads the login afresh."""
+    lane(True)
+    reads = _token_reads(monkeypatch)
+    member = register(timezone="America/New_York", sex="male")
+    day, yesterday = TODAY.isoformat(), (TODAY - timedelta(days=1)).isoformat()
+    assert member.put(f"/drink-logs/{day}", {"standard_drinks": "4"}).get_json()["heavy"] is False
+    assert member.patch("/me", {"sex": "female"}).status_code == 200
+    # Four drinks are a heavy day for a woman: the kept login still says male, and must not decide it.
+    r = member.put(f"/drink-logs/{yesterday}", {"standard_drinks": "4"})
+    assert r.status_code == 201 and r.get_json()["heavy"] is True
+    assert member.put(f"/drink-logs/{day}", {"standard_drinks": "4.5"}).get_json()["heavy"] is True
+    assert reads == ["token", "token"]
+
+    other = register(timezone="America/New_York")
+    body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 2}
+    assert other.post("/cravings", body).status_code == 201
+    assert other.post("/auth/logout").status_code == 204
+    late = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:30:00-05:00", "intensity": 3}
+    assert other.post("/cravings", late).status_code == 401
+    assert other.put(f"/drink-logs/{day}", {"standard_drinks": "1"}).status_code == 401
+    with app.extensions["engine"].connect() as conn:
+        stored = (
+            conn.execute(
+                text("SELECT id::text FROM cravings WHERE member_id = :m"), {"m": other.body["member"]["id"]}
+            )
+            .scalars()
+            .all()
+        )
+        assert stored == [body["id"]]
+        assert (
+            conn.execute(
+                text("SELECT count(*) FROM drink_logs WHERE member_id = :m"),
+                {"m": other.body["member"]["id"]},
+            ).scalar_one()
+            == 0
+        )
+
+
+def test_the_write_guard_holds_a_token_to_the_token_querys_own_conditions(app, register):
+    """`tokens.LIVE_LOGIN_GUARD` finds a row exactly when `tokens.ACCESS` does (a live access token of a
+    member not erased) and the versions it was read at still hold."""
+    from companion.accounts import tokens
+
+    engine = app.extensions["engine"]
+    member = register(timezone="Europe/Paris")
+    member_id = member.body["member"]["id"]
+    refresh = member.body["refresh_token"]
+    guard = text(f"SELECT count(*) {tokens.LIVE_LOGIN_GUARD}")
+
+    def both(raw: str, change: str | None = None) -> tuple[bool, bool]:
+        values = tokens.access_values(raw, now=db.utcnow())
+        with engine.begin() as conn:
+            row = conn.execute(tokens.ACCESS_VERSIONED, values).first()
+            versions = {"user_version": row[-2], "member_version": row[-1]} if row else {}
+            if change:
+                conn.execute(text(change), {"m": member_id})
+        with engine.begin() as conn:
+            live = conn.execute(tokens.ACCESS, values).first() is not None
+            held = versions and conn.execute(guard, {**values, **versions, "member_id": member_id}).scalar()
+        return live, bool(held)
+
+    assert both(member.token) == (True, True)
+    assert both(refresh) == (False, False)  # a refresh token is no access token
+    with engine.connect() as conn:  # not even at the versions its access token was read at
+        versions = conn.execute(tokens.ACCESS_VERSIONED, tokens.access_values(member.token, now=db.utcnow()))
+        user_version, member_version = versions.one()[-2:]
+        as_refresh = {**tokens.access_values(refresh, now=db.utcnow()), "member_id": member_id}
+        as_refresh.update(user_version=user_version, member_version=member_version)
+        assert conn.execute(guard, as_refresh).scalar() == 0
+    assert both(member.token, "UPDATE members SET sex = 'female' WHERE id = :m") == (True, False)
+    assert both(member.token, "UPDATE users SET display_name = 'M' WHERE id = :m") == (True, False)
+    assert both(member.token) == (True, True)  # read again at the new versions
+    for change in (
+        "UPDATE auth_tokens SET expires_at = now() - interval '1 second' WHERE user_id = :m",
+        "UPDATE auth_tokens SET revoked_at = now() WHERE user_id = :m",
+        "UPDATE users SET deleted_at = now() WHERE id = :m",
+    ):
+        with engine.begin() as conn:  # the token as it was, then changed as each case says
+            conn.execute(
+                text("UPDATE auth_tokens SET expires_at = now() + interval '1 hour', revoked_at = NULL "
+                     "WHERE user_id = :m AND kind = 'access'"), {"m": member_id},
+            )  # fmt: skip
+            conn.execute(text("UPDATE users SET deleted_at = NULL WHERE id = :m"), {"m": member_id})
+        values = tokens.access_values(member.token, now=db.utcnow())
+        with engine.begin() as conn:
+            row = conn.execute(tokens.ACCESS_VERSIONED, values).one()
+            conn.execute(text(change), {"m": member_id})
+        with engine.begin() as conn:
+            assert conn.execute(tokens.ACCESS, values).first() is None, change
+            versions = {"user_version": row[-2], "member_version": row[-1], "member_id": member_id}
+            assert conn.execute(guard, {**values, **versions}).scalar() == 0, change
