@@ -94,6 +94,7 @@ def register_extensions(app: Flask, config: Config) -> None:
     # Registered before the limiter's own hook, so it runs after it (Flask runs them last-in first).
     app.after_request(api_plumbing.drop_stray_retry_after)
     limiter.init_app(app)
+    ratelimit.init_app(app)  # the member-write lane counts its requests' limit itself
 
     csrf.init_app(app)
     openapi.configure_openapi(app)

@@ -38,9 +38,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "event": record.getMessage(),
         }
-        for key, value in vars(record).items():
-            if key not in _STANDARD and not key.startswith("_"):
-                entry[key] = "[redacted]" if key in _FORBIDDEN else value
+        for key in vars(record).keys() - _STANDARD:
+            if not key.startswith("_"):
+                entry[key] = "[redacted]" if key in _FORBIDDEN else getattr(record, key)
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["exc"] = self.formatException(record.exc_info)
@@ -59,6 +59,10 @@ def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
 
 
 def configure_logging(level: str = "INFO") -> None:
+    # No line prints the calling function, thread or process: the logging HOWTO's "Optimization" switches,
+    # so a record does not look them up (the access line is written on every request).
+    logging._srcfile = None  # type: ignore[attr-defined]  # the HOWTO's documented switch for findCaller
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
     logging.setLogRecordFactory(_record_with_request_id)
     logging.captureWarnings(True)  # a library's warning is a JSON line too, not a bare stderr print
     root = logging.getLogger()

@@ -11,11 +11,19 @@ is read as before. Selected by the `companion+redis://` / `companion+redis+unix:
 
 from __future__ import annotations
 
+import functools
+import logging
 import time
 from typing import Any
 
-from flask import g, has_request_context
+from flask import Flask, Response, current_app, g, has_request_context, request
+from flask_limiter._extension import RequestLimit
+from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
+
+from companion.extensions import limiter, process_share, rate_limit_key
+
+log = logging.getLogger(__name__)
 
 #: acquire_moving_window.lua of `limits`, then moving_window.lua over the same key: {acquired, oldest
 #: entry in the window or false, entries in the window}.
@@ -89,3 +97,64 @@ class OneTripRedisStorage(RedisStorage):
             if window is not None:
                 return window
         return super().get_moving_window(key, limit, expiry)
+
+
+# --- the default limit, counted in one call --------------------------------------------------------------
+#
+# Flask-Limiter's hook resolves a request's limits anew each time (defaults, decorators, blueprints,
+# exemptions, meta limits): a tenth of a member write's CPU, around the one script that counts (issue 20).
+# For the member-write lane's requests, whose only limit is the default, `count_default_limit` counts it
+# itself, with the same storage, key and scope as the hook, and the hook passes them (`_counted_here`).
+# Anything else is left to the hook: a refusal (it counts again, refuses, and answers the 429 as
+# always), the storage down (its in-memory fallback), the limiter off, more than one default limit.
+
+_COUNTED = "_companion_ratelimit_counted"
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed(limit: str) -> list[RateLimitItem]:
+    return parse_many(limit)
+
+
+def count_default_limit() -> bool:
+    """Count this request against the default limit (Flask-Limiter's key and scope: the account and the
+    endpoint). True when counted and allowed: Flask-Limiter's hook then passes the request, and its
+    headers are this count's. False leaves the request to the hook, as if this had not run."""
+    if not (limiter.enabled and limiter.initialized) or limiter._storage_dead:
+        return False
+    endpoint = request.endpoint or ""
+    items = _parsed(process_share(current_app.config["COMPANION_RATELIMIT_DEFAULT"]))
+    if len(items) != 1 or limiter.limit_manager.has_hints(endpoint):
+        return False
+    prefix = [limiter._key_prefix] if limiter._key_prefix else []
+    args = [*prefix, rate_limit_key(), endpoint]
+    try:
+        allowed = limiter.limiter.hit(items[0], *args)
+    except Exception:
+        # As Flask-Limiter does on the same failure: per-process counters until the storage is back.
+        log.warning("Rate limit storage unreachable - falling back to in-memory storage")
+        limiter._storage_dead = True
+        return False
+    if not allowed:
+        return False
+    setattr(g, _COUNTED, RequestLimit(limiter, items[0], args, False, False))
+    return True
+
+
+@limiter.request_filter
+def _counted_here() -> bool:
+    return hasattr(g, _COUNTED)
+
+
+def _headers_of_count(response: Response) -> Response:
+    """Flask-Limiter's hook, having passed the request, said it had no limit: its headers (added next)
+    are those of the count made here."""
+    counted = g.get(_COUNTED)
+    if counted is not None:
+        limiter.context.view_rate_limit = counted
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """After `limiter.init_app`: the headers of what was counted here."""
+    app.after_request(_headers_of_count)  # registered after the limiter's own, so it runs before it

@@ -7,6 +7,7 @@ Each scenario runs twice, for two members with the same bodies: once with the la
 from __future__ import annotations
 
 import hashlib
+import time
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -205,18 +206,45 @@ def test_tokens_the_lane_does_not_accept_get_the_full_paths_answer(app, lane, re
 
 
 def test_the_rate_limit_counts_lane_writes_and_refuses_past_it(app, lane, register, monkeypatch, clock):
-    lane(True)
+    """The lane counts its writes against the default limit itself (`ratelimit.count_default_limit`),
+    in Flask-Limiter's own count: the statuses, the 429's body and every rate-limit header are the same as
+    without the lane, and a write past the limit stores nothing."""
+    from companion import ratelimit
+
+    counted: list[bool] = []
+    count = ratelimit.count_default_limit
+    monkeypatch.setattr(ratelimit, "count_default_limit", lambda: counted.append(count()) or counted[-1])
     monkeypatch.setitem(app.config, "COMPANION_RATELIMIT_DEFAULT", "3 per minute")
-    member = register(timezone="America/New_York")
-    answers = []
-    for n in range(4):
-        body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": n}
-        answers.append(member.post("/cravings", body))
-    assert [r.status_code for r in answers] == [201, 201, 201, 429]
-    assert [r.headers["X-RateLimit-Remaining"] for r in answers[:3]] == ["2", "1", "0"]
-    assert answers[3].get_json()["error"]["code"] == "rate_limited"
-    with app.extensions["engine"].connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM cravings")).scalar_one() == 3
+    seen = {}
+    for on in (True, False):
+        lane(on)
+        member = register(timezone="America/New_York")
+        answers = []
+        for n in range(4):
+            body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": n}
+            answers.append(member.post("/cravings", body))
+        answers.append(member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "1"}))  # a route of its own
+        assert [r.status_code for r in answers] == [201, 201, 201, 429, 201]
+        assert answers[3].get_json()["error"]["code"] == "rate_limited"
+        assert [r.headers["X-RateLimit-Remaining"] for r in answers] == ["2", "1", "0", "0", "2"]
+        seen[on] = [
+            (r.get_json() if r.status_code == 429 else None,
+             {h: r.headers.get(h) for h in ("X-RateLimit-Limit", "X-RateLimit-Remaining", "Retry-After")})
+            for r in answers
+        ]  # fmt: skip
+        # The window ends a minute after its first write (give or take the second the clock is in).
+        assert all(58 <= int(r.headers["X-RateLimit-Reset"]) - time.time() <= 62 for r in answers)
+        with app.extensions["engine"].connect() as conn:
+            assert (
+                conn.execute(
+                    text("SELECT count(*) FROM cravings WHERE member_id = :m"),
+                    {"m": member.body["member"]["id"]},
+                ).scalar_one()
+                == 3
+            )
+    assert seen[True] == seen[False]
+    # With the lane: three writes and the day counted by it; the fourth refused by Flask-Limiter's own hook.
+    assert counted == [True, True, True, False, True]
 
 
 def test_the_lane_gives_back_its_connection(app, lane, register, clock):

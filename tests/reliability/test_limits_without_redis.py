@@ -6,10 +6,12 @@ PostgreSQL and hold as they are. The real stack: gunicorn with two processes and
 from __future__ import annotations
 
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import PASSWORD, registration
 from tests.nudges.processes import PrivateRedis
@@ -18,7 +20,10 @@ from tests.reliability.servers import ApiServer
 LIMIT = 40
 
 
-def test_limits_hold_across_processes_while_redis_is_down(tmp_path: Path, database_url: str):
+@pytest.mark.parametrize("call_kind", ["read", "lane write"])
+def test_limits_hold_across_processes_while_redis_is_down(tmp_path: Path, database_url: str, call_kind: str):
+    """A read through Flask-Limiter's hook, and a write the member-write lane counts itself
+    (`ratelimit.count_default_limit`), whose count falls back the same way."""
     redis_server = PrivateRedis(tmp_path / "redis")
     redis_server.start()
     env = {
@@ -43,8 +48,14 @@ def test_limits_hold_across_processes_while_redis_is_down(tmp_path: Path, databa
 
         def call(_: int) -> int:
             # A new connection each time, so that both gunicorn processes take their part.
-            return httpx.get(f"{api.url}/api/v1/me", headers=headers, timeout=30).status_code
+            if call_kind == "read":
+                return httpx.get(f"{api.url}/api/v1/me", headers=headers, timeout=30).status_code
+            craving = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 1}
+            r = httpx.post(f"{api.url}/api/v1/cravings", json=craving, headers=headers, timeout=30)
+            return 200 if r.status_code == 201 else r.status_code
 
+        if call_kind == "lane write":  # both processes have counted through Redis, and kept the login
+            assert {call(n) for n in range(4)} == {200}
         with ThreadPoolExecutor(8) as pool:
             statuses = list(pool.map(call, range(4 * LIMIT)))
         assert set(statuses) <= {200, 429}, statuses  # never a 500 without Redis
