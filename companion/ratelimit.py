@@ -102,11 +102,13 @@ class OneTripRedisStorage(RedisStorage):
 # --- the default limit, counted in one call --------------------------------------------------------------
 #
 # Flask-Limiter's hook resolves a request's limits anew each time (defaults, decorators, blueprints,
-# exemptions, meta limits): a tenth of a member write's CPU, around the one script that counts (issue 20).
-# For the member-write lane's requests, whose only limit is the default, `count_default_limit` counts it
-# itself, with the same storage, key and scope as the hook, and the hook passes them (`_counted_here`).
-# Anything else is left to the hook: a refusal (it counts again, refuses, and answers the 429 as
-# always), the storage down (its in-memory fallback), the limiter off, more than one default limit.
+# exemptions, meta limits), and its headers read the window back through its strategy: together a
+# tenth of a member write's CPU, around the one script that counts (issue 20). For the member-write
+# lane's requests, whose only limit is the default, `count_default_limit` counts it itself, with the
+# same storage, key and scope as the hook; the hook then passes them, and `_headers_of_count` writes the
+# same headers. Anything else is left to Flask-Limiter: a refusal (its hook counts again, refuses, and
+# answers the 429 as always), the storage down (its in-memory fallback), the limiter off, more than one
+# default limit, an answer with a Retry-After of its own (a 503).
 
 _COUNTED = "_companion_ratelimit_counted"
 
@@ -118,7 +120,7 @@ def _parsed(limit: str) -> list[RateLimitItem]:
 
 def count_default_limit() -> bool:
     """Count this request against the default limit (Flask-Limiter's key and scope: the account and the
-    endpoint). True when counted and allowed: Flask-Limiter's hook then passes the request, and its
+    endpoint). True when counted and allowed: Flask-Limiter's hook then passes the request, and the
     headers are this count's. False leaves the request to the hook, as if this had not run."""
     if not (limiter.enabled and limiter.initialized) or limiter._storage_dead:
         return False
@@ -137,24 +139,39 @@ def count_default_limit() -> bool:
         return False
     if not allowed:
         return False
-    setattr(g, _COUNTED, RequestLimit(limiter, items[0], args, False, False))
+    setattr(g, _COUNTED, (items[0], args))
     return True
 
 
-@limiter.request_filter
-def _counted_here() -> bool:
-    return hasattr(g, _COUNTED)
+def _unless_counted(check: Any) -> Any:
+    def check_unless_counted() -> None:
+        if not hasattr(g, _COUNTED):
+            check()
+
+    return check_unless_counted
 
 
 def _headers_of_count(response: Response) -> Response:
-    """Flask-Limiter's hook, having passed the request, said it had no limit: its headers (added next)
-    are those of the count made here."""
+    """Flask-Limiter's headers for a request counted here: the limit, what remains of it, when its window
+    resets (as `RequestLimit.reset_at` says it). An answer with a Retry-After of its own is left to
+    Flask-Limiter's hook (added next), which weighs the two."""
     counted = g.get(_COUNTED)
-    if counted is not None:
-        limiter.context.view_rate_limit = counted
+    if counted is None:
+        return response
+    item, args = counted
+    if "Retry-After" in response.headers:
+        limiter.context.view_rate_limit = RequestLimit(limiter, item, args, False, False)
+        return response
+    reset, remaining = limiter.limiter.get_window_stats(item, *args)  # the window the count read
+    response.headers.add("X-RateLimit-Limit", str(item.amount))
+    response.headers.add("X-RateLimit-Remaining", str(remaining))
+    response.headers.add("X-RateLimit-Reset", str(int(reset + 1)))
     return response
 
 
 def init_app(app: Flask) -> None:
-    """After `limiter.init_app`: the headers of what was counted here."""
+    """After `limiter.init_app`: its hook passes over a request counted here (it is found among the app's
+    hooks, or the app does not start), and the headers of that count."""
+    hooks = app.before_request_funcs[None]
+    hooks[hooks.index(limiter._check_request_limit)] = _unless_counted(limiter._check_request_limit)
     app.after_request(_headers_of_count)  # registered after the limiter's own, so it runs before it
