@@ -35,6 +35,7 @@ from flask import Flask, current_app, g, request
 from flask.typing import ResponseReturnValue
 from marshmallow import Schema, ValidationError
 from psycopg.rows import dict_row, tuple_row
+from sqlalchemy import literal_column
 from sqlalchemy.exc import DBAPIError
 
 from companion import jobs, ratelimit
@@ -55,6 +56,7 @@ from companion.tracking.models import Craving
 _CONNECTION = "_write_lane_connection"
 _LOGIN = "_write_lane_login"
 _LOGINS = "write_lane_logins"  # app.extensions: this process's logins, by token digest
+_PLANS = "write_lane_plans"  # app.extensions: the plans of its check-ins, by id
 #: Logins a process keeps; past it, it starts over (an entry is a few kB: a busy worker's members).
 LOGINS_KEPT = 20_000
 
@@ -124,13 +126,15 @@ def _write(
     *,
     update: str | None = None,
     params: Mapping[str, Any] | None = None,
+    guard: str = tokens.LIVE_LOGIN_GUARD,
 ) -> dict[str, Any] | None:
-    """The record's one statement (`rowset`, the change lock taken in it); the row it wrote, or None.
-    In autocommit mode the statement is its own transaction: committed when it returns."""
+    """The record's one statement (`rowset`, the change lock taken in it only while `guard` holds); the
+    row it wrote, or None. In autocommit mode the statement is its own transaction: committed when it
+    returns."""
     member_id = call.member.id
     statement, values = rowset.statement_for(
         spec, member_id, [row], origin=call.origin, now=call.now, lock=True, update=update,
-        params={**call.guard, **(params or {})}, guard=tokens.LIVE_LOGIN_GUARD,
+        params={**call.guard, **(params or {})}, guard=guard,
     )  # fmt: skip
     found = _run(call.connection, statement, values)
     if not found:
@@ -164,16 +168,35 @@ def _craving(call: Call) -> Written | None:
     return Written(services.craving_view(Craving(member_id=member.id, changed_by=call.origin, **row)), 201)
 
 
+#: A plan and its row's version, as `Login` keeps a token's (a check-in's plan is read once per process).
+PLAN_VERSIONED = by_key(MedicationPlan).add_columns(literal_column("medication_plans.xmin::text"))
+#: A check-in writes only while its login holds and its plan's row is the version it was checked against.
+CHECKIN_GUARD = (
+    f"{tokens.LIVE_LOGIN_GUARD} AND EXISTS (SELECT FROM medication_plans AS guard_plan "
+    "WHERE guard_plan.id = CAST(:plan_id AS uuid) AND guard_plan.xmin = CAST(:plan_version AS xid))"
+)
+
+
 def _checkin(call: Call) -> Written | None:
     member, data, now = call.member, call.data, call.now
     if data.get("side_effects"):
         return None  # side effects are a second statement, and the safety scan's concern: the full path
-    found = _run(call.connection, by_key(MedicationPlan), {"key": data["plan_id"]}, by_name=False)
-    plan = new_detached(MedicationPlan, row_values(MedicationPlan, found[0])) if found else None
+    plans: dict[uuid.UUID, tuple[MedicationPlan, str]] = current_app.extensions[_PLANS]
+    kept = plans.get(data["plan_id"])
+    if kept is None:
+        found = _run(call.connection, PLAN_VERSIONED, {"key": data["plan_id"]}, by_name=False)
+        if not found:
+            return None  # the full path answers for a plan that does not exist
+        plan = new_detached(MedicationPlan, row_values(MedicationPlan, found[0][:-1]))
+        kept = plans[plan.id] = (plan, found[0][-1])
+        if len(plans) >= LOGINS_KEPT:
+            plans.clear()
+    plan, version = kept
     row, _slot = checkins.checkin_row(member, plan, data, now=now)
-    if _write(call, checkins.CHECKINS, row) is None:
+    guard = {"plan_id": plan.id, "plan_version": version}
+    if _write(call, checkins.CHECKINS, row, guard=CHECKIN_GUARD, params=guard) is None:
+        plans.pop(plan.id, None)  # maybe changed: the full path reads it, and the next check-in again
         return None
-    assert plan is not None  # checkin_row refuses a missing plan
     checkin = checkins.written_checkin(member, plan, data, row, call.origin)
     return Written(checkins.checkin_view(checkin), 201)
 
@@ -312,5 +335,6 @@ def init_app(app: Flask) -> None:
     """`authenticate` before Flask-Limiter's hook (call this first); `write` registered by the caller
     after the body guard; the connection always goes back to the pool."""
     app.extensions[_LOGINS] = {}
+    app.extensions[_PLANS] = {}
     app.before_request(authenticate)
     app.teardown_request(_release)

@@ -430,3 +430,37 @@ def test_the_write_guard_holds_a_token_to_the_token_querys_own_conditions(app, r
             assert conn.execute(tokens.ACCESS, values).first() is None, change
             versions = {"user_version": row[-2], "member_version": row[-1], "member_id": member_id}
             assert conn.execute(guard, {**values, **versions}).scalar() == 0, change
+
+
+def test_a_check_in_against_a_changed_plan_is_decided_afresh(app, lane, register, staff, monkeypatch, clock):
+    """A check-in's plan is kept by the process, and its write holds only while the plan's row is the
+    version it was checked against: after the plan ended, the next check-in is the full path's to answer
+    (as without the lane), and the one after it reads the plan again."""
+    from companion import writelane
+
+    reads: list[str] = []
+    run = writelane._run
+
+    def counting(connection, statement, values, **kw):
+        if statement is writelane.PLAN_VERSIONED:
+            reads.append("plan")
+        return run(connection, statement, values, **kw)
+
+    monkeypatch.setattr(writelane, "_run", counting)
+    answers = {}
+    for on in (True, False):
+        lane(on)
+        member, plan_id = _member_with_plan(app, register, staff)
+        assert member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "08:00"))).status_code == 201
+        with app.extensions["engine"].begin() as conn:
+            ended = text("UPDATE medication_plans SET end_date = start_date WHERE id = :p")
+            conn.execute(ended, {"p": plan_id})
+        late = member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "14:00")))
+        answers[on] = (late.status_code, _same_shape(late.get_json(), plan_id))
+        with app.extensions["engine"].connect() as conn:
+            stored = conn.execute(
+                text("SELECT count(*) FROM medication_checkins WHERE plan_id = :p"), {"p": plan_id}
+            ).scalar_one()
+        assert stored == 1
+    assert answers[True] == answers[False] and answers[True][0] >= 400, answers
+    assert reads == ["plan"]  # with the lane: read once, kept, then handed to the full path
