@@ -1,0 +1,36 @@
+"""The rate limiter's one-trip script (companion/ratelimit.py) answers as `limits`' own two scripts do:
+whether a hit is acquired, then the window (its oldest entry and how many are in it), for a random run of
+hits and reads at moving times, at a limit the run reaches and one it never does. Its shortcuts (no
+search when the last entry is in the window, entries past the window trimmed) change no answer."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import redis as redis_lib
+from limits.storage import RedisStorage
+
+from companion.ratelimit import ACQUIRE_AND_WINDOW
+
+
+@pytest.mark.parametrize("limit", [5, 40, 1_000_000])
+def test_the_one_trip_script_answers_as_the_two_scripts_of_limits(redis_url: str, limit: int):
+    ours = redis_lib.Redis.from_url(redis_url).register_script(ACQUIRE_AND_WINDOW)
+    theirs = RedisStorage(redis_url)
+    connection = redis_lib.Redis.from_url(redis_url)
+    key_ours, key_theirs = f"test-rl-ours-{limit}", f"test-rl-theirs-{limit}"
+    connection.delete(key_ours, key_theirs)
+    rng, now, expiry = random.Random(limit), 1_800_000_000.0, 60
+    try:
+        for _ in range(600):
+            now += rng.choice([0.01, 0.2, 1.0, 7.5, 31.0, 70.0])
+            acquired, oldest, count = ours([key_ours], [now, limit, expiry, 1])
+            got = (bool(acquired), (float(oldest), int(count)) if oldest else (now, 0))
+            taken = theirs.lua_acquire_moving_window([key_theirs], [now, limit, expiry, 1])
+            window = theirs.lua_moving_window([key_theirs], [now - expiry, limit])
+            expected = (bool(taken), (float(window[0]), int(window[1])) if window else (now, 0))
+            # The oldest entry as each script prints it (ours the stored float, theirs to 14 digits).
+            assert got == (expected[0], pytest.approx(expected[1], abs=1e-3)), (now, limit)
+    finally:
+        connection.delete(key_ours, key_theirs)
