@@ -13,8 +13,9 @@ from flask_wtf import CSRFProtect
 
 def rate_limit_key() -> str:
     """Per account when signed in (carrier NAT puts many phones behind one address), else per address."""
-    if current_user and current_user.is_authenticated:
-        return f"user:{current_user.id}"
+    user = current_user._get_current_object()  # the proxy resolved once (every limited request asks)
+    if user and user.is_authenticated:
+        return f"user:{user.id}"
     return f"ip:{get_remote_address()}"
 
 

@@ -25,7 +25,7 @@ request handed back drops that user, so the view loads its own through the ORM s
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -57,20 +57,20 @@ _CONNECTION = "_write_lane_connection"
 _LOGIN = "_write_lane_login"
 _LOGINS = "write_lane_logins"  # app.extensions: this process's logins, by token digest
 _PLANS = "write_lane_plans"  # app.extensions: the plans of its check-ins, by id
-#: Logins a process keeps; past it, it starts over (an entry is a few kB: a busy worker's members).
-LOGINS_KEPT = 20_000
+#: Logins (and check-ins' plans) a process keeps; past it, it starts over. An entry is about 3 kB (two
+#: detached model instances and a token), so a process holds at most ~15 MB of them.
+LOGINS_KEPT = 5_000
 
 
 @dataclass(frozen=True)
 class Login:
-    """A bearer token as the lane read it (`tokens.ACCESS_VERSIONED`): the row, the token, user and
-    member built from it (detached, read only), and the values of the write's guard. Kept by the process
+    """A bearer token as the lane read it (`tokens.ACCESS_VERSIONED`): the token, user and member built
+    from its row (detached, read only), and the values of the write's guard. Kept by the process
     (`_LOGINS`), so a member's next write reads no token: its statement takes its lock, and so writes,
     only while the token is still live and the user's and member's rows are still these versions
     (`tokens.LIVE_LOGIN_GUARD`). Anything decided from a kept login before a write that did not happen
     is decided again from the database (`write`)."""
 
-    row: tuple[Any, ...]
     token: tokens.AccessToken
     user: User
     member: Member
@@ -231,24 +231,24 @@ def authenticate() -> None:
         return
     values = tokens.access_values(raw.strip(), now=utcnow())
     logins: dict[bytes, Login] = current_app.extensions[_LOGINS]
-    login = logins.get(values["token_hash"])
-    fresh = login is None
+    login, row = logins.get(values["token_hash"]), None
     if login is None:
-        login = _read_login(values)
-        if login is None:
+        read = _read_login(values)
+        if read is None:
             return
+        login, row = read
         if len(logins) >= LOGINS_KEPT:
             logins.clear()
         logins[values["token_hash"]] = login
-    g.setdefault(_LOGIN, (login, fresh))
+    g.setdefault(_LOGIN, (login, row))  # the row when read in this request
     g.auth_token = login.token
     loaders.use_request_user(login.user)
     ratelimit.count_default_limit()  # the limit Flask-Limiter's hook would count, in one call
 
 
-def _read_login(values: dict[str, Any]) -> Login | None:
-    """The token's login read through the driver; None for a token the lane does not take (the connection
-    is then given back: the full path reads the token again and answers for it)."""
+def _read_login(values: dict[str, Any]) -> tuple[Login, Sequence[Any]] | None:
+    """The token's login read through the driver, and its row; None for a token the lane does not take
+    (the connection is then given back: the full path reads the token again and answers for it)."""
     try:
         # The pool's connect raises the driver's own error (Engine.raw_connection does not wrap it).
         found = _run(_checkout(), tokens.ACCESS_VERSIONED, values, by_name=False)
@@ -264,7 +264,7 @@ def _read_login(values: dict[str, Any]) -> Login | None:
         _release()  # a staff account: the full path answers for it
         return None
     versions = {"user_version": row[-2], "member_version": row[-1]}
-    return Login(tuple(row), token, user, member, {"token_hash": values["token_hash"], **versions})
+    return Login(token, user, member, {"token_hash": values["token_hash"], **versions}), row
 
 
 def write() -> ResponseReturnValue | None:
@@ -273,7 +273,7 @@ def write() -> ResponseReturnValue | None:
     route = _route()
     if found is None or route is None:
         return None  # not a lane request, or its token is left to Flask-Login
-    login, fresh = found
+    login, row = found
     written = None
     try:
         data = route.input.load(g.get("json_body") or {})
@@ -293,9 +293,10 @@ def write() -> ResponseReturnValue | None:
         response = current_app.json.response(route.output.dump(written.view))
         response.status_code = written.status
         return response
-    if fresh:
-        # The same user for the view, attached to its session as if Flask-Login had loaded it.
-        _token, user, _member = tokens.access_from_row(login.row)
+    if row is not None:
+        # Read in this request: the same user for the view, attached to its session as if Flask-Login
+        # had loaded it.
+        _token, user, _member = tokens.access_from_row(row)
         loaders.use_request_user(user)
         return None
     # A kept login may be out of date (a revoked token, a changed profile): forget it, let Flask-Login
