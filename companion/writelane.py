@@ -2,11 +2,12 @@
 
 `PUT /drink-logs/{date}`, `POST /cravings` and `POST /medication-checkins` are most of the traffic
 (issue 20). Their common case (a valid body, a new record or an edit that replaces a stored day) is
-answered here on one pooled connection in autocommit mode: the bearer token read and the record's one
-statement (change lock, write, safety request: atomic on its own), both run by psycopg without the ORM
-session, and the answer dumped by the route's own schema. What makes it correct is reused, not copied:
-the token query (`tokens.ACCESS`), the input and answer schemas, the services' checks and row builders
-(`prepare_drink_log`, `craving_values`, `checkin_row`) and their statements (`rowset`).
+answered here on one pooled connection in autocommit mode: the bearer token (read once per process)
+and the record's one statement (change lock, write, safety request: atomic on its own), both run by
+psycopg without the ORM session, and the answer dumped by the route's own schema. What makes it
+correct is reused, not copied: the token query (`tokens.ACCESS`), the input and answer schemas, the
+services' checks and row builders (`prepare_drink_log`, `craving_values`, `checkin_row`) and their
+statements (`rowset`).
 
 Every other request, and any request the lane does not finish, takes the full path unchanged: the lane
 answers only a success it wrote. Before it writes, anything unusual hands the request back untouched
@@ -17,9 +18,13 @@ stored record and answers as before. The request hooks of the app (head limits, 
 body guard, Flask-Limiter, logs, metrics, security headers) run around the lane as around any view.
 
 Two hooks: `authenticate` runs first (before Flask-Limiter, whose key is the account) and makes the
-token's user the request's user, read through the driver; `write` runs after the body guard. A
-request handed back drops that user, so the view loads its own through the ORM session as before.
-`COMPANION_WRITE_LANE` (default on) turns the lane off; tests run both ways and compare the answers.
+token's user the request's user: the login this process kept for the token (`Login`), else read through
+the driver and kept; it also counts the request's rate limit (`ratelimit.count_default_limit`). `write`
+runs after the body guard. A kept login is never trusted for a write: the record's statement writes
+only while the token is live and the user's and member's rows are the versions read (a check-in's plan
+likewise). A request handed back drops a kept login's user, so the view loads its own through the ORM
+session, and the access policy is asked again. `COMPANION_WRITE_LANE` (default on) turns the lane off;
+tests run both ways and compare the answers.
 """
 
 from __future__ import annotations
