@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+from typing import Any
+
 from flask import Flask, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -36,6 +40,14 @@ HTML_CSP = (
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
+#: On every answer, unless a view set its own.
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+)
+
 API_BLUEPRINTS = (
     accounts_views.blp,
     tracking_views.blp,
@@ -49,6 +61,29 @@ API_BLUEPRINTS = (
 )
 
 
+class CompanionFlask(Flask):
+    """Flask, remembering what `ensure_sync` found for each function. Flask asks it of every hook on
+    every request (eighteen for a member write, each an `inspect` of the function's code flags), and a
+    function does not turn into a coroutine function. Its docs name `ensure_sync` as the method to
+    override."""
+
+    _SYNC_KEPT = 4096  # the app's hooks and views; anything past it is asked each time, as before
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._sync[func]
+        except (KeyError, TypeError):  # not seen yet, or not hashable
+            sync = super().ensure_sync(func)
+        with contextlib.suppress(TypeError):
+            if len(self._sync) < self._SYNC_KEPT:
+                self._sync[func] = sync
+        return sync
+
+
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
     if not config.database_url or not config.redis_url:
@@ -56,7 +91,7 @@ def create_app(config: Config | None = None) -> Flask:
             "DATABASE_URL and REDIS_URL must be resolved before the app is made (companion.runtime)."
         )
     config.check_secret()
-    app = Flask(__name__, instance_path=config.instance_path)
+    app = CompanionFlask(__name__, instance_path=config.instance_path)
     app.json = CompanionJSONProvider(app)
     app.config.from_mapping(config.as_flask_config())
     logs.configure_logging(config.log_level)
@@ -118,10 +153,8 @@ def register_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def _security_headers(response):
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("Cache-Control", "no-store")
+        headers = response.headers
+        headers.extend([(name, value) for name, value in SECURITY_HEADERS if name not in headers])
         if response.mimetype == "text/html":
             response.headers.setdefault("Content-Security-Policy", HTML_CSP)
         if request.is_secure:  # behind TLS (ProxyFix reads X-Forwarded-Proto): browsers keep to https

@@ -91,21 +91,18 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        response.headers["X-Request-ID"] = g.get("request_id", "")
+        state, req = g._get_current_object(), request._get_current_object()  # on every request: once
+        response.headers["X-Request-ID"] = getattr(state, "request_id", "")
         # The route template, never the concrete path: paths can hold dates and ids of a member's records.
-        route = request.url_rule.rule if request.url_rule else "<unmatched>"
-        seconds = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        metrics.HTTP_LATENCY.labels(request.method, route).observe(seconds)
-        if request.method in _WRITES and 200 <= response.status_code < 300 and route.startswith("/api/"):
+        route = req.url_rule.rule if req.url_rule else "<unmatched>"
+        seconds = time.perf_counter() - getattr(state, "started", time.perf_counter())
+        method, status = req.method, response.status_code
+        metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
+        metrics.HTTP_LATENCY.labels(method, route).observe(seconds)
+        if method in _WRITES and 200 <= status < 300 and route.startswith("/api/"):
             metrics.WRITES_ACCEPTED.labels(route).inc()
+        duration_ms = round(seconds * 1000, 2)
         access_log.info(
-            "request",
-            extra={
-                "method": request.method,
-                "route": route,
-                "status": response.status_code,
-                "duration_ms": round(seconds * 1000, 2),
-            },
+            "request", extra={"method": method, "route": route, "status": status, "duration_ms": duration_ms}
         )
         return response
