@@ -307,17 +307,19 @@ def test_the_drivers_rows_are_the_values_sqlalchemy_gives(app, register):
     assert type(got[names.index("role")]) is Role
 
 
-def _token_reads(monkeypatch) -> list[str]:
-    """The lane's token reads, counted as they happen (the reads themselves run as always)."""
+def _lane_reads(monkeypatch) -> list[str]:
+    """The lane's reads of a token and of a check-in's plan, counted as they happen (the reads themselves
+    run as always)."""
     from companion import writelane
     from companion.accounts import tokens
 
     reads: list[str] = []
     run = writelane._run
+    names = {id(tokens.ACCESS_VERSIONED): "token", id(writelane.PLAN_VERSIONED): "plan"}
 
     def counting(connection, statement, values, **kw):
-        if statement is tokens.ACCESS_VERSIONED:
-            reads.append("token")
+        if id(statement) in names:
+            reads.append(names[id(statement)])
         return run(connection, statement, values, **kw)
 
     monkeypatch.setattr(writelane, "_run", counting)
@@ -327,7 +329,7 @@ def _token_reads(monkeypatch) -> list[str]:
 def test_a_members_next_write_reads_no_token(app, lane, register, monkeypatch, clock):
     """The process keeps the login it read: a member's following writes take it from there."""
     lane(True)
-    reads = _token_reads(monkeypatch)
+    reads = _lane_reads(monkeypatch)
     member = register(timezone="America/New_York")
     for n in range(3):
         body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": n}
@@ -341,7 +343,7 @@ def test_an_out_of_date_kept_login_writes_nothing(app, lane, register, monkeypat
     the request is decided again from the database (401 for the revoked token, the new profile's heavy
     threshold for the changed one), and the next write reads the login afresh."""
     lane(True)
-    reads = _token_reads(monkeypatch)
+    reads = _lane_reads(monkeypatch)
     member = register(timezone="America/New_York", sex="male")
     day, yesterday = TODAY.isoformat(), (TODAY - timedelta(days=1)).isoformat()
     assert member.put(f"/drink-logs/{day}", {"standard_drinks": "4"}).get_json()["heavy"] is False
@@ -436,17 +438,7 @@ def test_a_check_in_against_a_changed_plan_is_decided_afresh(app, lane, register
     """A check-in's plan is kept by the process, and its write holds only while the plan's row is the
     version it was checked against: after the plan ended, the next check-in is the full path's to answer
     (as without the lane), and the one after it reads the plan again."""
-    from companion import writelane
-
-    reads: list[str] = []
-    run = writelane._run
-
-    def counting(connection, statement, values, **kw):
-        if statement is writelane.PLAN_VERSIONED:
-            reads.append("plan")
-        return run(connection, statement, values, **kw)
-
-    monkeypatch.setattr(writelane, "_run", counting)
+    reads = _lane_reads(monkeypatch)
     answers = {}
     for on in (True, False):
         lane(on)
@@ -463,4 +455,5 @@ def test_a_check_in_against_a_changed_plan_is_decided_afresh(app, lane, register
             ).scalar_one()
         assert stored == 1
     assert answers[True] == answers[False] and answers[True][0] >= 400, answers
-    assert reads == ["plan"]  # with the lane: read once, kept, then handed to the full path
+    # With the lane: the member's token and the plan read once, kept, then handed to the full path.
+    assert reads.count("plan") == 1
