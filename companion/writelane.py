@@ -197,7 +197,11 @@ def _checkin(call: Call) -> Written | None:
         if len(plans) >= LOGINS_KEPT:
             plans.clear()
     plan, version = kept
-    row, _slot = checkins.checkin_row(member, plan, data, now=now)
+    try:
+        row, _slot = checkins.checkin_row(member, plan, data, now=now)
+    except DomainError:
+        plans.pop(plan.id, None)  # refused, maybe by a changed plan: the full path reads it afresh
+        raise
     guard = {"plan_id": plan.id, "plan_version": version}
     if _write(call, checkins.CHECKINS, row, guard=CHECKIN_GUARD, params=guard) is None:
         plans.pop(plan.id, None)  # maybe changed: the full path reads it, and the next check-in again

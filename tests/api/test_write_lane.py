@@ -457,3 +457,19 @@ def test_a_check_in_against_a_changed_plan_is_decided_afresh(app, lane, register
     assert answers[True] == answers[False] and answers[True][0] >= 400, answers
     # With the lane: the member's token and the plan read once, kept, then handed to the full path.
     assert reads.count("plan") == 1
+
+
+def test_a_check_in_a_kept_plan_refuses_reads_the_plan_again(app, lane, register, staff, monkeypatch, clock):
+    """A kept plan that refuses a check-in (here a dose time added since it was read) is dropped: the full
+    path answers from the plan as it is, and the next check-in reads it again."""
+    reads = _lane_reads(monkeypatch)
+    lane(True)
+    member, plan_id = _member_with_plan(app, register, staff)
+    assert member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "08:00"))).status_code == 201
+    with app.extensions["engine"].begin() as conn:
+        four_times = "ARRAY['08:00', '14:00', '15:00', '20:00']::time[]"
+        conn.execute(text(f"UPDATE medication_plans SET times = {four_times} WHERE id = :p"), {"p": plan_id})
+    r = member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "15:00")))
+    assert r.status_code == 201, r.get_json()
+    assert member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "14:00"))).status_code == 201
+    assert reads.count("plan") == 2
