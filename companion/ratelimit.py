@@ -14,10 +14,11 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from flask_limiter._extension import RequestLimit
+from flask_limiter import RequestLimit
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 
@@ -53,7 +54,7 @@ if amount <= limit then
 end
 
 local target = timestamp - expiry
--- The oldest entry kept still in the window: every entry is (the binary search would find the last).
+-- The oldest entry kept is still in the window, so all are (the binary search would find the last).
 local oldest = redis.call('lindex', KEYS[1], -1)
 if oldest and tonumber(oldest) >= target then
     return {acquired, tostring(oldest), redis.call('llen', KEYS[1])}
@@ -75,7 +76,6 @@ if found then
     redis.call('ltrim', KEYS[1], 0, found)
     return {acquired, tostring(redis.call('lindex', KEYS[1], found)), found + 1}
 end
-
 return {acquired, false, 0}
 """
 
@@ -154,7 +154,7 @@ def count_default_limit() -> bool:
     return True
 
 
-def _unless_counted(check: Any) -> Any:
+def _unless_counted(check: Callable[[], None]) -> Callable[[], None]:
     def check_unless_counted() -> None:
         if not hasattr(g, _COUNTED):
             check()

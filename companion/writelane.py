@@ -67,6 +67,14 @@ _PLANS = "write_lane_plans"  # app.extensions: the plans of its check-ins, by id
 LOGINS_KEPT = 5_000
 
 
+def _keep(kept: dict[Any, Any], key: Any, value: Any) -> Any:
+    """`value` kept by the process under `key`; a store that is full starts over."""
+    if len(kept) >= LOGINS_KEPT:
+        kept.clear()
+    kept[key] = value
+    return value
+
+
 @dataclass(frozen=True)
 class Login:
     """A bearer token as the lane read it (`tokens.ACCESS_VERSIONED`): the token, user and member built
@@ -193,9 +201,7 @@ def _checkin(call: Call) -> Written | None:
         if not found:
             return None  # the full path answers for a plan that does not exist
         plan = new_detached(MedicationPlan, row_values(MedicationPlan, found[0][:-1]))
-        kept = plans[plan.id] = (plan, found[0][-1])
-        if len(plans) >= LOGINS_KEPT:
-            plans.clear()
+        kept = _keep(plans, plan.id, (plan, found[0][-1]))
     plan, version = kept
     try:
         row, _slot = checkins.checkin_row(member, plan, data, now=now)
@@ -246,9 +252,7 @@ def authenticate() -> None:
         if read is None:
             return
         login, row = read
-        if len(logins) >= LOGINS_KEPT:
-            logins.clear()
-        logins[values["token_hash"]] = login
+        _keep(logins, values["token_hash"], login)
     g.setdefault(_LOGIN, (login, row))  # the row when read in this request
     g.auth_token = login.token
     loaders.use_request_user(login.user)
