@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from flask_limiter import RequestLimit
+from flask_limiter import Limiter, RequestLimit
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 
@@ -91,16 +93,36 @@ class OneTripRedisStorage(RedisStorage):
     def initialize_storage(self, uri: str) -> None:
         super().initialize_storage(uri)
         self.lua_acquire_and_window = self.get_connection().register_script(ACQUIRE_AND_WINDOW)
+        self._own = threading.local()
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
         timestamp = time.time()
-        acquired, oldest, count = self.lua_acquire_and_window(
-            [self.prefixed_key(key)], [timestamp, limit, expiry, amount]
+        acquired, oldest, count = self._acquire_and_window(
+            self.prefixed_key(key), timestamp, limit, expiry, amount
         )
         if has_request_context():
             windows = g.setdefault(_WINDOWS, {})
             windows[(key, limit, expiry)] = (float(oldest), int(count)) if oldest else (timestamp, 0)
         return bool(acquired)
+
+    def _acquire_and_window(self, key: str, *args: float) -> Any:
+        """The script on this thread's own connection: one EVALSHA written and its reply read. redis-py's
+        path around the same command (the pool's checkout and fork check, the retry wrapper, the command's
+        argument filters) cost twice the command itself (issue 20). On any failure the connection is
+        dropped and the library's path runs instead: it connects again, loads a script Redis has lost
+        (NOSCRIPT) and retries as configured, as it would have done on its own."""
+        own, pid = self._own, os.getpid()
+        connection = getattr(own, "connection", None)
+        if connection is None or own.pid != pid:  # a forked process opens its own
+            connection = own.connection = self.storage.connection_pool.make_connection()
+            own.pid = pid
+        try:
+            connection.send_command("EVALSHA", self.lua_acquire_and_window.sha, 1, key, *args)
+            return connection.read_response()
+        except Exception:
+            own.connection = None
+            connection.disconnect()
+            return self.lua_acquire_and_window([key], list(args))
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
         if has_request_context():
@@ -122,6 +144,7 @@ class OneTripRedisStorage(RedisStorage):
 # default limit, an answer with a Retry-After of its own (a 503).
 
 _COUNTED = "_companion_ratelimit_counted"
+_HEADERS_WRITTEN = "_companion_ratelimit_headers"
 
 
 @functools.lru_cache(maxsize=16)
@@ -173,6 +196,7 @@ def _headers_of_count(response: Response) -> Response:
     if "Retry-After" in response.headers:
         limiter.context.view_rate_limit = RequestLimit(limiter, item, args, False, False)
         return response
+    setattr(g, _HEADERS_WRITTEN, True)  # Flask-Limiter's hook, next, has nothing left to add
     reset, remaining = limiter.limiter.get_window_stats(item, *args)  # the window the count read
     response.headers.add("X-RateLimit-Limit", str(item.amount))
     response.headers.add("X-RateLimit-Remaining", str(remaining))
@@ -180,9 +204,23 @@ def _headers_of_count(response: Response) -> Response:
     return response
 
 
+def _unless_headers_written(inject: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    def inject_unless_written(response: Response) -> Response:
+        # A counted request has no conditional deductions (the hook that records them did not run).
+        return response if g.get(_HEADERS_WRITTEN) else inject(response)
+
+    return inject_unless_written
+
+
 def init_app(app: Flask) -> None:
-    """After `limiter.init_app`: its hook passes over a request counted here (it is found among the app's
-    hooks, or the app does not start), and the headers of that count."""
-    hooks = app.before_request_funcs[None]
-    hooks[hooks.index(limiter._check_request_limit)] = _unless_counted(limiter._check_request_limit)
+    """After `limiter.init_app`: its hooks pass over a request counted here (they are found among the
+    app's hooks, or the app does not start), and the headers of that count."""
+    before = app.before_request_funcs[None]
+    before[before.index(limiter._check_request_limit)] = _unless_counted(limiter._check_request_limit)
+    after = app.after_request_funcs[None]
+    inject_headers = Limiter._Limiter__inject_headers  # type: ignore[attr-defined]  # registered as a partial
+    found = [i for i, hook in enumerate(after) if getattr(hook, "func", None) is inject_headers]
+    if len(found) != 1:
+        raise RuntimeError("Flask-Limiter's header hook is not where init_app registers it")
+    after[found[0]] = _unless_headers_written(after[found[0]])
     app.after_request(_headers_of_count)  # registered after the limiter's own, so it runs before it

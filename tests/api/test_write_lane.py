@@ -248,18 +248,63 @@ def test_the_rate_limit_counts_lane_writes_and_refuses_past_it(app, lane, regist
 
 
 def test_the_lane_gives_back_its_connection(app, lane, register, clock):
-    """Every request, answered by the lane or handed back, returns the pooled connection it took."""
+    """Every request, answered by the lane or handed back, gives back the connections it took: the lane's
+    own stays idle for the next request (one, as these come one at a time), the pool's goes to the pool."""
     lane(True)
     member = register(timezone="America/New_York")
-    pool = app.extensions["engine"].pool
+    pool, own = app.extensions["engine"].pool, app.extensions["write_lane_connections"]
     before = pool.checkedout()
+    used = set()
     for n in range(3):
         body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 2 + 4 * n}
         assert member.post("/cravings", body).status_code == 201
         assert member.post("/cravings", {**body, "intensity": 1}).status_code == 409
         assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "x"}).status_code == 422
+        used.update(id(connection) for connection in own._idle)
     db.session.remove()
     assert pool.checkedout() == before
+    assert len(own._idle) == 1 and len(used) == 1
+    assert own._idle[0].autocommit
+
+
+def test_a_broken_lane_connection_loses_no_write(app, lane, register, clock):
+    """A lane connection the database has dropped (a restart, an idle timeout): the write it failed is
+    answered by the full path and stored once, the broken connection is closed, and the next write takes
+    a new one."""
+    lane(True)
+    member = register(timezone="America/New_York")
+    assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "1"}).status_code == 201
+    own = app.extensions["write_lane_connections"]
+    (broken,) = own._idle
+    with app.extensions["engine"].connect() as conn:
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": broken.info.backend_pid})
+        conn.commit()
+    body = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 3}
+    assert member.post("/cravings", body).status_code == 201
+    assert broken.closed and broken not in own._idle
+    assert member.post("/cravings", body).status_code == 200  # a replay, answered as one
+    with app.extensions["engine"].connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM cravings")).scalar_one() == 1
+    (replacement,) = own._idle
+    assert not replacement.closed and replacement is not broken
+
+
+def test_the_lanes_connections_close_with_the_engine(config):
+    """The lane's idle connections are closed when the app's engine is disposed (a test's app, a
+    process shutting down), and a forked process does not use its parent's."""
+    from companion.app import create_app
+
+    other = create_app(config)
+    own = other.extensions["write_lane_connections"]
+    connection = own.take()
+    own.give(connection)
+    assert own._idle == [connection]
+    own._pid = -1  # as seen from a child process
+    childs = own.take()
+    assert childs is not connection and own._idle == []
+    own.give(childs)
+    other.extensions["engine"].dispose()
+    assert childs.closed and own._idle == []
 
 
 def test_a_statement_for_the_driver_takes_its_types_and_wants_every_value(app):

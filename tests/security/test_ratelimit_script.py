@@ -11,7 +11,7 @@ import pytest
 import redis as redis_lib
 from limits.storage import RedisStorage
 
-from companion.ratelimit import ACQUIRE_AND_WINDOW
+from companion.ratelimit import ACQUIRE_AND_WINDOW, OneTripRedisStorage
 
 
 @pytest.mark.parametrize("limit", [5, 40, 1_000_000])
@@ -34,3 +34,28 @@ def test_the_one_trip_script_answers_as_the_two_scripts_of_limits(redis_url: str
             assert got == (expected[0], pytest.approx(expected[1], abs=1e-3)), (now, limit)
     finally:
         connection.delete(key_ours, key_theirs)
+
+
+def test_a_count_on_a_lost_connection_or_a_lost_script_is_made_once(redis_url: str):
+    """The storage sends its script on a connection of its own (no pool, no retry wrapper). When Redis has
+    dropped that connection, or lost the script (a restart, SCRIPT FLUSH), the library's own path counts
+    instead, reconnecting or loading the script: every hit is counted, and once."""
+    storage = OneTripRedisStorage(f"companion+{redis_url}")
+    client = redis_lib.Redis.from_url(redis_url)
+    key = "test-rl-lost"
+    client.delete(storage.prefixed_key(key))
+    try:
+        assert storage.acquire_entry(key, 10, 60)
+        own = storage._own.connection
+        own.send_command("CLIENT", "ID")
+        client.client_kill_filter(_id=own.read_response())
+        assert storage.acquire_entry(key, 10, 60)
+        assert storage._own.connection is None  # dropped; the next count opens another
+        client.script_flush()
+        assert storage.acquire_entry(key, 10, 60)
+        assert storage.acquire_entry(key, 10, 60)
+        assert storage._own.connection is not None and storage._own.connection is not own
+        assert storage.get_moving_window(key, 10, 60)[1] == 4
+    finally:
+        client.delete(storage.prefixed_key(key))
+        client.close()
