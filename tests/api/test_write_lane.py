@@ -253,6 +253,7 @@ def test_the_lane_gives_back_its_connection(app, lane, register, clock):
     lane(True)
     member = register(timezone="America/New_York")
     pool, own = app.extensions["engine"].pool, app.extensions["write_lane_connections"]
+    own.close()  # earlier tests' idle connections (the app is the session's)
     before = pool.checkedout()
     used = set()
     for n in range(3):
@@ -273,8 +274,9 @@ def test_a_broken_lane_connection_loses_no_write(app, lane, register, clock):
     a new one."""
     lane(True)
     member = register(timezone="America/New_York")
-    assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "1"}).status_code == 201
     own = app.extensions["write_lane_connections"]
+    own.close()  # earlier tests' idle connections (the app is the session's)
+    assert member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "1"}).status_code == 201
     (broken,) = own._idle
     with app.extensions["engine"].connect() as conn:
         conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": broken.info.backend_pid})
