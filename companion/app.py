@@ -154,7 +154,10 @@ def register_request_hooks(app: Flask) -> None:
     @app.after_request
     def _security_headers(response):
         headers = response.headers
-        headers.extend([(name, value) for name, value in SECURITY_HEADERS if name not in headers])
+        # One pass over the answer's headers: Headers' `in` raises and catches a KeyError for every name
+        # it does not hold, which was most of this hook's time.
+        present = {name.lower() for name, _value in headers}
+        headers.extend([(name, value) for name, value in SECURITY_HEADERS if name.lower() not in present])
         if response.mimetype == "text/html":
             response.headers.setdefault("Content-Security-Policy", HTML_CSP)
         if request.is_secure:  # behind TLS (ProxyFix reads X-Forwarded-Proto): browsers keep to https

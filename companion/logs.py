@@ -53,8 +53,10 @@ _base_factory = logging.getLogRecordFactory()
 def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
     """Stamp every record made while serving a request with that request's id."""
     record = _base_factory(*args, **kwargs)
-    if has_request_context() and "request_id" in g:
-        record.request_id = g.request_id
+    if has_request_context():
+        request_id = getattr(g._get_current_object(), "request_id", None)  # the proxy resolved once
+        if request_id is not None:
+            record.request_id = request_id
     return record
 
 
@@ -79,7 +81,6 @@ def configure_logging(level: str = "INFO") -> None:
 
 
 access_log = logging.getLogger("companion.access")
-_WRITES = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def init_app(app: Flask) -> None:
@@ -97,10 +98,7 @@ def init_app(app: Flask) -> None:
         route = req.url_rule.rule if req.url_rule else "<unmatched>"
         seconds = time.perf_counter() - getattr(state, "started", time.perf_counter())
         method, status = req.method, response.status_code
-        metrics.HTTP_REQUESTS.labels(method, route, str(status)).inc()
-        metrics.HTTP_LATENCY.labels(method, route).observe(seconds)
-        if method in _WRITES and 200 <= status < 300 and route.startswith("/api/"):
-            metrics.WRITES_ACCEPTED.labels(route).inc()
+        metrics.request_answered(method, route, status, seconds)
         duration_ms = round(seconds * 1000, 2)
         access_log.info(
             "request", extra={"method": method, "route": route, "status": status, "duration_ms": duration_ms}

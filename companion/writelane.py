@@ -183,7 +183,8 @@ def _craving(call: Call) -> Written | None:
         return None  # its support nudge is planned in the full path's transaction
     if _write(call, services.CRAVINGS, row) is None:
         return None
-    return Written(services.craving_view(Craving(member_id=member.id, changed_by=call.origin, **row)), 201)
+    written = new_detached(Craving, {"member_id": member.id, "changed_by": call.origin, **row})
+    return Written(services.craving_view(written), 201)
 
 
 #: A plan and its row's version, as `Login` keeps a token's (a check-in's plan is read once per process).

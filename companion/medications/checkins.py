@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from companion import privacy
 from companion.accounts.models import Member, local_today
 from companion.config import backfill_days
-from companion.db import get_row, session, utcnow
+from companion.db import get_row, new_detached, session, utcnow
 from companion.domain import localtime, plans
 from companion.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from companion.domain.medications import side_effect_codes
@@ -245,7 +245,7 @@ def written_checkin(
     """After the insert: the check-in's side effects (one statement, if any), and the check-in as
     written, carrying what its answer shows (no read back)."""
     add_side_effects(member, [(row, plan.medication, data)])
-    checkin = MedicationCheckin(member_id=member.id, changed_by=origin, **row)
+    checkin = new_detached(MedicationCheckin, {"member_id": member.id, "changed_by": origin, **row})
     view = _view(checkin, plan.medication, [])
     view["side_effects"] = [
         {"code": e["code"], "severity": e["severity"], "note": e.get("note")}

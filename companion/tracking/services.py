@@ -21,7 +21,7 @@ from sqlalchemy import select
 from companion import privacy
 from companion.accounts.models import Member, local_today
 from companion.config import backfill_days
-from companion.db import session
+from companion.db import new_detached, session
 from companion.domain import drinking, localtime
 from companion.domain.errors import Conflict, InvalidInput, NotFound
 from companion.nudges import hooks as nudge_hooks
@@ -215,7 +215,9 @@ def put_drink_log(
 
 def drink_log_written(written: Mapping[str, Any]) -> tuple[DrinkLog, str]:
     """The day's log as the upsert returned it (`rowset.upsert_one`), and whether it was new or an edit."""
-    log = DrinkLog(**{name: written[name] for name in DRINK_LOG_COLUMNS})
+    # Built as the driver's rows are (`new_detached`): the ORM's constructor, with its attribute events,
+    # was a tenth of a lane write of a day (issue 20); nothing adds this instance to a session.
+    log = new_detached(DrinkLog, {name: written[name] for name in DRINK_LOG_COLUMNS})
     return log, CREATED if written["inserted"] else UPDATED
 
 
