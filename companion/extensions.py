@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from flask import current_app
 from flask_limiter import Limiter
@@ -15,8 +16,13 @@ def rate_limit_key() -> str:
     """Per account when signed in (carrier NAT puts many phones behind one address), else per address."""
     user = current_user._get_current_object()  # the proxy resolved once (every limited request asks)
     if user and user.is_authenticated:
-        return f"user:{user.id}"
+        return account_rate_limit_key(user.id)
     return f"ip:{get_remote_address()}"
+
+
+def account_rate_limit_key(user_id: Any) -> str:
+    """A signed-in account's `rate_limit_key` (the member-write lane keeps it with a login)."""
+    return f"user:{user_id}"
 
 
 _AMOUNT = re.compile(r"(\d+)(\s*(?:/|per\b))")

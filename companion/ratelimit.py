@@ -152,10 +152,11 @@ def _parsed(limit: str) -> list[RateLimitItem]:
     return parse_many(limit)
 
 
-def count_default_limit() -> bool:
-    """Count this request against the default limit (Flask-Limiter's key and scope: the account and the
-    endpoint). True when counted and allowed: Flask-Limiter's hook then passes the request, and the
-    headers are this count's. False leaves the request to the hook, as if this had not run."""
+def count_default_limit(key: str | None = None) -> bool:
+    """Count this request against the default limit (Flask-Limiter's key and scope: the account, or
+    `key` when the caller knows it already, and the endpoint). True when counted and allowed:
+    Flask-Limiter's hook then passes the request, and the headers are this count's. False leaves the
+    request to the hook, as if this had not run."""
     if not (limiter.enabled and limiter.initialized) or limiter._storage_dead:
         return False
     endpoint = request.endpoint or ""
@@ -163,7 +164,7 @@ def count_default_limit() -> bool:
     if len(items) != 1 or limiter.limit_manager.has_hints(endpoint):
         return False
     prefix = [limiter._key_prefix] if limiter._key_prefix else []
-    args = [*prefix, rate_limit_key(), endpoint]
+    args = [*prefix, key or rate_limit_key(), endpoint]
     try:
         allowed = limiter.limiter.hit(items[0], *args)
     except Exception:

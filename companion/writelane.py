@@ -52,6 +52,7 @@ from companion.auth import loaders
 from companion.auth.access import enforce_access
 from companion.db import by_key, driver_statement, new_detached, row_values, utcnow
 from companion.domain.errors import DomainError
+from companion.extensions import account_rate_limit_key
 from companion.medications import checkins
 from companion.medications import schemas as medication_schemas
 from companion.medications.models import MedicationPlan
@@ -93,6 +94,7 @@ class Login:
     user: User
     member: Member
     guard: dict[str, Any]  # token_hash, user_version, member_version
+    rate_limit_key: str  # the account's, as Flask-Limiter's key function gives it
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,7 @@ def authenticate() -> None:
     g.setdefault(_LOGIN, (login, row))  # the row when read in this request
     g.auth_token = login.token
     loaders.use_request_user(login.user)
-    ratelimit.count_default_limit()  # the limit Flask-Limiter's hook would count, in one call
+    ratelimit.count_default_limit(login.rate_limit_key)  # the limit Flask-Limiter's hook would count
 
 
 def _read_login(values: dict[str, Any]) -> tuple[Login, Sequence[Any]] | None:
@@ -283,7 +285,8 @@ def _read_login(values: dict[str, Any]) -> tuple[Login, Sequence[Any]] | None:
         _release()  # a staff account: the full path answers for it
         return None
     versions = {"user_version": row[-2], "member_version": row[-1]}
-    return Login(token, user, member, {"token_hash": values["token_hash"], **versions}), row
+    guard = {"token_hash": values["token_hash"], **versions}
+    return Login(token, user, member, guard, account_rate_limit_key(user.id)), row
 
 
 def write() -> ResponseReturnValue | None:

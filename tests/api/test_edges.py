@@ -71,6 +71,18 @@ def test_body_over_one_mebibyte_is_413(client):
     _envelope(r, 413, "payload_too_large")
 
 
+def test_a_body_shorter_than_its_content_length_is_refused_and_stores_nothing(client):
+    """A connection that ends before the body its Content-Length announced: a 400, as werkzeug's own read
+    answers it, even when what did arrive is valid JSON (it is not what the client meant to send)."""
+    body = json.dumps(registration()).encode()
+    r = client.post(
+        "/api/v1/auth/register", data=body, content_type="application/json",
+        environ_overrides={"CONTENT_LENGTH": str(len(body) + 10)},
+    )  # fmt: skip
+    assert r.status_code == 400 and r.get_json()["error"]["status"] == 400
+    assert client.post("/api/v1/auth/register", data=body, content_type="application/json").status_code == 201
+
+
 def test_validation_error_names_fields(api):
     error = _envelope(api.post("/auth/register", {"email": "x", "surprise": 1}), 422, "invalid_payload")
     assert "email" in error["fields"] and "surprise" in error["fields"]

@@ -213,7 +213,9 @@ def test_the_rate_limit_counts_lane_writes_and_refuses_past_it(app, lane, regist
 
     counted: list[bool] = []
     count = ratelimit.count_default_limit
-    monkeypatch.setattr(ratelimit, "count_default_limit", lambda: counted.append(count()) or counted[-1])
+    monkeypatch.setattr(
+        ratelimit, "count_default_limit", lambda *key: counted.append(count(*key)) or counted[-1]
+    )
     monkeypatch.setitem(app.config, "COMPANION_RATELIMIT_DEFAULT", "3 per minute")
     seen = {}
     for on in (True, False):
