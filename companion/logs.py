@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from flask import Flask, Response, g, has_request_context, request
 
 from companion import metrics
@@ -30,6 +31,12 @@ _FORBIDDEN = {
 }
 
 
+#: orjson (a line on every request: a fifth of the log line's time with the json module) writing what
+#: `json.dumps(entry, default=str)` would: dates and dataclasses as `str()` gives them. Not byte for byte:
+#: no spaces after separators, non-ASCII text as UTF-8, a NaN as null, a plain Enum as its value.
+_AS_JSON_DUMPS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_NON_STR_KEYS
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -44,7 +51,10 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exc_type"] = record.exc_info[0].__name__ if record.exc_info[0] else None
             entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        try:
+            return orjson.dumps(entry, default=str, option=_AS_JSON_DUMPS).decode()
+        except TypeError:  # what orjson cannot write at all (an integer past 64 bits)
+            return json.dumps(entry, default=str)
 
 
 _base_factory = logging.getLogRecordFactory()
