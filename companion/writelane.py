@@ -2,12 +2,12 @@
 
 `PUT /drink-logs/{date}`, `POST /cravings` and `POST /medication-checkins` are most of the traffic
 (issue 20). Their common case (a valid body, a new record or an edit that replaces a stored day) is
-answered here on one pooled connection in autocommit mode: the bearer token (read once per process)
-and the record's one statement (change lock, write, safety request: atomic on its own), both run by
-psycopg without the ORM session, and the answer dumped by the route's own schema. What makes it
-correct is reused, not copied: the token query (`tokens.ACCESS`), the input and answer schemas, the
-services' checks and row builders (`prepare_drink_log`, `craving_values`, `checkin_row`) and their
-statements (`rowset`).
+answered here on a connection of its own in autocommit mode (`LaneConnections`): the bearer token
+(read once per process) and the record's one statement (change lock, write, safety request: atomic on
+its own), both run by psycopg without the ORM session, and the answer dumped by the route's own schema.
+What makes it correct is reused, not copied: the token query (`tokens.ACCESS`), the input and answer
+schemas, the services' checks and row builders (`prepare_drink_log`, `craving_values`, `checkin_row`)
+and their statements (`rowset`).
 
 Every other request, and any request the lane does not finish, takes the full path unchanged: the lane
 answers only a success it wrote. Before it writes, anything unusual hands the request back untouched
