@@ -20,7 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, current_app, g, has_request_context, request
-from flask_limiter import Limiter, RequestLimit
+from flask_limiter import RequestLimit
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 
@@ -219,8 +219,8 @@ def init_app(app: Flask) -> None:
     before = app.before_request_funcs[None]
     before[before.index(limiter._check_request_limit)] = _unless_counted(limiter._check_request_limit)
     after = app.after_request_funcs[None]
-    inject_headers = Limiter._Limiter__inject_headers  # type: ignore[attr-defined]  # registered as a partial
-    found = [i for i, hook in enumerate(after) if getattr(hook, "func", None) is inject_headers]
+    # Its header hook is the one after-request hook bound to the limiter: `partial(<its method>, limiter)`.
+    found = [i for i, f in enumerate(after) if isinstance(f, functools.partial) and f.args == (limiter,)]
     if len(found) != 1:
         raise RuntimeError("Flask-Limiter's header hook is not where init_app registers it")
     after[found[0]] = _unless_headers_written(after[found[0]])

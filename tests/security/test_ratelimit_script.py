@@ -59,3 +59,20 @@ def test_a_count_on_a_lost_connection_or_a_lost_script_is_made_once(redis_url: s
     finally:
         client.delete(storage.prefixed_key(key))
         client.close()
+
+
+def test_the_app_does_not_start_without_flask_limiters_hooks_where_init_app_puts_them():
+    """The lane's count stands in for Flask-Limiter's two hooks, found among the app's hooks: if a new
+    Flask-Limiter registered them otherwise, the app would count twice or not at all, so it refuses to
+    start instead."""
+    from flask import Flask
+
+    from companion import ratelimit
+    from companion.extensions import limiter
+
+    bare = Flask(__name__)
+    with pytest.raises(ValueError):
+        ratelimit.init_app(bare)  # no before-request hook
+    bare.before_request(limiter._check_request_limit)
+    with pytest.raises(RuntimeError, match="header hook"):
+        ratelimit.init_app(bare)  # no header hook bound to the limiter
