@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, request
+from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from companion import api as api_plumbing
@@ -32,21 +32,6 @@ from companion.safety import views as safety_views
 from companion.symptoms import views as symptoms_views
 from companion.tracking import sync
 from companion.tracking import views as tracking_views
-
-#: HTML pages (the dashboard, the API docs) run only our own scripts, load nothing from elsewhere and
-#: are never framed. Inline styles stay allowed: the dashboard's charts are inline SVG with style attributes.
-HTML_CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-
-#: On every answer, unless a view set its own.
-SECURITY_HEADERS = (
-    ("X-Content-Type-Options", "nosniff"),
-    ("X-Frame-Options", "DENY"),
-    ("Referrer-Policy", "no-referrer"),
-    ("Cache-Control", "no-store"),
-)
 
 API_BLUEPRINTS = (
     accounts_views.blp,
@@ -95,12 +80,14 @@ def create_app(config: Config | None = None) -> Flask:
     app.json = CompanionJSONProvider(app)
     app.config.from_mapping(config.as_flask_config())
     logs.configure_logging(config.log_level)
-    if config.proxy_fix:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]  # ProxyFix wraps wsgi_app, as Flask's docs do it
     register_extensions(app, config)
     register_request_hooks(app)
     register_blueprints(app)
     register_error_handlers(app)
+    # The busiest writes' common case, answered before Flask's dispatch (anything else goes on to it).
+    app.wsgi_app = writelane.WriteLane(app, app.wsgi_app)  # type: ignore[method-assign]  # WSGI middleware wraps wsgi_app, as Flask's docs do it
+    if config.proxy_fix:  # outermost: the lane and Flask see the client's address and scheme
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # type: ignore[method-assign]  # ProxyFix wraps wsgi_app, as Flask's docs do it
     return app
 
 
@@ -149,20 +136,8 @@ def register_request_hooks(app: Flask) -> None:
     app.before_request(api_plumbing.limit_request_head)
     app.before_request(enforce_access)
     app.before_request(api_plumbing.require_json_object)
-    app.before_request(writelane.write)  # the busiest writes' common case; anything else goes on to the view
 
-    @app.after_request
-    def _security_headers(response):
-        headers = response.headers
-        # One pass over the answer's headers: Headers' `in` raises and catches a KeyError for every name
-        # it does not hold, which was most of this hook's time.
-        present = {name.lower() for name, _value in headers}
-        headers.extend([(name, value) for name, value in SECURITY_HEADERS if name.lower() not in present])
-        if response.mimetype == "text/html":
-            response.headers.setdefault("Content-Security-Policy", HTML_CSP)
-        if request.is_secure:  # behind TLS (ProxyFix reads X-Forwarded-Proto): browsers keep to https
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        return response
+    app.after_request(api_plumbing.add_security_headers)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -22,3 +22,11 @@ class CompanionJSONProvider(DefaultJSONProvider):
         if isinstance(o, uuid.UUID):
             return str(o)
         return DefaultJSONProvider.default(o)
+
+    def response_body(self, obj: Any) -> bytes:
+        """The body `response(obj)` answers with, without building the response (the write lane's)."""
+        if (self.compact is None and self._app.debug) or self.compact is False:
+            text = self.dumps(obj, indent=2)
+        else:
+            text = self.dumps(obj, separators=(",", ":"))
+        return f"{text}\n".encode()

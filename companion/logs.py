@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, g, has_app_context, request
 
 from companion import metrics
 
@@ -61,9 +61,10 @@ _base_factory = logging.getLogRecordFactory()
 
 
 def _record_with_request_id(*args: Any, **kwargs: Any) -> logging.LogRecord:
-    """Stamp every record made while serving a request with that request's id."""
+    """Stamp every record made while serving a request with that request's id (in `g`: a request's, or
+    the write lane's app context)."""
     record = _base_factory(*args, **kwargs)
-    if has_request_context():
+    if has_app_context():
         request_id = getattr(g._get_current_object(), "request_id", None)  # the proxy resolved once
         if request_id is not None:
             record.request_id = request_id
@@ -93,24 +94,45 @@ def configure_logging(level: str = "INFO") -> None:
 access_log = logging.getLogger("companion.access")
 
 
+#: The WSGI environ's key for a request's id once given (by the write lane, before Flask sees the request).
+REQUEST_ID = "companion.request_id"
+#: ... and when it started (`time.perf_counter()`), so a request the lane hands to Flask is timed whole.
+REQUEST_STARTED = "companion.request_started"
+
+
+def request_id_of(environ: dict[str, Any]) -> str:
+    """The request's id: the one given to it already, the client's `X-Request-ID` when it is a sensible
+    one, else a new one; kept in `environ`."""
+    given = environ.get(REQUEST_ID)
+    if given is None:
+        incoming = environ.get("HTTP_X_REQUEST_ID", "")
+        given = environ[REQUEST_ID] = (
+            incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex
+        )
+    return given
+
+
+def request_answered(method: str, route: str, status: int, seconds: float) -> None:
+    """An answered request's metrics and access line. `route` is the route's template, never the concrete
+    path: paths can hold dates and ids of a member's records."""
+    metrics.request_answered(method, route, status, seconds)
+    duration_ms = round(seconds * 1000, 2)
+    access_log.info(
+        "request", extra={"method": method, "route": route, "status": status, "duration_ms": duration_ms}
+    )
+
+
 def init_app(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
-        incoming = request.headers.get("X-Request-ID", "")
-        g.request_id = incoming if 8 <= len(incoming) <= 64 and incoming.isascii() else uuid.uuid4().hex
-        g.started = time.perf_counter()
+        g.request_id = request_id_of(request.environ)
+        g.started = request.environ.get(REQUEST_STARTED) or time.perf_counter()
 
     @app.after_request
     def _finish(response: Response) -> Response:
         state, req = g._get_current_object(), request._get_current_object()  # on every request: once
         response.headers["X-Request-ID"] = getattr(state, "request_id", "")
-        # The route template, never the concrete path: paths can hold dates and ids of a member's records.
         route = req.url_rule.rule if req.url_rule else "<unmatched>"
         seconds = time.perf_counter() - getattr(state, "started", time.perf_counter())
-        method, status = req.method, response.status_code
-        metrics.request_answered(method, route, status, seconds)
-        duration_ms = round(seconds * 1000, 2)
-        access_log.info(
-            "request", extra={"method": method, "route": route, "status": status, "duration_ms": duration_ms}
-        )
+        request_answered(req.method, route, response.status_code, seconds)
         return response

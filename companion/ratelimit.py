@@ -19,12 +19,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, current_app, g, has_request_context, request
+from flask import Flask, Response, current_app, g, has_app_context, request
 from flask_limiter import RequestLimit
 from limits import RateLimitItem, parse_many
 from limits.storage import RedisStorage
 
-from companion.extensions import limiter, process_share, rate_limit_key
+from companion.extensions import limiter, process_share
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ class OneTripRedisStorage(RedisStorage):
         acquired, oldest, count = self._acquire_and_window(
             self.prefixed_key(key), timestamp, limit, expiry, amount
         )
-        if has_request_context():
+        if has_app_context():  # a request's, or the write lane's (companion/writelane.py)
             windows = g.setdefault(_WINDOWS, {})
             windows[(key, limit, expiry)] = (float(oldest), int(count)) if oldest else (timestamp, 0)
         return bool(acquired)
@@ -125,7 +125,7 @@ class OneTripRedisStorage(RedisStorage):
             return self.lua_acquire_and_window([key], list(args))
 
     def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        if has_request_context():
+        if has_app_context():
             window = g.get(_WINDOWS, {}).get((key, limit, expiry))
             if window is not None:
                 return window
@@ -138,12 +138,14 @@ class OneTripRedisStorage(RedisStorage):
 # exemptions, meta limits), and its headers read the window back through its strategy: together a
 # tenth of a member write's CPU, around the one script that counts (issue 20). For the member-write
 # lane's requests, whose only limit is the default, `count_default_limit` counts it itself, with the
-# same storage, key and scope as the hook; the hook then passes them, and `_headers_of_count` writes the
-# same headers. Anything else is left to Flask-Limiter: a refusal (its hook counts again, refuses, and
-# answers the 429 as always), the storage down (its in-memory fallback), the limiter off, more than one
-# default limit, an answer with a Retry-After of its own (a 503).
+# same storage, key and scope as the hook, and gives the same headers. A request it counted carries the
+# count in its WSGI environ: if the lane hands it to Flask, the hook passes it and `_headers_of_count`
+# writes its headers. Anything else is left to Flask-Limiter: a refusal (its hook counts again, refuses,
+# and answers the 429 as always), the storage down (its in-memory fallback), the limiter off, more than
+# one default limit, an answer with a Retry-After of its own (a 503).
 
-_COUNTED = "_companion_ratelimit_counted"
+#: The WSGI environ's key for a request counted by `count_default_limit`: (limit, key arguments).
+COUNTED = "companion.ratelimit_counted"
 _HEADERS_WRITTEN = "_companion_ratelimit_headers"
 
 
@@ -152,45 +154,54 @@ def _parsed(limit: str) -> list[RateLimitItem]:
     return parse_many(limit)
 
 
-def count_default_limit(key: str | None = None) -> bool:
-    """Count this request against the default limit (Flask-Limiter's key and scope: the account, or
-    `key` when the caller knows it already, and the endpoint). True when counted and allowed:
-    Flask-Limiter's hook then passes the request, and the headers are this count's. False leaves the
-    request to the hook, as if this had not run."""
+def count_default_limit(environ: dict[str, Any], endpoint: str, key: str) -> list[tuple[str, str]] | None:
+    """Count a request to `endpoint` against the default limit (Flask-Limiter's scope: the account's
+    `key` and the endpoint); in an app context. When counted and allowed: the rate-limit headers of its
+    answer, and the count kept in `environ`, so Flask-Limiter's hook passes the request should it reach
+    Flask. None leaves the request to the hook, as if this had not run."""
     if not (limiter.enabled and limiter.initialized) or limiter._storage_dead:
-        return False
-    endpoint = request.endpoint or ""
+        return None
     items = _parsed(process_share(current_app.config["COMPANION_RATELIMIT_DEFAULT"]))
     if len(items) != 1 or limiter.limit_manager.has_hints(endpoint):
-        return False
+        return None
     prefix = [limiter._key_prefix] if limiter._key_prefix else []
-    args = [*prefix, key or rate_limit_key(), endpoint]
+    args = [*prefix, key, endpoint]
     try:
         allowed = limiter.limiter.hit(items[0], *args)
     except Exception:
         # As Flask-Limiter does on the same failure: per-process counters until the storage is back.
         log.warning("Rate limit storage unreachable - falling back to in-memory storage")
         limiter._storage_dead = True
-        return False
+        return None
     if not allowed:
-        return False
-    setattr(g, _COUNTED, (items[0], args))
-    return True
+        return None
+    environ[COUNTED] = (items[0], args)
+    return _count_headers(items[0], args)
+
+
+def _count_headers(item: RateLimitItem, args: list[str]) -> list[tuple[str, str]]:
+    """Flask-Limiter's headers for a count: the limit, what remains of it, when its window resets (as
+    `RequestLimit.reset_at` says it), from the window the count's script returned."""
+    reset, remaining = limiter.limiter.get_window_stats(item, *args)
+    return [
+        ("X-RateLimit-Limit", str(item.amount)),
+        ("X-RateLimit-Remaining", str(remaining)),
+        ("X-RateLimit-Reset", str(int(reset + 1))),
+    ]
 
 
 def _unless_counted(check: Callable[[], None]) -> Callable[[], None]:
     def check_unless_counted() -> None:
-        if not hasattr(g, _COUNTED):
+        if COUNTED not in request.environ:
             check()
 
     return check_unless_counted
 
 
 def _headers_of_count(response: Response) -> Response:
-    """Flask-Limiter's headers for a request counted here: the limit, what remains of it, when its window
-    resets (as `RequestLimit.reset_at` says it). An answer with a Retry-After of its own is left to
-    Flask-Limiter's hook (added next), which weighs the two."""
-    counted = g.get(_COUNTED)
+    """The headers of a request counted by `count_default_limit` that Flask answers. An answer with a
+    Retry-After of its own is left to Flask-Limiter's hook (added next), which weighs the two."""
+    counted = request.environ.get(COUNTED)
     if counted is None:
         return response
     item, args = counted
@@ -198,10 +209,7 @@ def _headers_of_count(response: Response) -> Response:
         limiter.context.view_rate_limit = RequestLimit(limiter, item, args, False, False)
         return response
     setattr(g, _HEADERS_WRITTEN, True)  # Flask-Limiter's hook, next, has nothing left to add
-    reset, remaining = limiter.limiter.get_window_stats(item, *args)  # the window the count read
-    response.headers.add("X-RateLimit-Limit", str(item.amount))
-    response.headers.add("X-RateLimit-Remaining", str(remaining))
-    response.headers.add("X-RateLimit-Reset", str(int(reset + 1)))
+    response.headers.extend(_count_headers(item, args))
     return response
 
 

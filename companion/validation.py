@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
-from flask import g, has_request_context
+from flask import g, has_app_context
 from iso3166 import countries_by_alpha2
 from marshmallow import Schema, ValidationError, fields, pre_load
 
@@ -205,12 +205,12 @@ def _text_errors(value: Any) -> Any:
 
 def checked_body() -> Any:
     """The request's JSON body once require_json_object has parsed and checked it, else None."""
-    return g.get("json_body") if has_request_context() else None
+    return g.get("json_body") if has_app_context() else None
 
 
 def body_text_is_clean() -> bool:
     """The request's JSON body was found free of bad text in its source (`text_is_clean`)."""
-    return has_request_context() and bool(g.get("json_body_text_clean"))
+    return has_app_context() and bool(g.get("json_body_text_clean"))
 
 
 class StrictSchema(Schema):

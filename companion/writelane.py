@@ -1,55 +1,60 @@
-"""The member-write lane: the three busiest writes' common case, through the database driver.
+"""The member-write lane: the three busiest writes' common case, answered before Flask's dispatch.
 
 `PUT /drink-logs/{date}`, `POST /cravings` and `POST /medication-checkins` are most of the traffic
 (issue 20). Their common case (a valid body, a new record or an edit that replaces a stored day) is
-answered here on a connection of its own in autocommit mode (`LaneConnections`): the bearer token
-(read once per process) and the record's one statement (change lock, write, safety request: atomic on
-its own), both run by psycopg without the ORM session, and the answer dumped by the route's own schema.
-What makes it correct is reused, not copied: the token query (`tokens.ACCESS`), the input and answer
-schemas, the services' checks and row builders (`prepare_drink_log`, `craving_values`, `checkin_row`)
-and their statements (`rowset`).
+answered by `WriteLane`, a WSGI middleware in front of Flask's own dispatch, on a database connection of
+its own in autocommit mode (`LaneConnections`): the bearer token (read once per process) and the record's
+one statement (change lock, write, safety request: atomic on its own), both run by psycopg without the
+ORM session, and the answer dumped by the route's own schema. Through Flask's request context, routing,
+hooks and response objects, the same work cost a third more CPU.
 
-Every other request, and any request the lane does not finish, takes the full path unchanged: the lane
-answers only a success it wrote. Before it writes, anything unusual hands the request back untouched
-(an invalid body, an unknown token, a staff account, a check-in with side effects, a craving whose
-support nudge is due). Once written, the answer is the lane's. A statement that writes nothing
-(a replay, a stale edit, a 409, a deleted day logged again) hands back too: the full path reads the
-stored record and answers as before. The request hooks of the app (head limits, access policy, the JSON
-body guard, Flask-Limiter, logs, metrics, security headers) run around the lane as around any view.
+What makes it correct is reused, not copied: the routes' own rules and declared access, the token query
+(`tokens.ACCESS`), the input and answer schemas, the services' checks and row builders
+(`prepare_drink_log`, `craving_values`, `checkin_row`) and their statements (`rowset`); and what every
+answer carries is the same code the app's hooks run: the request head's limits and the body guard
+(`companion.api`), the rate limit's count and headers (`ratelimit.count_default_limit`), the request id,
+metrics and access line (`companion.logs`), the security headers and the JSON body (`api`, the app's
+JSON provider).
 
-Two hooks: `authenticate` runs first (before Flask-Limiter, whose key is the account) and makes the
-token's user the request's user: the login this process kept for the token (`Login`), else read through
-the driver and kept; it also counts the request's rate limit (`ratelimit.count_default_limit`). `write`
-runs after the body guard. A kept login is never trusted for a write: the record's statement writes
-only while the token is live and the user's and member's rows are the versions read (a check-in's plan
-likewise). A request handed back drops a kept login's user, so the view loads its own through the ORM
-session, and the access policy is asked again. `COMPANION_WRITE_LANE` (default on) turns the lane off;
-tests run both ways and compare the answers.
+Every other request, and any request the lane does not finish, goes to Flask unchanged: the lane answers
+only a success it wrote. Before it writes, anything unusual hands the request on (an oversized head, an
+unknown token, a staff account, a body that is not a JSON object or that its schema refuses, a rate limit
+reached, a check-in with side effects, a craving whose support nudge is due); the body it read is put
+back for Flask. A statement that writes nothing (a replay, a stale edit, a 409, a deleted day logged
+again) hands on too: the full path reads the stored record and answers as before. A request it counted
+against the rate limit carries the count on (`ratelimit.COUNTED`), so it is counted once.
+
+A kept login is never trusted for a write: the record's statement writes only while the token is live
+and the user's and member's rows are the versions read (a check-in's plan likewise); a request handed on
+after its write was tried drops the kept login, and Flask-Login reads the token afresh.
+`COMPANION_WRITE_LANE` (default on) turns the lane off; tests run both ways and compare the answers.
 """
 
 from __future__ import annotations
 
+import io
+import logging
 import os
+import re
+import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import psycopg
-from flask import Flask, current_app, g, request
-from flask.typing import ResponseReturnValue
+from flask import Flask, current_app, g
 from marshmallow import Schema, ValidationError
 from psycopg.rows import dict_row, tuple_row
 from sqlalchemy import event, literal_column
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from companion import jobs, ratelimit
+from companion import api, jobs, logs, ratelimit
 from companion.accounts import tokens
-from companion.accounts.models import Member, Role, User
-from companion.auth import loaders
-from companion.auth.access import enforce_access
+from companion.accounts.models import Member, Role
+from companion.auth.access import declared_access
 from companion.db import by_key, driver_statement, new_detached, row_values, utcnow
 from companion.domain.errors import DomainError
 from companion.extensions import account_rate_limit_key
@@ -60,12 +65,19 @@ from companion.nudges import hooks as nudge_hooks
 from companion.tracking import rowset, services
 from companion.tracking import schemas as tracking_schemas
 from companion.tracking.models import Craving
+from companion.validation import TooDeep, body_errors, text_is_clean
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from companion.jsonprovider import CompanionJSONProvider
+
+log = logging.getLogger(__name__)
 
 _CONNECTION = "_write_lane_connection"
 _CONNECTIONS = "write_lane_connections"  # app.extensions: the lane's idle connections
 #: Idle lane connections a process keeps: gunicorn's threads a worker (`companion up` runs 4).
 LANE_CONNECTIONS_KEPT = 4
-_LOGIN = "_write_lane_login"
 _LOGINS = "write_lane_logins"  # app.extensions: this process's logins, by token digest
 _PLANS = "write_lane_plans"  # app.extensions: the plans of its check-ins, by id
 #: Logins (and check-ins' plans) a process keeps; past it, it starts over. An entry is about 3 kB (two
@@ -83,15 +95,14 @@ def _keep(kept: dict[Any, Any], key: Any, value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Login:
-    """A bearer token as the lane read it (`tokens.ACCESS_VERSIONED`): the token, user and member built
-    from its row (detached, read only), and the values of the write's guard. Kept by the process
-    (`_LOGINS`), so a member's next write reads no token: its statement takes its lock, and so writes,
-    only while the token is still live and the user's and member's rows are still these versions
+    """A bearer token as the lane read it (`tokens.ACCESS_VERSIONED`): the token and member built from its
+    row (detached, read only), and the values of the write's guard. Kept by the process (`_LOGINS`), so
+    a member's next write reads no token: its statement takes its lock, and so writes, only while the
+    token is still live and the user's and member's rows are still these versions
     (`tokens.LIVE_LOGIN_GUARD`). Anything decided from a kept login before a write that did not happen
-    is decided again from the database (`write`)."""
+    is decided again from the database (`WriteLane._answer`)."""
 
     token: tokens.AccessToken
-    user: User
     member: Member
     guard: dict[str, Any]  # token_hash, user_version, member_version
     rate_limit_key: str  # the account's, as Flask-Limiter's key function gives it
@@ -237,39 +248,167 @@ ROUTES: dict[tuple[str, str], Route] = {
 }
 
 
-def _route() -> Route | None:
-    if not current_app.config["COMPANION_WRITE_LANE"]:
+#: The lane's routes by path: (method, the rule's path as a pattern, endpoint, the rule's template, route).
+LanePath = tuple[str, "re.Pattern[str]", str, str, Route]
+_RULE_ARGUMENT = re.compile(r"<(?:(\w+):)?(\w+)>")
+_STATUS_LINES = {200: "200 OK", 201: "201 CREATED"}  # as werkzeug's Response writes them
+
+
+def _lane_paths(app: Flask) -> list[LanePath]:
+    """Each lane route's rule as a pattern over the path. The app refuses to start if a rule's arguments
+    are not plain strings, a route's access is not members only (what the lane decides for it), or its
+    body's items are checked one by one (the lane checks the whole body, as the body guard does)."""
+    paths = []
+    for (method, endpoint), route in ROUTES.items():
+        (rule,) = [r for r in app.url_map.iter_rules(endpoint) if method in (r.methods or ())]
+        pattern, at = "", 0
+        for found in _RULE_ARGUMENT.finditer(rule.rule):
+            if found.group(1) not in (None, "string"):
+                raise RuntimeError(f"the write lane takes plain path arguments only: {rule.rule}")
+            pattern += re.escape(rule.rule[at : found.start()]) + f"(?P<{found.group(2)}>[^/]+)"
+            at = found.end()
+        pattern += re.escape(rule.rule[at:])
+        if declared_access(app, endpoint, method) != frozenset({Role.MEMBER}):
+            raise RuntimeError(f"the write lane answers members only, and {endpoint} is not members' only")
+        if api.per_item_field(app, endpoint, method):
+            raise RuntimeError(f"the write lane checks a whole body, and {endpoint} checks its items")
+        paths.append((method, re.compile(pattern), endpoint, rule.rule, route))
+    return paths
+
+
+class WriteLane:
+    """WSGI middleware in front of Flask's dispatch: a lane route's common case answered here (see the
+    module's docstring), anything else passed to `following` (Flask's `wsgi_app`) as it came."""
+
+    def __init__(self, app: Flask, following: WSGIApplication) -> None:
+        self.app, self.following = app, following
+        self.paths = _lane_paths(app)
+        self.json = cast("CompanionJSONProvider", app.json)
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        found = self._match(environ)
+        if found is None:
+            return self.following(environ, start_response)
+        environ[logs.REQUEST_STARTED] = time.perf_counter()
+        with self.app.app_context():
+            try:
+                answer = self._answer(environ, *found)
+            except Exception:
+                # A fault of the lane's own: the full path answers (a record written meanwhile, as a
+                # replay), and the lane's connection is not used again.
+                log.exception("write lane failed; the request goes to the full path")
+                _release(broken=True)
+                answer = None
+            finally:
+                _release()
+        if answer is None:
+            return self.following(environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        return [body]
+
+    def _match(self, environ: WSGIEnvironment) -> tuple[str, str, Route, dict[str, str]] | None:
+        if not self.app.config["COMPANION_WRITE_LANE"]:
+            return None
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
+        for lane_method, pattern, endpoint, rule, route in self.paths:
+            if method == lane_method and (matched := pattern.fullmatch(path)) is not None:
+                args = matched.groupdict()
+                # werkzeug reads a path as UTF-8: anything past ASCII is left to its routing.
+                return (endpoint, rule, route, args) if all(a.isascii() for a in args.values()) else None
         return None
-    return ROUTES.get((request.method, request.endpoint or ""))
+
+    def _answer(
+        self, environ: WSGIEnvironment, endpoint: str, rule: str, route: Route, args: dict[str, str]
+    ) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """The answer to a lane request, or None to hand it on (before writing, or having written
+        nothing). In the app's context, without a request's."""
+        if api.head_refusal(environ) is not None:
+            return None
+        scheme, _, raw_token = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer" or not raw_token.strip():
+            return None
+        request_id = g.request_id = logs.request_id_of(environ)
+        login = _login(raw_token.strip())
+        if login is None:
+            return None
+        rate_limit_headers = ratelimit.count_default_limit(environ, endpoint, login.rate_limit_key)
+        if rate_limit_headers is None:
+            return None  # refused, or the limiter's storage down: Flask-Limiter answers for it
+        body = self._body(environ)
+        if body is None:
+            return None
+        try:
+            data = route.input.load(body)
+        except ValidationError:
+            return None  # the full path answers the error, in its envelope
+        connection = getattr(g, _CONNECTION, None) or _checkout()
+        call = Call(login.member, login.token.family_id, login.guard, data, args, connection, utcnow())
+        try:
+            written = route.handle(call)
+        except DomainError:
+            written = None  # the full path answers the refusal (decided afresh: the kept login may be stale)
+        except (psycopg.Error, DBAPIError):
+            # Nothing was written, or (the connection lost after the commit) it was and the full path
+            # answers it as a replay; a database that is down gets its 503 there.
+            _release(broken=True)
+            written = None
+        if written is None:
+            # A kept login may be out of date (a revoked token, a changed profile): forget it, so
+            # Flask-Login reads the token through the session and access is decided from what it reads.
+            current_app.extensions[_LOGINS].pop(login.guard["token_hash"], None)
+            return None
+        payload = self.json.response_body(route.output.dump(written.view))
+        secure = [api.STRICT_TRANSPORT_SECURITY] if environ.get("wsgi.url_scheme") == "https" else []
+        headers = [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(payload))),
+            *api.SECURITY_HEADERS,
+            *secure,
+            ("X-Request-ID", request_id),
+            *rate_limit_headers,
+        ]  # in the order the app's hooks write them on Flask's answers
+        seconds = time.perf_counter() - environ[logs.REQUEST_STARTED]
+        logs.request_answered(environ["REQUEST_METHOD"], rule, written.status, seconds)
+        return _STATUS_LINES[written.status], headers, payload
+
+    def _body(self, environ: WSGIEnvironment) -> dict[str, Any] | None:
+        """The body as the body guard (`api.require_json_object`) would pass it: JSON by its
+        Content-Type, of a known length within the limit, an object whose text is valid; else None. What
+        was read is put back for Flask's reader."""
+        if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
+            return None
+        length = environ.get("CONTENT_LENGTH", "")
+        if not length.isdigit() or not 0 < int(length) <= self.app.config["MAX_CONTENT_LENGTH"]:
+            return None
+        raw = environ["wsgi.input"].read(int(length))
+        environ["wsgi.input"] = io.BytesIO(raw)
+        if len(raw) != int(length):
+            return None  # a client gone before its body: Flask's reader refuses it
+        try:
+            body = api.parse_json(raw)
+            if not isinstance(body, dict) or body_errors(body, skip=None):
+                return None
+        except (ValueError, RecursionError, TooDeep):
+            return None
+        g.json_body, g.json_body_text_clean = body, text_is_clean(raw)
+        return body
 
 
-def authenticate() -> None:
-    """Before Flask-Limiter: a lane route's bearer token as the request's user (a member's user and
-    profile, detached from the session): the login this process kept for it, else read through the
-    driver and kept. Anything else is left to Flask-Login."""
-    if _route() is None or request.routing_exception is not None:
-        return
-    scheme, _, raw = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not raw.strip():
-        return
-    values = tokens.access_values(raw.strip(), now=utcnow())
+def _login(raw_token: str) -> Login | None:
+    """The token's login: the one this process kept, else read through the driver and kept; None for a
+    token the lane does not take (the full path reads it again and answers for it)."""
+    values = tokens.access_values(raw_token, now=utcnow())
     logins: dict[bytes, Login] = current_app.extensions[_LOGINS]
-    login, row = logins.get(values["token_hash"]), None
+    login = logins.get(values["token_hash"])
     if login is None:
-        read = _read_login(values)
-        if read is None:
-            return
-        login, row = read
-        _keep(logins, values["token_hash"], login)
-    g.setdefault(_LOGIN, (login, row))  # the row when read in this request
-    g.auth_token = login.token
-    loaders.use_request_user(login.user)
-    ratelimit.count_default_limit(login.rate_limit_key)  # the limit Flask-Limiter's hook would count
+        login = _read_login(values)
+        if login is not None:
+            _keep(logins, values["token_hash"], login)
+    return login
 
 
-def _read_login(values: dict[str, Any]) -> tuple[Login, Sequence[Any]] | None:
-    """The token's login read through the driver, and its row; None for a token the lane does not take
-    (the connection is then given back: the full path reads the token again and answers for it)."""
+def _read_login(values: dict[str, Any]) -> Login | None:
     try:
         # The pool's connect raises the driver's own error (Engine.raw_connection does not wrap it).
         found = _run(_checkout(), tokens.ACCESS_VERSIONED, values, by_name=False)
@@ -277,56 +416,13 @@ def _read_login(values: dict[str, Any]) -> tuple[Login, Sequence[Any]] | None:
         _release(broken=True)  # the full path meets the database as it is, and answers for it (503)
         return None
     if not found:
-        _release()  # Flask-Login reads the token again through the session, and refuses it there
-        return None
+        return None  # Flask-Login reads the token again through the session, and refuses it there
     row = found[0]
     token, user, member = tokens.access_from_row(row, build=new_detached)
     if member is None or user.role != Role.MEMBER:
-        _release()  # a staff account: the full path answers for it
-        return None
-    versions = {"user_version": row[-2], "member_version": row[-1]}
-    guard = {"token_hash": values["token_hash"], **versions}
-    return Login(token, user, member, guard, account_rate_limit_key(user.id)), row
-
-
-def write() -> ResponseReturnValue | None:
-    """After the body guard: the route's common case, answered; None hands the request to the view."""
-    found = g.pop(_LOGIN, None)
-    route = _route()
-    if found is None or route is None:
-        return None  # not a lane request, or its token is left to Flask-Login
-    login, row = found
-    written = None
-    try:
-        data = route.input.load(g.get("json_body") or {})
-        args = request.view_args or {}
-        connection = getattr(g, _CONNECTION, None) or _checkout()
-        call = Call(login.member, login.token.family_id, login.guard, data, args, connection, utcnow())
-        written = route.handle(call)
-    except (ValidationError, DomainError):
-        pass  # the full path answers the error, in its envelope
-    except (psycopg.Error, DBAPIError):
-        # Nothing was written, or (the connection lost after the commit) it was and the full path
-        # answers it as a replay; a database that is down gets its 503 there.
-        _release(broken=True)
-    finally:
-        _release()
-    if written is not None:
-        response = current_app.json.response(route.output.dump(written.view))
-        response.status_code = written.status
-        return response
-    if row is not None:
-        # Read in this request: the same user for the view, attached to its session as if Flask-Login
-        # had loaded it.
-        _token, user, _member = tokens.access_from_row(row)
-        loaders.use_request_user(user)
-        return None
-    # A kept login may be out of date (a revoked token, a changed profile): forget it, let Flask-Login
-    # read the token through the session, and decide access again from what it reads.
-    current_app.extensions[_LOGINS].pop(login.guard["token_hash"], None)
-    loaders.forget_request_user()
-    enforce_access()
-    return None
+        return None  # a staff account: the full path answers for it
+    guard = {"token_hash": values["token_hash"], "user_version": row[-2], "member_version": row[-1]}
+    return Login(token, member, guard, account_rate_limit_key(user.id))
 
 
 class LaneConnections:
@@ -376,17 +472,15 @@ def _checkout() -> psycopg.Connection[Any]:
     return connection
 
 
-def _release(_exc: BaseException | None = None, *, broken: bool = False) -> None:
+def _release(*, broken: bool = False) -> None:
     connection = g.pop(_CONNECTION, None)
     if connection is not None:
         current_app.extensions[_CONNECTIONS].give(connection, broken=broken)
 
 
 def init_app(app: Flask) -> None:
-    """`authenticate` before Flask-Limiter's hook (call this first); `write` registered by the caller
-    after the body guard; the connection always goes back to the pool."""
+    """The lane's connections and what its process keeps; `WriteLane` wraps the app's `wsgi_app` once
+    its routes are registered."""
     app.extensions[_CONNECTIONS] = LaneConnections(app.extensions["engine"], keep=LANE_CONNECTIONS_KEPT)
     app.extensions[_LOGINS] = {}
     app.extensions[_PLANS] = {}
-    app.before_request(authenticate)
-    app.teardown_request(_release)

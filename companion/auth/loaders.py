@@ -100,20 +100,6 @@ def load_bearer_user(req: Request) -> User | None:
     return user
 
 
-def use_request_user(user: User) -> None:
-    """Make `user` the request's user, as Flask-Login's own loaders do (its request loader is then not
-    called): the member-write lane's user read through the driver, or that user attached to the session
-    when the lane hands the request to its view."""
-    current_app.login_manager._update_request_context_with_user(user)  # type: ignore[attr-defined]  # Flask-Login's setter has no public name; login_user would also write the session cookie
-
-
-def forget_request_user() -> None:
-    """Forget the request's user (and its token): the next `current_user` runs the loaders again. For the
-    member-write lane, when a login it kept turns out to be out of date."""
-    g.pop("_login_user", None)
-    g.pop("auth_token", None)
-
-
 def init_app(app: Flask, login_manager: LoginManager) -> None:
     app.session_interface = NoCookieForApiSessionInterface()
     login_manager.user_loader(load_session_user)

@@ -7,6 +7,7 @@ Each scenario runs twice, for two members with the same bodies: once with the la
 from __future__ import annotations
 
 import hashlib
+import json
 import time
 import uuid
 from datetime import timedelta
@@ -153,6 +154,94 @@ def test_every_case_answers_the_same_with_the_lane_as_without(app, lane, registe
     }  # fmt: skip
 
 
+#: Headers whose values differ from one answer to the next whoever answers.
+_PER_ANSWER = {"X-Request-ID", "X-RateLimit-Reset", "Content-Length"}
+
+
+def test_the_lanes_answer_carries_what_the_full_paths_does(app, lane, register, staff, clock, caplog):
+    """The lane answers before Flask's dispatch (`writelane.WriteLane`), so every header Flask's hooks put
+    on an answer is the lane's to write: the same headers in the same order (security headers, HSTS behind
+    TLS, the client's request id, the rate limit's), the same JSON bytes, the same access line."""
+    ids = {k: str(uuid.uuid4()) for k in ("craving", "dose")}
+    seen = {}
+    for on in (True, False):
+        lane(on)
+        member, plan_id = _member_with_plan(app, register, staff)
+        caplog.clear()
+        https = {"wsgi.url_scheme": "https"}
+        answers = [
+            member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "2"}, environ_overrides=https,
+                       headers={"X-Request-ID": f"phone-request-{on}"}),
+            member.put(f"/drink-logs/{TODAY}", {"standard_drinks": "3", "note": "dinner"}),
+            member.post("/cravings", {"id": ids["craving"], "recorded_at": "2026-11-20T09:00:00-05:00",
+                                      "intensity": 2, "triggers": ["stress"]}),
+            member.post("/medication-checkins", checkin(plan_id, slot(TODAY, "14:00"), id=ids["dose"])),
+        ]  # fmt: skip
+        assert [r.status_code for r in answers] == [201, 200, 201, 201]
+        assert answers[0].headers["X-Request-ID"] == f"phone-request-{on}"
+        assert "Strict-Transport-Security" in answers[0].headers
+        assert "Strict-Transport-Security" not in answers[1].headers
+        for r in answers:  # Flask's JSON: compact, one line, a newline at the end
+            assert r.data.decode() == json.dumps(r.get_json(), separators=(",", ":")) + "\n"
+            assert len(r.headers["X-Request-ID"]) >= 8
+        lines = [
+            (r.request_id, r.method, r.route, r.status)  # type: ignore[attr-defined]
+            for r in caplog.records if r.name == "companion.access"
+        ]  # fmt: skip
+        assert [line[0] for line in lines] == [r.headers["X-Request-ID"] for r in answers]
+        seen[on] = [
+            (r.status_code, [(k, v) for k, v in r.headers if k not in _PER_ANSWER],
+             _same_shape(r.get_json(), plan_id))
+            for r in answers
+        ] + [line[1:] for line in lines]  # fmt: skip
+    assert seen[True] == seen[False]
+    assert seen[True][4] == ("PUT", "/api/v1/drink-logs/<day>", 201)
+
+
+def test_a_request_the_lane_counted_and_handed_on_is_counted_once(app, lane, register, monkeypatch, clock):
+    """The lane counts a request against the rate limit before it reads the body; a request it then hands
+    to Flask (a body its schema refuses, a conflict its statement did not write) is not counted again."""
+    monkeypatch.setitem(app.config, "COMPANION_RATELIMIT_DEFAULT", "3 per minute")
+    seen = {}
+    for on in (True, False):
+        lane(on)
+        member = register(timezone="America/New_York")
+        craving = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 2}
+        answers = [
+            member.post("/cravings", {**craving, "intensity": 11}),
+            member.post("/cravings", craving),
+            member.post("/cravings", {**craving, "intensity": 3}),
+            member.post("/cravings", {**craving, "id": str(uuid.uuid4())}),
+        ]
+        seen[on] = [(r.status_code, r.headers.get("X-RateLimit-Remaining")) for r in answers]
+    assert seen[True] == seen[False] == [(422, "2"), (201, "1"), (409, "0"), (429, "0")]
+
+
+def test_a_fault_in_the_lane_goes_to_the_full_path_and_stores_once(app, lane, register, monkeypatch, clock):
+    """A fault of the lane's own after its write (here its answer's JSON): the request goes to the full
+    path, which finds the record stored and answers it as a replay; one record, counted once."""
+    from companion.jsonprovider import CompanionJSONProvider
+
+    lane(True)
+    member = register(timezone="America/New_York")
+    craving = {"id": str(uuid.uuid4()), "recorded_at": "2026-11-20T09:00:00-05:00", "intensity": 2}
+    first = member.post("/cravings", {**craving, "id": str(uuid.uuid4())})
+    assert first.status_code == 201
+
+    def broken(self, obj):
+        raise RuntimeError("the lane's own fault")
+
+    monkeypatch.setattr(CompanionJSONProvider, "response_body", broken)
+    r = member.post("/cravings", craving)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["id"] == craving["id"] and r.get_json()["intensity"] == 2
+    remaining = int(first.headers["X-RateLimit-Remaining"])
+    assert int(r.headers["X-RateLimit-Remaining"]) == remaining - 1
+    with app.extensions["engine"].connect() as conn:
+        stored = conn.execute(text("SELECT count(*) FROM cravings WHERE id = :i"), {"i": craving["id"]})
+        assert stored.scalar_one() == 1
+
+
 def _family_of(app, token: str) -> uuid.UUID:
     with app.extensions["engine"].connect() as conn:
         return conn.execute(
@@ -213,9 +302,13 @@ def test_the_rate_limit_counts_lane_writes_and_refuses_past_it(app, lane, regist
 
     counted: list[bool] = []
     count = ratelimit.count_default_limit
-    monkeypatch.setattr(
-        ratelimit, "count_default_limit", lambda *key: counted.append(count(*key)) or counted[-1]
-    )
+
+    def counting(*args):
+        headers = count(*args)
+        counted.append(headers is not None)
+        return headers
+
+    monkeypatch.setattr(ratelimit, "count_default_limit", counting)
     monkeypatch.setitem(app.config, "COMPANION_RATELIMIT_DEFAULT", "3 per minute")
     seen = {}
     for on in (True, False):
@@ -309,6 +402,29 @@ def test_the_lanes_connections_close_with_the_engine(config):
     own.give(childs)
     other.extensions["engine"].dispose()
     assert childs.closed and own._idle == []
+
+
+@pytest.mark.parametrize(
+    ("method", "endpoint", "refusal"),
+    [
+        ("POST", "safety.acknowledge", "plain path arguments"),  # /coach/flags/<uuid:flag_id>/...
+        ("GET", "safety.flags", "members only"),
+        ("POST", "tracking.Sync", "checks its items"),
+    ],
+)
+def test_the_app_refuses_to_start_with_a_lane_route_it_cannot_answer_alike(
+    config, monkeypatch, method, endpoint, refusal
+):
+    """The lane decides for its routes what their rules, access declarations and body checks decide in
+    Flask; a route where it could not (a typed path argument, access beyond members, a body checked item
+    by item) stops the app at start-up."""
+    from companion import writelane
+    from companion.app import create_app
+
+    route = writelane.ROUTES[("POST", "tracking.Cravings")]
+    monkeypatch.setitem(writelane.ROUTES, (method, endpoint), route)
+    with pytest.raises(RuntimeError, match=refusal):
+        create_app(config)
 
 
 def test_a_statement_for_the_driver_takes_its_types_and_wants_every_value(app):

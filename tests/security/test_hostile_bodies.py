@@ -311,6 +311,6 @@ def test_every_string_parameter_has_a_max_length_and_every_operation_its_head_er
 )
 def test_the_body_parser_reads_every_body_as_the_standard_library_does(raw):
     """companion.api reads bodies with orjson where it reads them the same way, else with `json`."""
-    from companion.api import _parse_json
+    from companion.api import parse_json
 
-    assert repr(_parse_json(raw)) == repr(json.loads(raw))
+    assert repr(parse_json(raw)) == repr(json.loads(raw))
