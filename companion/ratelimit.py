@@ -96,14 +96,21 @@ class OneTripRedisStorage(RedisStorage):
         self._own = threading.local()
 
     def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
+        acquired, window = self.acquire_with_window(key, limit, expiry, amount)
+        if has_app_context():
+            g.setdefault(_WINDOWS, {})[(key, limit, expiry)] = window
+        return acquired
+
+    def acquire_with_window(
+        self, key: str, limit: int, expiry: int, amount: int = 1
+    ) -> tuple[bool, tuple[float, int]]:
+        """`acquire_entry`'s answer, and the window as `get_moving_window` would then read it: (its
+        oldest entry's time, or now when it is empty; the entries in it)."""
         timestamp = time.time()
         acquired, oldest, count = self._acquire_and_window(
             self.prefixed_key(key), timestamp, limit, expiry, amount
         )
-        if has_app_context():  # a request's, or the write lane's (companion/writelane.py)
-            windows = g.setdefault(_WINDOWS, {})
-            windows[(key, limit, expiry)] = (float(oldest), int(count)) if oldest else (timestamp, 0)
-        return bool(acquired)
+        return bool(acquired), ((float(oldest), int(count)) if oldest else (timestamp, 0))
 
     def _acquire_and_window(self, key: str, *args: float) -> Any:
         """The script on this thread's own connection: one EVALSHA written and its reply read. redis-py's
@@ -144,7 +151,7 @@ class OneTripRedisStorage(RedisStorage):
 # and answers the 429 as always), the storage down (its in-memory fallback), the limiter off, more than
 # one default limit, an answer with a Retry-After of its own (a 503).
 
-#: The WSGI environ's key for a request counted by `count_default_limit`: (limit, key arguments).
+#: The WSGI environ's key for a request counted by `count_default_limit`: (limit, key arguments, headers).
 COUNTED = "companion.ratelimit_counted"
 _HEADERS_WRITTEN = "_companion_ratelimit_headers"
 
@@ -164,10 +171,16 @@ def count_default_limit(environ: dict[str, Any], endpoint: str, key: str) -> lis
     items = _parsed(process_share(current_app.config["COMPANION_RATELIMIT_DEFAULT"]))
     if len(items) != 1 or limiter.limit_manager.has_hints(endpoint):
         return None
-    prefix = [limiter._key_prefix] if limiter._key_prefix else []
+    storage = limiter.limiter.storage
+    if not isinstance(storage, OneTripRedisStorage):
+        return None
+    item, prefix = items[0], [limiter._key_prefix] if limiter._key_prefix else []
     args = [*prefix, key, endpoint]
+    expiry = item.get_expiry()
     try:
-        allowed = limiter.limiter.hit(items[0], *args)
+        # The moving window's `hit` and `get_window_stats` (limits.strategies) in one call to the storage:
+        # the same key, count and window.
+        allowed, (start, entries) = storage.acquire_with_window(item.key_for(*args), item.amount, expiry)
     except Exception:
         # As Flask-Limiter does on the same failure: per-process counters until the storage is back.
         log.warning("Rate limit storage unreachable - falling back to in-memory storage")
@@ -175,19 +188,15 @@ def count_default_limit(environ: dict[str, Any], endpoint: str, key: str) -> lis
         return None
     if not allowed:
         return None
-    environ[COUNTED] = (items[0], args)
-    return _count_headers(items[0], args)
-
-
-def _count_headers(item: RateLimitItem, args: list[str]) -> list[tuple[str, str]]:
-    """Flask-Limiter's headers for a count: the limit, what remains of it, when its window resets (as
-    `RequestLimit.reset_at` says it), from the window the count's script returned."""
-    reset, remaining = limiter.limiter.get_window_stats(item, *args)
-    return [
+    # Flask-Limiter's headers: the limit, what remains of it, when its window resets (as
+    # `RequestLimit.reset_at` says it).
+    headers = [
         ("X-RateLimit-Limit", str(item.amount)),
-        ("X-RateLimit-Remaining", str(remaining)),
-        ("X-RateLimit-Reset", str(int(reset + 1))),
+        ("X-RateLimit-Remaining", str(item.amount - entries)),
+        ("X-RateLimit-Reset", str(int(start + expiry + 1))),
     ]
+    environ[COUNTED] = (item, args, headers)
+    return headers
 
 
 def _unless_counted(check: Callable[[], None]) -> Callable[[], None]:
@@ -204,12 +213,12 @@ def _headers_of_count(response: Response) -> Response:
     counted = request.environ.get(COUNTED)
     if counted is None:
         return response
-    item, args = counted
+    item, args, headers = counted
     if "Retry-After" in response.headers:
         limiter.context.view_rate_limit = RequestLimit(limiter, item, args, False, False)
         return response
     setattr(g, _HEADERS_WRITTEN, True)  # Flask-Limiter's hook, next, has nothing left to add
-    response.headers.extend(_count_headers(item, args))
+    response.headers.extend(headers)
     return response
 
 
