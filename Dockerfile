@@ -36,6 +36,6 @@ ENV PATH=/app/.venv/bin:$PATH \
 EXPOSE 5000
 # gunicorn's head limits stand above the app's, so an oversized request gets the JSON 414/431.
 CMD ["gunicorn", "--config=python:companion.gunicorn_conf", "--bind=0.0.0.0:5000", \
-     "--worker-class=gthread", "--workers=3", "--threads=4", \
+     "--worker-class=companion.gunicorn_worker.BalancedThreadWorker", "--workers=3", "--threads=4", \
      "--limit-request-line=8190", "--limit-request-fields=200", "--limit-request-field_size=16384", \
      "companion.wsgi:app"]

@@ -41,10 +41,11 @@ from companion.runtime import (
     sqlalchemy_url,
     with_database,
 )
+from companion.supervisor import WEB_WORKER_CLASS
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-#: gunicorn as `companion up` runs it (companion/cli.py `_child_commands`).
+#: gunicorn as `companion up` runs it (companion/supervisor.py: its worker class, workers and threads).
 GUNICORN_WORKERS = int(os.environ.get("BENCH_WEB_WORKERS", "2"))
 GUNICORN_THREADS = int(os.environ.get("BENCH_WEB_THREADS", "4"))
 
@@ -192,7 +193,7 @@ def gunicorn(app: str, env: dict[str, str], *, ready_path: str) -> Iterator[tupl
     port = free_port()
     command = [
         sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(GUNICORN_WORKERS),
-        "--worker-class", "gthread", "--threads", str(GUNICORN_THREADS), "--log-level", "warning", app,
+        "--worker-class", WEB_WORKER_CLASS, "--threads", str(GUNICORN_THREADS), "--log-level", "warning", app,
     ]  # fmt: skip
     log = tempfile.TemporaryFile()  # noqa: SIM115  (closed below, after the server)
     # In our process group: whatever stops the benchmark (make bench's time limit) stops it too.

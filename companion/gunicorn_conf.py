@@ -15,7 +15,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-worker_class = "gthread"
+#: gthread, with connections shared between workers by how busy each is.
+worker_class = "companion.gunicorn_worker.BalancedThreadWorker"
 accesslog = None
 logconfig_dict: dict[str, Any] = {
     "version": 1,

@@ -16,6 +16,8 @@ RESTART_MAX_DELAY = 30.0
 RESTART_STABLE = 60.0
 
 
+#: gthread, with connections shared between workers by how busy each is (companion/gunicorn_worker.py).
+WEB_WORKER_CLASS = "companion.gunicorn_worker.BalancedThreadWorker"
 #: gunicorn's request-head limits, above the app's own (8190 is the longest request line gunicorn takes).
 GUNICORN_HEAD_LIMITS = ("--limit-request-line", "8190", "--limit-request-fields", "200",
                         "--limit-request-field_size", "16384")  # fmt: skip
@@ -34,7 +36,8 @@ def child_commands(
         # drops its plain-text banner; its log lines are the app's JSON.
         "web": [python, "-m", "gunicorn", "--config", "python:companion.gunicorn_conf",
                 "--bind", f"{host}:{port}", "--workers", str(web_workers),
-                "--worker-class", "gthread", "--threads", "4", "--graceful-timeout", str(STOP_GRACE - 5),
+                "--worker-class", WEB_WORKER_CLASS, "--threads", "4",
+                "--graceful-timeout", str(STOP_GRACE - 5),
                 *GUNICORN_HEAD_LIMITS, "companion.wsgi:app"],
         "worker": [python, "-m", "celery", "-A", "workers.celery_app", "--quiet", "worker",
                    "--loglevel", "INFO", "--concurrency", "2", "--hostname", f"companion-{port}@%h"],

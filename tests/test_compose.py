@@ -104,7 +104,7 @@ def test_processes(rendered: dict[str, Any]) -> None:
     services = rendered["services"]
     web = command_of(services["web"])
     assert web.startswith("gunicorn") and "companion.wsgi:app" in web
-    assert "gthread" in web and "0.0.0.0:5000" in web
+    assert "companion.gunicorn_worker.BalancedThreadWorker" in web and "0.0.0.0:5000" in web
     # Liveness: a dead worker must not take the web tier out of service (/readyz is for monitoring).
     assert "/healthz" in command_of({"command": services["web"]["healthcheck"]["test"]})
     assert any(str(p.get("target", p)).split(":")[-1] == "5000" for p in services["web"]["ports"])

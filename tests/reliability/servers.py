@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import psycopg
 
-from companion.supervisor import GUNICORN_HEAD_LIMITS
+from companion.supervisor import GUNICORN_HEAD_LIMITS, WEB_WORKER_CLASS
 from tests.nudges.processes import ROOT, free_port
 
 
@@ -99,7 +99,8 @@ class PrivatePostgres:
 
 
 class ApiServer:
-    """`gunicorn companion.wsgi:app` (gthread workers), as the Dockerfile runs it, in its own group."""
+    """`gunicorn companion.wsgi:app` (companion/gunicorn_worker.py's workers), as the Dockerfile runs it,
+    in its own group."""
 
     def __init__(self, folder: Path, env: dict[str, str], workers: int = 2) -> None:
         self.folder = folder
@@ -116,7 +117,7 @@ class ApiServer:
         gunicorn = Path(sys.executable).with_name("gunicorn")
         with open(self.folder / "gunicorn.out", "ab") as out:
             self.process = subprocess.Popen(
-                [str(gunicorn), "-w", str(self.workers), "-k", "gthread", "--threads", "4",
+                [str(gunicorn), "-w", str(self.workers), "-k", WEB_WORKER_CLASS, "--threads", "4",
                  "-b", f"127.0.0.1:{self.port}", "--timeout", "60", *GUNICORN_HEAD_LIMITS,
                  "companion.wsgi:app"],
                 env=self.env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
