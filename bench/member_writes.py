@@ -6,9 +6,9 @@
    population (`companion simulate`) so tables and indexes are not empty; `--accounts` more members
    with a live access token and a six-times-a-day plan with open dose slots.
 2. A private redis-server (rate limits and task messages; the shared one stays untouched).
-3. The app under gunicorn on loopback as `companion up` runs it (2 workers x 4 threads, gthread), the
-   rate limit raised out of the way (its Redis round trip still happens); beside it, under the same
-   gunicorn settings, bench/minimal_app.py: parse the JSON, one INSERT, one commit, 201.
+3. The app under gunicorn on loopback as `companion up` runs it (2 workers x 4 threads, its gthread
+   worker), the rate limit raised out of the way (its Redis round trip still happens); beside it, under
+   the same gunicorn settings, bench/minimal_app.py: parse the JSON, one INSERT, one commit, 201.
 4. The load: a third each `PUT /drink-logs/{date}`, `POST /cravings`, `POST /medication-checkins`, random
    members, over processes x threads keep-alive `http.client` connections; the baseline gets the same
    bytes. Each server is loaded twice, alternately (baseline, app, baseline, app), for --seconds each,
@@ -205,7 +205,7 @@ def main() -> None:
         "machine": box,
         "load_average_start": load_start,
         "load_average_end": load_end,
-        "gunicorn": "2 workers x 4 threads (gthread), as companion up",
+        "gunicorn": "2 workers x 4 threads (companion.gunicorn_worker, gthread), as companion up",
         "load": load,
         "mix": f"only {args.only}"
         if args.only
