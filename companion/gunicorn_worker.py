@@ -3,8 +3,8 @@
 gunicorn's gthread workers share one listening socket, and a kept-alive connection stays with the worker
 that accepted it. A few long-lived connections (a proxy's, a load balancer's, the benchmark's) can so end
 up mostly on one worker: measured at 72-84 % of capacity, splits of 10/6 to 14/2 of 16 connections left
-one worker's queue growing for seconds while the other idled (p99 100 ms-1 s, against 14-40 ms evenly
-split). Two rules, as a load balancer would apply them:
+one worker's queue growing for seconds while the other idled (p99 100 ms-1.4 s in open-loop rounds,
+against 10-15 ms in most rounds with this worker). Two rules, as a load balancer would apply them:
 
 * a worker accepts a new connection only while it has a thread free (requests in flight, running or
   queued for its threads, fewer than its threads): a worker that is behind leaves it to one that is not;

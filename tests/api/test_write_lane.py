@@ -185,7 +185,7 @@ def test_the_lanes_answer_carries_what_the_full_paths_does(app, lane, register, 
             assert r.data.decode() == json.dumps(r.get_json(), separators=(",", ":")) + "\n"
             assert len(r.headers["X-Request-ID"]) >= 8
         lines = [
-            (r.request_id, r.method, r.route, r.status)  # type: ignore[attr-defined]
+            (r.request_id, r.method, r.route, r.status)
             for r in caplog.records if r.name == "companion.access"
         ]  # fmt: skip
         assert [line[0] for line in lines] == [r.headers["X-Request-ID"] for r in answers]
